@@ -1,0 +1,156 @@
+// Package wire is the binary frame format ranks exchange.
+//
+// Every frame is a fixed 44-byte little-endian header, an optional type name
+// (for typed messages) and a payload:
+//
+//	off size field
+//	0   1    magic 0xDC
+//	1   1    kind (Eager, RTS, CTS, Data, Credit, Revoke)
+//	2   1    flags
+//	3   1    reserved, zero
+//	4   4    comm: communicator context id
+//	8   4    src: sender's rank in that communicator
+//	12  4    tag (int32, >= 0 for user traffic)
+//	16  8    seq: per (sender, receiver) frame sequence number, from 1
+//	24  8    id: message id (RTS, CTS, Data, Revoke)
+//	32  8    n: total size (Eager, RTS), offset (Data), bytes (Credit)
+//	40  2    length of the type name that follows the header
+//	42  2    reserved, zero
+//	44  ...  type name, then payload
+//
+// Decode never panics on any input; it returns an error naming what is wrong.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Kind is a frame's kind.
+type Kind uint8
+
+// Frame kinds.
+const (
+	Eager  Kind = 1 // a whole message
+	RTS    Kind = 2 // request to send a large message of N bytes, id Id
+	CTS    Kind = 3 // clear to send message Id (receiver to sender)
+	Data   Kind = 4 // a chunk of message Id at offset N
+	Credit Kind = 5 // the receiver returns N bytes of send credit
+	Revoke Kind = 6 // the sender withdrew message Id (its Send was cancelled)
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Eager:
+		return "eager"
+	case RTS:
+		return "rts"
+	case CTS:
+		return "cts"
+	case Data:
+		return "data"
+	case Credit:
+		return "credit"
+	case Revoke:
+		return "revoke"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Flags.
+const (
+	// FlagTruncate on a CTS tells the sender that the receiver's buffer was
+	// too small: the message is dropped and no Data follows.
+	FlagTruncate uint8 = 1
+)
+
+// Magic is the first byte of every frame.
+const Magic = 0xDC
+
+// HeaderSize is the size of the fixed header.
+const HeaderSize = 44
+
+// MaxTypeName bounds the type name length.
+const MaxTypeName = 1024
+
+// Header is the decoded fixed part of a frame.
+type Header struct {
+	Kind  Kind
+	Flags uint8
+	Comm  uint32
+	Src   int32
+	Tag   int32
+	Seq   uint64
+	ID    uint64
+	N     uint64
+	Type  string // Go type of a typed message; empty for raw bytes
+}
+
+// Size returns the encoded size of h with a payload of n bytes.
+func (h *Header) Size(n int) int { return HeaderSize + len(h.Type) + n }
+
+// ErrShort and friends are returned by Decode.
+var (
+	ErrShort    = errors.New("wire: frame shorter than its header")
+	ErrMagic    = errors.New("wire: bad magic byte")
+	ErrKind     = errors.New("wire: unknown frame kind")
+	ErrTypeName = errors.New("wire: bad type name length")
+)
+
+// Append appends the header of h to dst and returns the extended slice. The
+// caller appends the payload.
+func Append(dst []byte, h *Header) []byte {
+	var b [HeaderSize]byte
+	b[0] = Magic
+	b[1] = byte(h.Kind)
+	b[2] = h.Flags
+	binary.LittleEndian.PutUint32(b[4:], h.Comm)
+	binary.LittleEndian.PutUint32(b[8:], uint32(h.Src))
+	binary.LittleEndian.PutUint32(b[12:], uint32(h.Tag))
+	binary.LittleEndian.PutUint64(b[16:], h.Seq)
+	binary.LittleEndian.PutUint64(b[24:], h.ID)
+	binary.LittleEndian.PutUint64(b[32:], h.N)
+	binary.LittleEndian.PutUint16(b[40:], uint16(len(h.Type)))
+	dst = append(dst, b[:]...)
+	return append(dst, h.Type...)
+}
+
+// Decode parses frame into h and returns the payload (a sub-slice of frame).
+func Decode(frame []byte, h *Header) (payload []byte, err error) {
+	if len(frame) < HeaderSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrShort, len(frame))
+	}
+	if frame[0] != Magic {
+		return nil, fmt.Errorf("%w: 0x%02x", ErrMagic, frame[0])
+	}
+	k := Kind(frame[1])
+	if k < Eager || k > Revoke {
+		return nil, fmt.Errorf("%w: %d", ErrKind, frame[1])
+	}
+	tl := int(binary.LittleEndian.Uint16(frame[40:]))
+	if tl > MaxTypeName || HeaderSize+tl > len(frame) {
+		return nil, fmt.Errorf("%w: %d in a frame of %d bytes", ErrTypeName, tl, len(frame))
+	}
+	h.Kind = k
+	h.Flags = frame[2]
+	h.Comm = binary.LittleEndian.Uint32(frame[4:])
+	h.Src = int32(binary.LittleEndian.Uint32(frame[8:]))
+	h.Tag = int32(binary.LittleEndian.Uint32(frame[12:]))
+	h.Seq = binary.LittleEndian.Uint64(frame[16:])
+	h.ID = binary.LittleEndian.Uint64(frame[24:])
+	h.N = binary.LittleEndian.Uint64(frame[32:])
+	if tl == 0 {
+		h.Type = ""
+	} else if h.Type != string(frame[HeaderSize:HeaderSize+tl]) { // no allocation when unchanged
+		h.Type = string(frame[HeaderSize : HeaderSize+tl])
+	}
+	payload = frame[HeaderSize+tl:]
+	if k == Eager && uint64(len(payload)) != h.N {
+		return nil, fmt.Errorf("wire: eager frame says %d bytes but carries %d", h.N, len(payload))
+	}
+	if (k == CTS || k == Credit || k == Revoke || k == RTS) && len(payload) != 0 {
+		return nil, fmt.Errorf("wire: %v frame carries %d unexpected payload bytes", k, len(payload))
+	}
+	return payload, nil
+}
