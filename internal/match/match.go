@@ -103,6 +103,26 @@ func (q *Queue[M, R]) Post(r *Recv[R]) *Msg[M] {
 	return nil
 }
 
+// Repost offers r again after the message it matched was withdrawn by its
+// sender: it takes the earliest unexpected message r accepts, or else goes
+// back to the head of the posted receives, where it was the oldest.
+func (q *Queue[M, R]) Repost(r *Recv[R]) *Msg[M] {
+	if m := q.find(r.Env); m != nil {
+		q.unlinkMsg(m)
+		return m
+	}
+	r.prev, r.next = nil, q.rhead
+	if q.rhead != nil {
+		q.rhead.prev = r
+	} else {
+		q.rtail = r
+	}
+	q.rhead = r
+	r.posted = true
+	q.nrecv++
+	return nil
+}
+
 // Probe returns the earliest unexpected message that pattern p accepts,
 // leaving it queued, or nil.
 func (q *Queue[M, R]) Probe(p Envelope) *Msg[M] { return q.find(p) }

@@ -1,0 +1,200 @@
+package comm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/match"
+	"github.com/decorun/decorun/internal/transport"
+)
+
+// Wildcards for Recv, Irecv and Probe.
+const (
+	AnySource = match.AnySource
+	AnyTag    = match.AnyTag
+)
+
+// MaxTag is the largest tag a message may carry.
+const MaxTag = math.MaxInt32
+
+// Errors returned by communicator calls. Test for them with errors.Is.
+var (
+	// ErrClosed: the communicator was closed.
+	ErrClosed = errors.New("comm: communicator closed")
+	// ErrTruncate: a message was larger than the receive buffer.
+	ErrTruncate = errors.New("comm: message truncated")
+	// ErrType: a typed receive got a message of another type.
+	ErrType = errors.New("comm: type mismatch")
+	// ErrLost: the connection to the job's server was lost or NATS dropped
+	// a message; the job cannot go on.
+	ErrLost = transport.ErrLost
+)
+
+// Status describes a received or probed message.
+type Status struct {
+	Source int // sender's rank
+	Tag    int
+	Size   int // payload bytes
+	typ    string
+}
+
+// Type is the Go type the sender gave the message ("" for raw bytes).
+func (s Status) Type() string { return s.typ }
+
+// Comm is a communicator: a group of ranks that exchange messages. All
+// methods are safe for concurrent use.
+type Comm struct {
+	e      *engine
+	id     uint32 // context id; 0 is the world
+	rank   int
+	size   int
+	job    jobenv.Job
+	nats   *transport.NATS // nil in a singleton
+	host   string
+	once   sync.Once
+	closed error
+}
+
+var (
+	initMu   sync.Mutex
+	initDone bool
+)
+
+// Init joins the job that decorun started, reading the environment it set,
+// and returns the world communicator. Without decorun it returns a world of
+// one rank. Init blocks until every rank of the job has joined, or ctx ends.
+// It may be called once per process.
+func Init(ctx context.Context) (*Comm, error) {
+	initMu.Lock()
+	defer initMu.Unlock()
+	if initDone {
+		return nil, errors.New("comm: Init called twice in one process")
+	}
+	job, ok, err := jobenv.FromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("comm: %w", err)
+	}
+	if !ok {
+		job = jobenv.Job{Rank: 0, Size: 1, LocalRank: 0, LocalSize: 1}
+	}
+	c, err := connect(ctx, job)
+	if err != nil {
+		return nil, err
+	}
+	initDone = true
+	return c, nil
+}
+
+// connect builds the world communicator of job; tests use it to run several
+// ranks in one process.
+func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
+	c := &Comm{rank: job.Rank, size: job.Size, job: job}
+	c.host, _ = os.Hostname()
+	if job.URL == "" {
+		if job.Size != 1 {
+			return nil, fmt.Errorf("comm: a job of %d ranks needs %s", job.Size, jobenv.EnvURL)
+		}
+		c.e = newEngine(0, 1, nil)
+		return c, nil
+	}
+	var e *engine
+	ready := make(chan struct{})
+	onFrame := func(f []byte) { <-ready; e.onFrame(f) }
+	onFatal := func(err error) { <-ready; e.fatal(fmt.Errorf("comm: rank %d: %w", job.Rank, err)) }
+	t, err := transport.DialNATS(ctx, job, onFrame, onFatal)
+	if err != nil {
+		close(ready)
+		return nil, fmt.Errorf("comm: %w", err)
+	}
+	e = newEngine(job.Rank, job.Size, t)
+	close(ready)
+	c.e, c.nats = e, t
+	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
+	}
+	if err := t.Boot(ctx); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("comm: %w", err)
+	}
+	return c, nil
+}
+
+// Rank is this process's rank in c, from 0 to Size()-1.
+func (c *Comm) Rank() int { return c.rank }
+
+// Size is the number of ranks in c.
+func (c *Comm) Size() int { return c.size }
+
+// JobID is the id decorun gave the job ("" in a singleton).
+func (c *Comm) JobID() string { return c.job.ID }
+
+// LocalRank is this rank's index among the job's ranks on this host.
+func (c *Comm) LocalRank() int { return c.job.LocalRank }
+
+// LocalSize is the number of the job's ranks on this host.
+func (c *Comm) LocalSize() int { return c.job.LocalSize }
+
+// ProcessorName is the name of the host this rank runs on.
+func (c *Comm) ProcessorName() string { return c.host }
+
+// Close ends the communicator (MPI_Finalize). Calls blocked on it and all
+// later calls fail with ErrClosed. Messages this rank sent have left it when
+// Close returns. Close is idempotent; it returns the first close's error.
+func (c *Comm) Close() error {
+	c.once.Do(func() {
+		c.e.close()
+		if c.nats == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var errs []error
+		if err := c.nats.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("comm: rank %d close: flush: %w", c.rank, err))
+		}
+		if err := c.nats.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpFin, Rank: c.rank}, true); err != nil {
+			errs = append(errs, fmt.Errorf("comm: rank %d close: telling decorun: %w", c.rank, err))
+		}
+		c.nats.Close()
+		c.closed = errors.Join(errs...)
+	})
+	return c.closed
+}
+
+// Abort ends the whole job with exit code code (MPI_Abort): decorun stops
+// every rank and exits with code. It does not return.
+func (c *Comm) Abort(code int) {
+	if c.nats != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.nats.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpAbort, Rank: c.rank, Code: code}, true)
+		cancel()
+	}
+	os.Exit(code)
+}
+
+func (c *Comm) checkPeer(op string, r int, wildcard bool) error {
+	if wildcard && r == AnySource {
+		return nil
+	}
+	if r < 0 || r >= c.size {
+		return fmt.Errorf("comm: %s: rank %d out of range [0, %d)", op, r, c.size)
+	}
+	return nil
+}
+
+func (c *Comm) checkTag(op string, tag int, wildcard bool) error {
+	if wildcard && tag == AnyTag {
+		return nil
+	}
+	if tag < 0 || tag > MaxTag {
+		return fmt.Errorf("comm: %s: tag %d out of range [0, %d]", op, tag, MaxTag)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+// Package comm is what a decorun rank program uses to talk to the other
+// ranks: a communicator with MPI-style point-to-point messaging.
+//
+//	c, err := comm.Init(ctx)          // reads the environment decorun set
+//	defer c.Close()
+//	if c.Rank() == 0 {
+//		err = c.Send(ctx, 1, 0, []byte("hi"))
+//	} else if c.Rank() == 1 {
+//		data, st, err := c.Recv(ctx, 0, comm.AnyTag)
+//	}
+//
+// Run without decorun, Init returns a world of one rank (a singleton, as in
+// MPI) in which sends to self work.
+//
+// # Guarantees
+//
+//   - Non-overtaking: messages from one sender to one receiver on one
+//     communicator that one receive could match are matched in the order
+//     sent (MPI's rule). Matching is done by the I/O-free core in
+//     internal/match.
+//   - No loss: a message is either delivered or the communicator fails with
+//     an error that says so; there is never a silent gap. Every frame carries
+//     a per-(sender, receiver) sequence number and a gap is fatal; so are a
+//     lost NATS connection (the client never reconnects, since a reconnect
+//     loses what was in flight) and any slow-consumer report.
+//   - Bounded memory: each sender holds a credit window W per receiver and
+//     may have at most W bytes of frames outstanding to it; the receiver
+//     returns credit as it consumes frames (an eager message is consumed when
+//     a receive matches it). Receivers therefore never buffer more than
+//     (size-1)·W bytes of unexpected data, and the job's NATS server never
+//     queues more than that for one rank: W = 32 MiB/(size-1), clamped to
+//     [64 KiB, 8 MiB], keeps it below half of nats-server's 64 MiB per
+//     connection limit (and below the 75% mark where it starts stalling
+//     publishers) for jobs of up to 512 ranks, and nats.go's client-side
+//     pending limits are switched off so the client never drops.
+//   - Any size: a message larger than the eager limit (min(W/4, NATS
+//     max_payload - 64 KiB)) is sent by rendezvous: a request-to-send frame
+//     is matched like an eager message, the receiver answers clear-to-send
+//     once a receive matched it and its buffer exists, and the data then
+//     streams in chunks under the same credit window straight from the
+//     sender's buffer into the receiver's. A 1 GiB Send costs one 1 GiB
+//     buffer at the receiver and W bytes in flight; no second full copy.
+//   - Start-up: every rank subscribes its inbox and confirms it with the
+//     server before a start-up barrier at rank 0, so nothing is published to
+//     a rank that is not yet listening.
+//
+// # Cost
+//
+// A small message is one NATS publish (a copy into nats.go's write buffer)
+// and two hops through the server; the receive path hands the payload nats.go
+// allocated to the caller without another copy. Credit returns cost one small
+// frame per W/4 bytes consumed. Large messages add one round trip (RTS/CTS).
+// The []byte Send/Recv path allocates nothing per message beyond nats.go's
+// own receive buffer when the sender has credit.
+//
+// # Cancellation
+//
+// Every blocking call takes a context. A Send cancelled before any of it was
+// published is withdrawn as if never called; a large Send cancelled after its
+// request-to-send left is revoked: the receiver drops it as if it had never
+// been sent, and a receive that had already matched it waits again for the
+// next message it accepts. A Recv cancelled before it matched
+// is withdrawn; one cancelled while a large message streams into it discards
+// that message. Cancellation never corrupts the communicator: later calls
+// work.
+//
+// # Failure
+//
+// Close ends the communicator; calls blocked on it, and all later calls,
+// fail with ErrClosed. A rank that dies makes decorun stop the whole job (the
+// MPI default), so a Recv from a dead rank never hangs.
+package comm

@@ -1,0 +1,566 @@
+package comm
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/decorun/decorun/internal/match"
+	"github.com/decorun/decorun/internal/transport"
+	"github.com/decorun/decorun/internal/wire"
+)
+
+// engine is one process's protocol state: credits, sequence numbers,
+// rendezvous transfers and the matching queue, for all communicators.
+// Every field is guarded by mu; frames are published with mu held, which is
+// what keeps per-destination order.
+type engine struct {
+	mu    sync.Mutex
+	link  transport.Link // nil in a singleton
+	me    int            // world rank
+	size  int
+	q     match.Queue[*inMsg, *rreq]
+	peers []peer
+	// probes waiting for an unexpected message
+	probes []chan struct{}
+	err    error // set once: closed or failed
+
+	window int64 // credit window per peer, bytes
+	eager  int   // largest payload sent eagerly
+	chunk  int   // largest Data payload
+	nextID uint64
+
+	scratch []byte // frame being built; the link copies it
+	rx      wire.Header
+}
+
+// inMsg is a message that arrived (or the RTS of one).
+type inMsg struct {
+	from int // sender's world rank
+	tag  int
+	typ  string
+	size int
+	data []byte // eager payload
+	rdv  bool
+	id   uint64
+	cost int64 // credit returned when consumed
+	m    match.Msg[*inMsg]
+}
+
+// rreq is a receive.
+type rreq struct {
+	m      match.Recv[*rreq]
+	buf    []byte // caller's buffer (RecvInto) or nil
+	into   bool
+	st     Status
+	data   []byte
+	recvd  int
+	err    error
+	done   chan struct{}
+	closed bool // done is closed
+	// rendezvous in progress
+	rdvFrom   int
+	rdvID     uint64
+	abandoned bool // its caller gave up; arriving data is discarded
+}
+
+type sendPhase uint8
+
+const (
+	phEnvelope sendPhase = iota // eager frame or RTS waiting for credit
+	phWaitCTS                   // RTS sent
+	phStream                    // streaming Data under credit
+	phDone
+)
+
+// sreq is a send that could not complete at once.
+type sreq struct {
+	dst    int
+	hdr    wire.Header
+	data   []byte
+	rdv    bool
+	off    int
+	phase  sendPhase
+	err    error
+	done   chan struct{}
+	closed bool
+}
+
+type peer struct {
+	credit int64
+	owed   int64
+	txSeq  uint64
+	rxSeq  uint64
+	outq   []*sreq
+	rdvOut map[uint64]*sreq
+	rdvIn  map[uint64]*rreq
+}
+
+const (
+	windowBudget = 32 << 20
+	minWindow    = 64 << 10
+	maxWindow    = 8 << 20
+	frameSlack   = 64 << 10 // headroom under max_payload for header and NATS protocol
+)
+
+func newEngine(me, size int, link transport.Link) *engine {
+	e := &engine{me: me, size: size, link: link, peers: make([]peer, size)}
+	w := int64(maxWindow)
+	if size > 1 {
+		w = windowBudget / int64(size-1)
+		w = min(max(w, minWindow), maxWindow)
+	}
+	e.window = w
+	maxPayload := 1 << 20
+	if link != nil {
+		maxPayload = link.MaxFrame()
+	}
+	e.chunk = max(min(int(w/4), maxPayload-frameSlack), 1024)
+	e.eager = e.chunk
+	for i := range e.peers {
+		e.peers[i] = peer{credit: w, rdvOut: map[uint64]*sreq{}, rdvIn: map[uint64]*rreq{}}
+	}
+	return e
+}
+
+func frameCost(h *wire.Header, n int) int64 { return int64(h.Size(n)) }
+
+// fail puts the engine into its terminal state with err and completes every
+// pending request with it. Called with mu held.
+func (e *engine) fail(err error) {
+	if e.err != nil {
+		return
+	}
+	e.err = err
+	for _, r := range e.q.Drain() {
+		e.finishRecv(r.Val, err)
+	}
+	for i := range e.peers {
+		p := &e.peers[i]
+		for _, s := range p.outq {
+			e.finishSend(s, err)
+		}
+		p.outq = nil
+		for id, s := range p.rdvOut {
+			e.finishSend(s, err)
+			delete(p.rdvOut, id)
+		}
+		for id, r := range p.rdvIn {
+			e.finishRecv(r, err)
+			delete(p.rdvIn, id)
+		}
+	}
+	e.wakeProbes()
+}
+
+func (e *engine) fatal(err error) {
+	e.mu.Lock()
+	e.fail(err)
+	e.mu.Unlock()
+}
+
+func (e *engine) wakeProbes() {
+	for _, ch := range e.probes {
+		close(ch)
+	}
+	e.probes = e.probes[:0]
+}
+
+func (e *engine) finishRecv(r *rreq, err error) {
+	if r.closed {
+		return
+	}
+	if r.err == nil {
+		r.err = err
+	}
+	r.closed = true
+	close(r.done)
+}
+
+func (e *engine) finishSend(s *sreq, err error) {
+	if s.closed {
+		return
+	}
+	s.err = err
+	s.phase = phDone
+	s.closed = true
+	close(s.done)
+}
+
+// publish sends one frame (header h, payload p) to world rank dst. mu held.
+func (e *engine) publish(dst int, h *wire.Header, p []byte) error {
+	pr := &e.peers[dst]
+	pr.txSeq++
+	h.Seq = pr.txSeq
+	h.Src = int32(e.me)
+	e.scratch = append(wire.Append(e.scratch[:0], h), p...)
+	if err := e.link.Send(dst, e.scratch); err != nil {
+		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		return e.err
+	}
+	return nil
+}
+
+// pump sends what the credit to dst allows from its queue. mu held.
+func (e *engine) pump(dst int) {
+	p := &e.peers[dst]
+	for len(p.outq) > 0 && e.err == nil {
+		s := p.outq[0]
+		switch s.phase {
+		case phEnvelope:
+			var payload []byte
+			if !s.rdv {
+				payload = s.data
+			}
+			cost := frameCost(&s.hdr, len(payload))
+			if p.credit < cost {
+				return
+			}
+			p.credit -= cost
+			if e.publish(dst, &s.hdr, payload) != nil {
+				return
+			}
+			p.outq = p.outq[1:]
+			if s.rdv {
+				s.phase = phWaitCTS
+				p.rdvOut[s.hdr.ID] = s
+			} else {
+				e.finishSend(s, nil)
+			}
+		case phStream:
+			n := min(e.chunk, len(s.data)-s.off)
+			h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(s.off)}
+			cost := frameCost(&h, n)
+			if p.credit < cost {
+				return
+			}
+			p.credit -= cost
+			if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
+				return
+			}
+			s.off += n
+			if s.off == len(s.data) {
+				p.outq = p.outq[1:]
+				delete(p.rdvOut, s.hdr.ID)
+				e.finishSend(s, nil)
+			}
+		default:
+			panic("comm: send in queue in phase " + fmt.Sprint(s.phase))
+		}
+	}
+}
+
+// consume returns credit for a frame of cost c from world rank from. mu held.
+func (e *engine) consume(from int, c int64) {
+	if from == e.me || c == 0 {
+		return
+	}
+	p := &e.peers[from]
+	p.owed += c
+	if p.owed >= e.window/4 {
+		h := wire.Header{Kind: wire.Credit, N: uint64(p.owed)}
+		p.owed = 0
+		e.publish(from, &h, nil)
+	}
+}
+
+// onFrame is the link's delivery callback.
+func (e *engine) onFrame(frame []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return
+	}
+	h := &e.rx
+	payload, err := wire.Decode(frame, h)
+	if err != nil {
+		e.fail(fmt.Errorf("comm: rank %d received a corrupt frame: %w", e.me, err))
+		return
+	}
+	from := int(h.Src)
+	if from < 0 || from >= e.size || from == e.me {
+		e.fail(fmt.Errorf("comm: rank %d received a frame from invalid rank %d", e.me, from))
+		return
+	}
+	p := &e.peers[from]
+	if h.Seq != p.rxSeq+1 {
+		e.fail(fmt.Errorf("comm: rank %d: message loss from rank %d detected: expected frame %d, got %d: %w",
+			e.me, from, p.rxSeq+1, h.Seq, transport.ErrLost))
+		return
+	}
+	p.rxSeq = h.Seq
+	switch h.Kind {
+	case wire.Eager, wire.RTS:
+		m := &inMsg{from: from, tag: int(h.Tag), typ: h.Type, rdv: h.Kind == wire.RTS, id: h.ID}
+		if m.rdv {
+			m.size = int(h.N)
+			m.cost = frameCost(h, 0)
+		} else {
+			m.size = len(payload)
+			m.data = payload
+			m.cost = frameCost(h, len(payload))
+		}
+		m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: h.Comm, Src: from, Tag: int(h.Tag)}, Val: m}
+		if r := e.q.Arrive(&m.m); r != nil {
+			e.deliver(r.Val, m)
+		} else {
+			e.wakeProbes()
+		}
+	case wire.CTS:
+		s := p.rdvOut[h.ID]
+		if s == nil || s.phase != phWaitCTS {
+			return // revoked by its sender meanwhile
+		}
+		if h.Flags&wire.FlagTruncate != 0 {
+			delete(p.rdvOut, h.ID)
+			e.finishSend(s, nil) // the receiver reports the error
+			return
+		}
+		s.phase = phStream
+		p.outq = append(p.outq, s)
+		e.pump(from)
+	case wire.Data:
+		r := p.rdvIn[h.ID]
+		if r == nil {
+			e.fail(fmt.Errorf("comm: rank %d: data for unknown message %d from rank %d", e.me, h.ID, from))
+			return
+		}
+		off := int(h.N)
+		if off+len(payload) > len(r.data) || off != r.recvd {
+			e.fail(fmt.Errorf("comm: rank %d: data at offset %d of message %d from rank %d does not fit", e.me, off, h.ID, from))
+			return
+		}
+		if !r.abandoned {
+			copy(r.data[off:], payload)
+		}
+		r.recvd += len(payload)
+		e.consume(from, frameCost(h, len(payload)))
+		if r.recvd == len(r.data) {
+			delete(p.rdvIn, h.ID)
+			e.finishRecv(r, nil)
+		}
+	case wire.Credit:
+		p.credit += int64(h.N)
+		e.pump(from)
+	case wire.Revoke:
+		if r := p.rdvIn[h.ID]; r != nil {
+			// The message is withdrawn as if never sent: the receive that
+			// matched it waits again (unless its caller gave up).
+			delete(p.rdvIn, h.ID)
+			if r.abandoned {
+				return
+			}
+			r.data, r.recvd, r.st = nil, 0, Status{}
+			if m := e.q.Repost(&r.m); m != nil {
+				e.deliver(r, m.Val)
+			}
+			return
+		}
+		e.q.EachMsg(func(mm *match.Msg[*inMsg]) bool {
+			if mm.Val.rdv && mm.Val.from == from && mm.Val.id == h.ID {
+				e.consume(from, mm.Val.cost)
+				return true
+			}
+			return false
+		})
+	}
+}
+
+// deliver completes receive r with message m (or starts its rendezvous).
+// m has been removed from (or never entered) the queue. mu held.
+func (e *engine) deliver(r *rreq, m *inMsg) {
+	r.st = Status{Source: m.from, Tag: m.tag, Size: m.size, typ: m.typ}
+	e.consume(m.from, m.cost)
+	tooBig := r.into && m.size > len(r.buf)
+	if !m.rdv {
+		switch {
+		case tooBig:
+			r.err = truncErr(m, len(r.buf))
+		case r.into:
+			r.data = r.buf[:copy(r.buf, m.data)]
+		default:
+			r.data = m.data
+		}
+		e.finishRecv(r, nil)
+		return
+	}
+	// Rendezvous: answer clear-to-send.
+	cts := wire.Header{Kind: wire.CTS, ID: m.id}
+	if tooBig {
+		cts.Flags = wire.FlagTruncate
+		r.err = truncErr(m, len(r.buf))
+		if e.publish(m.from, &cts, nil) == nil {
+			e.finishRecv(r, nil)
+		}
+		return
+	}
+	if r.into {
+		r.data = r.buf[:m.size]
+	} else {
+		r.data = make([]byte, m.size)
+	}
+	r.rdvFrom, r.rdvID = m.from, m.id
+	e.peers[m.from].rdvIn[m.id] = r
+	e.publish(m.from, &cts, nil)
+}
+
+func truncErr(m *inMsg, n int) error {
+	return fmt.Errorf("comm: message of %d bytes from rank %d (tag %d) is too large for the receive buffer of %d bytes: %w",
+		m.size, m.from, m.tag, n, ErrTruncate)
+}
+
+// send starts a send of data to world rank dst. It returns a nil sreq when
+// the send completed at once; otherwise data stays in use until it completes.
+func (e *engine) send(comm uint32, dst, tag int, typ string, data []byte) (*sreq, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return nil, e.err
+	}
+	if dst == e.me {
+		// Self-send: always buffered (a copy), so it never blocks.
+		m := &inMsg{from: e.me, tag: tag, typ: typ, size: len(data), data: append([]byte(nil), data...)}
+		m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: comm, Src: e.me, Tag: tag}, Val: m}
+		if r := e.q.Arrive(&m.m); r != nil {
+			e.deliver(r.Val, m)
+		} else {
+			e.wakeProbes()
+		}
+		return nil, nil
+	}
+	p := &e.peers[dst]
+	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ}
+	if len(data) <= e.eager {
+		cost := frameCost(&h, len(data))
+		if len(p.outq) == 0 && p.credit >= cost {
+			p.credit -= cost
+			if err := e.publish(dst, &h, data); err != nil {
+				return nil, err
+			}
+			return nil, nil
+		}
+		s := &sreq{dst: dst, hdr: h, data: data, done: make(chan struct{})}
+		p.outq = append(p.outq, s)
+		e.pump(dst)
+		return s, nil
+	}
+	e.nextID++
+	h.Kind, h.ID = wire.RTS, e.nextID
+	s := &sreq{dst: dst, hdr: h, data: data, rdv: true, done: make(chan struct{})}
+	p.outq = append(p.outq, s)
+	e.pump(dst)
+	return s, nil
+}
+
+// waitSend waits for s, withdrawing or revoking it if ctx ends first.
+func (e *engine) waitSend(ctx context.Context, s *sreq) error {
+	if s == nil {
+		return nil
+	}
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s.closed {
+		return s.err
+	}
+	e.cancelSend(s)
+	return ctx.Err()
+}
+
+func (e *engine) cancelSend(s *sreq) {
+	p := &e.peers[s.dst]
+	for i, x := range p.outq {
+		if x == s {
+			p.outq = append(p.outq[:i], p.outq[i+1:]...)
+			break
+		}
+	}
+	if s.rdv && s.phase != phEnvelope {
+		delete(p.rdvOut, s.hdr.ID)
+		h := wire.Header{Kind: wire.Revoke, ID: s.hdr.ID}
+		e.publish(s.dst, &h, nil)
+	}
+	e.finishSend(s, context.Canceled)
+	e.pump(s.dst)
+}
+
+// post posts a receive. mu not held.
+func (e *engine) post(comm uint32, src, tag int, buf []byte, into bool) (*rreq, error) {
+	r := &rreq{buf: buf, into: into, done: make(chan struct{})}
+	r.m = match.Recv[*rreq]{Env: match.Envelope{Comm: comm, Src: src, Tag: tag}, Val: r}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return nil, e.err
+	}
+	if m := e.q.Post(&r.m); m != nil {
+		e.deliver(r, m.Val)
+	}
+	return r, nil
+}
+
+// waitRecv waits for r, withdrawing it if ctx ends first.
+func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.closed {
+		return r.err // completed meanwhile: the message is the caller's
+	}
+	e.abandonRecv(r)
+	return ctx.Err()
+}
+
+func (e *engine) abandonRecv(r *rreq) {
+	if !e.q.Cancel(&r.m) {
+		// Matched a large message that is still streaming: discard the rest.
+		r.abandoned = true
+	}
+	// An abandoned rendezvous stays in rdvIn until its data has drained.
+	e.finishRecv(r, context.Canceled)
+}
+
+// probe finds an unexpected message, waiting when block is set.
+func (e *engine) probe(ctx context.Context, comm uint32, src, tag int, block bool) (Status, bool, error) {
+	env := match.Envelope{Comm: comm, Src: src, Tag: tag}
+	for {
+		e.mu.Lock()
+		if e.err != nil {
+			err := e.err
+			e.mu.Unlock()
+			return Status{}, false, err
+		}
+		if m := e.q.Probe(env); m != nil {
+			v := m.Val
+			e.mu.Unlock()
+			return Status{Source: v.from, Tag: v.tag, Size: v.size, typ: v.typ}, true, nil
+		}
+		if !block {
+			e.mu.Unlock()
+			return Status{}, false, nil
+		}
+		ch := make(chan struct{})
+		e.probes = append(e.probes, ch)
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Status{}, false, ctx.Err()
+		}
+	}
+}
+
+// close ends the engine with ErrClosed.
+func (e *engine) close() {
+	e.mu.Lock()
+	e.fail(ErrClosed)
+	e.mu.Unlock()
+}

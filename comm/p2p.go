@@ -1,0 +1,235 @@
+package comm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Send sends data to rank dst with tag. It returns when data may be reused:
+// a small message has been handed to the transport (it is buffered at the
+// receiver if no receive is posted yet, within the credit window); a large
+// one has been streamed to a matching receive.
+func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
+	return c.send(ctx, "Send", dst, tag, "", data)
+}
+
+func (c *Comm) send(ctx context.Context, op string, dst, tag int, typ string, data []byte) error {
+	if err := c.checkPeer(op, dst, false); err != nil {
+		return err
+	}
+	if err := c.checkTag(op, tag, false); err != nil {
+		return err
+	}
+	s, err := c.e.send(c.id, dst, tag, typ, data)
+	if err != nil {
+		return c.wrap(op, dst, err)
+	}
+	return c.wrap(op, dst, c.e.waitSend(ctx, s))
+}
+
+func (c *Comm) wrap(op string, peer int, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if peer == AnySource {
+		return fmt.Errorf("comm: rank %d: %s from any source: %w", c.rank, op, err)
+	}
+	return fmt.Errorf("comm: rank %d: %s with rank %d: %w", c.rank, op, peer, err)
+}
+
+// Recv receives a message from rank src (or AnySource) with tag (or AnyTag)
+// and returns its payload, which the caller owns.
+func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
+	r, err := c.irecv("Recv", src, tag, nil, false)
+	if err != nil {
+		return nil, Status{}, err
+	}
+	if err := c.e.waitRecv(ctx, r); err != nil {
+		return nil, r.st, c.wrap("Recv", src, err)
+	}
+	return r.data, r.st, nil
+}
+
+// RecvInto receives into buf and returns the message's Status; the payload
+// is buf[:st.Size]. A message larger than buf is an error wrapping
+// ErrTruncate (the message is consumed).
+func (c *Comm) RecvInto(ctx context.Context, buf []byte, src, tag int) (Status, error) {
+	r, err := c.irecv("RecvInto", src, tag, buf, true)
+	if err != nil {
+		return Status{}, err
+	}
+	if err := c.e.waitRecv(ctx, r); err != nil {
+		return r.st, c.wrap("RecvInto", src, err)
+	}
+	return r.st, nil
+}
+
+func (c *Comm) irecv(op string, src, tag int, buf []byte, into bool) (*rreq, error) {
+	if err := c.checkPeer(op, src, true); err != nil {
+		return nil, err
+	}
+	if err := c.checkTag(op, tag, true); err != nil {
+		return nil, err
+	}
+	r, err := c.e.post(c.id, src, tag, buf, into)
+	if err != nil {
+		return nil, c.wrap(op, src, err)
+	}
+	return r, nil
+}
+
+// Sendrecv sends data to dst and receives a message from src at once, so
+// that pairs of ranks can exchange without deadlock.
+func (c *Comm) Sendrecv(ctx context.Context, data []byte, dst, stag, src, rtag int) ([]byte, Status, error) {
+	rq, err := c.Irecv(src, rtag)
+	if err != nil {
+		return nil, Status{}, err
+	}
+	if err := c.Send(ctx, dst, stag, data); err != nil {
+		rq.Cancel()
+		return nil, Status{}, err
+	}
+	st, err := rq.Wait(ctx)
+	if err != nil {
+		return nil, st, err
+	}
+	return rq.Data(), st, nil
+}
+
+// Probe waits until a message from src with tag can be received and returns
+// its Status without receiving it.
+func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
+	if err := c.checkPeer("Probe", src, true); err != nil {
+		return Status{}, err
+	}
+	if err := c.checkTag("Probe", tag, true); err != nil {
+		return Status{}, err
+	}
+	st, _, err := c.e.probe(ctx, c.id, src, tag, true)
+	return st, c.wrap("Probe", src, err)
+}
+
+// Iprobe reports whether a message from src with tag can be received now.
+func (c *Comm) Iprobe(src, tag int) (Status, bool, error) {
+	if err := c.checkPeer("Iprobe", src, true); err != nil {
+		return Status{}, false, err
+	}
+	if err := c.checkTag("Iprobe", tag, true); err != nil {
+		return Status{}, false, err
+	}
+	st, ok, err := c.e.probe(context.Background(), c.id, src, tag, false)
+	return st, ok, c.wrap("Iprobe", src, err)
+}
+
+// Request is a nonblocking send or receive.
+type Request struct {
+	c    *Comm
+	op   string
+	peer int
+	s    *sreq // send; nil when it completed at once
+	r    *rreq // receive
+}
+
+// Isend starts sending data to dst and returns at once. data must not be
+// changed until the request completes (Wait, Test or WaitAll).
+func (c *Comm) Isend(dst, tag int, data []byte) (*Request, error) {
+	return c.isend("Isend", dst, tag, "", data)
+}
+
+func (c *Comm) isend(op string, dst, tag int, typ string, data []byte) (*Request, error) {
+	if err := c.checkPeer(op, dst, false); err != nil {
+		return nil, err
+	}
+	if err := c.checkTag(op, tag, false); err != nil {
+		return nil, err
+	}
+	s, err := c.e.send(c.id, dst, tag, typ, data)
+	if err != nil {
+		return nil, c.wrap(op, dst, err)
+	}
+	return &Request{c: c, op: op, peer: dst, s: s}, nil
+}
+
+// Irecv posts a receive and returns at once; Data returns the payload once
+// the request completed.
+func (c *Comm) Irecv(src, tag int) (*Request, error) {
+	r, err := c.irecv("Irecv", src, tag, nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{c: c, op: "Irecv", peer: src, r: r}, nil
+}
+
+// Wait blocks until the request completes and returns its Status (for a
+// receive) and error. If ctx ends first, the request is cancelled.
+func (q *Request) Wait(ctx context.Context) (Status, error) {
+	if q.r != nil {
+		err := q.c.e.waitRecv(ctx, q.r)
+		return q.r.st, q.c.wrap(q.op, q.peer, err)
+	}
+	return Status{}, q.c.wrap(q.op, q.peer, q.c.e.waitSend(ctx, q.s))
+}
+
+// Test reports whether the request has completed, and if so its Status and
+// error, without blocking.
+func (q *Request) Test() (done bool, st Status, err error) {
+	var ch chan struct{}
+	if q.r != nil {
+		ch = q.r.done
+	} else if q.s != nil {
+		ch = q.s.done
+	} else {
+		return true, Status{}, nil
+	}
+	select {
+	case <-ch:
+		st, err = q.Wait(context.Background())
+		return true, st, err
+	default:
+		return false, Status{}, nil
+	}
+}
+
+// Cancel withdraws the request if it has not completed; its Wait then
+// returns context.Canceled.
+func (q *Request) Cancel() {
+	e := q.c.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q.r != nil && !q.r.closed {
+		e.abandonRecv(q.r)
+	}
+	if q.s != nil && !q.s.closed {
+		e.cancelSend(q.s)
+	}
+}
+
+// Data returns a completed receive's payload (nil before completion or for
+// a send).
+func (q *Request) Data() []byte {
+	if q.r == nil {
+		return nil
+	}
+	select {
+	case <-q.r.done:
+		return q.r.data
+	default:
+		return nil
+	}
+}
+
+// WaitAll waits for every request and returns the errors of those that
+// failed, joined. If ctx ends, the requests not yet complete are cancelled.
+func WaitAll(ctx context.Context, reqs ...*Request) error {
+	var errs []error
+	for _, q := range reqs {
+		if q == nil {
+			continue
+		}
+		if _, err := q.Wait(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,207 @@
+// Package transport carries comm's frames between rank processes.
+//
+// comm's protocol (credits, rendezvous, sequence checks) sits above a Link,
+// which only has to deliver frames to a destination rank in the order they
+// were sent and report loss as a fatal error. The NATS link is the card's
+// path: each rank subscribes to one inbox subject and publishes to the
+// others'. A faster data path (shared memory, direct TCP) is another Link.
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/nats-io/nats.go"
+)
+
+// Link delivers frames between ranks.
+type Link interface {
+	// Send queues frame for rank dst and returns once frame has been copied;
+	// frames to one destination arrive in the order sent.
+	Send(dst int, frame []byte) error
+	// MaxFrame is the largest frame Send accepts.
+	MaxFrame() int
+	// Flush returns once everything sent so far has left this process.
+	Flush(ctx context.Context) error
+	// Close ends the link; it is idempotent.
+	Close() error
+}
+
+// NATS is a Link over core NATS, plus the job's control plane (start-up
+// barrier and messages to the launcher).
+type NATS struct {
+	job    jobenv.Job
+	nc     *nats.Conn
+	sub    *nats.Subscription
+	inbox  []string // subject of every rank's inbox
+	ctl    string
+	max    int
+	mu     sync.Mutex
+	closed bool
+}
+
+// ErrLost is wrapped by every error that means messages may have been lost.
+var ErrLost = errors.New("transport: connection to the job's NATS server lost; messages may have been lost")
+
+// DialNATS connects rank job.Rank to the job's server and subscribes its
+// inbox. onFrame is called with every frame for this rank, one at a time, in
+// arrival order; it owns the slice. onFatal is called (possibly more than
+// once) when the connection is lost or NATS reports that it dropped a message.
+func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error)) (*NATS, error) {
+	t := &NATS{job: job, ctl: jobenv.CtlSubject(job.Prefix)}
+	t.inbox = make([]string, job.Size)
+	for r := range t.inbox {
+		t.inbox[r] = jobenv.InboxSubject(job.Prefix, r)
+	}
+	fatal := func(err error) {
+		t.mu.Lock()
+		closed := t.closed
+		t.mu.Unlock()
+		if !closed {
+			onFatal(err)
+		}
+	}
+	opts := []nats.Option{
+		nats.Name("decorun rank " + strconv.Itoa(job.Rank)),
+		nats.NoReconnect(), // a reconnect loses what was in flight: treat as fatal instead
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				err = errors.New("disconnected")
+			}
+			fatal(fmt.Errorf("%w: %v", ErrLost, err))
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			fatal(fmt.Errorf("%w: %v", ErrLost, err))
+		}),
+	}
+	if job.Secret != "" {
+		opts = append(opts, nats.Token(job.Secret))
+	}
+	if d, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(time.Until(d)))
+	}
+	nc, err := nats.Connect(job.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("transport: rank %d cannot connect to %s: %w", job.Rank, job.URL, err)
+	}
+	t.nc = nc
+	t.max = int(nc.MaxPayload())
+	sub, err := nc.Subscribe(t.inbox[job.Rank], func(m *nats.Msg) { onFrame(m.Data) })
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("transport: rank %d subscribe: %w", job.Rank, err)
+	}
+	// comm's credit windows bound what can be queued for this rank; the
+	// client-side limits must never drop on their own.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t.sub = sub
+	if err := nc.FlushWithContext(ctx); err != nil { // the server has our SUB
+		nc.Close()
+		return nil, fmt.Errorf("transport: rank %d flush: %w", job.Rank, err)
+	}
+	return t, nil
+}
+
+// Send implements Link.
+func (t *NATS) Send(dst int, frame []byte) error {
+	if err := t.nc.Publish(t.inbox[dst], frame); err != nil {
+		return fmt.Errorf("transport: publish to rank %d: %w", dst, err)
+	}
+	return nil
+}
+
+// MaxFrame implements Link.
+func (t *NATS) MaxFrame() int { return t.max }
+
+// Flush implements Link: the server has processed everything published.
+func (t *NATS) Flush(ctx context.Context) error { return t.nc.FlushWithContext(ctx) }
+
+// Close implements Link.
+func (t *NATS) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	t.mu.Unlock()
+	t.nc.Close()
+	return nil
+}
+
+// Boot is the start-up barrier: it returns once every rank of the job has its
+// inbox subscription live, so that no frame is ever published to a rank that
+// is not yet listening. Rank 0 collects a request from each other rank and
+// answers them all; the others retry while rank 0 is not yet listening.
+func (t *NATS) Boot(ctx context.Context) error {
+	subj := jobenv.BootSubject(t.job.Prefix)
+	size := t.job.Size
+	if size == 1 {
+		return nil
+	}
+	if t.job.Rank == 0 {
+		ch := make(chan *nats.Msg, size)
+		sub, err := t.nc.ChanSubscribe(subj, ch)
+		if err != nil {
+			return fmt.Errorf("transport: boot subscribe: %w", err)
+		}
+		defer sub.Unsubscribe()
+		seen := make(map[int]*nats.Msg, size-1)
+		for len(seen) < size-1 {
+			select {
+			case m := <-ch:
+				var r, s int
+				if _, err := fmt.Sscanf(string(m.Data), "%d %d", &r, &s); err != nil || s != size || r <= 0 || r >= size {
+					return fmt.Errorf("transport: boot: rank 0 of a %d-rank job got a join from %q", size, m.Data)
+				}
+				seen[r] = m
+			case <-ctx.Done():
+				return fmt.Errorf("transport: boot: %d of %d ranks arrived: %w", len(seen)+1, size, ctx.Err())
+			}
+		}
+		for _, m := range seen {
+			if err := m.Respond([]byte("ok")); err != nil {
+				return fmt.Errorf("transport: boot reply: %w", err)
+			}
+		}
+		return t.nc.FlushWithContext(ctx)
+	}
+	msg := []byte(fmt.Sprintf("%d %d", t.job.Rank, size))
+	for {
+		_, err := t.nc.RequestWithContext(ctx, subj, msg)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, err)
+		}
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+			return fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, ctx.Err())
+		}
+	}
+}
+
+// Ctl sends a control message to the launcher. With wait it is a request
+// that returns once the launcher has acted on it; a job without a launcher
+// (no subscriber) is not an error.
+func (t *NATS) Ctl(ctx context.Context, c jobenv.Ctl, wait bool) error {
+	if !wait {
+		return t.nc.Publish(t.ctl, c.Encode())
+	}
+	_, err := t.nc.RequestWithContext(ctx, t.ctl, c.Encode())
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil
+	}
+	return err
+}
