@@ -57,7 +57,7 @@ func TestRing(t *testing.T) {
 func TestOrderMixedSizes(t *testing.T) {
 	cs := world(t, 3)
 	ctx := tctx(t)
-	const per = 150
+	const per = 60
 	sizes := []int{0, 1, 100, 70 << 10, 3 << 20}
 	payload := func(src, tag, i int) []byte {
 		n := sizes[(i+tag)%len(sizes)]

@@ -1,0 +1,56 @@
+// Command fault misbehaves on purpose for cluster_test.
+//
+//	fault MODE RANK [CODE]
+//
+// Every rank prints "pid <rank> <pid>" once it has joined, then:
+//   - exit:    rank RANK exits with CODE; the others wait in a Recv from it.
+//   - noclose: rank RANK returns from main without closing its communicator.
+//   - abort:   rank RANK calls Abort(CODE); the others wait in a Recv.
+//   - wait:    every rank waits in a Recv that never completes.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"strconv"
+
+	"github.com/decorun/decorun/comm"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		log.Fatal("usage: fault MODE RANK [CODE]")
+	}
+	mode := os.Args[1]
+	who, _ := strconv.Atoi(os.Args[2])
+	code := 0
+	if len(os.Args) > 3 {
+		code, _ = strconv.Atoi(os.Args[3])
+	}
+	ctx := context.Background()
+	c, err := comm.Init(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("pid %d %d\n", c.Rank(), os.Getpid())
+	me := c.Rank()
+	switch {
+	case mode == "exit" && me == who:
+		os.Exit(code)
+	case mode == "noclose" && me == who:
+		return
+	case mode == "abort" && me == who:
+		c.Abort(code)
+	case mode == "noclose":
+		c.Close()
+		return
+	}
+	src := who
+	if mode == "wait" || src == me {
+		src = comm.AnySource
+	}
+	_, _, err = c.Recv(ctx, src, 0)
+	log.Fatalf("rank %d: Recv returned: %v", me, err)
+}
