@@ -1,0 +1,118 @@
+// Package launcher runs one decorun job: N copies of a program (the ranks) on
+// this host, wired to a private NATS server, with their output forwarded and
+// their lives tied to the job.
+//
+// [Run] is what `decorun -n N PROG [ARGS...]` does; cmd/decorun only parses
+// flags into a [Config] and maps the returned [*ExitError] to an exit status.
+//
+// # What a job looks like
+//
+// Run, in order:
+//
+//  1. validates the Config (usage errors: exit code 2), resolves the program
+//     like os/exec does (a name without a slash is looked up in PATH; a
+//     program that cannot be executed: exit code 127), or, when Program is a
+//     directory holding .go files, builds it with `go build -o TMP/NAME DIR`
+//     into a temporary directory that is removed before Run returns (build
+//     failure: the compiler output goes to Stderr, exit code 1);
+//  2. starts an embedded nats-server on 127.0.0.1 with a random port and a
+//     random 32-byte token (hex), NoSigs (the launcher owns signals), a write
+//     deadline of 24 h (a rank stopped with SIGSTOP must not have its
+//     connection cut: ranks bound what is queued for each other with their
+//     own credit windows) and a per-connection MaxPending of 64 MiB;
+//  3. connects an in-process client, subscribes to the control subject
+//     [jobenv.CtlSubject] and flushes, before any rank exists;
+//  4. starts the ranks, each with the variables of package jobenv
+//     (DECORUN_RANK, DECORUN_SIZE, DECORUN_LOCAL_RANK, DECORUN_LOCAL_SIZE,
+//     DECORUN_JOB, DECORUN_NATS_URL, DECORUN_SECRET, DECORUN_PREFIX) added to
+//     the launcher's environment and the exports of [Config.Env];
+//  5. waits for every rank to exit, reacting at once to each exit, control
+//     message, signal and the timeout (one goroutine per rank blocks in
+//     waitid and feeds one event loop);
+//  6. tears down: every rank gone, output drained, server shut down, all its
+//     own goroutines ended; only then does Run return.
+//
+// # Control messages
+//
+// Ranks (package comm) send [jobenv.Ctl] messages on the control subject:
+// OpJoin (published) marks the rank as having a communicator; OpFin (request)
+// marks it closed, and the launcher replies "ok" after recording it, so a rank
+// that got the reply and then exits is never misjudged; OpAbort (request)
+// records "rank R called Abort(C)" as the job's failure, replies "ok" and
+// stops the job. A rank that joined and then exits with status 0 without
+// OpFin has failed (its peers may wait for it forever). A program that never
+// joins (decorun -n 4 hostname) just runs.
+//
+// Because OpJoin is a plain publish, a rank should flush it before it can
+// exit. When a rank exits 0 without OpFin, the launcher publishes a marker on
+// the control subject and judges the exit only when the marker comes back:
+// the server delivers the subject's messages to the launcher in the order it
+// processed them, so a join the rank flushed before exiting is seen first.
+//
+// # Guarantees
+//
+// No orphan ranks. Each rank is the leader of its own process group
+// (Setpgid) and has a parent-death signal of SIGKILL (Pdeathsig), so it dies
+// with the launcher even when the launcher is killed with SIGKILL. Every exit
+// path of Run (success, failure, abort, timeout, signal, ctx cancellation,
+// a failed start) kills the process groups of the ranks still alive and waits
+// for them. When a rank exits, the rest of its process group (children it
+// left behind) is killed with SIGKILL at once. Signals go to a group only
+// while its leader is unreaped (waitid with WNOWAIT), so a recycled process
+// id can never be hit. Limits: Pdeathsig covers the rank itself, not its
+// children; a descendant that leaves the group (setsid, setpgid) escapes the
+// group kill; Pdeathsig fires when the OS thread that started the rank exits,
+// which in Go happens only when a goroutine locked to its thread exits, so
+// Run must not be called from such a goroutine.
+//
+// Failure handling and exit codes. The first failure stops the job: the
+// remaining ranks get SIGTERM (or the signal the launcher received), and
+// SIGKILL after [Config.KillGrace] (default 100 ms). A stop is reported as
+// an [*ExitError] whose Code is:
+//
+//   - 0 (Run returns nil) when every rank exits 0;
+//   - the rank's exit code when a rank exits non-zero, 128+N when it is
+//     killed by signal N; when several ranks failed before the launcher
+//     began to stop the job, the lowest rank is reported (like mpirun);
+//   - the Abort code (1 when it is 0 or beyond 255) for Abort;
+//   - 1 for a rank that joined and exited 0 without closing its communicator;
+//   - 110 (ETIMEDOUT, as mpirun) when [Config.Timeout] expires;
+//   - 128+N when the launcher received signal N (SIGINT, SIGTERM) on
+//     [Config.Signals]; other signals on that channel are only forwarded;
+//   - 2 for a bad Config, 127 for a program that cannot be executed, 1 when
+//     building a Go package fails or the server cannot start.
+//
+// Ranks that die because the launcher stopped the job are not reported. When
+// ctx is cancelled the job is stopped the same way and Run returns ctx.Err().
+//
+// Output. By default each rank's stdout and stderr are pipes read by the
+// launcher and copied line by line to [Config.Stdout] and [Config.Stderr]:
+// each line is written with one Write call under a mutex held per
+// destination, so lines of different ranks never mix; with
+// [Config.TagOutput] each line starts with "[R] ". A last line without a
+// newline gets one added at end of file. Lines of any length are kept whole
+// up to [MaxLine] bytes; a longer line is passed on in pieces of MaxLine
+// bytes (other lines may land between the pieces). With [Config.OutputDir]
+// DIR, rank R writes straight into DIR/rank.R/stdout and DIR/rank.R/stderr
+// (created, truncated; the Open MPI layout minus its job-number level) and
+// nothing reaches the terminal. Stdin goes to rank 0 only: an *os.File is
+// passed to it as is; another reader is copied into a pipe that is closed at
+// EOF; the other ranks read from /dev/null.
+//
+// Security. The server listens on 127.0.0.1 only and every client must
+// present the job's token, drawn from crypto/rand for each job. The token
+// reaches the ranks through the environment, which only the same user (and
+// root) can read (/proc/PID/environ is mode 0400). There is no TLS: this is a
+// single-host launcher.
+//
+// # Costs
+//
+// Per job: one in-process NATS server (a few goroutines, one TCP listener),
+// three goroutines per rank when output goes to the terminal (waiter, stdout
+// and stderr readers; one with OutputDir), and one extra copy of every
+// output byte through the launcher. Start-up is dominated by the server
+// (a few ms) and, for a Go package, by `go build`. Teardown after a failure
+// takes at most KillGrace plus the time the kernel needs to reap the ranks.
+//
+// Run is Linux only (process groups, Pdeathsig, waitid).
+package launcher

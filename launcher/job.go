@@ -1,0 +1,432 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/proc"
+	"github.com/nats-io/nats.go"
+)
+
+// drainTimeout bounds how long output is still read once every rank has
+// exited: only a descendant that left its rank's process group can keep a
+// pipe open that long.
+const drainTimeout = 500 * time.Millisecond
+
+// rank is the launcher's view of one rank. Its fields are owned by the
+// event loop (job.loop), except p, which is safe for concurrent use.
+type rank struct {
+	n      int
+	p      *proc.Proc
+	done   bool        // reaped; status is valid
+	status proc.Status // how it ended
+	joined bool        // sent OpJoin
+	fin    bool        // sent OpFin
+}
+
+type exitEvent struct {
+	rank int
+	st   proc.Status
+	err  error
+}
+
+// job is one running job. run is called once.
+type job struct {
+	cfg    Config
+	path   string // the executable
+	built  bool   // path was built from a Go package
+	srv    *jobServer
+	id     string
+	prefix string
+	env    []string
+	marker string // prefix of the launcher's own ordering markers on the control subject
+
+	sub   *nats.Subscription
+	ctl   chan *nats.Msg // control messages, read by the loop only
+	exits chan exitEvent // one per started rank
+
+	ranks []*rank // started ranks
+
+	out, errw io.Writer      // shared destinations of the ranks' lines
+	wg        sync.WaitGroup // waiters and output copiers
+	readers   []*os.File     // read ends of the output pipes
+
+	stdinW    *os.File      // write end of rank 0's stdin pipe when Stdin is copied
+	stdinDone chan struct{} // closed when the stdin copier ends
+
+	// Loop state.
+	live     int        // started ranks not yet reaped
+	pending  int        // ordering markers published and not yet seen
+	stopping bool       // the job is being stopped: later exits are not failures
+	failure  *ExitError // what ended the job, if it failed
+	ctxErr   error      // ctx ended the job
+	graceC   <-chan time.Time
+}
+
+func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
+	id := randomHex(4)
+	j := &job{
+		cfg: cfg, path: path, srv: srv, id: id,
+		built:  path != cfg.Program && isGoPackage(cfg.Program),
+		prefix: jobenv.DefaultPrefix(id),
+		marker: "decorun-marker " + randomHex(8) + " ",
+		ctl:    make(chan *nats.Msg, 4*cfg.NP+64),
+		exits:  make(chan exitEvent, cfg.NP),
+	}
+	var err error
+	j.sub, err = srv.nc.ChanSubscribe(jobenv.CtlSubject(j.prefix), j.ctl)
+	if err == nil {
+		err = srv.nc.Flush() // the server has the subscription before any rank exists
+	}
+	if err != nil {
+		return nil, &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to the job's control subject: " + err.Error(), Err: err}
+	}
+	j.env = j.environ()
+	j.out, j.errw = destinations(cfg.Stdout, cfg.Stderr)
+	return j, nil
+}
+
+// destinations wraps stdout and stderr so that lines are written whole,
+// sharing one lock when both are the same writer.
+func destinations(stdout, stderr io.Writer) (io.Writer, io.Writer) {
+	o := &proc.SyncWriter{W: stdout}
+	if same(stdout, stderr) {
+		return o, o
+	}
+	return o, &proc.SyncWriter{W: stderr}
+}
+
+func same(a, b io.Writer) (eq bool) {
+	defer func() {
+		if recover() != nil { // not comparable
+			eq = false
+		}
+	}()
+	return a == b
+}
+
+// environ is the environment of every rank.
+func (j *job) environ() []string {
+	env := os.Environ()
+	for _, e := range j.cfg.Env {
+		if strings.Contains(e, "=") {
+			env = append(env, e)
+		} else if v, ok := os.LookupEnv(e); ok {
+			env = append(env, e+"="+v)
+		}
+	}
+	n := strconv.Itoa(j.cfg.NP)
+	return append(env,
+		jobenv.EnvSize+"="+n,
+		jobenv.EnvLocalSize+"="+n,
+		jobenv.EnvJob+"="+j.id,
+		jobenv.EnvURL+"="+j.srv.url,
+		jobenv.EnvSecret+"="+j.srv.secret,
+		jobenv.EnvPrefix+"="+j.prefix,
+	) // the rank variables are appended per rank; exec keeps the last duplicate
+}
+
+func (j *job) run(ctx context.Context) error {
+	defer j.sub.Unsubscribe()
+	var timeout <-chan time.Time
+	if j.cfg.Timeout > 0 {
+		t := time.NewTimer(j.cfg.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for n := range j.cfg.NP {
+		if err := j.startRank(n); err != nil {
+			j.fail(err, syscall.SIGKILL)
+			break
+		}
+	}
+	j.loop(ctx, timeout)
+	j.teardown()
+	if j.failure != nil {
+		return j.failure
+	}
+	return j.ctxErr
+}
+
+// startRank starts rank n and its waiter and output copiers.
+func (j *job) startRank(n int) *ExitError {
+	cmd := exec.Command(j.path, j.cfg.Args...)
+	if !j.built {
+		cmd.Args[0] = j.cfg.Program // argv[0] as given, as a shell does
+	}
+	s := strconv.Itoa(n)
+	cmd.Env = append(j.env[:len(j.env):len(j.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+s)
+
+	var closeAfterStart []*os.File
+	defer func() {
+		for _, f := range closeAfterStart {
+			f.Close()
+		}
+	}()
+	type copier struct {
+		r   *os.File
+		dst io.Writer
+	}
+	var copiers []copier
+	if j.cfg.OutputDir != "" {
+		dir := filepath.Join(j.cfg.OutputDir, "rank."+s)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output directory: %v", n, err), Err: err}
+		}
+		for _, name := range []string{"stdout", "stderr"} {
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output file: %v", n, err), Err: err}
+			}
+			closeAfterStart = append(closeAfterStart, f)
+		}
+		cmd.Stdout, cmd.Stderr = closeAfterStart[0], closeAfterStart[1]
+	} else {
+		for _, dst := range []io.Writer{j.out, j.errw} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				for _, c := range copiers {
+					c.r.Close()
+				}
+				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output pipe: %v", n, err), Err: err}
+			}
+			closeAfterStart = append(closeAfterStart, w)
+			copiers = append(copiers, copier{r, dst})
+		}
+		cmd.Stdout, cmd.Stderr = closeAfterStart[0], closeAfterStart[1]
+	}
+
+	var stdinSrc io.Reader
+	if n == 0 && j.cfg.Stdin != nil {
+		if f, ok := j.cfg.Stdin.(*os.File); ok {
+			cmd.Stdin = f
+		} else {
+			r, w, err := os.Pipe()
+			if err != nil {
+				for _, c := range copiers {
+					c.r.Close()
+				}
+				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create stdin pipe: %v", n, err), Err: err}
+			}
+			closeAfterStart = append(closeAfterStart, r)
+			cmd.Stdin, j.stdinW, stdinSrc = r, w, j.cfg.Stdin
+		}
+	}
+
+	p, err := proc.Start(cmd)
+	if err != nil {
+		for _, c := range copiers {
+			c.r.Close()
+		}
+		if j.stdinW != nil {
+			j.stdinW.Close()
+			j.stdinW = nil
+		}
+		return &ExitError{Code: ExitNotFound, Rank: n,
+			Msg: fmt.Sprintf("cannot execute %q: %v", j.cfg.Program, err), Err: err}
+	}
+	r := &rank{n: n, p: p}
+	j.ranks = append(j.ranks, r)
+	j.live++
+
+	var prefix []byte
+	if j.cfg.TagOutput {
+		prefix = []byte("[" + s + "] ")
+	}
+	for _, c := range copiers {
+		j.readers = append(j.readers, c.r)
+		j.wg.Go(func() {
+			defer c.r.Close()
+			proc.CopyLines(c.dst, c.r, prefix, MaxLine)
+		})
+	}
+	if stdinSrc != nil {
+		j.stdinDone = make(chan struct{})
+		w := j.stdinW
+		go func() { // not counted in wg: Stdin.Read may never return
+			defer close(j.stdinDone)
+			io.Copy(w, stdinSrc)
+			w.Close()
+		}()
+	}
+	j.wg.Go(func() {
+		st, err := p.Wait()
+		j.exits <- exitEvent{rank: n, st: st, err: err}
+	})
+	return nil
+}
+
+// loop handles exits, control messages, signals and timers until every
+// started rank is reaped.
+func (j *job) loop(ctx context.Context, timeout <-chan time.Time) {
+	done := ctx.Done()
+	for j.live > 0 || (!j.stopping && j.pending > 0) {
+		select {
+		case ev := <-j.exits:
+			j.exited(ev)
+		case m := <-j.ctl:
+			j.control(m)
+		case s := <-j.cfg.Signals:
+			j.signal(s)
+		case <-timeout:
+			j.fail(&ExitError{Code: ExitTimeout, Rank: -1, Msg: fmt.Sprintf("job timed out after %v", j.cfg.Timeout)}, syscall.SIGTERM)
+		case <-j.graceC:
+			j.graceC = nil
+			j.signalAll(syscall.SIGKILL)
+		case <-done:
+			done = nil
+			j.ctxErr = ctx.Err()
+			j.fail(nil, syscall.SIGTERM)
+		}
+	}
+}
+
+// fail stops the job because of failure (nil: ctx ended it), unless it is
+// already stopping: the ranks still running get sig, then SIGKILL after
+// KillGrace.
+func (j *job) fail(failure *ExitError, sig syscall.Signal) {
+	if j.stopping {
+		return
+	}
+	j.stopping = true
+	j.failure = failure
+	j.signalAll(sig)
+	if sig != syscall.SIGKILL {
+		j.graceC = time.After(j.cfg.KillGrace)
+	}
+}
+
+func (j *job) signalAll(sig syscall.Signal) {
+	for _, r := range j.ranks {
+		if !r.done {
+			r.p.Signal(sig)
+		}
+	}
+}
+
+func (j *job) exited(ev exitEvent) {
+	r := j.ranks[ev.rank]
+	r.done, r.status = true, ev.st
+	j.live--
+	if j.stopping {
+		return
+	}
+	switch {
+	case ev.err != nil:
+		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d (pid %d): %v", r.n, r.p.Pid(), ev.err), Err: ev.err}, syscall.SIGTERM)
+	case ev.st.Failed():
+		j.fail(j.lowestFailure(r), syscall.SIGTERM)
+	case r.fin:
+	default:
+		// Exited 0 without OpFin: judge it once every control message
+		// the server had before now has been seen (a late OpJoin).
+		if err := j.srv.nc.Publish(jobenv.CtlSubject(j.prefix), []byte(j.marker+strconv.Itoa(r.n))); err == nil {
+			j.pending++
+		} else {
+			j.judgeClean(r)
+		}
+	}
+}
+
+// lowestFailure is the failure to report when rank r failed: the lowest
+// rank among r and the ranks that have already died with a failure but are
+// not reaped yet.
+func (j *job) lowestFailure(r *rank) *ExitError {
+	n, st := r.n, r.status
+	for _, q := range j.ranks {
+		if q.done || q.n > n {
+			continue
+		}
+		if qst, ok := q.p.Poll(); ok && qst.Failed() {
+			n, st = q.n, qst
+		}
+	}
+	return &ExitError{Code: st.ExitCode(), Rank: n,
+		Msg: fmt.Sprintf("rank %d (pid %d) %v", n, j.ranks[n].p.Pid(), st)}
+}
+
+// judgeClean fails the job if r, which exited 0, joined but never closed
+// its communicator.
+func (j *job) judgeClean(r *rank) {
+	if r.joined && !r.fin {
+		j.fail(&ExitError{Code: 1, Rank: r.n,
+			Msg: fmt.Sprintf("rank %d exited with code 0 without closing its communicator (comm.Close)", r.n)}, syscall.SIGTERM)
+	}
+}
+
+func (j *job) control(m *nats.Msg) {
+	if s, ok := strings.CutPrefix(string(m.Data), j.marker); ok {
+		j.pending--
+		if n, err := strconv.Atoi(s); err == nil && n >= 0 && n < len(j.ranks) && !j.stopping {
+			j.judgeClean(j.ranks[n])
+		}
+		return
+	}
+	c, err := jobenv.DecodeCtl(m.Data)
+	if err != nil || c.Rank < 0 || c.Rank >= j.cfg.NP {
+		return // not from a rank of this job's kind; nothing to act on
+	}
+	var r *rank
+	if c.Rank < len(j.ranks) {
+		r = j.ranks[c.Rank]
+	}
+	switch c.Op {
+	case jobenv.OpJoin:
+		if r != nil {
+			r.joined = true
+		}
+	case jobenv.OpFin:
+		if r != nil {
+			r.fin = true
+		}
+		m.Respond([]byte("ok"))
+	case jobenv.OpAbort:
+		m.Respond([]byte("ok"))
+		code := c.Code
+		if code <= 0 || code > 255 {
+			code = 1
+		}
+		j.fail(&ExitError{Code: code, Rank: c.Rank, Msg: fmt.Sprintf("rank %d called Abort(%d)", c.Rank, c.Code)}, syscall.SIGTERM)
+	}
+}
+
+func (j *job) signal(s os.Signal) {
+	sig, ok := s.(syscall.Signal)
+	if !ok {
+		return
+	}
+	switch {
+	case sig != syscall.SIGINT && sig != syscall.SIGTERM:
+		j.signalAll(sig)
+	case j.stopping:
+		j.signalAll(syscall.SIGKILL) // asked twice: no more grace
+	default:
+		j.fail(interrupted(sig), sig)
+	}
+}
+
+// teardown waits for the output copiers and the stdin copier once every
+// rank is reaped.
+func (j *job) teardown() {
+	if j.stdinW != nil {
+		j.stdinW.Close() // unblocks a copier stuck writing to a rank 0 that never read
+		select {
+		case <-j.stdinDone:
+		case <-time.After(j.cfg.KillGrace):
+		}
+	}
+	for _, r := range j.readers {
+		r.SetReadDeadline(time.Now().Add(drainTimeout))
+	}
+	j.wg.Wait()
+}

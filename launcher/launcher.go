@@ -1,0 +1,164 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults of [Config] fields left zero.
+const (
+	DefaultKillGrace  = 100 * time.Millisecond // Config.KillGrace
+	DefaultMaxPending = 64 << 20               // Config.MaxPending, bytes
+)
+
+// MaxLine is the longest output line kept whole; see the package doc.
+const MaxLine = 16 << 20
+
+// Exit codes of the launcher that are not a rank's own.
+const (
+	ExitUsage    = 2   // bad Config or command line
+	ExitTimeout  = 110 // Config.Timeout expired (ETIMEDOUT, as mpirun)
+	ExitNotFound = 127 // the program cannot be executed
+)
+
+// Config describes one job. Only NP and Program are required.
+type Config struct {
+	// NP is the number of ranks; at least 1.
+	NP int
+	// Program is an executable (a name without a slash is looked up in
+	// PATH) or a directory holding a Go main package, which Run builds
+	// first with the go command found in PATH.
+	Program string
+	// Args are the program's arguments, without the program name.
+	Args []string
+	// Env lists variables exported to every rank on top of the launcher's
+	// own environment: "NAME=VALUE", or "NAME" to copy the launcher's
+	// value (skipped when unset). The DECORUN_* variables of package
+	// jobenv always win.
+	Env []string
+
+	// Stdin is copied to rank 0; the other ranks read /dev/null. An
+	// *os.File is handed to rank 0 as is. Nil: rank 0 reads /dev/null too.
+	// Another reader is copied by a goroutine that Run does not wait for
+	// once the job is over if Stdin.Read blocks.
+	Stdin io.Reader
+	// Stdout and Stderr receive the ranks' output lines. Nil means
+	// os.Stdout and os.Stderr. Run writes nothing else to them, except the
+	// go build output for a Go package, which goes to Stderr.
+	Stdout, Stderr io.Writer
+	// TagOutput prefixes each output line with "[R] ", R the rank.
+	TagOutput bool
+	// OutputDir, when set, sends rank R's output to OutputDir/rank.R/stdout
+	// and OutputDir/rank.R/stderr instead of Stdout and Stderr.
+	OutputDir string
+
+	// Timeout stops the job with exit code 110 after this long. Zero: no
+	// limit.
+	Timeout time.Duration
+	// KillGrace is how long ranks being stopped get between SIGTERM (or
+	// the forwarded signal) and SIGKILL. Zero means DefaultKillGrace.
+	KillGrace time.Duration
+	// Signals, when not nil, delivers signals the launcher received.
+	// SIGINT and SIGTERM are forwarded to every rank's process group and
+	// then stop the job (exit code 128+N); a second one kills at once.
+	// Any other signal is only forwarded.
+	Signals <-chan os.Signal
+
+	// MaxPending is the server's limit on bytes queued for one client
+	// connection. Zero means DefaultMaxPending.
+	MaxPending int64
+}
+
+// ExitError is how a job that did not succeed ended. Run returns it for
+// every failure except ctx cancellation.
+type ExitError struct {
+	// Code is the exit status the launcher process should end with.
+	Code int
+	// Rank is the rank the failure is about, or -1.
+	Rank int
+	// Msg is one line for the user, without a "decorun: " prefix, such as
+	// "rank 3 (pid 1234) exited with code 3".
+	Msg string
+	// Err is the underlying cause, if any.
+	Err error
+}
+
+func (e *ExitError) Error() string { return e.Msg }
+
+// Unwrap returns the underlying cause.
+func (e *ExitError) Unwrap() error { return e.Err }
+
+func usageError(format string, args ...any) *ExitError {
+	return &ExitError{Code: ExitUsage, Rank: -1, Msg: fmt.Sprintf(format, args...)}
+}
+
+// validate checks cfg and fills in defaults.
+func (cfg *Config) validate() error {
+	if cfg.NP < 1 {
+		return usageError("-n must be at least 1, got %d", cfg.NP)
+	}
+	if cfg.Program == "" {
+		return usageError("no program given")
+	}
+	for _, e := range cfg.Env {
+		name, _, _ := strings.Cut(e, "=")
+		if name == "" {
+			return usageError("-x %q: no variable name", e)
+		}
+	}
+	if cfg.Timeout < 0 {
+		return usageError("--timeout must not be negative, got %v", cfg.Timeout)
+	}
+	if cfg.KillGrace < 0 {
+		return usageError("kill grace must not be negative, got %v", cfg.KillGrace)
+	}
+	if cfg.KillGrace == 0 {
+		cfg.KillGrace = DefaultKillGrace
+	}
+	if cfg.MaxPending < 0 {
+		return usageError("max pending must not be negative, got %d", cfg.MaxPending)
+	}
+	if cfg.MaxPending == 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	return nil
+}
+
+// Run runs the job cfg describes and blocks until every rank has exited,
+// the job's server is shut down and every goroutine Run started has ended
+// (see Config.Stdin for the one exception). It returns nil when all ranks
+// exited 0 (and each rank that joined closed its communicator), ctx.Err()
+// when ctx ended the job, and an [*ExitError] otherwise. Run may be called
+// concurrently for different jobs.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	path, cleanup, err := resolveProgram(ctx, &cfg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	srv, err := startServer(cfg.MaxPending)
+	if err != nil {
+		return &ExitError{Code: 1, Rank: -1, Msg: "cannot start the job's NATS server: " + err.Error(), Err: err}
+	}
+	defer srv.close()
+
+	j, err := newJob(cfg, path, srv)
+	if err != nil {
+		return err
+	}
+	return j.run(ctx)
+}

@@ -1,0 +1,106 @@
+package launcher
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/decorun/decorun/internal/proc"
+)
+
+// resolveProgram returns the path of the executable to run for
+// cfg.Program, building it first when it is a Go package directory. cleanup
+// removes what was built; it is never nil.
+func resolveProgram(ctx context.Context, cfg *Config) (path string, cleanup func(), err error) {
+	nop := func() {}
+	if isGoPackage(cfg.Program) {
+		return buildPackage(ctx, cfg)
+	}
+	path, err = exec.LookPath(cfg.Program)
+	if err != nil {
+		return "", nop, &ExitError{Code: ExitNotFound, Rank: -1,
+			Msg: fmt.Sprintf("cannot execute %q: %v", cfg.Program, err), Err: err}
+	}
+	return path, nop, nil
+}
+
+// isGoPackage reports whether dir is a directory holding .go files.
+func isGoPackage(dir string) bool {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	m, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	return len(m) > 0
+}
+
+// buildPackage builds the Go main package in cfg.Program into a new
+// temporary directory, writing the go command's output to cfg.Stderr.
+func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
+	nop := func() {}
+	abs, err := filepath.Abs(cfg.Program)
+	if err != nil {
+		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: %v", cfg.Program, err), Err: err}
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", nop, &ExitError{Code: ExitNotFound, Rank: -1,
+			Msg: fmt.Sprintf("cannot build %s: the go command is needed to build a Go package: %v", cfg.Program, err), Err: err}
+	}
+	tmp, err := os.MkdirTemp("", "decorun-build-")
+	if err != nil {
+		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: %v", cfg.Program, err), Err: err}
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	out := filepath.Join(tmp, filepath.Base(abs))
+
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg  sync.WaitGroup
+		got os.Signal // a stopping signal that arrived during the build
+	)
+	if cfg.Signals != nil {
+		wg.Go(func() {
+			select {
+			case s := <-cfg.Signals:
+				got = s
+				cancel()
+			case <-bctx.Done():
+			}
+		})
+	}
+	cmd := exec.CommandContext(bctx, gobin, "build", "-o", out, ".")
+	cmd.Dir = abs
+	cmd.Stdout, cmd.Stderr = cfg.Stderr, cfg.Stderr
+	err = cmd.Run()
+	cancel()
+	wg.Wait()
+	if got != nil {
+		cleanup()
+		// Any signal ends the build: there are no ranks to forward it to.
+		return "", nop, interrupted(got)
+	}
+	if ctx.Err() != nil {
+		cleanup()
+		return "", nop, ctx.Err()
+	}
+	if err != nil {
+		cleanup()
+		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: go build: %v", cfg.Program, err), Err: err}
+	}
+	return out, cleanup, nil
+}
+
+// interrupted is the failure for a stopping signal the launcher received.
+func interrupted(s os.Signal) *ExitError {
+	sig, ok := s.(syscall.Signal)
+	if !ok {
+		return &ExitError{Code: 1, Rank: -1, Msg: "interrupted by " + s.String()}
+	}
+	return &ExitError{Code: 128 + int(sig), Rank: -1, Msg: "interrupted by " + proc.SignalName(sig)}
+}
