@@ -48,8 +48,10 @@ type Proc struct {
 	cmd *exec.Cmd
 	pid int
 
-	mu     sync.Mutex // guards exited; held while signalling the group
+	mu     sync.Mutex // guards exited and status; held while signalling the group
 	exited bool       // the leader has exited and may be reaped: its pid may be reused
+	status Status     // how it ended, once exited
+	werr   error      // waitid failed
 }
 
 // Start starts cmd as the leader of a new process group whose leader gets
@@ -81,9 +83,14 @@ func (p *Proc) Signal(sig syscall.Signal) bool {
 	return true
 }
 
-// Poll reports whether the process has exited, without waiting and without
-// reaping it.
+// Poll reports whether the process has exited and how, without waiting.
 func (p *Proc) Poll() (Status, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		return p.status, p.werr == nil
+	}
+	// Wait cannot reap the process while we hold mu.
 	st, ok, err := waitid(p.pid, false)
 	if err != nil {
 		return Status{}, false
@@ -97,7 +104,7 @@ func (p *Proc) Poll() (Status, bool) {
 func (p *Proc) Wait() (Status, error) {
 	st, _, err := waitid(p.pid, true)
 	p.mu.Lock()
-	p.exited = true
+	p.exited, p.status, p.werr = true, st, err
 	// Children the process left behind in its group die with it. The
 	// leader is still unreaped, so the group id is still ours.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)

@@ -1,0 +1,133 @@
+// Command decorun runs an SPMD job: N copies of a program that talk to each
+// other through package comm.
+//
+//	decorun -n 4 ./examples/hello       # a Go package: built first
+//	decorun -np 8 ./ring -iterations 10 # flags after the program are its own
+//	decorun -n 2 --tag-output -x GOMAXPROCS=1 hostname
+//
+// decorun exits 0 when every rank exits 0; otherwise with the failed rank's
+// code (128+N for signal N), the Abort code, 110 on --timeout, 130 on
+// SIGINT, 2 on a usage error and 127 when the program cannot be executed.
+// See package launcher for the rules.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/decorun/decorun/launcher"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// usageError is a command-line mistake: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// run is decorun with its arguments and files; it returns the exit code.
+func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
+	var cfg launcher.Config
+	app := &cli.App{
+		Name:      "decorun",
+		Usage:     "run N copies of a program as one SPMD job",
+		UsageText: "decorun [-n N] [options] PROG [ARGS...]\n\nPROG is an executable (looked up in PATH) or a directory holding a Go main\npackage, which decorun builds first. Everything after PROG goes to PROG.",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "n", Aliases: []string{"np"}, Value: 1, Usage: "number of ranks `N`"},
+			&cli.StringSliceFlag{Name: "x", Usage: "export `NAME=VALUE` (or NAME, copied from decorun's environment) to every rank; repeatable"},
+			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK]"},
+			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal"},
+			&cli.StringFlag{Name: "timeout", Usage: "stop the job and exit 110 after `D` (a Go duration such as 90s or 2m, or seconds)"},
+		},
+		HideHelpCommand:           true,
+		HideVersion:               true,
+		DisableSliceFlagSeparator: true, // -x A=1,2 is one variable
+		Reader:                    stdin,
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
+		ExitErrHandler:            func(*cli.Context, error) {}, // run maps errors to codes
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{err.Error()}
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() == 0 {
+				return &usageError{"no program given (usage: decorun -n N PROG [ARGS...])"}
+			}
+			cfg.NP = c.Int("n")
+			cfg.Program = c.Args().First()
+			cfg.Args = c.Args().Tail()
+			cfg.Env = c.StringSlice("x")
+			cfg.TagOutput = c.Bool("tag-output")
+			cfg.OutputDir = c.String("output-filename")
+			if s := c.String("timeout"); s != "" {
+				d, err := parseTimeout(s)
+				if err != nil {
+					return err
+				}
+				cfg.Timeout = d
+			}
+			return nil
+		},
+	}
+	if err := app.Run(args); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "decorun: %s\n", ue.msg)
+			return launcher.ExitUsage
+		}
+		fmt.Fprintf(stderr, "decorun: %v\n", err)
+		return 1
+	}
+	if cfg.Program == "" {
+		return 0 // --help
+	}
+
+	if stdin != nil {
+		if _, err := stdin.Stat(); err == nil {
+			cfg.Stdin = stdin
+		}
+	}
+	cfg.Stdout, cfg.Stderr = stdout, stderr
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	cfg.Signals = sigs
+
+	err := launcher.Run(context.Background(), cfg)
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "decorun: %v\n", err)
+	var ee *launcher.ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return 1
+}
+
+// parseTimeout accepts a Go duration ("90s", "1m30s") or, like mpirun, a
+// number of seconds ("90", "1.5").
+func parseTimeout(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil || f != f || f > float64(1<<62)/float64(time.Second) {
+			return 0, &usageError{fmt.Sprintf("--timeout: invalid duration %q (want e.g. 90s, 2m or a number of seconds)", s)}
+		}
+		d = time.Duration(f * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, &usageError{fmt.Sprintf("--timeout must be positive, got %q", s)}
+	}
+	return d, nil
+}
