@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
@@ -51,7 +52,7 @@ func (s Status) Type() string { return s.typ }
 // methods are safe for concurrent use.
 type Comm struct {
 	e      *engine
-	id     uint32 // context id; 0 is the world
+	id     uint64 // context id; 0 is the world
 	rank   int
 	size   int
 	job    jobenv.Job
@@ -59,6 +60,11 @@ type Comm struct {
 	host   string
 	once   sync.Once
 	closed error
+
+	grp        *group // nil: the world
+	derived    bool
+	closedFlag *atomic.Bool // derived communicators only
+	nderived   atomic.Uint64
 }
 
 var (
@@ -144,10 +150,20 @@ func (c *Comm) LocalSize() int { return c.job.LocalSize }
 // ProcessorName is the name of the host this rank runs on.
 func (c *Comm) ProcessorName() string { return c.host }
 
-// Close ends the communicator (MPI_Finalize). Calls blocked on it and all
-// later calls fail with ErrClosed. Messages this rank sent have left it when
-// Close returns. Close is idempotent; it returns the first close's error.
+// Close ends the communicator. On the world communicator it is
+// MPI_Finalize: calls blocked on any communicator of this process and all
+// later calls fail with ErrClosed, messages this rank sent have left it when
+// Close returns, and decorun learns that the rank finished properly. On a
+// communicator from Split or Dup it frees only that communicator: receives
+// blocked on it fail with ErrClosed. Close is idempotent; it returns the
+// first close's error.
 func (c *Comm) Close() error {
+	if c.derived {
+		if c.closedFlag.CompareAndSwap(false, true) {
+			c.e.cancelComm(c.id, c.Shadow().id)
+		}
+		return nil
+	}
 	c.once.Do(func() {
 		c.e.close()
 		if c.nats == nil {
@@ -180,6 +196,9 @@ func (c *Comm) Abort(code int) {
 }
 
 func (c *Comm) checkPeer(op string, r int, wildcard bool) error {
+	if err := c.alive(op); err != nil {
+		return err
+	}
 	if wildcard && r == AnySource {
 		return nil
 	}

@@ -3,6 +3,7 @@ package comm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/decorun/decorun/internal/match"
@@ -411,7 +412,7 @@ func truncErr(m *inMsg, n int) error {
 
 // send starts a send of data to world rank dst. It returns a nil sreq when
 // the send completed at once; otherwise data stays in use until it completes.
-func (e *engine) send(comm uint32, dst, tag int, typ string, data []byte) (*sreq, error) {
+func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
@@ -489,7 +490,7 @@ func (e *engine) cancelSend(s *sreq) {
 }
 
 // post posts a receive. mu not held.
-func (e *engine) post(comm uint32, src, tag int, buf []byte, into bool) (*rreq, error) {
+func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, error) {
 	r := &rreq{buf: buf, into: into, done: make(chan struct{})}
 	r.m = match.Recv[*rreq]{Env: match.Envelope{Comm: comm, Src: src, Tag: tag}, Val: r}
 	e.mu.Lock()
@@ -529,7 +530,7 @@ func (e *engine) abandonRecv(r *rreq) {
 }
 
 // probe finds an unexpected message, waiting when block is set.
-func (e *engine) probe(ctx context.Context, comm uint32, src, tag int, block bool) (Status, bool, error) {
+func (e *engine) probe(ctx context.Context, comm uint64, src, tag int, block bool) (Status, bool, error) {
 	env := match.Envelope{Comm: comm, Src: src, Tag: tag}
 	for {
 		e.mu.Lock()
@@ -556,6 +557,24 @@ func (e *engine) probe(ctx context.Context, comm uint32, src, tag int, block boo
 			return Status{}, false, ctx.Err()
 		}
 	}
+}
+
+// cancelComm fails the receives posted on the given contexts with ErrClosed.
+func (e *engine) cancelComm(ids ...uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var keep []*match.Recv[*rreq]
+	for _, r := range e.q.Drain() {
+		if slices.Contains(ids, r.Env.Comm) {
+			e.finishRecv(r.Val, ErrClosed)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	for _, r := range keep {
+		e.q.Post(r) // no unexpected message matched them before; none will now
+	}
+	e.wakeProbes()
 }
 
 // close ends the engine with ErrClosed.

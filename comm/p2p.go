@@ -21,7 +21,7 @@ func (c *Comm) send(ctx context.Context, op string, dst, tag int, typ string, da
 	if err := c.checkTag(op, tag, false); err != nil {
 		return err
 	}
-	s, err := c.e.send(c.id, dst, tag, typ, data)
+	s, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
 	if err != nil {
 		return c.wrap(op, dst, err)
 	}
@@ -46,9 +46,9 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 		return nil, Status{}, err
 	}
 	if err := c.e.waitRecv(ctx, r); err != nil {
-		return nil, r.st, c.wrap("Recv", src, err)
+		return nil, c.status(r.st), c.wrap("Recv", src, err)
 	}
-	return r.data, r.st, nil
+	return r.data, c.status(r.st), nil
 }
 
 // RecvInto receives into buf and returns the message's Status; the payload
@@ -60,9 +60,9 @@ func (c *Comm) RecvInto(ctx context.Context, buf []byte, src, tag int) (Status, 
 		return Status{}, err
 	}
 	if err := c.e.waitRecv(ctx, r); err != nil {
-		return r.st, c.wrap("RecvInto", src, err)
+		return c.status(r.st), c.wrap("RecvInto", src, err)
 	}
-	return r.st, nil
+	return c.status(r.st), nil
 }
 
 func (c *Comm) irecv(op string, src, tag int, buf []byte, into bool) (*rreq, error) {
@@ -72,7 +72,7 @@ func (c *Comm) irecv(op string, src, tag int, buf []byte, into bool) (*rreq, err
 	if err := c.checkTag(op, tag, true); err != nil {
 		return nil, err
 	}
-	r, err := c.e.post(c.id, src, tag, buf, into)
+	r, err := c.e.post(c.id, c.toWorld(src), tag, buf, into)
 	if err != nil {
 		return nil, c.wrap(op, src, err)
 	}
@@ -106,8 +106,8 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 	if err := c.checkTag("Probe", tag, true); err != nil {
 		return Status{}, err
 	}
-	st, _, err := c.e.probe(ctx, c.id, src, tag, true)
-	return st, c.wrap("Probe", src, err)
+	st, _, err := c.e.probe(ctx, c.id, c.toWorld(src), tag, true)
+	return c.status(st), c.wrap("Probe", src, err)
 }
 
 // Iprobe reports whether a message from src with tag can be received now.
@@ -118,8 +118,8 @@ func (c *Comm) Iprobe(src, tag int) (Status, bool, error) {
 	if err := c.checkTag("Iprobe", tag, true); err != nil {
 		return Status{}, false, err
 	}
-	st, ok, err := c.e.probe(context.Background(), c.id, src, tag, false)
-	return st, ok, c.wrap("Iprobe", src, err)
+	st, ok, err := c.e.probe(context.Background(), c.id, c.toWorld(src), tag, false)
+	return c.status(st), ok, c.wrap("Iprobe", src, err)
 }
 
 // Request is a nonblocking send or receive.
@@ -144,7 +144,7 @@ func (c *Comm) isend(op string, dst, tag int, typ string, data []byte) (*Request
 	if err := c.checkTag(op, tag, false); err != nil {
 		return nil, err
 	}
-	s, err := c.e.send(c.id, dst, tag, typ, data)
+	s, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
 	if err != nil {
 		return nil, c.wrap(op, dst, err)
 	}
@@ -166,7 +166,7 @@ func (c *Comm) Irecv(src, tag int) (*Request, error) {
 func (q *Request) Wait(ctx context.Context) (Status, error) {
 	if q.r != nil {
 		err := q.c.e.waitRecv(ctx, q.r)
-		return q.r.st, q.c.wrap(q.op, q.peer, err)
+		return q.c.status(q.r.st), q.c.wrap(q.op, q.peer, err)
 	}
 	return Status{}, q.c.wrap(q.op, q.peer, q.c.e.waitSend(ctx, q.s))
 }

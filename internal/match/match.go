@@ -25,7 +25,7 @@ const (
 
 // Envelope is what matching looks at.
 type Envelope struct {
-	Comm uint32
+	Comm uint64
 	Src  int
 	Tag  int
 }

@@ -7,10 +7,10 @@ import (
 
 type q = Queue[int, string]
 
-func msg(comm uint32, src, tag, v int) *Msg[int] {
+func msg(comm uint64, src, tag, v int) *Msg[int] {
 	return &Msg[int]{Env: Envelope{comm, src, tag}, Val: v}
 }
-func recv(comm uint32, src, tag int, name string) *Recv[string] {
+func recv(comm uint64, src, tag int, name string) *Recv[string] {
 	return &Recv[string]{Env: Envelope{comm, src, tag}, Val: name}
 }
 

@@ -1,6 +1,6 @@
 // Package wire is the binary frame format ranks exchange.
 //
-// Every frame is a fixed 44-byte little-endian header, an optional type name
+// Every frame is a fixed 48-byte little-endian header, an optional type name
 // (for typed messages) and a payload:
 //
 //	off size field
@@ -8,15 +8,15 @@
 //	1   1    kind (Eager, RTS, CTS, Data, Credit, Revoke)
 //	2   1    flags
 //	3   1    reserved, zero
-//	4   4    comm: communicator context id
-//	8   4    src: sender's rank in that communicator
-//	12  4    tag (int32, >= 0 for user traffic)
-//	16  8    seq: per (sender, receiver) frame sequence number, from 1
-//	24  8    id: message id (RTS, CTS, Data, Revoke)
-//	32  8    n: total size (Eager, RTS), offset (Data), bytes (Credit)
-//	40  2    length of the type name that follows the header
-//	42  2    reserved, zero
-//	44  ...  type name, then payload
+//	4   4    src: sender's world rank
+//	8   8    comm: communicator context id
+//	16  4    tag (int32, >= 0)
+//	20  8    seq: per (sender, receiver) frame sequence number, from 1
+//	28  8    id: message id (RTS, CTS, Data, Revoke)
+//	36  8    n: total size (Eager, RTS), offset (Data), bytes (Credit)
+//	44  2    length of the type name that follows the header
+//	46  2    reserved, zero
+//	48  ...  type name, then payload
 //
 // Decode never panics on any input; it returns an error naming what is wrong.
 package wire
@@ -69,7 +69,7 @@ const (
 const Magic = 0xDC
 
 // HeaderSize is the size of the fixed header.
-const HeaderSize = 44
+const HeaderSize = 48
 
 // MaxTypeName bounds the type name length.
 const MaxTypeName = 1024
@@ -78,7 +78,7 @@ const MaxTypeName = 1024
 type Header struct {
 	Kind  Kind
 	Flags uint8
-	Comm  uint32
+	Comm  uint64
 	Src   int32
 	Tag   int32
 	Seq   uint64
@@ -105,13 +105,13 @@ func Append(dst []byte, h *Header) []byte {
 	b[0] = Magic
 	b[1] = byte(h.Kind)
 	b[2] = h.Flags
-	binary.LittleEndian.PutUint32(b[4:], h.Comm)
-	binary.LittleEndian.PutUint32(b[8:], uint32(h.Src))
-	binary.LittleEndian.PutUint32(b[12:], uint32(h.Tag))
-	binary.LittleEndian.PutUint64(b[16:], h.Seq)
-	binary.LittleEndian.PutUint64(b[24:], h.ID)
-	binary.LittleEndian.PutUint64(b[32:], h.N)
-	binary.LittleEndian.PutUint16(b[40:], uint16(len(h.Type)))
+	binary.LittleEndian.PutUint32(b[4:], uint32(h.Src))
+	binary.LittleEndian.PutUint64(b[8:], h.Comm)
+	binary.LittleEndian.PutUint32(b[16:], uint32(h.Tag))
+	binary.LittleEndian.PutUint64(b[20:], h.Seq)
+	binary.LittleEndian.PutUint64(b[28:], h.ID)
+	binary.LittleEndian.PutUint64(b[36:], h.N)
+	binary.LittleEndian.PutUint16(b[44:], uint16(len(h.Type)))
 	dst = append(dst, b[:]...)
 	return append(dst, h.Type...)
 }
@@ -128,18 +128,18 @@ func Decode(frame []byte, h *Header) (payload []byte, err error) {
 	if k < Eager || k > Revoke {
 		return nil, fmt.Errorf("%w: %d", ErrKind, frame[1])
 	}
-	tl := int(binary.LittleEndian.Uint16(frame[40:]))
+	tl := int(binary.LittleEndian.Uint16(frame[44:]))
 	if tl > MaxTypeName || HeaderSize+tl > len(frame) {
 		return nil, fmt.Errorf("%w: %d in a frame of %d bytes", ErrTypeName, tl, len(frame))
 	}
 	h.Kind = k
 	h.Flags = frame[2]
-	h.Comm = binary.LittleEndian.Uint32(frame[4:])
-	h.Src = int32(binary.LittleEndian.Uint32(frame[8:]))
-	h.Tag = int32(binary.LittleEndian.Uint32(frame[12:]))
-	h.Seq = binary.LittleEndian.Uint64(frame[16:])
-	h.ID = binary.LittleEndian.Uint64(frame[24:])
-	h.N = binary.LittleEndian.Uint64(frame[32:])
+	h.Src = int32(binary.LittleEndian.Uint32(frame[4:]))
+	h.Comm = binary.LittleEndian.Uint64(frame[8:])
+	h.Tag = int32(binary.LittleEndian.Uint32(frame[16:]))
+	h.Seq = binary.LittleEndian.Uint64(frame[20:])
+	h.ID = binary.LittleEndian.Uint64(frame[28:])
+	h.N = binary.LittleEndian.Uint64(frame[36:])
 	if tl == 0 {
 		h.Type = ""
 	} else if h.Type != string(frame[HeaderSize:HeaderSize+tl]) { // no allocation when unchanged

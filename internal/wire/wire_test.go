@@ -48,7 +48,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"short", good[:10], ErrShort},
 		{"magic", append([]byte{0}, good[1:]...), ErrMagic},
 		{"kind", func() []byte { b := bytes.Clone(good); b[1] = 99; return b }(), ErrKind},
-		{"typename", func() []byte { b := bytes.Clone(good); b[40] = 200; return b }(), ErrTypeName},
+		{"typename", func() []byte { b := bytes.Clone(good); b[44] = 200; return b }(), ErrTypeName},
 	}
 	for _, c := range cases {
 		if _, err := Decode(c.f, &h); !errors.Is(err, c.want) {
@@ -87,7 +87,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		// A frame that decodes re-encodes to the same bytes.
 		again := append(Append(nil, &h), p...)
-		if h.Flags == b[2] && b[3] == 0 && b[42] == 0 && b[43] == 0 && !bytes.Equal(again, b) {
+		if h.Flags == b[2] && b[3] == 0 && b[46] == 0 && b[47] == 0 && !bytes.Equal(again, b) {
 			t.Fatalf("re-encode differs:\n%x\n%x", b, again)
 		}
 		var h2 Header

@@ -1,0 +1,174 @@
+package comm
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync/atomic"
+)
+
+// Undefined is the color a rank passes to Split to be in no new communicator.
+const Undefined = -1
+
+// Context ids. The world is 0; every derived communicator gets a 64-bit id
+// computed from its parent's id, the number of communicators derived from the
+// parent before it (Split and Dup are collective, so every member counts the
+// same) and its color. Each member computes the same id without any message;
+// distinct communicators collide only with probability ~n²/2⁶⁴.
+const (
+	saltSplit  = 0x5b1e7c3a9d
+	saltDup    = 0x0d0fd0fd0f
+	saltShadow = 0x5ad0_5ad0
+	saltExch   = 0xe8c4a9be
+)
+
+func mix(parts ...uint64) uint64 {
+	var h uint64 = 0x9E3779B97F4A7C15
+	for _, p := range parts {
+		h ^= p + 0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)
+		// splitmix64 finaliser
+		h ^= h >> 30
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 27
+		h *= 0x94d049bb133111eb
+		h ^= h >> 31
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// group maps a communicator's ranks to world ranks; nil means the world.
+type group struct {
+	world   []int       // comm rank -> world rank
+	byWorld map[int]int // world rank -> comm rank
+}
+
+func (c *Comm) toWorld(r int) int {
+	if c.grp == nil || r == AnySource {
+		return r
+	}
+	return c.grp.world[r]
+}
+
+func (c *Comm) fromWorld(w int) int {
+	if c.grp == nil {
+		return w
+	}
+	return c.grp.byWorld[w]
+}
+
+func (c *Comm) status(st Status) Status {
+	st.Source = c.fromWorld(st.Source)
+	return st
+}
+
+// derive returns a communicator with c's group and context id.
+func (c *Comm) derive(id uint64) *Comm {
+	return &Comm{e: c.e, id: id, rank: c.rank, size: c.size, job: c.job, host: c.host, grp: c.grp,
+		derived: true, closedFlag: new(atomic.Bool)}
+}
+
+// Shadow returns a communicator with the same ranks as c and a separate
+// matching context: nothing sent on one is ever received on the other,
+// wildcards included. Libraries (such as package collectives) use it so that
+// their traffic never matches the user's. It needs no communication and
+// returns the same context on every call.
+func (c *Comm) Shadow() *Comm {
+	s := c.derive(mix(c.id, saltShadow))
+	s.closedFlag = c.closedFlag // closing either closes both
+	s.derived = c.derived
+	return s
+}
+
+// Dup returns a new communicator with the same ranks as c and its own
+// matching context (MPI_Comm_dup). Every rank of c must call Dup, in the
+// same order relative to other Dup and Split calls on c.
+func (c *Comm) Dup() (*Comm, error) {
+	if err := c.alive("Dup"); err != nil {
+		return nil, err
+	}
+	n := c.nderived.Add(1)
+	return c.derive(mix(c.id, saltDup, n)), nil
+}
+
+// Split partitions c (MPI_Comm_split): ranks that pass the same color form a
+// new communicator, ordered by key and then by their rank in c. A rank that
+// passes Undefined gets a nil communicator. Every rank of c must call Split,
+// in the same order relative to other Dup and Split calls on c. A negative
+// color other than Undefined is an error on every rank, naming the rank.
+func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
+	if err := c.alive("Split"); err != nil {
+		return nil, err
+	}
+	n := c.nderived.Add(1)
+	x := c.derive(mix(c.id, saltExch, n)) // private context for the exchange
+	// Gather every (color, key) at rank 0, which sends the table to all.
+	var table []int
+	if c.rank == 0 {
+		table = make([]int, 2*c.size)
+		table[0], table[1] = color, key
+		for i := 1; i < c.size; i++ {
+			v, st, err := RecvValue[[]int](ctx, x, AnySource, 0)
+			if err != nil {
+				return nil, fmt.Errorf("comm: Split: %w", err)
+			}
+			if len(v) != 2 {
+				return nil, fmt.Errorf("comm: Split: rank %d sent %d values", st.Source, len(v))
+			}
+			table[2*st.Source], table[2*st.Source+1] = v[0], v[1]
+		}
+		for i := 1; i < c.size; i++ {
+			if err := SendValue(ctx, x, i, 1, table); err != nil {
+				return nil, fmt.Errorf("comm: Split: %w", err)
+			}
+		}
+	} else {
+		if err := SendValue(ctx, x, 0, 0, []int{color, key}); err != nil {
+			return nil, fmt.Errorf("comm: Split: %w", err)
+		}
+		v, _, err := RecvValue[[]int](ctx, x, 0, 1)
+		if err != nil {
+			return nil, fmt.Errorf("comm: Split: %w", err)
+		}
+		table = v
+	}
+	for r := 0; r < c.size; r++ {
+		if col := table[2*r]; col < 0 && col != Undefined {
+			return nil, fmt.Errorf("comm: Split: rank %d passed color %d; colors are >= 0 or comm.Undefined", r, col)
+		}
+	}
+	if color == Undefined {
+		return nil, nil
+	}
+	var members []int // ranks of c with my color, in new-rank order
+	for r := 0; r < c.size; r++ {
+		if table[2*r] == color {
+			members = append(members, r)
+		}
+	}
+	slices.SortStableFunc(members, func(a, b int) int { return table[2*a+1] - table[2*b+1] })
+	g := &group{world: make([]int, len(members)), byWorld: make(map[int]int, len(members))}
+	me := -1
+	for i, r := range members {
+		w := c.toWorld(r)
+		g.world[i] = w
+		g.byWorld[w] = i
+		if r == c.rank {
+			me = i
+		}
+	}
+	nc := c.derive(mix(c.id, saltSplit, n, uint64(color)))
+	nc.grp, nc.rank, nc.size = g, me, len(members)
+	return nc, nil
+}
+
+// alive reports ErrClosed for a closed derived communicator; the world's
+// state is the engine's.
+func (c *Comm) alive(op string) error {
+	if c.closedFlag != nil && c.closedFlag.Load() {
+		return fmt.Errorf("comm: rank %d: %s: %w", c.rank, op, ErrClosed)
+	}
+	return nil
+}

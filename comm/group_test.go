@@ -1,0 +1,122 @@
+package comm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestSplitAndIsolation(t *testing.T) {
+	cs := world(t, 5)
+	ctx := tctx(t)
+	par(t, cs, func(c *Comm) error {
+		me := c.Rank()
+		color := me % 2
+		if me == 4 {
+			color = Undefined
+		}
+		sub, err := c.Split(ctx, color, -me) // reversed order within a color
+		if err != nil {
+			return err
+		}
+		if me == 4 {
+			if sub != nil {
+				return fmt.Errorf("Undefined color got a communicator")
+			}
+			// A world message sent while the others use their sub-communicators.
+			return c.Send(ctx, 0, 3, []byte("world"))
+		}
+		// Evens {0,2} -> ranks by key -me: 2 is rank 0, 0 is rank 1; odds {1,3}: 3 is 0, 1 is 1.
+		wantRank := map[int]int{0: 1, 2: 0, 1: 1, 3: 0}[me]
+		if sub.Size() != 2 || sub.Rank() != wantRank {
+			return fmt.Errorf("rank %d: sub rank %d of %d, want %d of 2", me, sub.Rank(), sub.Size(), wantRank)
+		}
+		dup, err := sub.Dup()
+		if err != nil {
+			return err
+		}
+		peer := 1 - sub.Rank()
+		// Same tag on sub, dup and world: each receive gets its own.
+		if err := sub.Send(ctx, peer, 3, []byte(fmt.Sprintf("sub from %d", me))); err != nil {
+			return err
+		}
+		if err := dup.Send(ctx, peer, 3, []byte("dup")); err != nil {
+			return err
+		}
+		b, st, err := dup.Recv(ctx, AnySource, AnyTag)
+		if err != nil || string(b) != "dup" || st.Source != peer {
+			return fmt.Errorf("dup got %q from %d: %v", b, st.Source, err)
+		}
+		b, st, err = sub.Recv(ctx, AnySource, AnyTag)
+		if err != nil || !strings.HasPrefix(string(b), "sub from") || st.Source != peer {
+			return fmt.Errorf("sub got %q from %d: %v", b, st.Source, err)
+		}
+		if me == 0 {
+			b, st, err := c.Recv(ctx, AnySource, AnyTag)
+			if err != nil || string(b) != "world" || st.Source != 4 {
+				return fmt.Errorf("world got %q from %d: %v", b, st.Source, err)
+			}
+		}
+		sh := sub.Shadow()
+		if err := sh.Send(ctx, peer, 0, []byte("shadow")); err != nil {
+			return err
+		}
+		if _, ok, _ := sub.Iprobe(AnySource, AnyTag); ok {
+			// The shadow message may not have arrived yet; it must never be visible on sub.
+			return fmt.Errorf("shadow traffic visible on its communicator")
+		}
+		if b, _, err := sh.Recv(ctx, peer, 0); err != nil || string(b) != "shadow" {
+			return fmt.Errorf("shadow got %q: %v", b, err)
+		}
+		if err := dup.Close(); err != nil {
+			return err
+		}
+		if err := dup.Send(ctx, peer, 0, nil); !errors.Is(err, ErrClosed) {
+			return fmt.Errorf("send on closed dup: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestSplitBadColor(t *testing.T) {
+	cs := world(t, 3)
+	ctx := tctx(t)
+	par(t, cs, func(c *Comm) error {
+		color := 0
+		if c.Rank() == 2 {
+			color = -5
+		}
+		_, err := c.Split(ctx, color, 0)
+		if err == nil || !strings.Contains(err.Error(), "rank 2 passed color -5") {
+			return fmt.Errorf("got %v, want an error naming rank 2 and color -5 on every rank", err)
+		}
+		return nil
+	})
+}
+
+func TestCloseSubWakesRecv(t *testing.T) {
+	cs := world(t, 2)
+	ctx := context.Background()
+	d, _ := cs[0].Dup()
+	cs[1].Dup()
+	errc := make(chan error, 1)
+	go func() { _, _, err := d.Recv(ctx, 1, 0); errc <- err }()
+	for posted := 0; posted != 1; {
+		cs[0].e.mu.Lock()
+		posted, _ = cs[0].e.q.Len()
+		cs[0].e.mu.Unlock()
+	}
+	d.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Recv on a closed Dup: %v", err)
+	}
+	// The world still works.
+	if err := cs[1].Send(ctx, 0, 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := cs[0].Recv(ctx, 1, 0); err != nil || string(b) != "x" {
+		t.Fatalf("%q %v", b, err)
+	}
+}
