@@ -4,8 +4,8 @@
 //	ctlrank ACTION TARGET [CODE]
 //
 // Rank TARGET (every rank when TARGET is -1) does ACTION; the other ranks
-// join and then sleep until killed. Every rank first writes its pid to
-// $PIDDIR/<rank> when PIDDIR is set. Actions:
+// join and then sleep until killed. When PIDDIR is set, every rank first
+// writes its pid to $PIDDIR/<rank> and waits until all ranks have. Actions:
 //
 //	fin    join, request fin, exit 0
 //	nofin  join, exit 0 without fin
@@ -51,6 +51,12 @@ func run() error {
 	}
 	if dir := os.Getenv("PIDDIR"); dir != "" {
 		os.WriteFile(filepath.Join(dir, strconv.Itoa(job.Rank)), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		// Act only once every rank has written its pid.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if ents, _ := os.ReadDir(dir); len(ents) >= job.Size {
+				break
+			}
+		}
 	}
 	me := target == -1 || target == job.Rank
 	if me && action == "plain" {
