@@ -96,8 +96,10 @@
 // DIR, rank R writes straight into DIR/rank.R/stdout and DIR/rank.R/stderr
 // (created, truncated; the Open MPI layout minus its job-number level) and
 // nothing reaches the terminal. Stdin goes to rank 0 only: an *os.File is
-// passed to it as is; another reader is copied into a pipe that is closed at
-// EOF; the other ranks read from /dev/null.
+// passed to it as is, unless it is a terminal (rank 0 is not in the
+// terminal's foreground process group, so reading it would stop rank 0 with
+// SIGTTIN); a terminal or another reader is copied into a pipe that is
+// closed at EOF; the other ranks read from /dev/null.
 //
 // Security. The server listens on 127.0.0.1 only and every client must
 // present the job's token, drawn from crypto/rand for each job. The token

@@ -208,7 +208,7 @@ func (j *job) startRank(n int) *ExitError {
 
 	var stdinSrc io.Reader
 	if n == 0 && j.cfg.Stdin != nil {
-		if f, ok := j.cfg.Stdin.(*os.File); ok {
+		if f, ok := j.cfg.Stdin.(*os.File); ok && !isTerminal(f) {
 			cmd.Stdin = f
 		} else {
 			r, w, err := os.Pipe()
@@ -255,7 +255,7 @@ func (j *job) startRank(n int) *ExitError {
 		w := j.stdinW
 		go func() { // not counted in wg: Stdin.Read may never return
 			defer close(j.stdinDone)
-			io.Copy(w, stdinSrc)
+			io.Copy(w, onlyReader{stdinSrc}) // plain reads: no splice that cannot be interrupted
 			w.Close()
 		}()
 	}
@@ -429,4 +429,15 @@ func (j *job) teardown() {
 		r.SetReadDeadline(time.Now().Add(drainTimeout))
 	}
 	j.wg.Wait()
+}
+
+// onlyReader hides everything but Read from io.Copy.
+type onlyReader struct{ io.Reader }
+
+// isTerminal reports whether f is a character device such as a terminal.
+// Rank 0 is in its own process group, which the terminal would stop with
+// SIGTTIN when it reads, so the launcher reads a terminal for it.
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -42,9 +42,11 @@ type Config struct {
 	Env []string
 
 	// Stdin is copied to rank 0; the other ranks read /dev/null. An
-	// *os.File is handed to rank 0 as is. Nil: rank 0 reads /dev/null too.
-	// Another reader is copied by a goroutine that Run does not wait for
-	// once the job is over if Stdin.Read blocks.
+	// *os.File other than a terminal or another character device is
+	// handed to rank 0 as is. Nil: rank 0 reads /dev/null too. Another
+	// reader (a terminal included) is copied into a pipe by a goroutine
+	// that Run does not wait for, once the job is over, while Stdin.Read
+	// blocks.
 	Stdin io.Reader
 	// Stdout and Stderr receive the ranks' output lines. Nil means
 	// os.Stdout and os.Stderr. Run writes nothing else to them, except the

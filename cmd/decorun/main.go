@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/decorun/decorun/launcher"
 	"github.com/urfave/cli/v2"
@@ -92,10 +93,8 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		return 0 // --help
 	}
 
-	if stdin != nil {
-		if _, err := stdin.Stat(); err == nil {
-			cfg.Stdin = stdin
-		}
+	if usableStdin(stdin) {
+		cfg.Stdin = stdin
 	}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	sigs := make(chan os.Signal, 4)
@@ -130,4 +129,26 @@ func parseTimeout(s string) (time.Duration, error) {
 		return 0, &usageError{fmt.Sprintf("--timeout must be positive, got %q", s)}
 	}
 	return d, nil
+}
+
+// usableStdin reports whether decorun should forward f to rank 0: f must be
+// open, and a terminal only while decorun is in its foreground process group
+// (reading it from the background would stop decorun with SIGTTIN).
+func usableStdin(f *os.File) bool {
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	if fi.Mode()&os.ModeCharDevice == 0 {
+		return true
+	}
+	var pgrp int32
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), syscall.TIOCGPGRP, uintptr(unsafe.Pointer(&pgrp)))
+	if e != 0 {
+		return true // a character device that is not a terminal, such as /dev/null
+	}
+	return int(pgrp) == syscall.Getpgrp()
 }
