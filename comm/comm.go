@@ -111,8 +111,16 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	var e *engine
 	ready := make(chan struct{})
-	onFrame := func(f []byte) { <-ready; e.onFrame(f) }
-	onFatal := func(err error) { <-ready; e.fatal(fmt.Errorf("comm: rank %d: %w", job.Rank, err)) }
+	onFrame := func(f []byte) {
+		if <-ready; e != nil {
+			e.onFrame(f)
+		}
+	}
+	onFatal := func(err error) {
+		if <-ready; e != nil {
+			e.fatal(fmt.Errorf("comm: rank %d: %w", job.Rank, err))
+		}
+	}
 	t, err := transport.DialNATS(ctx, job, onFrame, onFatal)
 	if err != nil {
 		close(ready)

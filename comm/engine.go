@@ -3,8 +3,10 @@ package comm
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/decorun/decorun/internal/match"
 	"github.com/decorun/decorun/internal/transport"
@@ -33,6 +35,34 @@ type engine struct {
 
 	scratch []byte // frame being built; the link copies it
 	rx      wire.Header
+
+	// garbage counts the bytes of received Data frames dropped since the
+	// last collection; see collect.
+	garbage int64
+	gcBusy  atomic.Bool
+}
+
+// gcEvery is how many bytes of dropped rendezvous chunks trigger a
+// collection.
+const gcEvery = 64 << 20
+
+// collect starts a garbage collection when rendezvous chunks worth gcEvery
+// bytes have been copied into receive buffers and dropped. nats.go hands
+// every frame over in a fresh allocation; with a large receive buffer live,
+// Go's pacer (GOGC=100) would let a whole message's worth of dropped chunks
+// pile up before collecting, doubling the receiver's memory for a 1 GiB
+// message. The receive buffers hold no pointers, so a collection is cheap.
+// mu held.
+func (e *engine) collect(n int) {
+	e.garbage += int64(n)
+	if e.garbage < gcEvery || !e.gcBusy.CompareAndSwap(false, true) {
+		return
+	}
+	e.garbage = 0
+	go func() { // ends when the collection does
+		defer e.gcBusy.Store(false)
+		runtime.GC()
+	}()
 }
 
 // inMsg is a message that arrived (or the RTS of one).
@@ -335,6 +365,7 @@ func (e *engine) onFrame(frame []byte) {
 			copy(r.data[off:], payload)
 		}
 		r.recvd += len(payload)
+		e.collect(len(payload))
 		e.consume(from, frameCost(h, len(payload)))
 		if r.recvd == len(r.data) {
 			delete(p.rdvIn, h.ID)

@@ -104,7 +104,10 @@ func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal
 		return nil, err
 	}
 	t.sub = sub
-	if err := nc.FlushWithContext(ctx); err != nil { // the server has our SUB
+	if err := flush(ctx, nc); err != nil { // the server has our SUB
+		t.mu.Lock()
+		t.closed = true
+		t.mu.Unlock()
 		nc.Close()
 		return nil, fmt.Errorf("transport: rank %d flush: %w", job.Rank, err)
 	}
@@ -123,7 +126,18 @@ func (t *NATS) Send(dst int, frame []byte) error {
 func (t *NATS) MaxFrame() int { return t.max }
 
 // Flush implements Link: the server has processed everything published.
-func (t *NATS) Flush(ctx context.Context) error { return t.nc.FlushWithContext(ctx) }
+func (t *NATS) Flush(ctx context.Context) error { return flush(ctx, t.nc) }
+
+// flush is FlushWithContext, which insists on a deadline; without one it
+// waits up to a minute.
+func flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
+}
 
 // Close implements Link.
 func (t *NATS) Close() error {
@@ -173,7 +187,7 @@ func (t *NATS) Boot(ctx context.Context) error {
 				return fmt.Errorf("transport: boot reply: %w", err)
 			}
 		}
-		return t.nc.FlushWithContext(ctx)
+		return flush(ctx, t.nc)
 	}
 	msg := []byte(fmt.Sprintf("%d %d", t.job.Rank, size))
 	for {

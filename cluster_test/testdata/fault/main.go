@@ -2,7 +2,8 @@
 //
 //	fault MODE RANK [CODE]
 //
-// Every rank prints "pid <rank> <pid>" once it has joined, then:
+// Every rank prints "pid <rank> <pid>" once it has joined; once rank RANK
+// has heard from all the others:
 //   - exit:    rank RANK exits with CODE; the others wait in a Recv from it.
 //   - noclose: rank RANK returns from main without closing its communicator.
 //   - abort:   rank RANK calls Abort(CODE); the others wait in a Recv.
@@ -36,6 +37,16 @@ func main() {
 	}
 	fmt.Printf("pid %d %d\n", c.Rank(), os.Getpid())
 	me := c.Rank()
+	// Rank RANK waits until every rank has printed its pid line.
+	if me == who {
+		for i := 1; i < c.Size(); i++ {
+			if _, _, err := c.Recv(ctx, comm.AnySource, 1); err != nil {
+				log.Fatal(err)
+			}
+		}
+	} else if err := c.Send(ctx, who, 1, nil); err != nil {
+		log.Fatal(err)
+	}
 	switch {
 	case mode == "exit" && me == who:
 		os.Exit(code)

@@ -6,7 +6,7 @@
 //
 // With COUNT 1 it sends one message of TOTAL_MIB.
 //
-// Rank 1 prints "pid 1 <pid>" first and "progress N" every 5000 messages so
+// Each rank prints "pid <rank> <pid>" first, rank 1 "progress N" every 5000 messages so
 // that a test can stop it mid-stream, and each rank ends with a line giving
 // its peak resident memory.
 package main
@@ -54,6 +54,7 @@ func main() {
 		return 12 + (i*7919)%(2*small)
 	}
 	var bytes int64
+	fmt.Printf("pid %d %d\n", c.Rank(), os.Getpid())
 	if c.Rank() == 0 {
 		buf := make([]byte, bigSize+16)
 		for i := 0; i < count; i++ {
@@ -68,7 +69,6 @@ func main() {
 			bytes += int64(n)
 		}
 	} else {
-		fmt.Printf("pid 1 %d\n", os.Getpid())
 		buf := make([]byte, bigSize+16)
 		for i := 0; i < count; i++ {
 			st, err := c.RecvInto(ctx, buf, 0, 0)
