@@ -33,21 +33,48 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	bin = dir
-	for name, pkg := range map[string]string{
-		"decorun": "./cmd/decorun",
-		"ring":    "./examples/ring",
-		"hello":   "./examples/hello",
-		"stream":  "./cluster_test/testdata/stream",
-		"fault":   "./cluster_test/testdata/fault",
-	} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
-		cmd.Dir = repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, out)
-			return 1
-		}
+	if err := buildPkg("decorun", "./cmd/decorun"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return m.Run()
+}
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]error{}
+)
+
+// buildPkg builds the package pkg (relative to the module root) into bin/name
+// once per test run.
+func buildPkg(name, pkg string) error {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if err, ok := built[name]; ok {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg)
+	cmd.Dir = repo
+	var err error
+	if out, e := cmd.CombinedOutput(); e != nil {
+		err = fmt.Errorf("go build %s: %v\n%s", pkg, e, out)
+	}
+	built[name] = err
+	return err
+}
+
+// prog builds a program of this module (examples/NAME or
+// cluster_test/testdata/NAME) and returns the path of its binary.
+func prog(t *testing.T, name string) string {
+	t.Helper()
+	pkg := "./examples/" + name
+	if _, err := os.Stat(filepath.Join(repo, "cluster_test", "testdata", name)); err == nil {
+		pkg = "./cluster_test/testdata/" + name
+	}
+	if err := buildPkg(name, pkg); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(bin, name)
 }
 
 // proc is a running decorun.

@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -12,12 +11,10 @@ import (
 	"time"
 )
 
-func prog(name string) string { return filepath.Join(bin, name) }
-
 func TestRing(t *testing.T) {
 	for _, n := range []int{1, 2, 8} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			p := start(t, "-n", fmt.Sprint(n), prog("ring"))
+			p := start(t, "-n", fmt.Sprint(n), prog(t, "ring"))
 			if code := p.wait(2 * time.Minute); code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
 			}
@@ -47,7 +44,7 @@ func TestRingFromPackageDir(t *testing.T) {
 }
 
 func TestHelloEightRanks(t *testing.T) {
-	p := start(t, "-n", "8", "--tag-output", prog("hello"))
+	p := start(t, "-n", "8", "--tag-output", prog(t, "hello"))
 	if code := p.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
 	}
@@ -78,7 +75,7 @@ func TestNonCommProgram(t *testing.T) {
 }
 
 func TestRankExitCode(t *testing.T) {
-	p := start(t, "-n", "4", prog("fault"), "exit", "2", "3")
+	p := start(t, "-n", "4", prog(t, "fault"), "exit", "2", "3")
 	pids := p.pids(4)
 	if code := p.wait(time.Minute); code != 3 {
 		t.Fatalf("exit %d, want 3; stderr:\n%s", code, p.errText())
@@ -90,7 +87,7 @@ func TestRankExitCode(t *testing.T) {
 }
 
 func TestRankKilled(t *testing.T) {
-	p := start(t, "-n", "4", prog("fault"), "wait", "0")
+	p := start(t, "-n", "4", prog(t, "fault"), "wait", "0")
 	pids := p.pids(4)
 	killed := time.Now()
 	syscall.Kill(pids[1], syscall.SIGKILL)
@@ -105,7 +102,7 @@ func TestRankKilled(t *testing.T) {
 }
 
 func TestInterrupt(t *testing.T) {
-	p := start(t, "-n", "8", prog("fault"), "wait", "0")
+	p := start(t, "-n", "8", prog(t, "fault"), "wait", "0")
 	pids := p.pids(8)
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(time.Minute); code != 130 {
@@ -118,7 +115,7 @@ func TestInterrupt(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	p := start(t, "-n", "2", "--timeout", "1s", prog("fault"), "wait", "0")
+	p := start(t, "-n", "2", "--timeout", "1s", prog(t, "fault"), "wait", "0")
 	pids := p.pids(2)
 	if code := p.wait(time.Minute); code != 110 {
 		t.Fatalf("exit %d, want 110; stderr:\n%s", code, p.errText())
@@ -130,7 +127,7 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestExitWithoutClose(t *testing.T) {
-	p := start(t, "-n", "3", prog("fault"), "noclose", "1")
+	p := start(t, "-n", "3", prog(t, "fault"), "noclose", "1")
 	pids := p.pids(3)
 	if code := p.wait(time.Minute); code == 0 {
 		t.Fatalf("exit 0 although rank 1 never closed its communicator; stderr:\n%s", p.errText())
@@ -142,7 +139,7 @@ func TestExitWithoutClose(t *testing.T) {
 }
 
 func TestAbort(t *testing.T) {
-	p := start(t, "-n", "4", prog("fault"), "abort", "2", "7")
+	p := start(t, "-n", "4", prog(t, "fault"), "abort", "2", "7")
 	pids := p.pids(4)
 	if code := p.wait(time.Minute); code != 7 {
 		t.Fatalf("exit %d, want 7; stderr:\n%s", code, p.errText())
@@ -172,7 +169,7 @@ func TestNoLossStalledReceiver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loss test takes about 30 s")
 	}
-	p := start(t, "-n", "2", prog("stream"), "100000", "1024")
+	p := start(t, "-n", "2", prog(t, "stream"), "100000", "1024")
 	pids := p.pids(2)
 	p.waitLine("progress 20000", 2*time.Minute)
 	syscall.Kill(pids[1], syscall.SIGSTOP)
@@ -201,7 +198,7 @@ func TestOneGiBMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1 GiB transfer")
 	}
-	p := start(t, "-n", "2", prog("stream"), "1", "1024")
+	p := start(t, "-n", "2", prog(t, "stream"), "1", "1024")
 	pids := p.pids(2)
 	if code := p.wait(5 * time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
