@@ -1,0 +1,104 @@
+// Package commtest runs several ranks of a job inside one test process,
+// over a real embedded nats-server configured as decorun configures it.
+//
+//	func TestX(t *testing.T) {
+//		cs := commtest.World(t, 4) // cs[r] is rank r's world communicator
+//		...
+//	}
+package commtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/decorun/decorun/comm"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Server starts an embedded nats-server on 127.0.0.1 with a random token,
+// stopped at the end of the test, and returns its URL and token.
+func Server(tb testing.TB) (url, token string) {
+	tb.Helper()
+	b := make([]byte, 16)
+	rand.Read(b)
+	token = hex.EncodeToString(b)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Authorization: token, WriteDeadline: time.Hour})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(5 * time.Second) {
+		tb.Fatal("commtest: nats-server not ready")
+	}
+	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s.ClientURL(), token
+}
+
+var jobs sync.Mutex
+var jobSeq int
+
+// World connects n ranks, each with its own NATS connection, and closes
+// them at the end of the test (before the server stops).
+func World(tb testing.TB, n int) []*comm.Comm {
+	tb.Helper()
+	url, token := Server(tb)
+	jobs.Lock()
+	jobSeq++
+	id := fmt.Sprintf("commtest%d", jobSeq)
+	jobs.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs := make([]*comm.Comm, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id})
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			for _, c := range cs {
+				if c != nil {
+					c.Close()
+				}
+			}
+			tb.Fatalf("commtest: rank %d: %v", r, err)
+		}
+	}
+	tb.Cleanup(func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	})
+	return cs
+}
+
+// Run calls f for every rank concurrently and reports each rank's error.
+func Run(tb testing.TB, cs []*comm.Comm, f func(c *comm.Comm) error) {
+	tb.Helper()
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(c)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			tb.Errorf("rank %d: %v", i, err)
+		}
+	}
+}
