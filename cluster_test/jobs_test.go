@@ -215,3 +215,28 @@ func TestOneGiBMessage(t *testing.T) {
 	}
 	noLeftovers(t, pids...)
 }
+
+func TestKeepGoing(t *testing.T) {
+	p := start(t, "-n", "4", "--keep-going", prog(t, "fault"), "survive", "2", "9")
+	pids := p.pids(4)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d, want 0 (rank 0 succeeded); stderr:\n%s", code, p.errText())
+	}
+	if e := p.errText(); !strings.Contains(e, "rank 2") || !strings.Contains(e, "exited with code 9; the job goes on without it") {
+		t.Fatalf("stderr does not report rank 2's failure:\n%s", e)
+	}
+	if !strings.Contains(p.out(), "rank 0 saw rank 2 lost: comm: rank 0: Recv with rank 2: rank 2 is gone (exited with code 9): comm: rank lost") {
+		t.Fatalf("rank 0 output:\n%s", p.out())
+	}
+	noLeftovers(t, pids...)
+}
+
+// Without --keep-going the same failure stops the job.
+func TestNoKeepGoing(t *testing.T) {
+	p := start(t, "-n", "4", prog(t, "fault"), "survive", "2", "9")
+	pids := p.pids(4)
+	if code := p.wait(time.Minute); code != 9 {
+		t.Fatalf("exit %d, want 9; stderr:\n%s", code, p.errText())
+	}
+	noLeftovers(t, pids...)
+}

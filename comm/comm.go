@@ -35,6 +35,11 @@ var (
 	// ErrLost: the connection to the job's server was lost or NATS dropped
 	// a message; the job cannot go on.
 	ErrLost = transport.ErrLost
+	// ErrRankLost: the peer rank died and the job goes on without it (a job
+	// started with decorun --keep-going). Sends to it and receives from it
+	// fail with an error wrapping ErrRankLost; messages it sent before it
+	// died can still be received.
+	ErrRankLost = errors.New("comm: rank lost")
 )
 
 // Status describes a received or probed message.
@@ -121,7 +126,12 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.fatal(fmt.Errorf("comm: rank %d: %w", job.Rank, err))
 		}
 	}
-	t, err := transport.DialNATS(ctx, job, onFrame, onFatal)
+	onEvent := func(ev jobenv.Ctl) {
+		if <-ready; e != nil && ev.Op == jobenv.OpLost {
+			e.peerLost(ev.Rank, ev.Msg)
+		}
+	}
+	t, err := transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
 		close(ready)
 		return nil, fmt.Errorf("comm: %w", err)
@@ -154,6 +164,11 @@ func (c *Comm) LocalRank() int { return c.job.LocalRank }
 
 // LocalSize is the number of the job's ranks on this host.
 func (c *Comm) LocalSize() int { return c.job.LocalSize }
+
+// Lost delivers the world rank of every peer that died while the job goes
+// on (decorun --keep-going), once each. It is meant for one consumer, such
+// as a task scheduler that reassigns the dead rank's work.
+func (c *Comm) Lost() <-chan int { return c.e.lostCh }
 
 // ProcessorName is the name of the host this rank runs on.
 func (c *Comm) ProcessorName() string { return c.host }

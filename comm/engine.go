@@ -36,6 +36,10 @@ type engine struct {
 	scratch []byte // frame being built; the link copies it
 	rx      wire.Header
 
+	lost    []bool   // peers that died (decorun --keep-going)
+	lostHow []string // how each died
+	lostCh  chan int // each lost peer once
+
 	// garbage counts the bytes of received Data frames dropped since the
 	// last collection; see collect.
 	garbage int64
@@ -135,7 +139,8 @@ const (
 )
 
 func newEngine(me, size int, link transport.Link) *engine {
-	e := &engine{me: me, size: size, link: link, peers: make([]peer, size)}
+	e := &engine{me: me, size: size, link: link, peers: make([]peer, size),
+		lost: make([]bool, size), lostHow: make([]string, size), lostCh: make(chan int, size)}
 	w := int64(maxWindow)
 	if size > 1 {
 		w = windowBudget / int64(size-1)
@@ -320,6 +325,9 @@ func (e *engine) onFrame(frame []byte) {
 		return
 	}
 	p.rxSeq = h.Seq
+	if e.lost[from] && h.Kind != wire.Eager {
+		return // a dead rank's last frames: only whole messages are kept
+	}
 	switch h.Kind {
 	case wire.Eager, wire.RTS:
 		m := &inMsg{from: from, tag: int(h.Tag), typ: h.Type, rdv: h.Kind == wire.RTS, id: h.ID}
@@ -460,6 +468,9 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 		}
 		return nil, nil
 	}
+	if e.lost[dst] {
+		return nil, e.lostErr(dst)
+	}
 	p := &e.peers[dst]
 	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ}
 	if len(data) <= e.eager {
@@ -531,6 +542,9 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 	}
 	if m := e.q.Post(&r.m); m != nil {
 		e.deliver(r, m.Val)
+	} else if src >= 0 && e.lost[src] {
+		e.q.Cancel(&r.m)
+		return nil, e.lostErr(src)
 	}
 	return r, nil
 }
@@ -575,6 +589,10 @@ func (e *engine) probe(ctx context.Context, comm uint64, src, tag int, block boo
 			e.mu.Unlock()
 			return Status{Source: v.from, Tag: v.tag, Size: v.size, typ: v.typ}, true, nil
 		}
+		if src >= 0 && e.lost[src] {
+			e.mu.Unlock()
+			return Status{}, false, e.lostErr(src)
+		}
 		if !block {
 			e.mu.Unlock()
 			return Status{}, false, nil
@@ -588,6 +606,54 @@ func (e *engine) probe(ctx context.Context, comm uint64, src, tag int, block boo
 			return Status{}, false, ctx.Err()
 		}
 	}
+}
+
+func (e *engine) lostErr(r int) error {
+	if e.lostHow[r] != "" {
+		return fmt.Errorf("rank %d is gone (%s): %w", r, e.lostHow[r], ErrRankLost)
+	}
+	return fmt.Errorf("rank %d is gone: %w", r, ErrRankLost)
+}
+
+// peerLost records that world rank r died while the job goes on: every
+// pending send to it and receive from it (by name, not AnySource) fails, and
+// so will later ones, once what r sent before it died has been received.
+func (e *engine) peerLost(r int, how string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r < 0 || r >= e.size || r == e.me || e.lost[r] {
+		return
+	}
+	e.lost[r], e.lostHow[r] = true, how
+	err := e.lostErr(r)
+	p := &e.peers[r]
+	for _, s := range p.outq {
+		e.finishSend(s, err)
+	}
+	p.outq = nil
+	for id, s := range p.rdvOut {
+		e.finishSend(s, err)
+		delete(p.rdvOut, id)
+	}
+	for id, rq := range p.rdvIn {
+		e.finishRecv(rq, err)
+		delete(p.rdvIn, id)
+	}
+	// Unexpected RTS from r can never be completed: drop them.
+	e.q.EachMsg(func(m *match.Msg[*inMsg]) bool { return m.Val.from == r && m.Val.rdv })
+	var keep []*match.Recv[*rreq]
+	for _, rq := range e.q.Drain() {
+		if rq.Env.Src == r {
+			e.finishRecv(rq.Val, err)
+		} else {
+			keep = append(keep, rq)
+		}
+	}
+	for _, rq := range keep {
+		e.q.Post(rq)
+	}
+	e.wakeProbes()
+	e.lostCh <- r // capacity size: never blocks
 }
 
 // cancelComm fails the receives posted on the given contexts with ErrClosed.

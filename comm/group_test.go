@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSplitAndIsolation(t *testing.T) {
@@ -118,5 +119,41 @@ func TestCloseSubWakesRecv(t *testing.T) {
 	}
 	if b, _, err := cs[0].Recv(ctx, 1, 0); err != nil || string(b) != "x" {
 		t.Fatalf("%q %v", b, err)
+	}
+}
+
+// TestPeerLost: a rank declared lost (as decorun --keep-going announces it)
+// fails sends to it and receives from it, keeps what it sent before, and
+// leaves the rest of the job working.
+func TestPeerLost(t *testing.T) {
+	cs := world(t, 3)
+	ctx := tctx(t)
+	if err := cs[2].Send(ctx, 0, 0, []byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, _, err := cs[0].Recv(ctx, 2, 1); errc <- err }()
+	time.Sleep(20 * time.Millisecond)
+	cs[0].e.peerLost(2, "killed by SIGKILL")
+	if err := <-errc; !errors.Is(err, ErrRankLost) || !strings.Contains(err.Error(), "rank 2 is gone (killed by SIGKILL)") {
+		t.Fatalf("pending Recv from the lost rank: %v", err)
+	}
+	if got := <-cs[0].Lost(); got != 2 {
+		t.Fatalf("Lost() gave %d", got)
+	}
+	if b, _, err := cs[0].Recv(ctx, 2, 0); err != nil || string(b) != "last words" {
+		t.Fatalf("message sent before death: %q %v", b, err)
+	}
+	if _, _, err := cs[0].Recv(ctx, 2, 0); !errors.Is(err, ErrRankLost) {
+		t.Fatalf("Recv from lost rank: %v", err)
+	}
+	if err := cs[0].Send(ctx, 2, 0, nil); !errors.Is(err, ErrRankLost) {
+		t.Fatalf("Send to lost rank: %v", err)
+	}
+	if err := cs[1].Send(ctx, 0, 0, []byte("alive")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := cs[0].Recv(ctx, AnySource, AnyTag); err != nil || string(b) != "alive" {
+		t.Fatalf("AnySource after a loss: %q %v", b, err)
 	}
 }

@@ -324,6 +324,8 @@ func (j *job) exited(ev exitEvent) {
 	switch {
 	case ev.err != nil:
 		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d (pid %d): %v", r.n, r.p.Pid(), ev.err), Err: ev.err}, syscall.SIGTERM)
+	case ev.st.Failed() && j.cfg.KeepGoing && r.n != 0:
+		j.lose(r)
 	case ev.st.Failed():
 		j.fail(j.lowestFailure(r), syscall.SIGTERM)
 	case r.fin:
@@ -336,6 +338,19 @@ func (j *job) exited(ev exitEvent) {
 			j.judgeClean(r)
 		}
 	}
+}
+
+// lose reports that rank r failed while the job goes on (KeepGoing) and
+// tells the other ranks.
+func (j *job) lose(r *rank) {
+	how := r.status.String()
+	fmt.Fprintf(j.errw, "decorun: rank %d (pid %d) %s; the job goes on without it (--keep-going)\n", r.n, r.p.Pid(), how)
+	ev := jobenv.Ctl{Op: jobenv.OpLost, Rank: r.n, Msg: how}
+	if err := j.srv.nc.Publish(jobenv.EventSubject(j.prefix), ev.Encode()); err != nil {
+		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d failed and the other ranks could not be told: %v", r.n, err), Err: err}, syscall.SIGTERM)
+		return
+	}
+	j.srv.nc.Flush()
 }
 
 // lowestFailure is the failure to report when rank r failed: the lowest

@@ -70,6 +70,15 @@ type Config struct {
 	// Any other signal is only forwarded.
 	Signals <-chan os.Signal
 
+	// KeepGoing lets the job go on when a rank other than rank 0 fails
+	// (exits non-zero or dies by a signal): the launcher prints a line
+	// naming it, tells the surviving ranks (comm's Lost channel; their
+	// calls naming that rank fail with comm.ErrRankLost) and does not stop
+	// the job. Rank 0's failure, Abort and exiting without Close still end
+	// the job. The job's exit code is then rank 0's (0 when it succeeded).
+	// Package deco uses this to rerun a dead worker's tasks.
+	KeepGoing bool
+
 	// MaxPending is the server's limit on bytes queued for one client
 	// connection. Zero means DefaultMaxPending.
 	MaxPending int64

@@ -49,6 +49,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK]"},
 			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal"},
 			&cli.StringFlag{Name: "timeout", Usage: "stop the job and exit 110 after `D` (a Go duration such as 90s or 2m, or seconds)"},
+			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
 		},
 		HideHelpCommand:           true,
 		HideVersion:               true,
@@ -68,6 +69,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			cfg.Program = c.Args().First()
 			cfg.Args = c.Args().Tail()
 			cfg.Env = c.StringSlice("x")
+			cfg.KeepGoing = c.Bool("keep-going")
 			cfg.TagOutput = c.Bool("tag-output")
 			cfg.OutputDir = c.String("output-filename")
 			if s := c.String("timeout"); s != "" {

@@ -97,11 +97,16 @@ func InboxSubject(prefix string, r int) string { return prefix + ".r." + strconv
 // all once every rank has arrived.
 func BootSubject(prefix string) string { return prefix + ".boot" }
 
+// EventSubject is where the launcher tells the ranks about the job: with
+// --keep-going, an OpLost message when a rank other than 0 has died.
+func EventSubject(prefix string) string { return prefix + ".events" }
+
 // Control operations sent by ranks on CtlSubject.
 const (
 	OpJoin  = "join"  // published: the rank's communicator is connected
 	OpFin   = "fin"   // request: the rank closed its communicator; the launcher replies "ok"
 	OpAbort = "abort" // request: the rank called Abort(Code); the launcher replies "ok" and ends the job
+	OpLost  = "lost"  // launcher to ranks on EventSubject: rank Rank died (Msg says how); the job goes on
 )
 
 // Ctl is a control message from a rank to the launcher.
@@ -125,7 +130,7 @@ func DecodeCtl(b []byte) (Ctl, error) {
 		return Ctl{}, fmt.Errorf("jobenv: bad control message %q: %w", b, err)
 	}
 	switch c.Op {
-	case OpJoin, OpFin, OpAbort:
+	case OpJoin, OpFin, OpAbort, OpLost:
 	default:
 		return Ctl{}, fmt.Errorf("jobenv: unknown control op %q", c.Op)
 	}

@@ -52,7 +52,8 @@ var ErrLost = errors.New("transport: connection to the job's NATS server lost; m
 // inbox. onFrame is called with every frame for this rank, one at a time, in
 // arrival order; it owns the slice. onFatal is called (possibly more than
 // once) when the connection is lost or NATS reports that it dropped a message.
-func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error)) (*NATS, error) {
+// onEvent is called with the launcher's job events (jobenv.EventSubject).
+func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (*NATS, error) {
 	t := &NATS{job: job, ctl: jobenv.CtlSubject(job.Prefix)}
 	t.inbox = make([]string, job.Size)
 	for r := range t.inbox {
@@ -104,6 +105,14 @@ func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal
 		return nil, err
 	}
 	t.sub = sub
+	if _, err := nc.Subscribe(jobenv.EventSubject(job.Prefix), func(m *nats.Msg) {
+		if c, err := jobenv.DecodeCtl(m.Data); err == nil {
+			onEvent(c)
+		}
+	}); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("transport: rank %d subscribe to events: %w", job.Rank, err)
+	}
 	if err := flush(ctx, nc); err != nil { // the server has our SUB
 		t.mu.Lock()
 		t.closed = true

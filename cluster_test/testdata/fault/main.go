@@ -8,6 +8,9 @@
 //   - noclose: rank RANK returns from main without closing its communicator.
 //   - abort:   rank RANK calls Abort(CODE); the others wait in a Recv.
 //   - wait:    every rank waits in a Recv that never completes.
+//   - survive: (with decorun --keep-going) rank RANK exits with CODE; rank 0
+//     waits for comm's Lost notice, tries to receive from the lost rank and
+//     prints the error; everyone closes.
 package main
 
 import (
@@ -46,6 +49,20 @@ func main() {
 		}
 	} else if err := c.Send(ctx, who, 1, nil); err != nil {
 		log.Fatal(err)
+	}
+	if mode == "survive" { // run with --keep-going
+		switch me {
+		case who:
+			os.Exit(code)
+		case 0:
+			lost := <-c.Lost()
+			_, _, err := c.Recv(ctx, lost, 0)
+			fmt.Printf("rank 0 saw rank %d lost: %v\n", lost, err)
+		}
+		if err := c.Close(); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	switch {
 	case mode == "exit" && me == who:
