@@ -82,6 +82,13 @@
 //   - 2 for a bad Config, 127 for a program that cannot be executed, 1 when
 //     building a Go package fails or the server cannot start.
 //
+// With [Config.KeepGoing] (decorun --keep-going) a rank other than 0 that
+// fails does not stop the job: the launcher prints one line naming it and
+// how it ended, publishes a jobenv.OpLost event on jobenv.EventSubject (comm
+// turns it into c.Lost() and comm.ErrRankLost for calls naming that rank)
+// and goes on. Rank 0's failure, Abort, and exiting 0 without Close still
+// stop the job; the exit code is then that of whatever stopped it, or 0.
+//
 // Ranks that die because the launcher stopped the job are not reported. When
 // ctx is cancelled the job is stopped the same way and Run returns ctx.Err().
 //
