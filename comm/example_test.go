@@ -1,0 +1,48 @@
+package comm_test
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// Without decorun, Init gives a world of one rank, in which a rank can send
+// to itself.
+func ExampleInit() {
+	ctx := context.Background()
+	c, err := comm.Init(ctx)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	fmt.Println("rank", c.Rank(), "of", c.Size())
+	if err := c.Send(ctx, 0, 7, []byte("to myself")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	msg, st, err := c.Recv(ctx, comm.AnySource, comm.AnyTag)
+	fmt.Printf("%q from rank %d, tag %d, %d bytes, err %v\n", msg, st.Source, st.Tag, st.Size, err)
+	// Output:
+	// rank 0 of 1
+	// "to myself" from rank 0, tag 7, 9 bytes, err <nil>
+}
+
+// Typed values: numbers and slices of numbers travel as raw memory, other
+// types as CBOR; a receive of the wrong type is an error naming both types.
+func ExampleSendValue() {
+	ctx := context.Background()
+	c, _ := comm.Connect(ctx, comm.Job{Rank: 0, Size: 1})
+	defer c.Close()
+	type point struct{ X, Y int }
+	comm.SendValue(ctx, c, 0, 0, []point{{1, 2}, {3, 4}})
+	comm.SendValue(ctx, c, 0, 1, []float64{0.5, 1.5})
+	ps, _, err := comm.RecvValue[[]point](ctx, c, 0, 0)
+	fmt.Println(ps, err)
+	_, _, err = comm.RecvValue[[]int](ctx, c, 0, 1)
+	fmt.Println(err)
+	// Output:
+	// [{1 2} {3 4}] <nil>
+	// comm: message from rank 0 (tag 1) holds []float64 but the receive expects []int: comm: type mismatch
+}
