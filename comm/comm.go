@@ -40,6 +40,10 @@ var (
 	// fail with an error wrapping ErrRankLost; messages it sent before it
 	// died can still be received.
 	ErrRankLost = errors.New("comm: rank lost")
+	// ErrPeerClosed: the peer rank closed its communicator, so a send to it
+	// or a receive from it (once its earlier messages are received) can
+	// never complete.
+	ErrPeerClosed = errors.New("comm: peer closed")
 )
 
 // Status describes a received or probed message.

@@ -67,6 +67,11 @@
 // # Failure
 //
 // Close ends the communicator; calls blocked on it, and all later calls,
-// fail with ErrClosed. A rank that dies makes decorun stop the whole job (the
-// MPI default), so a Recv from a dead rank never hangs.
+// fail with ErrClosed. Close also sends every peer a Fin frame behind all
+// earlier traffic, so a peer's receive naming the closed rank fails with
+// ErrPeerClosed (once the closed rank's earlier messages are received), and
+// so does a send to it, instead of waiting forever. A rank that dies makes
+// decorun stop the whole job (the MPI default), so a Recv from a dead rank
+// never hangs; with decorun --keep-going the job goes on and calls naming the
+// dead rank fail with ErrRankLost (c.Lost() announces it).
 package comm

@@ -36,9 +36,10 @@ type engine struct {
 	scratch []byte // frame being built; the link copies it
 	rx      wire.Header
 
-	lost    []bool   // peers that died (decorun --keep-going)
-	lostHow []string // how each died
-	lostCh  chan int // each lost peer once
+	lost     []bool   // peers that died (decorun --keep-going)
+	lostHow  []string // how each died
+	finished []bool   // peers that closed their communicator (sent Fin)
+	lostCh   chan int // each lost peer once
 
 	// garbage counts the bytes of received Data frames dropped since the
 	// last collection; see collect.
@@ -140,7 +141,8 @@ const (
 
 func newEngine(me, size int, link transport.Link) *engine {
 	e := &engine{me: me, size: size, link: link, peers: make([]peer, size),
-		lost: make([]bool, size), lostHow: make([]string, size), lostCh: make(chan int, size)}
+		lost: make([]bool, size), lostHow: make([]string, size), lostCh: make(chan int, size),
+		finished: make([]bool, size)}
 	w := int64(maxWindow)
 	if size > 1 {
 		w = windowBudget / int64(size-1)
@@ -382,6 +384,9 @@ func (e *engine) onFrame(frame []byte) {
 	case wire.Credit:
 		p.credit += int64(h.N)
 		e.pump(from)
+	case wire.Fin:
+		e.finished[from] = true
+		e.gone(from, e.closedErr(from))
 	case wire.Revoke:
 		if r := p.rdvIn[h.ID]; r != nil {
 			// The message is withdrawn as if never sent: the receive that
@@ -468,8 +473,8 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 		}
 		return nil, nil
 	}
-	if e.lost[dst] {
-		return nil, e.lostErr(dst)
+	if err := e.deadErr(dst); err != nil {
+		return nil, err
 	}
 	p := &e.peers[dst]
 	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ}
@@ -542,9 +547,9 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 	}
 	if m := e.q.Post(&r.m); m != nil {
 		e.deliver(r, m.Val)
-	} else if src >= 0 && e.lost[src] {
+	} else if err := e.deadErr(src); err != nil {
 		e.q.Cancel(&r.m)
-		return nil, e.lostErr(src)
+		return nil, err
 	}
 	return r, nil
 }
@@ -589,9 +594,9 @@ func (e *engine) probe(ctx context.Context, comm uint64, src, tag int, block boo
 			e.mu.Unlock()
 			return Status{Source: v.from, Tag: v.tag, Size: v.size, typ: v.typ}, true, nil
 		}
-		if src >= 0 && e.lost[src] {
+		if err := e.deadErr(src); err != nil {
 			e.mu.Unlock()
-			return Status{}, false, e.lostErr(src)
+			return Status{}, false, err
 		}
 		if !block {
 			e.mu.Unlock()
@@ -625,7 +630,13 @@ func (e *engine) peerLost(r int, how string) {
 		return
 	}
 	e.lost[r], e.lostHow[r] = true, how
-	err := e.lostErr(r)
+	e.gone(r, e.lostErr(r))
+	e.lostCh <- r // capacity size: never blocks
+}
+
+// gone fails what can no longer complete once rank r has died or closed.
+// mu held.
+func (e *engine) gone(r int, err error) {
 	p := &e.peers[r]
 	for _, s := range p.outq {
 		e.finishSend(s, err)
@@ -653,7 +664,23 @@ func (e *engine) peerLost(r int, how string) {
 		e.q.Post(rq)
 	}
 	e.wakeProbes()
-	e.lostCh <- r // capacity size: never blocks
+}
+
+func (e *engine) closedErr(r int) error {
+	return fmt.Errorf("rank %d closed its communicator: %w", r, ErrPeerClosed)
+}
+
+// deadErr is the error for a call naming world rank r, or nil if r is up.
+func (e *engine) deadErr(r int) error {
+	switch {
+	case r < 0 || r == e.me:
+		return nil
+	case e.lost[r]:
+		return e.lostErr(r)
+	case e.finished[r]:
+		return e.closedErr(r)
+	}
+	return nil
 }
 
 // cancelComm fails the receives posted on the given contexts with ErrClosed.
@@ -675,8 +702,21 @@ func (e *engine) cancelComm(ids ...uint64) {
 }
 
 // close ends the engine with ErrClosed.
+// close ends the engine with ErrClosed, telling every peer first (a Fin
+// frame, after everything else this rank sent), so that their calls naming
+// this rank fail instead of waiting for it forever.
 func (e *engine) close() {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil && e.link != nil {
+		for r := range e.size {
+			if r != e.me && !e.lost[r] && !e.finished[r] {
+				h := wire.Header{Kind: wire.Fin}
+				if e.publish(r, &h, nil) != nil {
+					break
+				}
+			}
+		}
+	}
 	e.fail(ErrClosed)
-	e.mu.Unlock()
 }

@@ -157,3 +157,33 @@ func TestPeerLost(t *testing.T) {
 		t.Fatalf("AnySource after a loss: %q %v", b, err)
 	}
 }
+
+// TestPeerClosed: once a rank has closed, receives naming it fail after its
+// earlier messages are delivered, and sends to it fail instead of waiting.
+func TestPeerClosed(t *testing.T) {
+	cs := world(t, 3)
+	ctx := tctx(t)
+	errc := make(chan error, 1)
+	go func() { _, _, err := cs[0].Recv(ctx, 2, 5); errc <- err }()
+	if err := cs[2].Send(ctx, 0, 1, []byte("bye")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, ErrPeerClosed) || !strings.Contains(err.Error(), "rank 2 closed its communicator") {
+		t.Fatalf("Recv blocked on a rank that closed: %v", err)
+	}
+	if b, _, err := cs[0].Recv(ctx, 2, 1); err != nil || string(b) != "bye" {
+		t.Fatalf("message sent before Close: %q %v", b, err)
+	}
+	if err := cs[0].Send(ctx, 2, 0, make([]byte, 20<<20)); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("large Send to a closed rank: %v", err)
+	}
+	if err := cs[1].Send(ctx, 0, 0, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := cs[0].Recv(ctx, AnySource, AnyTag); err != nil || string(b) != "still here" {
+		t.Fatalf("%q %v", b, err)
+	}
+}

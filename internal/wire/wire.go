@@ -5,7 +5,7 @@
 //
 //	off size field
 //	0   1    magic 0xDC
-//	1   1    kind (Eager, RTS, CTS, Data, Credit, Revoke)
+//	1   1    kind (Eager, RTS, CTS, Data, Credit, Revoke, Fin)
 //	2   1    flags
 //	3   1    reserved, zero
 //	4   4    src: sender's world rank
@@ -38,6 +38,7 @@ const (
 	Data   Kind = 4 // a chunk of message Id at offset N
 	Credit Kind = 5 // the receiver returns N bytes of send credit
 	Revoke Kind = 6 // the sender withdrew message Id (its Send was cancelled)
+	Fin    Kind = 7 // the sender closed its communicator: nothing follows
 )
 
 func (k Kind) String() string {
@@ -54,6 +55,8 @@ func (k Kind) String() string {
 		return "credit"
 	case Revoke:
 		return "revoke"
+	case Fin:
+		return "fin"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -125,7 +128,7 @@ func Decode(frame []byte, h *Header) (payload []byte, err error) {
 		return nil, fmt.Errorf("%w: 0x%02x", ErrMagic, frame[0])
 	}
 	k := Kind(frame[1])
-	if k < Eager || k > Revoke {
+	if k < Eager || k > Fin {
 		return nil, fmt.Errorf("%w: %d", ErrKind, frame[1])
 	}
 	tl := int(binary.LittleEndian.Uint16(frame[44:]))
@@ -149,7 +152,7 @@ func Decode(frame []byte, h *Header) (payload []byte, err error) {
 	if k == Eager && uint64(len(payload)) != h.N {
 		return nil, fmt.Errorf("wire: eager frame says %d bytes but carries %d", h.N, len(payload))
 	}
-	if (k == CTS || k == Credit || k == Revoke || k == RTS) && len(payload) != 0 {
+	if (k == CTS || k == Credit || k == Revoke || k == RTS || k == Fin) && len(payload) != 0 {
 		return nil, fmt.Errorf("wire: %v frame carries %d unexpected payload bytes", k, len(payload))
 	}
 	return payload, nil

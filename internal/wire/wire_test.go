@@ -18,6 +18,7 @@ func TestRoundTrip(t *testing.T) {
 		{Header{Kind: Data, ID: 77, N: 1 << 20}, bytes.Repeat([]byte{1, 2}, 100)},
 		{Header{Kind: Credit, N: 1 << 22}, nil},
 		{Header{Kind: Revoke, ID: 3}, nil},
+		{Header{Kind: Fin, Seq: 12}, nil},
 	}
 	for _, c := range cases {
 		f := append(Append(nil, &c.h), c.p...)
