@@ -45,6 +45,50 @@ type engine struct {
 	// last collection; see collect.
 	garbage int64
 	gcBusy  atomic.Bool
+
+	freeM []*inMsg
+	freeR []*rreq
+}
+
+// Free lists, so that the blocking []byte path allocates nothing per
+// message. mu held for all four.
+const maxFree = 256
+
+func (e *engine) newMsg() *inMsg {
+	if n := len(e.freeM); n > 0 {
+		m := e.freeM[n-1]
+		e.freeM = e.freeM[:n-1]
+		return m
+	}
+	return &inMsg{}
+}
+
+func (e *engine) freeMsg(m *inMsg) {
+	if len(e.freeM) < maxFree {
+		*m = inMsg{}
+		e.freeM = append(e.freeM, m)
+	}
+}
+
+func (e *engine) newRecv() *rreq {
+	if n := len(e.freeR); n > 0 {
+		r := e.freeR[n-1]
+		e.freeR = e.freeR[:n-1]
+		return r
+	}
+	return &rreq{done: make(chan struct{}, 1)}
+}
+
+// release returns a receive whose caller has taken its result and whose
+// completion was consumed from done; an abandoned one may still be in use.
+func (e *engine) release(r *rreq) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !r.abandoned && r.closed && len(e.freeR) < maxFree {
+		done := r.done
+		*r = rreq{done: done}
+		e.freeR = append(e.freeR, r)
+	}
 }
 
 // gcEvery is how many bytes of dropped rendezvous chunks trigger a
@@ -92,8 +136,8 @@ type rreq struct {
 	data   []byte
 	recvd  int
 	err    error
-	done   chan struct{}
-	closed bool // done is closed
+	done   chan struct{} // capacity 1: receives one value when the receive completes
+	closed bool          // completed; the value is in (or was taken from) done
 	// rendezvous in progress
 	rdvFrom   int
 	rdvID     uint64
@@ -212,7 +256,7 @@ func (e *engine) finishRecv(r *rreq, err error) {
 		r.err = err
 	}
 	r.closed = true
-	close(r.done)
+	r.done <- struct{}{} // capacity 1, sent once: never blocks
 }
 
 func (e *engine) finishSend(s *sreq, err error) {
@@ -332,7 +376,8 @@ func (e *engine) onFrame(frame []byte) {
 	}
 	switch h.Kind {
 	case wire.Eager, wire.RTS:
-		m := &inMsg{from: from, tag: int(h.Tag), typ: h.Type, rdv: h.Kind == wire.RTS, id: h.ID}
+		m := e.newMsg()
+		m.from, m.tag, m.typ, m.rdv, m.id = from, int(h.Tag), h.Type, h.Kind == wire.RTS, h.ID
 		if m.rdv {
 			m.size = int(h.N)
 			m.cost = frameCost(h, 0)
@@ -404,6 +449,7 @@ func (e *engine) onFrame(frame []byte) {
 		e.q.EachMsg(func(mm *match.Msg[*inMsg]) bool {
 			if mm.Val.rdv && mm.Val.from == from && mm.Val.id == h.ID {
 				e.consume(from, mm.Val.cost)
+				e.freeMsg(mm.Val)
 				return true
 			}
 			return false
@@ -414,6 +460,7 @@ func (e *engine) onFrame(frame []byte) {
 // deliver completes receive r with message m (or starts its rendezvous).
 // m has been removed from (or never entered) the queue. mu held.
 func (e *engine) deliver(r *rreq, m *inMsg) {
+	defer e.freeMsg(m)
 	r.st = Status{Source: m.from, Tag: m.tag, Size: m.size, typ: m.typ}
 	e.consume(m.from, m.cost)
 	tooBig := r.into && m.size > len(r.buf)
@@ -464,7 +511,8 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 	}
 	if dst == e.me {
 		// Self-send: always buffered (a copy), so it never blocks.
-		m := &inMsg{from: e.me, tag: tag, typ: typ, size: len(data), data: append([]byte(nil), data...)}
+		m := e.newMsg()
+		m.from, m.tag, m.typ, m.size, m.data = e.me, tag, typ, len(data), append([]byte(nil), data...)
 		m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: comm, Src: e.me, Tag: tag}, Val: m}
 		if r := e.q.Arrive(&m.m); r != nil {
 			e.deliver(r.Val, m)
@@ -538,13 +586,14 @@ func (e *engine) cancelSend(s *sreq) {
 
 // post posts a receive. mu not held.
 func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, error) {
-	r := &rreq{buf: buf, into: into, done: make(chan struct{})}
-	r.m = match.Recv[*rreq]{Env: match.Envelope{Comm: comm, Src: src, Tag: tag}, Val: r}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
 		return nil, e.err
 	}
+	r := e.newRecv()
+	r.buf, r.into = buf, into
+	r.m = match.Recv[*rreq]{Env: match.Envelope{Comm: comm, Src: src, Tag: tag}, Val: r}
 	if m := e.q.Post(&r.m); m != nil {
 		e.deliver(r, m.Val)
 	} else if err := e.deadErr(src); err != nil {
@@ -562,11 +611,13 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 	case <-ctx.Done():
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if r.closed {
+		e.mu.Unlock()
+		<-r.done
 		return r.err // completed meanwhile: the message is the caller's
 	}
 	e.abandonRecv(r)
+	e.mu.Unlock()
 	return ctx.Err()
 }
 
@@ -651,7 +702,13 @@ func (e *engine) gone(r int, err error) {
 		delete(p.rdvIn, id)
 	}
 	// Unexpected RTS from r can never be completed: drop them.
-	e.q.EachMsg(func(m *match.Msg[*inMsg]) bool { return m.Val.from == r && m.Val.rdv })
+	e.q.EachMsg(func(m *match.Msg[*inMsg]) bool {
+		if m.Val.from == r && m.Val.rdv {
+			e.freeMsg(m.Val)
+			return true
+		}
+		return false
+	})
 	var keep []*match.Recv[*rreq]
 	for _, rq := range e.q.Drain() {
 		if rq.Env.Src == r {

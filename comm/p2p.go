@@ -45,10 +45,13 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 	if err != nil {
 		return nil, Status{}, err
 	}
-	if err := c.e.waitRecv(ctx, r); err != nil {
-		return nil, c.status(r.st), c.wrap("Recv", src, err)
+	err = c.e.waitRecv(ctx, r)
+	data, st := r.data, c.status(r.st)
+	if err != nil {
+		return nil, st, c.wrap("Recv", src, err)
 	}
-	return r.data, c.status(r.st), nil
+	c.e.release(r)
+	return data, st, nil
 }
 
 // RecvInto receives into buf and returns the message's Status; the payload
@@ -59,10 +62,13 @@ func (c *Comm) RecvInto(ctx context.Context, buf []byte, src, tag int) (Status, 
 	if err != nil {
 		return Status{}, err
 	}
-	if err := c.e.waitRecv(ctx, r); err != nil {
-		return c.status(r.st), c.wrap("RecvInto", src, err)
+	err = c.e.waitRecv(ctx, r)
+	st := c.status(r.st)
+	if err != nil {
+		return st, c.wrap("RecvInto", src, err)
 	}
-	return c.status(r.st), nil
+	c.e.release(r)
+	return st, nil
 }
 
 func (c *Comm) irecv(op string, src, tag int, buf []byte, into bool) (*rreq, error) {
@@ -122,13 +128,19 @@ func (c *Comm) Iprobe(src, tag int) (Status, bool, error) {
 	return c.status(st), ok, c.wrap("Iprobe", src, err)
 }
 
-// Request is a nonblocking send or receive.
+// Request is a nonblocking send or receive. A Request is used by one
+// goroutine at a time.
 type Request struct {
 	c    *Comm
 	op   string
 	peer int
 	s    *sreq // send; nil when it completed at once
 	r    *rreq // receive
+
+	// A receive's outcome, once seen (its completion is consumed once).
+	complete bool
+	st       Status
+	err      error
 }
 
 // Isend starts sending data to dst and returns at once. data must not be
@@ -165,8 +177,11 @@ func (c *Comm) Irecv(src, tag int) (*Request, error) {
 // receive) and error. If ctx ends first, the request is cancelled.
 func (q *Request) Wait(ctx context.Context) (Status, error) {
 	if q.r != nil {
-		err := q.c.e.waitRecv(ctx, q.r)
-		return q.c.status(q.r.st), q.c.wrap(q.op, q.peer, err)
+		if !q.complete {
+			err := q.c.e.waitRecv(ctx, q.r)
+			q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, err)
+		}
+		return q.st, q.err
 	}
 	return Status{}, q.c.wrap(q.op, q.peer, q.c.e.waitSend(ctx, q.s))
 }
@@ -174,16 +189,22 @@ func (q *Request) Wait(ctx context.Context) (Status, error) {
 // Test reports whether the request has completed, and if so its Status and
 // error, without blocking.
 func (q *Request) Test() (done bool, st Status, err error) {
-	var ch chan struct{}
 	if q.r != nil {
-		ch = q.r.done
-	} else if q.s != nil {
-		ch = q.s.done
-	} else {
+		if !q.complete {
+			select {
+			case <-q.r.done:
+				q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
+			default:
+				return false, Status{}, nil
+			}
+		}
+		return true, q.st, q.err
+	}
+	if q.s == nil {
 		return true, Status{}, nil
 	}
 	select {
-	case <-ch:
+	case <-q.s.done:
 		st, err = q.Wait(context.Background())
 		return true, st, err
 	default:
@@ -211,12 +232,10 @@ func (q *Request) Data() []byte {
 	if q.r == nil {
 		return nil
 	}
-	select {
-	case <-q.r.done:
-		return q.r.data
-	default:
+	if done, _, err := q.Test(); !done || err != nil {
 		return nil
 	}
+	return q.r.data
 }
 
 // WaitAll waits for every request and returns the errors of those that
