@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 )
 
 // BenchmarkPingPong measures a round trip between two ranks (each with its
@@ -86,6 +88,52 @@ func BenchmarkStream(b *testing.B) {
 			if err := <-done; err != nil {
 				b.Fatal(err)
 			}
+		})
+	}
+}
+
+// BenchmarkRawNATSPingPong is the baseline for BenchmarkPingPong: the same
+// round trip with bare nats.go connections through the same kind of server
+// (async subscription callbacks handing messages to the waiting goroutine).
+func BenchmarkRawNATSPingPong(b *testing.B) {
+	for _, n := range []int{8, 1 << 10, 64 << 10} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			url, secret := startServer(b)
+			a, err := nats.Connect(url, nats.Token(secret))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer a.Close()
+			c, err := nats.Connect(url, nats.Token(secret))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			toA, toC := make(chan []byte, 1), make(chan []byte, 1)
+			a.Subscribe("a", func(m *nats.Msg) { toA <- m.Data })
+			c.Subscribe("c", func(m *nats.Msg) { toC <- m.Data })
+			a.Flush()
+			c.Flush()
+			stop := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case d := <-toC:
+						c.Publish("a", d)
+					case <-stop:
+						return
+					}
+				}
+			}()
+			buf := make([]byte, n)
+			b.SetBytes(int64(2 * n))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				a.Publish("c", buf)
+				<-toA
+			}
+			b.StopTimer()
+			close(stop)
 		})
 	}
 }
