@@ -1,0 +1,91 @@
+package collectives
+
+import (
+	"context"
+	"slices"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// Alltoall sends block i of data (len(data)/c.Size() elements) to rank i
+// and returns the blocks received, the one from rank j at block j. Every
+// rank must pass the same length, divisible by c.Size().
+func Alltoall[T any](ctx context.Context, c *comm.Comm, data []T) ([]T, error) {
+	cl := begin(c, opAlltoall)
+	k := elemsOf[T]()
+	p, r := cl.p, cl.r
+	var blocks [][]byte
+	var bad error
+	if !k.raw && len(data)%p == 0 {
+		blocks, bad = encodeBlocks(cl, k, data, len(data)/p)
+	}
+	if _, err := cl.check(ctx, params{typ: k.hash, length: len(data), lenRule: lenEqual, bad: bad}); err != nil {
+		return nil, cl.wrap(err)
+	}
+	if len(data)%p != 0 {
+		return nil, invalid(cl.op, nil, "every rank passed %d elements, not divisible by %d ranks", len(data), p)
+	}
+	m := len(data) / p
+	out := make([]T, len(data))
+	copy(out[r*m:(r+1)*m], data[r*m:(r+1)*m])
+	for i := 1; i < p; i++ {
+		dst, src := (r+i)%p, (r-i+p)%p
+		if k.raw {
+			if err := cl.exchangeInto(ctx, dst, k.view(data[dst*m:(dst+1)*m]), src, k.view(out[src*m:(src+1)*m])); err != nil {
+				return nil, cl.wrap(err)
+			}
+			continue
+		}
+		b, err := cl.exchange(ctx, dst, blocks[dst], src)
+		if err != nil {
+			return nil, cl.wrap(err)
+		}
+		v, err := k.decode(b)
+		if err != nil {
+			return nil, cl.wrap(err)
+		}
+		if len(v) != m {
+			return nil, cl.wrap(errSize(src, len(v), m))
+		}
+		copy(out[src*m:], v)
+	}
+	return out, nil
+}
+
+// Alltoallv sends parts[i] (of any length) to rank i and returns the parts
+// received, indexed by source rank. parts must have one entry per rank.
+func Alltoallv[T any](ctx context.Context, c *comm.Comm, parts [][]T) ([][]T, error) {
+	cl := begin(c, opAlltoallv)
+	k := elemsOf[T]()
+	p, r := cl.p, cl.r
+	var blocks [][]byte
+	var bad error
+	if len(parts) != p {
+		bad = invalid(cl.op, nil, "rank %d passed %d parts for %d ranks", r, len(parts), p)
+	} else {
+		blocks = make([][]byte, p)
+		for i, part := range parts {
+			var err error
+			if blocks[i], err = k.encode(part); err != nil {
+				bad = invalid(cl.op, err, "rank %d's part %d", r, i)
+				break
+			}
+		}
+	}
+	if _, err := cl.check(ctx, params{typ: k.hash, bad: bad}); err != nil {
+		return nil, cl.wrap(err)
+	}
+	out := make([][]T, p)
+	out[r] = slices.Clone(parts[r])
+	for i := 1; i < p; i++ {
+		dst, src := (r+i)%p, (r-i+p)%p
+		b, err := cl.exchange(ctx, dst, blocks[dst], src)
+		if err != nil {
+			return nil, cl.wrap(err)
+		}
+		if out[src], err = k.decode(b); err != nil {
+			return nil, cl.wrap(err)
+		}
+	}
+	return out, nil
+}

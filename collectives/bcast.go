@@ -1,0 +1,136 @@
+package collectives
+
+import (
+	"context"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// bcastLarge is the encoded size from which Bcast uses scatter + ring
+// allgather instead of a binomial tree (with 3 or more ranks).
+const bcastLarge = 256 << 10
+
+// Bcast sends root's v to every rank of c and returns it; the other ranks'
+// v is ignored. At the root it returns v itself. It blocks until this rank
+// has its copy and has passed it on.
+func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
+	var zero T
+	cl := begin(c, opBcast)
+	k := valuesOf[T]()
+	var buf []byte
+	var bad error
+	if cl.r == root {
+		var err error
+		if buf, err = k.encode(v); err != nil {
+			bad = invalid(cl.op, err, "root's value")
+		}
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot, bad: bad})
+	if err != nil {
+		return zero, cl.wrap(err)
+	}
+	if cl.p == 1 {
+		return v, nil
+	}
+	n := int(s[fLen].max)
+	out, direct := zero, false
+	if cl.r != root {
+		if out, buf, direct = k.alloc(n); !direct {
+			buf = make([]byte, n)
+		}
+	}
+	if n < bcastLarge || cl.p < 3 {
+		err = cl.bcastTree(ctx, buf, root)
+	} else {
+		err = cl.bcastScatterRing(ctx, buf, root)
+	}
+	switch {
+	case err != nil:
+		return zero, cl.wrap(err)
+	case cl.r == root:
+		return v, nil
+	case direct:
+		return out, nil
+	}
+	out, err = k.decode(buf)
+	return out, cl.wrap(err)
+}
+
+// bcastTree is the binomial tree over ranks relative to root: rank rel
+// receives from rel minus its lowest set bit and sends to rel+2^j for the
+// lower bits j.
+func (cl *call) bcastTree(ctx context.Context, buf []byte, root int) error {
+	p := cl.p
+	rel := (cl.r - root + p) % p
+	mask := 1
+	for ; mask < p; mask <<= 1 {
+		if rel&mask != 0 {
+			if err := cl.recvInto(ctx, cl.abs(rel-mask, root), buf); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	var reqs []*comm.Request
+	for mask >>= 1; mask > 0; mask >>= 1 {
+		if rel+mask < p {
+			q, err := cl.s.Isend(cl.abs(rel+mask, root), cl.tag, buf)
+			if err != nil {
+				cancelAll(reqs)
+				return err
+			}
+			reqs = append(reqs, q)
+		}
+	}
+	return comm.WaitAll(ctx, reqs...)
+}
+
+// bcastScatterRing splits buf into p pieces, piece j for relative rank j,
+// scatters them down the binomial tree (a subtree's pieces are contiguous)
+// and then runs a ring allgather in which nobody sends to the root.
+func (cl *call) bcastScatterRing(ctx context.Context, buf []byte, root int) error {
+	p, n := cl.p, len(buf)
+	cs := (n + p - 1) / p
+	pieces := func(lo, hi int) []byte { return buf[min(lo*cs, n):min(hi*cs, n)] }
+	rel := (cl.r - root + p) % p
+	mask := 1
+	for ; mask < p; mask <<= 1 {
+		if rel&mask != 0 {
+			if err := cl.recvInto(ctx, cl.abs(rel-mask, root), pieces(rel, rel+mask)); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	for mask >>= 1; mask > 0; mask >>= 1 {
+		if rel+mask < p {
+			if err := cl.send(ctx, cl.abs(rel+mask, root), pieces(rel+mask, rel+2*mask)); err != nil {
+				return err
+			}
+		}
+	}
+	next, prev := cl.abs(rel+1, root), cl.abs(rel+p-1, root)
+	toRoot, isRoot := rel == p-1, rel == 0
+	for s := 0; s < p-1; s++ {
+		sj, rj := (rel-s+p)%p, (rel-1-s+2*p)%p
+		var err error
+		switch {
+		case isRoot:
+			err = cl.send(ctx, next, pieces(sj, sj+1))
+		case toRoot:
+			err = cl.recvInto(ctx, prev, pieces(rj, rj+1))
+		default:
+			err = cl.exchangeInto(ctx, next, pieces(sj, sj+1), prev, pieces(rj, rj+1))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func cancelAll(reqs []*comm.Request) {
+	for _, q := range reqs {
+		q.Cancel()
+	}
+}

@@ -1,0 +1,111 @@
+package collectives
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"weak"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// seqs maps each communicator to its count of collective calls; the count is
+// the tag of the call's messages on c.Shadow(). Entries are keyed by weak
+// pointers and removed when the communicator is garbage.
+var seqs sync.Map // weak.Pointer[comm.Comm] -> *atomic.Uint32
+
+func nextTag(c *comm.Comm) int {
+	k := weak.Make(c)
+	v, ok := seqs.Load(k)
+	if !ok {
+		var loaded bool
+		v, loaded = seqs.LoadOrStore(k, new(atomic.Uint32))
+		if !loaded {
+			runtime.AddCleanup(c, func(k weak.Pointer[comm.Comm]) { seqs.Delete(k) }, k)
+		}
+	}
+	return int(v.(*atomic.Uint32).Add(1) & comm.MaxTag)
+}
+
+// call is one collective call on one rank.
+type call struct {
+	op   opcode
+	s    *comm.Comm // c.Shadow()
+	tag  int
+	p, r int
+}
+
+func begin(c *comm.Comm, op opcode) *call {
+	return &call{op: op, s: c.Shadow(), tag: nextTag(c), p: c.Size(), r: c.Rank()}
+}
+
+// wrap adds the collective's name to a communication error; errors the
+// package made itself and ctx's errors pass unchanged.
+func (cl *call) wrap(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrMismatch) || errors.Is(err, ErrInvalidArg) {
+		return err
+	}
+	return fmt.Errorf("collectives: %s: %w", cl.op, err)
+}
+
+func (cl *call) send(ctx context.Context, dst int, b []byte) error {
+	return cl.s.Send(ctx, dst, cl.tag, b)
+}
+
+func (cl *call) recv(ctx context.Context, src int) ([]byte, error) {
+	b, _, err := cl.s.Recv(ctx, src, cl.tag)
+	return b, err
+}
+
+// recvInto receives exactly len(b) bytes from src into b.
+func (cl *call) recvInto(ctx context.Context, src int, b []byte) error {
+	st, err := cl.s.RecvInto(ctx, b, src, cl.tag)
+	if err != nil {
+		return err
+	}
+	if st.Size != len(b) {
+		return fmt.Errorf("rank %d sent %d bytes, want %d", src, st.Size, len(b))
+	}
+	return nil
+}
+
+// exchangeInto sends out to dst while it receives exactly len(in) bytes from
+// src into in.
+func (cl *call) exchangeInto(ctx context.Context, dst int, out []byte, src int, in []byte) error {
+	q, err := cl.s.Isend(dst, cl.tag, out)
+	if err != nil {
+		return err
+	}
+	if err := cl.recvInto(ctx, src, in); err != nil {
+		q.Cancel()
+		return err
+	}
+	_, err = q.Wait(ctx)
+	return err
+}
+
+// exchange sends out to dst while it receives a message from src.
+func (cl *call) exchange(ctx context.Context, dst int, out []byte, src int) ([]byte, error) {
+	q, err := cl.s.Isend(dst, cl.tag, out)
+	if err != nil {
+		return nil, err
+	}
+	in, err := cl.recv(ctx, src)
+	if err != nil {
+		q.Cancel()
+		return nil, err
+	}
+	_, err = q.Wait(ctx)
+	return in, err
+}
+
+// abs turns a rank relative to root into a rank of the communicator.
+func (cl *call) abs(rel, root int) int { return (rel + root) % cl.p }
+
+func errSize(rank, got, want int) error {
+	return fmt.Errorf("rank %d sent %d bytes, want %d", rank, got, want)
+}

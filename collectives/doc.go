@@ -1,0 +1,156 @@
+// Package collectives implements MPI's collective operations over a
+// [comm.Comm]: calls that every rank of a communicator makes together, in
+// the same order, and that return when this rank's part is complete.
+//
+//	sum, err := collectives.Allreduce(ctx, c, x, collectives.Sum)
+//	v, err := collectives.Bcast(ctx, c, cfg, 0)          // cfg from rank 0
+//	part, err := collectives.Scatter(ctx, c, data, 0)   // len(data)/Size() each
+//	all, err := collectives.Gather(ctx, c, part, 0)     // concatenation at rank 0
+//
+// # API
+//
+// Every call takes ctx first and the communicator second, and is generic in
+// the element type; the ranks of one call must use the same type.
+//
+//   - Barrier(ctx, c)
+//   - Bcast(ctx, c, v T, root) T: root's v on every rank.
+//   - Scatter(ctx, c, data []T, root) []T: root's data in Size() equal blocks,
+//     block i to rank i. Scatterv(ctx, c, parts [][]T, root) []T: parts[i] to
+//     rank i, any lengths.
+//   - Gather(ctx, c, part []T, root) []T: the concatenation of every rank's
+//     part, in rank order, at root (nil elsewhere); parts must have equal
+//     lengths. Gatherv(ctx, c, part []T, root) [][]T: parts of any length,
+//     indexed by rank.
+//   - Allgather(ctx, c, part []T) []T and Allgatherv(ctx, c, part []T) [][]T:
+//     the same on every rank.
+//   - Alltoall(ctx, c, data []T) []T: block i of data (len(data)/Size()
+//     elements) goes to rank i; the result holds the block from rank j at
+//     block j. Alltoallv(ctx, c, parts [][]T) [][]T: parts[i] to rank i, the
+//     result indexed by source rank.
+//   - Reduce(ctx, c, v T, op, root) T, Allreduce(ctx, c, v T, op) T: op
+//     folded over every rank's whole value v. Scan: the fold over ranks
+//     0..Rank(); Exscan: over ranks 0..Rank()-1 (the zero T on rank 0).
+//   - ReduceSlice, AllreduceSlice(ctx, c, v []E, op) []E: element-wise
+//     reductions of equal-length slices, with bandwidth-optimal algorithms
+//     for large vectors. ReduceScatter(ctx, c, v []E, op) []E: block Rank()
+//     of the element-wise reduction (len(v) divisible by Size()).
+//
+// Reduction operators are plain functions, op(a, b T) T; the built-in ones
+// are generic functions whose type Go infers at the call:
+// Allreduce(ctx, c, 1.5, Sum) works on float64. They are Sum, Prod, Min,
+// Max, LAnd, LOr, LXor (logical: nonzero is true, result 0 or 1), BAnd,
+// BOr, BXor (bitwise, on integers), MinLoc and MaxLoc (on [Loc] pairs, ties
+// to the lower Index, like MPI_MINLOC). [Elementwise] lifts an op on
+// elements to one on equal-length slices, for Scan of vectors.
+//
+// A user op must be associative. It need not be commutative: every
+// reduction combines the contributions in rank order, v0 op v1 op ... op
+// vp-1 (with the parentheses each algorithm chooses), and every rank of an
+// Allreduce gets the result of the same expression, so floating-point
+// results agree bit for bit across ranks and across runs of one job size.
+// op is called on the caller's goroutine and may not communicate.
+//
+// Values travel as their memory image when T (or the element type of a
+// slice) has a fixed-size numeric or bool kind, named types included: no
+// encoding, and large slices are received straight into the result. Other
+// types are encoded with CBOR, as comm's typed messages are. Ranks must
+// share byte order and word size, as everywhere in decorun.
+//
+// # Costs
+//
+// In the notation of MPICH's collective headers: α is one message's latency
+// (with NATS, two hops through the server), β the time per byte, γ the time
+// per byte of op, n the bytes of the result (Bcast: the value; Gather,
+// Allgather, Alltoall: the whole result; reductions: one rank's vector),
+// p = Size() and lg = ⌈log2⌉.
+//
+// Agreement. Every collective but Barrier starts with a dissemination
+// exchange of a 160-byte header (which collective, a hash of the element
+// type, the root, one length, a local-error code): lg p rounds in which rank
+// r sends what it knows to r+2^k and merges what r−2^k knows, keeping each
+// field's minimum and maximum with the ranks that passed them. Cost lg p·α.
+// Afterwards every rank knows whether the calls match, and returns the same
+// error if they do not (see Errors); it also tells non-roots the length of
+// the root's data, which the large-message algorithms need. Barrier is this
+// exchange with nothing to check (the dissemination barrier).
+//
+//   - Barrier: dissemination, lg p·α.
+//   - Bcast: binomial tree, lg p·α + n·lg p·β, when n < 256 KiB or p < 3;
+//     otherwise binomial scatter of p contiguous pieces of the encoded value
+//     followed by a ring allgather in which the root receives nothing:
+//     (lg p + p − 1)·α + 2n·(p−1)/p·β. Both receive straight into the
+//     result's memory.
+//   - Scatter(v), Gather(v): binomial tree carrying the blocks of each
+//     subtree in one message: lg p·α + n·(p−1)/p·β.
+//   - Allgather(v): Bruck's algorithm (any p, no final copy beyond one
+//     rotation of block references): lg p·α + n·(p−1)/p·β.
+//   - Alltoall(v): pairwise exchange, in step i sending to r+i and receiving
+//     from r−i: (p−1)·α + n·(p−1)/p·β.
+//   - Reduce: binomial tree over ranks combining lower-rank subtrees on the
+//     left, rooted at rank 0, plus one message to the root if it is not 0:
+//     (lg p + 1)·α + n·lg p·(β + γ).
+//   - Allreduce and small AllreduceSlice/ReduceSlice: recursive doubling;
+//     when p is not a power of two the first 2·(p − 2^⌊lg p⌋) ranks first fold
+//     in pairs (even into odd) and the odd rank sends the result back at the
+//     end (MPICH's scheme, which keeps rank order): (lg p + 2)·α +
+//     n·(lg p + 2)·β + n·(lg p + 1)·γ.
+//   - AllreduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): pairwise
+//     reduce-scatter into p blocks, then a ring allgather of the blocks:
+//     2(p−1)·α + 2n·(p−1)/p·β + n·(p−1)/p·γ, the bandwidth lower bound. Each
+//     rank holds its result, two block-sized partial sums and one block being
+//     received; nothing is gathered at one rank. ReduceSlice of the same size:
+//     the same reduce-scatter, then each rank sends its block to the root:
+//     2(p−1)·α + 2n·(p−1)/p·β + n·(p−1)/p·γ.
+//   - ReduceScatter: pairwise reduce-scatter: (p−1)·α + n·(p−1)/p·(β + γ).
+//     The block owner receives each rank's raw block and combines in rank
+//     order with two accumulators (ranks below it, ranks above it).
+//   - Scan, Exscan: recursive doubling over aligned blocks of ranks (any p):
+//     lg p·α + n·lg p·(β + γ).
+//
+// The switch points (256 KiB for Bcast, 64 KiB for AllreduceSlice and
+// ReduceSlice) are where the measured times of the two algorithms cross on
+// one host with 2 to 8 ranks (see BenchmarkBcast, BenchmarkAllreduce); NATS's
+// α (tens of microseconds) is large, so the bandwidth-optimal algorithms win
+// only for large messages.
+//
+// # Matching and concurrency
+//
+// All collective traffic goes over c.Shadow(), so it never matches the
+// user's point-to-point receives (AnySource and AnyTag included). Its tag is a
+// per-communicator sequence number that every collective call on c
+// increments, so messages of one collective never match another's. Calls on
+// different communicators (from Split or Dup) may run at the same time on
+// different goroutines; calls on one communicator must be made one at a
+// time, in the same order on every rank (MPI's rule).
+//
+// # Errors
+//
+// No mismatch that the agreement step can see produces a hang or garbage:
+// different collectives, different element types, different roots, unequal
+// lengths where they must be equal (Gather, Allgather, Alltoall,
+// ReduceSlice, AllreduceSlice, ReduceScatter), a root whose len(data) is not
+// divisible by Size() for Scatter, and a local argument error on some rank
+// (a wrong number of parts for Scatterv or Alltoallv) all return an error on
+// every rank that names the ranks and values: a [*MismatchError] (errors.Is
+// ErrMismatch) or an error wrapping [ErrInvalidArg]. A root out of range is
+// ErrInvalidArg on every rank; the rank still takes part in the agreement,
+// since a rank that alone passed a bad root must not leave the others
+// waiting for it. Collectives do not check mismatches that would need the
+// data itself (different lengths of whole values passed to Reduce and
+// Allreduce, which user ops such as concatenation allow); they call op on
+// what they receive. A rank that dies during a collective makes decorun stop
+// the job naming it, so no collective waits for a dead rank.
+//
+// # Cancellation
+//
+// When ctx ends, the call returns ctx.Err() unchanged on that rank. Ranks
+// that are waiting for it stay blocked until their own ctx ends, so use one
+// deadline for all ranks. The communicator stays usable, for point-to-point
+// and for later collectives, provided every rank made the cancelled call (so
+// that the sequence numbers stay in step): messages left over from the
+// cancelled call carry its old tag and are never matched by a later
+// collective. They do stay buffered at their receivers, holding a part of
+// the sender's credit window, until the communicator is closed; if
+// cancellation is routine, run collectives on a communicator from Dup and
+// Close it after a cancelled call.
+package collectives

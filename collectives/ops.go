@@ -1,0 +1,112 @@
+package collectives
+
+import (
+	"cmp"
+	"fmt"
+)
+
+// Integer is the set of integer types, named ones included.
+type Integer interface {
+	~int | ~int8 | ~int16 | ~int32 | ~int64 |
+		~uint | ~uint8 | ~uint16 | ~uint32 | ~uint64 | ~uintptr
+}
+
+// Number is the set of types with + and *: integers, floats and complex
+// numbers.
+type Number interface {
+	Integer | ~float32 | ~float64 | ~complex64 | ~complex128
+}
+
+// Sum returns a + b.
+func Sum[T Number](a, b T) T { return a + b }
+
+// Prod returns a * b.
+func Prod[T Number](a, b T) T { return a * b }
+
+// Min returns the smaller of a and b (the built-in min: a NaN wins).
+func Min[T cmp.Ordered](a, b T) T { return min(a, b) }
+
+// Max returns the larger of a and b (the built-in max: a NaN wins).
+func Max[T cmp.Ordered](a, b T) T { return max(a, b) }
+
+func truth[T Number](b bool) T {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// LAnd is logical and: 1 if a and b are both nonzero, else 0.
+func LAnd[T Number](a, b T) T { return truth[T](a != 0 && b != 0) }
+
+// LOr is logical or: 1 if a or b is nonzero, else 0.
+func LOr[T Number](a, b T) T { return truth[T](a != 0 || b != 0) }
+
+// LXor is logical exclusive or: 1 if exactly one of a and b is nonzero.
+func LXor[T Number](a, b T) T { return truth[T]((a != 0) != (b != 0)) }
+
+// BAnd returns a & b.
+func BAnd[T Integer](a, b T) T { return a & b }
+
+// BOr returns a | b.
+func BOr[T Integer](a, b T) T { return a | b }
+
+// BXor returns a ^ b.
+func BXor[T Integer](a, b T) T { return a ^ b }
+
+// Loc is a value with the index it came from, for MinLoc and MaxLoc (MPI's
+// MINLOC and MAXLOC); the index is usually a rank or a position.
+type Loc[T cmp.Ordered] struct {
+	Value T
+	Index int
+}
+
+// MinLoc returns the pair with the smaller Value; of equal Values, the one
+// with the smaller Index.
+func MinLoc[T cmp.Ordered](a, b Loc[T]) Loc[T] {
+	if c := cmp.Compare(a.Value, b.Value); c < 0 || c == 0 && a.Index <= b.Index {
+		return a
+	}
+	return b
+}
+
+// MaxLoc returns the pair with the larger Value; of equal Values, the one
+// with the smaller Index.
+func MaxLoc[T cmp.Ordered](a, b Loc[T]) Loc[T] {
+	if c := cmp.Compare(a.Value, b.Value); c > 0 || c == 0 && a.Index <= b.Index {
+		return a
+	}
+	return b
+}
+
+// Elementwise lifts op on elements to equal-length slices: the result's
+// element i is op(a[i], b[i]), in a new slice. It panics if the lengths
+// differ. Use it for Reduce, Allreduce, Scan and Exscan of vectors;
+// ReduceSlice, AllreduceSlice and ReduceScatter apply op element-wise
+// themselves, check lengths on every rank and scale to large vectors.
+func Elementwise[E any](op func(a, b E) E) func(a, b []E) []E {
+	return func(a, b []E) []E {
+		if len(a) != len(b) {
+			panic(fmt.Sprintf("collectives: Elementwise: slices of lengths %d and %d", len(a), len(b)))
+		}
+		out := make([]E, len(a))
+		for i := range a {
+			out[i] = op(a[i], b[i])
+		}
+		return out
+	}
+}
+
+// combineLeft sets acc[i] = op(in[i], acc[i]): in comes from lower ranks.
+func combineLeft[E any](op func(a, b E) E, in, acc []E) {
+	for i := range acc {
+		acc[i] = op(in[i], acc[i])
+	}
+}
+
+// combineRight sets acc[i] = op(acc[i], in[i]): in comes from higher ranks.
+func combineRight[E any](op func(a, b E) E, acc, in []E) {
+	for i := range acc {
+		acc[i] = op(acc[i], in[i])
+	}
+}

@@ -1,0 +1,275 @@
+package collectives
+
+import (
+	"context"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// reducer is an accumulator that the tree algorithms combine with what they
+// receive, keeping rank order.
+type reducer interface {
+	encode() ([]byte, error)
+	// combine sets acc = in op acc if in comes from lower ranks, else
+	// acc = acc op in.
+	combine(in []byte, fromLower bool) error
+	set(in []byte) error // acc = in
+}
+
+// value is a reducer of whole values.
+type value[T any] struct {
+	k   values[T]
+	op  func(a, b T) T
+	acc T
+}
+
+func (v *value[T]) encode() ([]byte, error) { return v.k.encode(v.acc) }
+
+func (v *value[T]) combine(in []byte, fromLower bool) error {
+	t, err := v.k.decode(in)
+	if err != nil {
+		return err
+	}
+	if fromLower {
+		v.acc = v.op(t, v.acc)
+	} else {
+		v.acc = v.op(v.acc, t)
+	}
+	return nil
+}
+
+func (v *value[T]) set(in []byte) (err error) {
+	v.acc, err = v.k.decode(in)
+	return err
+}
+
+// probe checks that v survives encoding, so that a rank fails in the
+// agreement step rather than halfway through the algorithm, leaving its
+// peers waiting. Raw kinds always do.
+func (k values[T]) probe(v T) error {
+	if k.scalar || k.slice {
+		return nil
+	}
+	b, err := k.encode(v)
+	if err == nil {
+		_, err = k.decode(b)
+	}
+	return err
+}
+
+// Reduce folds op over every rank's v in rank order and returns the result
+// at root (the zero T elsewhere). op must be associative; it need not be
+// commutative.
+func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, root int) (T, error) {
+	var zero T
+	cl := begin(c, opReduce)
+	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
+	if err := checkValue(ctx, cl, red.k, v, true, root); err != nil {
+		return zero, err
+	}
+	if err := cl.reduceTree(ctx, red, root); err != nil {
+		return zero, cl.wrap(err)
+	}
+	if cl.r != root {
+		return zero, nil
+	}
+	return red.acc, nil
+}
+
+// Allreduce folds op over every rank's v in rank order and returns the
+// result on every rank; every rank computes the same expression, so the
+// results are identical. op must be associative; it need not be
+// commutative.
+func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
+	var zero T
+	cl := begin(c, opAllreduce)
+	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
+	if err := checkValue(ctx, cl, red.k, v, false, 0); err != nil {
+		return zero, err
+	}
+	if err := cl.allreduceDoubling(ctx, red); err != nil {
+		return zero, cl.wrap(err)
+	}
+	return red.acc, nil
+}
+
+// checkValue is the agreement step of the whole-value reductions.
+func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, rooted bool, root int) error {
+	var bad error
+	if err := k.probe(v); err != nil {
+		bad = invalid(cl.op, err, "rank %d's value", cl.r)
+	}
+	_, err := cl.check(ctx, params{typ: k.hash, rooted: rooted, root: root, bad: bad})
+	return cl.wrap(err)
+}
+
+// reduceTree reduces to rank 0 over a binomial tree in which rank r
+// receives from r+2^j for the low zero bits j of r and sends to r minus its
+// lowest set bit, so that every message holds a contiguous range of ranks
+// following the receiver's; then rank 0 sends the result to root.
+func (cl *call) reduceTree(ctx context.Context, red reducer, root int) error {
+	p, r := cl.p, cl.r
+	for mask := 1; mask < p; mask <<= 1 {
+		if r&mask != 0 {
+			b, err := red.encode()
+			if err != nil {
+				return err
+			}
+			if err := cl.send(ctx, r-mask, b); err != nil {
+				return err
+			}
+			break
+		}
+		if r+mask < p {
+			b, err := cl.recv(ctx, r+mask)
+			if err != nil {
+				return err
+			}
+			if err := red.combine(b, false); err != nil {
+				return err
+			}
+		}
+	}
+	if root == 0 {
+		return nil
+	}
+	switch r {
+	case 0:
+		b, err := red.encode()
+		if err != nil {
+			return err
+		}
+		return cl.send(ctx, root, b)
+	case root:
+		b, err := cl.recv(ctx, 0)
+		if err != nil {
+			return err
+		}
+		return red.set(b)
+	}
+	return nil
+}
+
+// allreduceDoubling is recursive doubling over the largest power of two
+// pof2 ≤ p. The first 2·(p−pof2) ranks first fold in pairs (rank 2i sends
+// to 2i+1) and get the result back at the end, so every participant holds a
+// contiguous range of ranks and the order is kept.
+func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
+	p, r := cl.p, cl.r
+	pof2 := 1
+	for pof2*2 <= p {
+		pof2 *= 2
+	}
+	rem := p - pof2
+	newrank := r - rem
+	if r < 2*rem {
+		if r%2 == 0 {
+			b, err := red.encode()
+			if err != nil {
+				return err
+			}
+			if err := cl.send(ctx, r+1, b); err != nil {
+				return err
+			}
+			b, err = cl.recv(ctx, r+1)
+			if err != nil {
+				return err
+			}
+			return red.set(b)
+		}
+		b, err := cl.recv(ctx, r-1)
+		if err != nil {
+			return err
+		}
+		if err := red.combine(b, true); err != nil {
+			return err
+		}
+		newrank = r / 2
+	}
+	for mask := 1; mask < pof2; mask <<= 1 {
+		nd := newrank ^ mask
+		dst := nd + rem
+		if nd < rem {
+			dst = 2*nd + 1
+		}
+		out, err := red.encode()
+		if err != nil {
+			return err
+		}
+		in, err := cl.exchange(ctx, dst, out, dst)
+		if err != nil {
+			return err
+		}
+		if err := red.combine(in, dst < r); err != nil {
+			return err
+		}
+	}
+	if r < 2*rem { // odd: send the result back to r-1
+		b, err := red.encode()
+		if err != nil {
+			return err
+		}
+		return cl.send(ctx, r-1, b)
+	}
+	return nil
+}
+
+// Scan returns, on rank r, op folded over the v of ranks 0..r in rank
+// order. op must be associative; it need not be commutative.
+func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
+	return scan(ctx, c, opScan, v, op)
+}
+
+// Exscan returns, on rank r > 0, op folded over the v of ranks 0..r-1 in
+// rank order, and the zero T on rank 0. op must be associative; it need not
+// be commutative.
+func Exscan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
+	return scan(ctx, c, opExscan, v, op)
+}
+
+// scan is recursive doubling over aligned blocks of ranks: before the round
+// with distance mask, partial is the fold over r's aligned block of mask
+// ranks; r exchanges it with r^mask (if that rank exists) and prepends what
+// a lower partner sends to both partial and the result.
+func scan[T any](ctx context.Context, c *comm.Comm, op opcode, v T, f func(a, b T) T) (T, error) {
+	var zero T
+	cl := begin(c, op)
+	k := valuesOf[T]()
+	if err := checkValue(ctx, cl, k, v, false, 0); err != nil {
+		return zero, err
+	}
+	partial := v
+	result, have := v, op == opScan
+	for mask := 1; mask < cl.p; mask <<= 1 {
+		dst := cl.r ^ mask
+		if dst >= cl.p {
+			continue
+		}
+		out, err := k.encode(partial)
+		if err != nil {
+			return zero, cl.wrap(err)
+		}
+		in, err := cl.exchange(ctx, dst, out, dst)
+		if err != nil {
+			return zero, cl.wrap(err)
+		}
+		t, err := k.decode(in)
+		if err != nil {
+			return zero, cl.wrap(err)
+		}
+		if dst < cl.r {
+			partial = f(t, partial)
+			if have {
+				result = f(t, result)
+			} else {
+				result, have = t, true
+			}
+		} else {
+			partial = f(partial, t)
+		}
+	}
+	if !have {
+		return zero, nil
+	}
+	return result, nil
+}

@@ -1,0 +1,221 @@
+package collectives
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// sliceLarge is the vector size in bytes from which ReduceSlice and
+// AllreduceSlice use the pairwise reduce-scatter (with 3 or more ranks and
+// numeric elements) instead of the binomial tree and recursive doubling.
+const sliceLarge = 64 << 10
+
+// vector is a reducer of equal-length slices, combined element-wise.
+type vector[E any] struct {
+	k   elems[E]
+	op  func(a, b E) E
+	acc []E
+}
+
+func (v *vector[E]) encode() ([]byte, error) { return v.k.encode(v.acc) }
+
+func (v *vector[E]) combine(in []byte, fromLower bool) error {
+	t, err := v.k.decode(in)
+	if err != nil {
+		return err
+	}
+	if len(t) != len(v.acc) {
+		return fmt.Errorf("received %d elements, want %d", len(t), len(v.acc))
+	}
+	if fromLower {
+		combineLeft(v.op, t, v.acc)
+	} else {
+		combineRight(v.op, v.acc, t)
+	}
+	return nil
+}
+
+func (v *vector[E]) set(in []byte) (err error) {
+	v.acc, err = v.k.decode(in)
+	return err
+}
+
+// checkSlice is the agreement step of the element-wise reductions: same
+// type and length everywhere.
+func checkSlice[E any](ctx context.Context, cl *call, k elems[E], v []E, rooted bool, root int) error {
+	var bad error
+	if !k.raw {
+		b, err := k.encode(v)
+		if err == nil {
+			_, err = k.decode(b)
+		}
+		if err != nil {
+			bad = invalid(cl.op, err, "rank %d's slice", cl.r)
+		}
+	}
+	_, err := cl.check(ctx, params{typ: k.hash, rooted: rooted, root: root, length: len(v), lenRule: lenEqual, bad: bad})
+	return cl.wrap(err)
+}
+
+func (cl *call) large(raw bool, bytes int) bool { return raw && bytes >= sliceLarge && cl.p >= 3 }
+
+// balanced splits n elements into p blocks whose lengths differ by at most
+// one.
+func balanced(n, p int) func(i int) (lo, hi int) {
+	return func(i int) (int, int) { return i * n / p, (i + 1) * n / p }
+}
+
+// ReduceSlice reduces the ranks' slices element-wise (element i of the
+// result is op folded over element i of every rank's v, in rank order) and
+// returns the result at root, nil elsewhere. Every rank must pass the same
+// length. op must be associative; it need not be commutative.
+func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E, root int) ([]E, error) {
+	cl := begin(c, opReduceSlice)
+	k := elemsOf[E]()
+	if err := checkSlice(ctx, cl, k, v, true, root); err != nil {
+		return nil, err
+	}
+	if cl.p == 1 {
+		return slices.Clone(v), nil
+	}
+	if !cl.large(k.raw, len(v)*k.size) {
+		red := &vector[E]{k: k, op: op, acc: slices.Clone(v)}
+		if err := cl.reduceTree(ctx, red, root); err != nil || cl.r != root {
+			return nil, cl.wrap(err)
+		}
+		return red.acc, nil
+	}
+	bounds := balanced(len(v), cl.p)
+	blk, err := reduceScatterPairwise(ctx, cl, k, v, bounds, op)
+	if err != nil {
+		return nil, cl.wrap(err)
+	}
+	if cl.r != root {
+		return nil, cl.wrap(cl.send(ctx, root, k.view(blk)))
+	}
+	out := make([]E, len(v))
+	lo, hi := bounds(cl.r)
+	copy(out[lo:hi], blk)
+	for i := range cl.p {
+		if i != root {
+			lo, hi := bounds(i)
+			if err := cl.recvInto(ctx, i, k.view(out[lo:hi])); err != nil {
+				return nil, cl.wrap(err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// AllreduceSlice reduces the ranks' slices element-wise, like ReduceSlice,
+// and returns the result (identical on every rank) on every rank. Large
+// vectors of numbers use a pairwise reduce-scatter and a ring allgather, so
+// that no rank holds more than the result and a few blocks of size
+// len(v)/c.Size().
+func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
+	cl := begin(c, opAllreduceSlice)
+	k := elemsOf[E]()
+	if err := checkSlice(ctx, cl, k, v, false, 0); err != nil {
+		return nil, err
+	}
+	if cl.p == 1 {
+		return slices.Clone(v), nil
+	}
+	if !cl.large(k.raw, len(v)*k.size) {
+		red := &vector[E]{k: k, op: op, acc: slices.Clone(v)}
+		if err := cl.allreduceDoubling(ctx, red); err != nil {
+			return nil, cl.wrap(err)
+		}
+		return red.acc, nil
+	}
+	bounds := balanced(len(v), cl.p)
+	blk, err := reduceScatterPairwise(ctx, cl, k, v, bounds, op)
+	if err != nil {
+		return nil, cl.wrap(err)
+	}
+	out := make([]E, len(v))
+	lo, hi := bounds(cl.r)
+	copy(out[lo:hi], blk)
+	p, r := cl.p, cl.r
+	for s := 0; s < p-1; s++ {
+		slo, shi := bounds((r - s + p) % p)
+		rlo, rhi := bounds((r - 1 - s + 2*p) % p)
+		if err := cl.exchangeInto(ctx, (r+1)%p, k.view(out[slo:shi]), (r-1+p)%p, k.view(out[rlo:rhi])); err != nil {
+			return nil, cl.wrap(err)
+		}
+	}
+	return out, nil
+}
+
+// ReduceScatter reduces the ranks' slices element-wise, like ReduceSlice,
+// and returns block Rank() of the result (len(v)/c.Size() elements) on
+// each rank (MPI_Reduce_scatter_block). Every rank must pass the same
+// length, divisible by c.Size().
+func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
+	cl := begin(c, opReduceScatter)
+	k := elemsOf[E]()
+	if err := checkSlice(ctx, cl, k, v, false, 0); err != nil {
+		return nil, err
+	}
+	if len(v)%cl.p != 0 {
+		return nil, invalid(cl.op, nil, "every rank passed %d elements, not divisible by %d ranks", len(v), cl.p)
+	}
+	m := len(v) / cl.p
+	blk, err := reduceScatterPairwise(ctx, cl, k, v, func(i int) (int, int) { return i * m, (i + 1) * m }, op)
+	return blk, cl.wrap(err)
+}
+
+// reduceScatterPairwise returns block Rank() (by bounds) of the element-wise
+// reduction. In step i rank r sends its own block r+i to rank r+i and
+// receives rank r−i's block r, so the owner sees every rank's raw
+// contribution, from r−1 down to 0 and then from p−1 down to r+1. It keeps
+// rank order with two accumulators: lower = v(0) op ... op v(r), built by
+// prepending, and upper = v(r+1) op ... op v(p−1), likewise; the result is
+// lower op upper.
+func reduceScatterPairwise[E any](ctx context.Context, cl *call, k elems[E], v []E, bounds func(int) (int, int), op func(a, b E) E) ([]E, error) {
+	p, r := cl.p, cl.r
+	lo, hi := bounds(r)
+	lower := slices.Clone(v[lo:hi])
+	var upper []E
+	scratch := make([]E, hi-lo)
+	for i := 1; i < p; i++ {
+		dst, src := (r+i)%p, (r-i+p)%p
+		dlo, dhi := bounds(dst)
+		in := scratch
+		if k.raw {
+			if err := cl.exchangeInto(ctx, dst, k.view(v[dlo:dhi]), src, k.view(scratch)); err != nil {
+				return nil, err
+			}
+		} else {
+			out, err := k.encode(v[dlo:dhi])
+			if err != nil {
+				return nil, err
+			}
+			b, err := cl.exchange(ctx, dst, out, src)
+			if err != nil {
+				return nil, err
+			}
+			if in, err = k.decode(b); err != nil {
+				return nil, err
+			}
+			if len(in) != hi-lo {
+				return nil, errSize(src, len(in), hi-lo)
+			}
+		}
+		switch {
+		case src < r:
+			combineLeft(op, in, lower)
+		case upper == nil:
+			upper = slices.Clone(in)
+		default:
+			combineLeft(op, in, upper)
+		}
+	}
+	if upper != nil {
+		combineRight(op, lower, upper)
+	}
+	return lower, nil
+}
