@@ -13,10 +13,17 @@ import (
 // it). Prefix, if set, replaces the subject prefix "decorun.<ID>".
 type Job struct {
 	Rank, Size int
-	URL        string
+	URL        string // one URL, or several separated by commas
 	Token      string
 	ID         string
 	Prefix     string
+
+	// Other credentials, as for decorun --nats-url.
+	User, Password    string
+	CredsFile         string
+	NkeyFile          string
+	CAFile            string
+	CertFile, KeyFile string
 }
 
 // Connect joins job j and returns its world communicator, like Init does
@@ -33,5 +40,7 @@ func Connect(ctx context.Context, j Job) (*Comm, error) {
 		prefix = jobenv.DefaultPrefix(j.ID)
 	}
 	return connect(ctx, jobenv.Job{Rank: j.Rank, Size: j.Size, LocalRank: j.Rank, LocalSize: j.Size,
-		ID: j.ID, URL: j.URL, Secret: j.Token, Prefix: prefix})
+		ID: j.ID, URL: j.URL, Secret: j.Token, Prefix: prefix, User: j.User, Password: j.Password,
+		CredsFile: j.CredsFile, NkeyFile: j.NkeyFile, CAFile: j.CAFile, CertFile: j.CertFile, KeyFile: j.KeyFile,
+		Joined: "connect"})
 }

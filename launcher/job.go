@@ -74,7 +74,7 @@ type job struct {
 }
 
 func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
-	id := randomHex(4)
+	id := randomHex(8)
 	j := &job{
 		cfg: cfg, path: path, srv: srv, id: id,
 		built:  path != cfg.Program && isGoPackage(cfg.Program),
@@ -126,13 +126,12 @@ func (j *job) environ() []string {
 		}
 	}
 	n := strconv.Itoa(j.cfg.NP)
+	info := j.srv.info
+	info.ID, info.Prefix = j.id, j.prefix
+	env = append(env, info.Environ()...)
 	return append(env,
 		jobenv.EnvSize+"="+n,
 		jobenv.EnvLocalSize+"="+n,
-		jobenv.EnvJob+"="+j.id,
-		jobenv.EnvURL+"="+j.srv.url,
-		jobenv.EnvSecret+"="+j.srv.secret,
-		jobenv.EnvPrefix+"="+j.prefix,
 	) // the rank variables are appended per rank; exec keeps the last duplicate
 }
 

@@ -79,9 +79,33 @@ type Config struct {
 	// Package deco uses this to rerun a dead worker's tasks.
 	KeepGoing bool
 
+	// NATS, when its URL is set, runs the job on an existing NATS server or
+	// cluster instead of an embedded one (decorun --nats-url). Every subject
+	// of the job lives under a per-job prefix ("decorun.<job id>", the id
+	// drawn at random), so jobs sharing a cluster never see each other's
+	// traffic; ranks spread over the cluster's servers (rank r tries the
+	// r-th URL first). The server's own limits (max_payload, max_pending,
+	// write_deadline) then apply: see the README.
+	NATS NATSConfig
+
 	// MaxPending is the server's limit on bytes queued for one client
 	// connection. Zero means DefaultMaxPending.
 	MaxPending int64
+}
+
+// NATSConfig locates an existing NATS server or cluster and the
+// credentials to present to it. File names must be valid on every host that
+// runs a rank.
+type NATSConfig struct {
+	URL       string // nats://host:port, or several separated by commas
+	Token     string
+	User      string
+	Password  string
+	CredsFile string // a .creds file (user JWT and nkey seed)
+	NkeyFile  string // an nkey seed file
+	CAFile    string // PEM CA certificates for the server's TLS certificate
+	CertFile  string // client certificate (PEM) for servers that verify clients
+	KeyFile   string // its key
 }
 
 // ExitError is how a job that did not succeed ended. Run returns it for
@@ -136,6 +160,12 @@ func (cfg *Config) validate() error {
 	if cfg.MaxPending == 0 {
 		cfg.MaxPending = DefaultMaxPending
 	}
+	if cfg.NATS.URL == "" && cfg.NATS != (NATSConfig{}) {
+		return usageError("NATS credentials given without --nats-url")
+	}
+	if (cfg.NATS.CertFile == "") != (cfg.NATS.KeyFile == "") {
+		return usageError("--nats-cert and --nats-key go together")
+	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}
@@ -161,9 +191,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer cleanup()
 
-	srv, err := startServer(cfg.MaxPending)
-	if err != nil {
-		return &ExitError{Code: 1, Rank: -1, Msg: "cannot start the job's NATS server: " + err.Error(), Err: err}
+	var srv *jobServer
+	if cfg.NATS.URL != "" {
+		srv, err = connectExternal(cfg.NATS)
+		if err != nil {
+			return &ExitError{Code: 1, Rank: -1, Msg: "cannot connect to the NATS server at " + cfg.NATS.URL + ": " + err.Error(), Err: err}
+		}
+	} else {
+		srv, err = startServer(cfg.MaxPending)
+		if err != nil {
+			return &ExitError{Code: 1, Rank: -1, Msg: "cannot start the job's NATS server: " + err.Error(), Err: err}
+		}
 	}
 	defer srv.close()
 

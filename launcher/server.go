@@ -7,17 +7,18 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/transport"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
-// jobServer is a job's embedded NATS server and the launcher's own
-// in-process connection to it.
+// jobServer is a job's NATS server and the launcher's own connection to
+// it: an embedded server (s set) or an existing one (s nil).
 type jobServer struct {
-	s      *server.Server
-	nc     *nats.Conn
-	secret string
-	url    string
+	s    *server.Server
+	nc   *nats.Conn
+	info jobenv.Job // URL and credentials the ranks use
 }
 
 // randomHex returns n random bytes from crypto/rand in hex.
@@ -30,13 +31,14 @@ func randomHex(n int) string {
 // startServer starts a server on 127.0.0.1 and a random port, requiring a
 // fresh random token, and connects to it in process.
 func startServer(maxPending int64) (*jobServer, error) {
-	js := &jobServer{secret: randomHex(32)}
+	secret := randomHex(32)
+	js := &jobServer{info: jobenv.Job{Secret: secret}}
 	opts := &server.Options{
 		Host:          "127.0.0.1",
 		Port:          server.RANDOM_PORT,
 		NoLog:         true,
 		NoSigs:        true, // the launcher owns signals; the server's handler would os.Exit
-		Authorization: js.secret,
+		Authorization: secret,
 		// Ranks bound what is queued for each other with credit windows;
 		// a rank stopped with SIGSTOP must keep its connection.
 		WriteDeadline: 24 * time.Hour,
@@ -52,8 +54,8 @@ func startServer(maxPending int64) (*jobServer, error) {
 		s.WaitForShutdown()
 		return nil, errors.New("nats-server: not ready for connections after 5s")
 	}
-	js.s, js.url = s, s.ClientURL()
-	js.nc, err = nats.Connect("", nats.InProcessServer(s), nats.Token(js.secret),
+	js.s, js.info.URL = s, s.ClientURL()
+	js.nc, err = nats.Connect("", nats.InProcessServer(s), nats.Token(secret),
 		nats.Name("decorun"), nats.NoReconnect())
 	if err != nil {
 		s.Shutdown()
@@ -63,10 +65,27 @@ func startServer(maxPending int64) (*jobServer, error) {
 	return js, nil
 }
 
-// close closes the launcher's connection and shuts the server down,
+// connectExternal connects to an existing server or cluster.
+func connectExternal(c NATSConfig) (*jobServer, error) {
+	info := jobenv.Job{URL: c.URL, Secret: c.Token, User: c.User, Password: c.Password,
+		CredsFile: c.CredsFile, NkeyFile: c.NkeyFile, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
+	opts, err := transport.Auth(info)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(c.URL, append(opts, nats.Name("decorun"), nats.NoReconnect(), nats.Timeout(10*time.Second))...)
+	if err != nil {
+		return nil, err
+	}
+	return &jobServer{nc: nc, info: info}, nil
+}
+
+// close closes the launcher's connection and shuts an embedded server down,
 // waiting until it is done.
 func (js *jobServer) close() {
 	js.nc.Close()
-	js.s.Shutdown()
-	js.s.WaitForShutdown()
+	if js.s != nil {
+		js.s.Shutdown()
+		js.s.WaitForShutdown()
+	}
 }

@@ -49,6 +49,15 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK]"},
 			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal"},
 			&cli.StringFlag{Name: "timeout", Usage: "stop the job and exit 110 after `D` (a Go duration such as 90s or 2m, or seconds)"},
+			&cli.StringFlag{Name: "nats-url", Usage: "run the job on an existing NATS server or cluster at `URL` (comma-separated for several) instead of an embedded server"},
+			&cli.StringFlag{Name: "nats-token", EnvVars: []string{"DECORUN_NATS_TOKEN"}, Usage: "token for --nats-url"},
+			&cli.StringFlag{Name: "nats-user", EnvVars: []string{"DECORUN_NATS_USER"}, Usage: "user for --nats-url"},
+			&cli.StringFlag{Name: "nats-password", EnvVars: []string{"DECORUN_NATS_PASSWORD"}, Usage: "password for --nats-url (better in $DECORUN_NATS_PASSWORD than on the command line)"},
+			&cli.StringFlag{Name: "nats-creds", Usage: "credentials `FILE` (user JWT and nkey seed) for --nats-url"},
+			&cli.StringFlag{Name: "nats-nkey", Usage: "nkey seed `FILE` for --nats-url"},
+			&cli.StringFlag{Name: "nats-ca", Usage: "CA certificates `FILE` (PEM) to verify the --nats-url server's TLS certificate"},
+			&cli.StringFlag{Name: "nats-cert", Usage: "client certificate `FILE` (PEM) for --nats-url"},
+			&cli.StringFlag{Name: "nats-key", Usage: "client certificate key `FILE` (PEM) for --nats-url"},
 			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
 		},
 		HideHelpCommand:           true,
@@ -70,6 +79,10 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			cfg.Args = c.Args().Tail()
 			cfg.Env = c.StringSlice("x")
 			cfg.KeepGoing = c.Bool("keep-going")
+			cfg.NATS = launcher.NATSConfig{URL: c.String("nats-url"), Token: c.String("nats-token"),
+				User: c.String("nats-user"), Password: c.String("nats-password"),
+				CredsFile: c.String("nats-creds"), NkeyFile: c.String("nats-nkey"),
+				CAFile: c.String("nats-ca"), CertFile: c.String("nats-cert"), KeyFile: c.String("nats-key")}
 			cfg.TagOutput = c.Bool("tag-output")
 			cfg.OutputDir = c.String("output-filename")
 			if s := c.String("timeout"); s != "" {

@@ -22,6 +22,29 @@ const (
 	EnvURL       = "DECORUN_NATS_URL"   // where the job's NATS server listens
 	EnvSecret    = "DECORUN_SECRET"     // per-job token every client presents
 	EnvPrefix    = "DECORUN_PREFIX"     // subject prefix of the job (default "decorun.<job>")
+
+	// Credentials for an existing NATS server or cluster (decorun
+	// --nats-url); each names a value or a file readable on the rank's host.
+	EnvUser     = "DECORUN_NATS_USER"     // user name
+	EnvPassword = "DECORUN_NATS_PASSWORD" // password
+	EnvCreds    = "DECORUN_NATS_CREDS"    // file: a user JWT and nkey seed (.creds)
+	EnvNkey     = "DECORUN_NATS_NKEY"     // file: an nkey seed
+	EnvCA       = "DECORUN_NATS_CA"       // file: CA certificates (PEM) the server's certificate must chain to
+	EnvCert     = "DECORUN_NATS_CERT"     // file: client certificate (PEM), for servers that verify clients
+	EnvKey      = "DECORUN_NATS_KEY"      // file: the client certificate's key (PEM)
+	EnvCAPEM    = "DECORUN_NATS_CA_PEM"   // PEM text of the job's own server certificate (multi-host jobs pin it)
+)
+
+// Variables of batch schedulers, read in join mode: ranks started by
+// something other than decorun find each other through DECORUN_NATS_URL.
+const (
+	EnvSlurmProcID  = "SLURM_PROCID"         // rank under srun
+	EnvSlurmNTasks  = "SLURM_NTASKS"         // size under srun
+	EnvSlurmLocalID = "SLURM_LOCALID"        // local rank under srun
+	EnvSlurmJobID   = "SLURM_JOB_ID"         // with SLURM_STEP_ID: the default job id
+	EnvSlurmStepID  = "SLURM_STEP_ID"        //
+	EnvSlurmLocalN  = "SLURM_TASKS_PER_NODE" // e.g. "4" or "4(x2),3"
+	EnvK8sIndex     = "JOB_COMPLETION_INDEX" // rank in a Kubernetes Indexed Job (size from DECORUN_SIZE)
 )
 
 // Job describes one rank's place in a job, as read from the environment.
@@ -29,19 +52,30 @@ type Job struct {
 	Rank, Size           int
 	LocalRank, LocalSize int
 	ID                   string
-	URL                  string
-	Secret               string
+	URL                  string // one URL, or several separated by commas
+	Secret               string // token
 	Prefix               string
+
+	User, Password            string
+	CredsFile, NkeyFile       string
+	CAFile, CertFile, KeyFile string
+	CAPEM                     string
+
+	// Joined is how the rank learned its place: "decorun", "slurm",
+	// "kubernetes" or "env" (DECORUN_RANK set by hand).
+	Joined string
 }
 
 // FromEnv reads the job description set by the launcher. It returns
 // ok=false when the process was not started by decorun (no DECORUN_RANK), and
 // an error naming the variable when a variable is present but malformed.
+//
+// Without DECORUN_RANK, a process that has DECORUN_NATS_URL joins in join
+// mode: under Slurm (srun) its rank and size come from SLURM_PROCID and
+// SLURM_NTASKS and the job id defaults to SLURM_JOB_ID.SLURM_STEP_ID; in a
+// Kubernetes Indexed Job its rank comes from JOB_COMPLETION_INDEX and its
+// size from DECORUN_SIZE, and DECORUN_JOB must name the job.
 func FromEnv() (j Job, ok bool, err error) {
-	rs, present := os.LookupEnv(EnvRank)
-	if !present {
-		return Job{}, false, nil
-	}
 	geti := func(name, s string) (int, error) {
 		v, err := strconv.Atoi(s)
 		if err != nil {
@@ -49,16 +83,41 @@ func FromEnv() (j Job, ok bool, err error) {
 		}
 		return v, nil
 	}
-	if j.Rank, err = geti(EnvRank, rs); err != nil {
+	rankVar, sizeVar := EnvRank, EnvSize
+	rs, present := os.LookupEnv(EnvRank)
+	j.Joined = "decorun"
+	if !present && os.Getenv(EnvURL) != "" {
+		switch {
+		case os.Getenv(EnvSlurmProcID) != "":
+			rankVar, sizeVar, j.Joined = EnvSlurmProcID, EnvSlurmNTasks, "slurm"
+		case os.Getenv(EnvK8sIndex) != "":
+			rankVar, j.Joined = EnvK8sIndex, "kubernetes"
+		}
+		rs, present = os.LookupEnv(rankVar)
+	}
+	if !present {
+		return Job{}, false, nil
+	}
+	if j.Rank, err = geti(rankVar, rs); err != nil {
 		return Job{}, true, err
 	}
-	if j.Size, err = geti(EnvSize, os.Getenv(EnvSize)); err != nil {
+	if j.Size, err = geti(sizeVar, os.Getenv(sizeVar)); err != nil {
 		return Job{}, true, err
 	}
 	if j.Size < 1 || j.Rank < 0 || j.Rank >= j.Size {
-		return Job{}, true, fmt.Errorf("jobenv: %s=%d out of range for %s=%d", EnvRank, j.Rank, EnvSize, j.Size)
+		return Job{}, true, fmt.Errorf("jobenv: %s=%d out of range for %s=%d", rankVar, j.Rank, sizeVar, j.Size)
 	}
 	j.LocalRank, j.LocalSize = j.Rank, j.Size
+	if j.Joined == "slurm" {
+		if v, err := strconv.Atoi(os.Getenv(EnvSlurmLocalID)); err == nil {
+			j.LocalRank = v
+		}
+		if v, err := strconv.Atoi(os.Getenv(EnvSlurmLocalN)); err == nil { // plain "4"; else unknown
+			j.LocalSize = v
+		} else {
+			j.LocalSize = j.LocalRank + 1
+		}
+	}
 	if s := os.Getenv(EnvLocalRank); s != "" {
 		if j.LocalRank, err = geti(EnvLocalRank, s); err != nil {
 			return Job{}, true, err
@@ -70,9 +129,19 @@ func FromEnv() (j Job, ok bool, err error) {
 		}
 	}
 	j.ID = os.Getenv(EnvJob)
+	if j.ID == "" && j.Joined == "slurm" {
+		j.ID = os.Getenv(EnvSlurmJobID) + "." + os.Getenv(EnvSlurmStepID)
+	}
+	if j.ID == "" && (j.Joined == "kubernetes" || j.Joined == "slurm") {
+		return Job{}, true, fmt.Errorf("jobenv: %s must name the job so that its ranks find each other", EnvJob)
+	}
 	j.URL = os.Getenv(EnvURL)
 	j.Secret = os.Getenv(EnvSecret)
 	j.Prefix = os.Getenv(EnvPrefix)
+	j.User, j.Password = os.Getenv(EnvUser), os.Getenv(EnvPassword)
+	j.CredsFile, j.NkeyFile = os.Getenv(EnvCreds), os.Getenv(EnvNkey)
+	j.CAFile, j.CertFile, j.KeyFile = os.Getenv(EnvCA), os.Getenv(EnvCert), os.Getenv(EnvKey)
+	j.CAPEM = os.Getenv(EnvCAPEM)
 	if j.Prefix == "" {
 		j.Prefix = DefaultPrefix(j.ID)
 	}
@@ -80,6 +149,20 @@ func FromEnv() (j Job, ok bool, err error) {
 		return Job{}, true, fmt.Errorf("jobenv: %s is not set for a job of %d ranks", EnvURL, j.Size)
 	}
 	return j, true, nil
+}
+
+// Environ returns the variables that tell a rank how to reach the job's
+// server (not its rank), for a launcher to pass on.
+func (j Job) Environ() []string {
+	env := []string{EnvURL + "=" + j.URL, EnvJob + "=" + j.ID, EnvPrefix + "=" + j.Prefix}
+	for _, kv := range [][2]string{{EnvSecret, j.Secret}, {EnvUser, j.User}, {EnvPassword, j.Password},
+		{EnvCreds, j.CredsFile}, {EnvNkey, j.NkeyFile}, {EnvCA, j.CAFile}, {EnvCert, j.CertFile},
+		{EnvKey, j.KeyFile}, {EnvCAPEM, j.CAPEM}} {
+		if kv[1] != "" {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	return env
 }
 
 // DefaultPrefix is the subject prefix of a job with the given id.

@@ -9,9 +9,12 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -81,13 +84,15 @@ func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal
 			fatal(fmt.Errorf("%w: %v", ErrLost, err))
 		}),
 	}
-	if job.Secret != "" {
-		opts = append(opts, nats.Token(job.Secret))
+	auth, err := Auth(job)
+	if err != nil {
+		return nil, fmt.Errorf("transport: rank %d: %w", job.Rank, err)
 	}
+	opts = append(opts, auth...)
 	if d, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(d)))
 	}
-	nc, err := nats.Connect(job.URL, opts...)
+	nc, err := nats.Connect(URLFor(job.URL, job.Rank), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("transport: rank %d cannot connect to %s: %w", job.Rank, job.URL, err)
 	}
@@ -121,6 +126,55 @@ func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal
 		return nil, fmt.Errorf("transport: rank %d flush: %w", job.Rank, err)
 	}
 	return t, nil
+}
+
+// URLFor spreads ranks over the servers of a cluster: with several URLs
+// (comma-separated), rank r tries the r-th first (mod their number), then
+// the others in order (see Auth: no randomising).
+func URLFor(urls string, rank int) string {
+	us := strings.Split(urls, ",")
+	if len(us) < 2 {
+		return urls
+	}
+	k := rank % len(us)
+	return strings.Join(append(us[k:len(us):len(us)], us[:k]...), ",")
+}
+
+// Auth returns the nats.go options that present the job's credentials:
+// token, user and password, a creds file, an nkey seed file, TLS (a CA
+// file or the job's own pinned certificate, and a client certificate).
+func Auth(job jobenv.Job) ([]nats.Option, error) {
+	opts := []nats.Option{nats.DontRandomize()}
+	if job.Secret != "" {
+		opts = append(opts, nats.Token(job.Secret))
+	}
+	if job.User != "" || job.Password != "" {
+		opts = append(opts, nats.UserInfo(job.User, job.Password))
+	}
+	if job.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(job.CredsFile))
+	}
+	if job.NkeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(job.NkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nkey seed %s: %w", job.NkeyFile, err)
+		}
+		opts = append(opts, o)
+	}
+	if job.CAFile != "" {
+		opts = append(opts, nats.RootCAs(job.CAFile))
+	}
+	if job.CertFile != "" || job.KeyFile != "" {
+		opts = append(opts, nats.ClientCert(job.CertFile, job.KeyFile))
+	}
+	if job.CAPEM != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(job.CAPEM)) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", jobenv.EnvCAPEM)
+		}
+		opts = append(opts, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	return opts, nil
 }
 
 // Send implements Link.
