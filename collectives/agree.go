@@ -37,7 +37,8 @@ func (e *MismatchError) Error() string {
 		return fmt.Sprintf("collectives: rank %d called %s but rank %d called %s",
 			e.RankA, opcode(e.ValueA), e.RankB, opcode(e.ValueB))
 	case "type":
-		return fmt.Sprintf("collectives: %s: ranks %d and %d passed values of different types", e.Op, e.RankA, e.RankB)
+		return fmt.Sprintf("collectives: %s: ranks %d and %d passed values of different types",
+			e.Op, min(e.RankA, e.RankB), max(e.RankA, e.RankB))
 	}
 	return fmt.Sprintf("collectives: %s: rank %d passed %s %d but rank %d passed %s %d",
 		e.Op, e.RankA, e.Arg, e.ValueA, e.RankB, e.Arg, e.ValueB)
