@@ -27,7 +27,7 @@ const drainTimeout = 500 * time.Millisecond
 // event loop (job.loop), except p, which is safe for concurrent use.
 type rank struct {
 	n      int
-	p      *proc.Proc
+	p      process
 	done   bool        // reaped; status is valid
 	status proc.Status // how it ended
 	joined bool        // sent OpJoin
@@ -60,6 +60,14 @@ type job struct {
 	out, errw io.Writer      // shared destinations of the ranks' lines
 	wg        sync.WaitGroup // waiters and output copiers
 	readers   []*os.File     // read ends of the output pipes
+
+	remotes       []*remoteHost
+	remotesMu     sync.Mutex // remotes grows while heartbeats arrive
+	hbSub         *nats.Subscription
+	remoteURL     string // the server's URL as remote ranks reach it
+	remoteFiles   map[string]*os.File
+	remoteFilesMu sync.Mutex
+	place         []int // host index of every rank (nil: all local)
 
 	stdinW    *os.File      // write end of rank 0's stdin pipe when Stdin is copied
 	stdinDone chan struct{} // closed when the stdin copier ends
@@ -143,11 +151,9 @@ func (j *job) run(ctx context.Context) error {
 		defer t.Stop()
 		timeout = t.C
 	}
-	for n := range j.cfg.NP {
-		if err := j.startRank(n); err != nil {
-			j.fail(err, syscall.SIGKILL)
-			break
-		}
+	j.ranks = make([]*rank, j.cfg.NP)
+	if err := j.startAll(); err != nil {
+		j.fail(err, syscall.SIGKILL)
 	}
 	j.loop(ctx, timeout)
 	j.teardown()
@@ -164,7 +170,20 @@ func (j *job) startRank(n int) *ExitError {
 		cmd.Args[0] = j.cfg.Program // argv[0] as given, as a shell does
 	}
 	s := strconv.Itoa(n)
-	cmd.Env = append(j.env[:len(j.env):len(j.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+s)
+	local, localSize := n, j.cfg.NP
+	if j.place != nil {
+		local, localSize = 0, 0
+		for m, h := range j.place {
+			if h == j.place[n] {
+				if m < n {
+					local++
+				}
+				localSize++
+			}
+		}
+	}
+	cmd.Env = append(j.env[:len(j.env):len(j.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+strconv.Itoa(local),
+		jobenv.EnvLocalSize+"="+strconv.Itoa(localSize))
 
 	var closeAfterStart []*os.File
 	defer func() {
@@ -235,7 +254,7 @@ func (j *job) startRank(n int) *ExitError {
 			Msg: fmt.Sprintf("cannot execute %q: %v", j.cfg.Program, err), Err: err}
 	}
 	r := &rank{n: n, p: p}
-	j.ranks = append(j.ranks, r)
+	j.ranks[n] = r
 	j.live++
 
 	var prefix []byte
@@ -307,7 +326,7 @@ func (j *job) fail(failure *ExitError, sig syscall.Signal) {
 
 func (j *job) signalAll(sig syscall.Signal) {
 	for _, r := range j.ranks {
-		if !r.done {
+		if r != nil && !r.done {
 			r.p.Signal(sig)
 		}
 	}
@@ -358,7 +377,7 @@ func (j *job) lose(r *rank) {
 func (j *job) lowestFailure(r *rank) *ExitError {
 	n, st := r.n, r.status
 	for _, q := range j.ranks {
-		if q.done || q.n > n {
+		if q == nil || q.done || q.n > n {
 			continue
 		}
 		if qst, ok := q.p.Poll(); ok && qst.Failed() {
@@ -431,7 +450,58 @@ func (j *job) signal(s os.Signal) {
 
 // teardown waits for the output copiers and the stdin copier once every
 // rank is reaped.
+// startAll starts every rank: local ones directly, remote ones through one
+// agent per host.
+func (j *job) startAll() *ExitError {
+	if j.place == nil {
+		for n := range j.cfg.NP {
+			if err := j.startRank(n); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Agents' heartbeats (a slice read under each host's lock; j.remotes is
+	// complete before any agent can publish).
+	hb, err := j.srv.nc.Subscribe(jobenv.HeartbeatSubject(j.prefix, "*"), func(m *nats.Msg) { j.heartbeat(m.Subject) })
+	if err != nil {
+		return &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to heartbeats: " + err.Error(), Err: err}
+	}
+	j.hbSub = hb
+	byHost := map[int][]int{}
+	var order []int
+	for n, h := range j.place {
+		if !isLocal(j.cfg.Hosts[h].Name) {
+			if byHost[h] == nil {
+				order = append(order, h)
+			}
+			byHost[h] = append(byHost[h], n)
+			continue
+		}
+		if err := j.startRank(n); err != nil {
+			return err
+		}
+	}
+	for _, h := range order {
+		if err := j.startHost(j.cfg.Hosts[h].Name, byHost[h]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (j *job) teardown() {
+	if j.hbSub != nil {
+		j.hbSub.Unsubscribe()
+	}
+	for _, h := range j.remotes {
+		close(h.done)
+	}
+	defer func() {
+		for _, f := range j.remoteFiles {
+			f.Close()
+		}
+	}()
 	if j.stdinW != nil {
 		j.stdinW.Close() // unblocks a copier stuck writing to a rank 0 that never read
 		select {

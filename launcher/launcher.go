@@ -79,6 +79,31 @@ type Config struct {
 	// Package deco uses this to rerun a dead worker's tasks.
 	KeepGoing bool
 
+	// Hosts, when set, places the ranks on these hosts (decorun -H or
+	// --hostfile): by slot (fill each host's slots in order) or, with
+	// MapByNode, one rank per host in turn. More ranks than slots needs
+	// Oversubscribe. Ranks on this host ("localhost", 127.0.0.1 or its host
+	// name) start directly; on every other host the launcher starts
+	// `AgentPath agent` through LaunchAgent, and the job's embedded server
+	// listens on all interfaces with TLS (a certificate made for the job,
+	// pinned by the ranks) as well as the job's token.
+	Hosts         []Host
+	MapByNode     bool
+	Oversubscribe bool
+	// LaunchAgent is the command that runs a command on a host, with
+	// "{host}" standing for the host name (appended when absent). Default:
+	// DefaultLaunchAgent (ssh in batch mode). "ip netns exec {host}" runs
+	// "hosts" that are network namespaces of this machine.
+	LaunchAgent string
+	// AgentPath is decorun's path on the other hosts (default: this
+	// executable's path: install decorun at the same path everywhere, as
+	// mpirun requires of orted).
+	AgentPath string
+	// ServerAddr is the address of this machine that the other hosts reach
+	// the job's server at. Default: the source address of the route to each
+	// host (their names must resolve).
+	ServerAddr string
+
 	// NATS, when its URL is set, runs the job on an existing NATS server or
 	// cluster instead of an embedded one (decorun --nats-url). Every subject
 	// of the job lives under a per-job prefix ("decorun.<job id>", the id
@@ -166,6 +191,16 @@ func (cfg *Config) validate() error {
 	if (cfg.NATS.CertFile == "") != (cfg.NATS.KeyFile == "") {
 		return usageError("--nats-cert and --nats-key go together")
 	}
+	if cfg.LaunchAgent == "" {
+		cfg.LaunchAgent = DefaultLaunchAgent
+	}
+	if cfg.AgentPath == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return usageError("cannot tell decorun's own path for remote hosts: %v", err)
+		}
+		cfg.AgentPath = p
+	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}
@@ -191,17 +226,35 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer cleanup()
 
+	var place []int
+	remote := false
+	if len(cfg.Hosts) > 0 {
+		if place, err = Map(cfg.Hosts, cfg.NP, cfg.MapByNode, cfg.Oversubscribe); err != nil {
+			return err
+		}
+		for _, h := range place {
+			remote = remote || !isLocal(cfg.Hosts[h].Name)
+		}
+	}
 	var srv *jobServer
+	var remoteURL string
 	if cfg.NATS.URL != "" {
 		srv, err = connectExternal(cfg.NATS)
 		if err != nil {
 			return &ExitError{Code: 1, Rank: -1, Msg: "cannot connect to the NATS server at " + cfg.NATS.URL + ": " + err.Error(), Err: err}
 		}
 	} else {
-		srv, err = startServer(cfg.MaxPending)
+		var addr string
+		if remote {
+			if addr, err = serverAddr(cfg, place); err != nil {
+				return err
+			}
+		}
+		srv, err = startServer(cfg.MaxPending, addr)
 		if err != nil {
 			return &ExitError{Code: 1, Rank: -1, Msg: "cannot start the job's NATS server: " + err.Error(), Err: err}
 		}
+		remoteURL = srv.remoteURL
 	}
 	defer srv.close()
 
@@ -209,5 +262,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	j.place, j.remoteURL, j.remoteFiles = place, remoteURL, map[string]*os.File{}
 	return j.run(ctx)
 }

@@ -38,7 +38,7 @@ func TestLowestRankWins(t *testing.T) {
 		}
 	}
 	// The launcher sees rank 2 first.
-	st, err := j.ranks[2].p.Wait()
+	st, err := j.ranks[2].p.(*proc.Proc).Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestLowestRankWins(t *testing.T) {
 	}
 	for _, n := range []int{0, 1} {
 		j.ranks[n].p.Signal(9)
-		if _, err := j.ranks[n].p.Wait(); err != nil {
+		if _, err := j.ranks[n].p.(*proc.Proc).Wait(); err != nil {
 			t.Error(err)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
@@ -16,9 +18,10 @@ import (
 // jobServer is a job's NATS server and the launcher's own connection to
 // it: an embedded server (s set) or an existing one (s nil).
 type jobServer struct {
-	s    *server.Server
-	nc   *nats.Conn
-	info jobenv.Job // URL and credentials the ranks use
+	s         *server.Server
+	nc        *nats.Conn
+	info      jobenv.Job // URL and credentials the ranks use
+	remoteURL string     // the URL ranks on other hosts use, if any
 }
 
 // randomHex returns n random bytes from crypto/rand in hex.
@@ -29,8 +32,10 @@ func randomHex(n int) string {
 }
 
 // startServer starts a server on 127.0.0.1 and a random port, requiring a
-// fresh random token, and connects to it in process.
-func startServer(maxPending int64) (*jobServer, error) {
+// fresh random token, and connects to it in process. With remoteAddr set,
+// it listens on all interfaces instead and requires TLS with a certificate
+// made for this job (for 127.0.0.1 and remoteAddr), which the ranks pin.
+func startServer(maxPending int64, remoteAddr string) (*jobServer, error) {
 	secret := randomHex(32)
 	js := &jobServer{info: jobenv.Job{Secret: secret}}
 	opts := &server.Options{
@@ -44,6 +49,14 @@ func startServer(maxPending int64) (*jobServer, error) {
 		WriteDeadline: 24 * time.Hour,
 		MaxPending:    maxPending,
 	}
+	var certPEM string
+	if remoteAddr != "" {
+		tc, pemText, err := jobCert(remoteAddr)
+		if err != nil {
+			return nil, err
+		}
+		opts.Host, opts.TLSConfig, opts.TLSTimeout, certPEM = "0.0.0.0", tc, 5, pemText
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
@@ -55,6 +68,12 @@ func startServer(maxPending int64) (*jobServer, error) {
 		return nil, errors.New("nats-server: not ready for connections after 5s")
 	}
 	js.s, js.info.URL = s, s.ClientURL()
+	if remoteAddr != "" {
+		port := s.Addr().(*net.TCPAddr).Port
+		js.info.URL = fmt.Sprintf("tls://127.0.0.1:%d", port)
+		js.info.CAPEM = certPEM
+		js.remoteURL = fmt.Sprintf("tls://%s", net.JoinHostPort(remoteAddr, strconv.Itoa(port)))
+	}
 	js.nc, err = nats.Connect("", nats.InProcessServer(s), nats.Token(secret),
 		nats.Name("decorun"), nats.NoReconnect())
 	if err != nil {

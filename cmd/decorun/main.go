@@ -23,11 +23,16 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/decorun/decorun/internal/agent"
 	"github.com/decorun/decorun/launcher"
 	"github.com/urfave/cli/v2"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == launcher.AgentArg {
+		// Started by another host's decorun through the launch agent.
+		os.Exit(agent.Run(os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -49,6 +54,12 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK]"},
 			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal"},
 			&cli.StringFlag{Name: "timeout", Usage: "stop the job and exit 110 after `D` (a Go duration such as 90s or 2m, or seconds)"},
+			&cli.StringFlag{Name: "H", Aliases: []string{"host"}, Usage: "run on these hosts: `h1:4,h2:4` (slots per host; 1 when omitted)"},
+			&cli.StringFlag{Name: "hostfile", Usage: "hosts from `FILE` in Open MPI's format: NAME [slots=N] [max_slots=M] per line"},
+			&cli.StringFlag{Name: "map-by", Value: "slot", Usage: "place ranks by `slot` (fill each host in turn) or node (one per host in turn)"},
+			&cli.BoolFlag{Name: "oversubscribe", Usage: "allow more ranks on a host than it has slots"},
+			&cli.StringFlag{Name: "launch-agent", Usage: "command that runs a command on a host, {host} for its name (default: " + launcher.DefaultLaunchAgent + ")"},
+			&cli.StringFlag{Name: "server-addr", Usage: "`ADDR` of this machine that the other hosts reach the job's server at (default: found from the route to them)"},
 			&cli.StringFlag{Name: "nats-url", Usage: "run the job on an existing NATS server or cluster at `URL` (comma-separated for several) instead of an embedded server"},
 			&cli.StringFlag{Name: "nats-token", EnvVars: []string{"DECORUN_NATS_TOKEN"}, Usage: "token for --nats-url"},
 			&cli.StringFlag{Name: "nats-user", EnvVars: []string{"DECORUN_NATS_USER"}, Usage: "user for --nats-url"},
@@ -79,6 +90,33 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			cfg.Args = c.Args().Tail()
 			cfg.Env = c.StringSlice("x")
 			cfg.KeepGoing = c.Bool("keep-going")
+			if c.IsSet("H") && c.IsSet("hostfile") {
+				return &usageError{"-H and --hostfile cannot be used together"}
+			}
+			if h := c.String("H"); h != "" {
+				hs, err := launcher.ParseHostList(h)
+				if err != nil {
+					return &usageError{err.Error()}
+				}
+				cfg.Hosts = hs
+			}
+			if f := c.String("hostfile"); f != "" {
+				hs, err := launcher.ParseHostfile(f)
+				if err != nil {
+					return &usageError{err.Error()}
+				}
+				cfg.Hosts = hs
+			}
+			switch m := c.String("map-by"); m {
+			case "slot":
+			case "node":
+				cfg.MapByNode = true
+			default:
+				return &usageError{fmt.Sprintf("--map-by %q: want slot or node", m)}
+			}
+			cfg.Oversubscribe = c.Bool("oversubscribe")
+			cfg.LaunchAgent = c.String("launch-agent")
+			cfg.ServerAddr = c.String("server-addr")
 			cfg.NATS = launcher.NATSConfig{URL: c.String("nats-url"), Token: c.String("nats-token"),
 				User: c.String("nats-user"), Password: c.String("nats-password"),
 				CredsFile: c.String("nats-creds"), NkeyFile: c.String("nats-nkey"),

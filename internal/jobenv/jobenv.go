@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Environment variables set by the launcher for every rank.
@@ -64,6 +65,20 @@ type Job struct {
 	// Joined is how the rank learned its place: "decorun", "slurm",
 	// "kubernetes" or "env" (DECORUN_RANK set by hand).
 	Joined string
+}
+
+// FromList reads a job's server and credentials (not the rank) from a list
+// of NAME=VALUE variables, as a launcher passes them on.
+func FromList(env []string) Job {
+	m := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return Job{URL: m[EnvURL], Secret: m[EnvSecret], ID: m[EnvJob], Prefix: m[EnvPrefix],
+		User: m[EnvUser], Password: m[EnvPassword], CredsFile: m[EnvCreds], NkeyFile: m[EnvNkey],
+		CAFile: m[EnvCA], CertFile: m[EnvCert], KeyFile: m[EnvKey], CAPEM: m[EnvCAPEM]}
 }
 
 // FromEnv reads the job description set by the launcher. It returns
@@ -183,6 +198,17 @@ func BootSubject(prefix string) string { return prefix + ".boot" }
 // EventSubject is where the launcher tells the ranks about the job: with
 // --keep-going, an OpLost message when a rank other than 0 has died.
 func EventSubject(prefix string) string { return prefix + ".events" }
+
+// HeartbeatSubject carries the heartbeats of a multi-host job: the launcher
+// publishes as "launcher", each host's agent as its host name.
+func HeartbeatSubject(prefix, who string) string {
+	return prefix + ".hb." + strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r == ' ' {
+			return '_'
+		}
+		return r
+	}, who)
+}
 
 // Control operations sent by ranks on CtlSubject.
 const (

@@ -1,0 +1,295 @@
+package launcher
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/decorun/decorun/internal/agent"
+	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/proc"
+)
+
+// DefaultLaunchAgent starts `decorun agent` on a remote host.
+const DefaultLaunchAgent = "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new {host}"
+
+// process is what the job loop needs of a rank: a local process or a
+// rank an agent runs on another host.
+type process interface {
+	Pid() int
+	Signal(sig syscall.Signal) bool
+	Poll() (proc.Status, bool)
+}
+
+// remoteHost is one agent and the ranks it runs.
+type remoteHost struct {
+	j      *job
+	name   string
+	agent  *proc.Proc
+	send   chan agent.Msg // to the agent's stdin, by the writer goroutine
+	done   chan struct{}  // closed at teardown
+	ranks  map[int]*remoteRank
+	mu     sync.Mutex
+	lastHB time.Time // of the agent's last heartbeat through NATS
+	seen   bool      // one has arrived
+}
+
+// firstHeartbeat bounds how long an agent may take to send its first
+// heartbeat (an ssh connection being set up).
+const firstHeartbeat = 30 * time.Second
+
+// heartbeat records a heartbeat from the agent of host.
+func (j *job) heartbeat(host string) {
+	j.remotesMu.Lock()
+	defer j.remotesMu.Unlock()
+	for _, h := range j.remotes {
+		if jobenv.HeartbeatSubject(j.prefix, h.name) == host {
+			h.mu.Lock()
+			h.lastHB, h.seen = time.Now(), true
+			h.mu.Unlock()
+		}
+	}
+}
+
+type remoteRank struct {
+	h      *remoteHost
+	n      int
+	mu     sync.Mutex
+	pid    int
+	st     proc.Status
+	exited bool
+}
+
+func (r *remoteRank) Pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pid
+}
+
+// Signal asks the agent to signal the rank; it never blocks.
+func (r *remoteRank) Signal(sig syscall.Signal) bool {
+	select {
+	case r.h.send <- agent.Msg{Op: "sig", Rank: r.n, Signal: int(sig)}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *remoteRank) Poll() (proc.Status, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st, r.exited
+}
+
+// finish records how the rank ended and tells the job loop, once.
+func (r *remoteRank) finish(st proc.Status, err error) {
+	r.mu.Lock()
+	if r.exited {
+		r.mu.Unlock()
+		return
+	}
+	r.exited, r.st = true, st
+	r.mu.Unlock()
+	r.h.j.exits <- exitEvent{rank: r.n, st: st, err: err}
+}
+
+// agentCommand is the launch agent template with {host} replaced, followed
+// by decorun AgentArg.
+func agentCommand(template, host, decorun string) ([]string, error) {
+	f := strings.Fields(template)
+	if len(f) == 0 {
+		return nil, usageError("--launch-agent is empty")
+	}
+	hasHost := false
+	for i, w := range f {
+		if strings.Contains(w, "{host}") {
+			hasHost = true
+			f[i] = strings.ReplaceAll(w, "{host}", host)
+		}
+	}
+	if !hasHost {
+		f = append(f, host) // like ssh: the host comes last
+	}
+	return append(f, decorun, AgentArg), nil
+}
+
+// AgentArg is the first argument that makes decorun an agent (package
+// internal/agent) instead of a launcher.
+const AgentArg = "__agent"
+
+// startHost starts the agent for host and the given ranks (rank -> local
+// rank), registering them with the job.
+func (j *job) startHost(host string, ranks []int) *ExitError {
+	argv, err := agentCommand(j.cfg.LaunchAgent, host, j.cfg.AgentPath)
+	if err != nil {
+		return err.(*ExitError)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return &ExitError{Code: 1, Rank: ranks[0], Msg: fmt.Sprintf("host %s: %v", host, err), Err: err}
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return &ExitError{Code: 1, Rank: ranks[0], Msg: fmt.Sprintf("host %s: %v", host, err), Err: err}
+	}
+	cmd.Stderr = j.errw
+	p, err := proc.Start(cmd)
+	if err != nil {
+		return &ExitError{Code: ExitNotFound, Rank: ranks[0], Msg: fmt.Sprintf("host %s: cannot start the launch agent %q: %v", host, argv[0], err), Err: err}
+	}
+	h := &remoteHost{j: j, name: host, agent: p, send: make(chan agent.Msg, 256), done: make(chan struct{}),
+		ranks: map[int]*remoteRank{}, lastHB: time.Now()}
+	j.remotesMu.Lock()
+	j.remotes = append(j.remotes, h)
+	j.remotesMu.Unlock()
+	wd, _ := os.Getwd()
+	spec := agent.Spec{Host: host, Program: j.path, Args: j.cfg.Args, Dir: wd, Env: j.remoteEnv()}
+	for i, n := range ranks {
+		spec.Ranks = append(spec.Ranks, agent.RankSpec{Rank: n, LocalRank: i, LocalSize: len(ranks)})
+		rr := &remoteRank{h: h, n: n}
+		h.ranks[n] = rr
+		j.ranks[n] = &rank{n: n, p: rr}
+		j.live++
+	}
+	enc := agent.NewEncoder(stdin)
+	if err := enc.Send(spec); err != nil {
+		p.Signal(syscall.SIGKILL)
+	}
+	j.wg.Go(func() { h.write(enc, stdin) })
+	j.wg.Go(func() { h.read(stdout) })
+	return nil
+}
+
+// remoteEnv is what remote ranks get on top of their host's environment:
+// the -x exports and the job's variables (not the launcher's whole
+// environment, as with mpirun).
+func (j *job) remoteEnv() []string {
+	var env []string
+	for _, e := range j.cfg.Env {
+		if strings.Contains(e, "=") {
+			env = append(env, e)
+		} else if v, ok := os.LookupEnv(e); ok {
+			env = append(env, e+"="+v)
+		}
+	}
+	info := j.srv.info
+	info.ID, info.Prefix = j.id, j.prefix
+	if j.remoteURL != "" {
+		info.URL = j.remoteURL
+	}
+	return append(append(env, info.Environ()...), "DECORUN_SIZE="+fmt.Sprint(j.cfg.NP))
+}
+
+// write feeds the agent's stdin: queued messages and heartbeats, and
+// watches the agent's heartbeats; it closes stdin at teardown.
+func (h *remoteHost) write(enc *agent.Encoder, stdin io.Closer) {
+	defer stdin.Close()
+	tick := time.NewTicker(agent.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case m := <-h.send:
+			enc.Send(m)
+		case <-tick.C:
+			enc.Send(agent.Msg{Op: "hb"})
+			h.j.srv.nc.Publish(jobenv.HeartbeatSubject(h.j.prefix, "launcher"), nil)
+			h.mu.Lock()
+			silent, limit := time.Since(h.lastHB), agent.HeartbeatTimeout
+			if !h.seen {
+				limit = firstHeartbeat // the launch agent (ssh) may take a while to connect
+			}
+			h.mu.Unlock()
+			if silent > limit {
+				h.lost(fmt.Errorf("host %s stopped responding (no heartbeat for %v)", h.name, silent.Round(100*time.Millisecond)))
+				return
+			}
+		case <-h.done:
+			return
+		}
+	}
+}
+
+// lost ends every rank of the host that has not exited with err, and kills
+// the launch agent (the host's own agent kills the ranks when it notices).
+func (h *remoteHost) lost(err error) {
+	for _, r := range h.ranks {
+		r.finish(proc.Status{Code: 1}, err)
+	}
+	h.agent.Signal(syscall.SIGKILL)
+}
+
+// read handles the agent's messages until its stdout ends.
+func (h *remoteHost) read(stdout io.Reader) {
+	dec := json.NewDecoder(bufio.NewReaderSize(stdout, 1<<16))
+	for {
+		var m agent.Msg
+		if err := dec.Decode(&m); err != nil {
+			break
+		}
+		r := h.ranks[m.Rank]
+		switch {
+		case m.Op == "hb" || r == nil:
+		case m.Op == "started":
+			r.mu.Lock()
+			r.pid = m.Pid
+			r.mu.Unlock()
+		case m.Op == "out":
+			h.j.remoteOutput(m.Rank, m.FD, m.Data)
+		case m.Op == "exit":
+			var err error
+			if m.Err != "" {
+				err = fmt.Errorf("host %s: %s", h.name, m.Err)
+			}
+			r.finish(proc.Status{Code: m.Code, Signal: syscall.Signal(m.Signal)}, err)
+		}
+	}
+	st, _ := h.agent.Wait()
+	why := fmt.Errorf("host %s: the launch agent ended (%v) before the rank did", h.name, st)
+	for _, r := range h.ranks {
+		r.finish(proc.Status{Code: 1}, why)
+	}
+}
+
+// remoteOutput writes one line of a remote rank's output where a local
+// rank's would go.
+func (j *job) remoteOutput(n, fd int, line []byte) {
+	if j.cfg.OutputDir != "" {
+		j.remoteFilesMu.Lock()
+		defer j.remoteFilesMu.Unlock()
+		key := fmt.Sprintf("%d.%d", n, fd)
+		f := j.remoteFiles[key]
+		if f == nil {
+			dir := filepath.Join(j.cfg.OutputDir, fmt.Sprintf("rank.%d", n))
+			os.MkdirAll(dir, 0o755)
+			name := "stdout"
+			if fd == 2 {
+				name = "stderr"
+			}
+			var err error
+			if f, err = os.Create(filepath.Join(dir, name)); err != nil {
+				return
+			}
+			j.remoteFiles[key] = f
+		}
+		f.Write(line)
+		return
+	}
+	dst := j.out
+	if fd == 2 {
+		dst = j.errw
+	}
+	if j.cfg.TagOutput {
+		line = append([]byte(fmt.Sprintf("[%d] ", n)), line...)
+	}
+	dst.Write(line)
+}
