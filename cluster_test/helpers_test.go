@@ -216,6 +216,18 @@ func (p *proc) errText() string {
 	return p.stderr.String()
 }
 
+// leftovers counts the processes started from bin that are alive.
+func leftovers() int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && strings.HasPrefix(exe, bin+string(filepath.Separator)) {
+			n++
+		}
+	}
+	return n
+}
+
 // noLeftovers fails if any process started from bin (the ranks) is alive,
 // or any of pids exists.
 func noLeftovers(t *testing.T, pids ...int) {

@@ -3,6 +3,7 @@ package launcher
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -248,7 +249,7 @@ func (h *remoteHost) read(stdout io.Reader) {
 		case m.Op == "exit":
 			var err error
 			if m.Err != "" {
-				err = fmt.Errorf("host %s: %s", h.name, m.Err)
+				err = errors.New(m.Err)
 			}
 			r.finish(proc.Status{Code: m.Code, Signal: syscall.Signal(m.Signal)}, err)
 		}

@@ -170,6 +170,9 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 			if err != nil {
 				m.Code, m.Err = 1, err.Error()
 			}
+			if why := a.why(); why != "" {
+				m.Err = why
+			}
 			enc.Send(m)
 			exits <- struct{}{}
 		})
@@ -201,7 +204,7 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 		case <-exits:
 			left--
 		case why := <-gone:
-			a.signal(-1, syscall.SIGKILL)
+			a.kill(why)
 			wg.Wait()
 			fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", spec.Host, why)
 			return 1
@@ -212,9 +215,10 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 			silent := time.Since(lastHB)
 			last.Unlock()
 			if silent > HeartbeatTimeout {
-				a.signal(-1, syscall.SIGKILL)
+				why := fmt.Sprintf("no heartbeat from the launcher for %v", silent.Round(100*time.Millisecond))
+				a.kill(why)
 				wg.Wait()
-				fmt.Fprintf(errw, "decorun agent on %s: no heartbeat from the launcher for %v; killed its ranks\n", spec.Host, silent.Round(time.Millisecond))
+				fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", spec.Host, why)
 				return 1
 			}
 		}
@@ -224,10 +228,25 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 }
 
 type agentState struct {
-	spec  Spec
-	enc   *Encoder
-	mu    sync.Mutex
-	procs map[int]*proc.Proc
+	spec   Spec
+	enc    *Encoder
+	mu     sync.Mutex
+	procs  map[int]*proc.Proc
+	reason string // why the agent killed its ranks
+}
+
+// kill kills every rank, recording why for their exit messages.
+func (a *agentState) kill(why string) {
+	a.mu.Lock()
+	a.reason = fmt.Sprintf("host %s lost the launcher (%s); its ranks were killed", a.spec.Host, why)
+	a.mu.Unlock()
+	a.signal(-1, syscall.SIGKILL)
+}
+
+func (a *agentState) why() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reason
 }
 
 func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {

@@ -1,0 +1,147 @@
+package cluster_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// netHosts is a set of test hosts: Linux network namespaces joined by veth
+// pairs to a bridge in this namespace, each with its own address.
+type netHosts struct {
+	names  []string // namespace names, used as host names
+	links  []string // the root-side veth of each host
+	bridge string
+	server string // this machine's address on the bridge
+}
+
+func sh(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// makeHosts creates k namespaces on 10.77.X.0/24 and removes them at the end.
+func makeHosts(t *testing.T, k int) *netHosts {
+	t.Helper()
+	if syscall.Geteuid() != 0 {
+		t.Skip("multi-host tests need root to create network namespaces (ip netns); skipped")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("multi-host tests need iproute2's ip command; skipped")
+	}
+	b := make([]byte, 2)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	subnet := fmt.Sprintf("10.77.%d", int(b[0])%200+20)
+	nh := &netHosts{bridge: "dcb" + id, server: subnet + ".1"}
+	sh(t, "ip", "link", "add", nh.bridge, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", nh.bridge).Run() })
+	sh(t, "ip", "addr", "add", nh.server+"/24", "dev", nh.bridge)
+	sh(t, "ip", "link", "set", nh.bridge, "up")
+	for i := 0; i < k; i++ {
+		name := fmt.Sprintf("dc%sh%d", id, i+1)
+		link := fmt.Sprintf("dc%sv%d", id, i+1)
+		sh(t, "ip", "netns", "add", name)
+		t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+		sh(t, "ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", name)
+		t.Cleanup(func() { exec.Command("ip", "link", "del", link).Run() })
+		sh(t, "ip", "link", "set", link, "master", nh.bridge, "up")
+		sh(t, "ip", "-n", name, "addr", "add", fmt.Sprintf("%s.%d/24", subnet, 11+i), "dev", "eth0")
+		sh(t, "ip", "-n", name, "link", "set", "eth0", "up")
+		sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+		nh.names = append(nh.names, name)
+		nh.links = append(nh.links, link)
+	}
+	return nh
+}
+
+func (nh *netHosts) args(slots int) []string {
+	var hs []string
+	for _, n := range nh.names {
+		hs = append(hs, fmt.Sprintf("%s:%d", n, slots))
+	}
+	return []string{"-H", strings.Join(hs, ","), "--launch-agent", "ip netns exec {host}", "--server-addr", nh.server}
+}
+
+// TestMultiHostRing runs ranks on 3 hosts (namespaces): each rank is in its
+// host's namespace, and the ring goes through the job's server on the
+// bridge, so its traffic crosses the namespaces.
+func TestMultiHostRing(t *testing.T) {
+	nh := makeHosts(t, 3)
+	args := append(nh.args(2), "-n", "6", "--tag-output", "sh", "-c", "ip -o -4 addr show dev eth0 | awk '{print $4}'")
+	p := start(t, args...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	lines := strings.Split(p.out(), "\n")
+	sort.Strings(lines)
+	prefix := nh.server[:strings.LastIndex(nh.server, ".")]
+	want := []string{"[0] %s.11/24", "[1] %s.11/24", "[2] %s.12/24", "[3] %s.12/24", "[4] %s.13/24", "[5] %s.13/24"}
+	for i := range want {
+		want[i] = fmt.Sprintf(want[i], prefix)
+	}
+	if strings.Join(lines, ",") != strings.Join(want, ",") {
+		t.Fatalf("ranks ran at %v, want %v (by slot, 2 per host)", lines, want)
+	}
+
+	p = start(t, append(nh.args(2), "-n", "6", prog(t, "ring"))...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("ring: exit %d; stderr:\n%s", code, p.errText())
+	}
+	if want := `Processor 0 received message "P0P1P2P3P4P5" from rank 5`; p.out() != want {
+		t.Fatalf("ring output %q", p.out())
+	}
+	noLeftovers(t)
+}
+
+// TestMultiHostFailure: a rank failing on a remote host ends the job with
+// its code and a message naming the rank; nothing is left on any host.
+func TestMultiHostFailure(t *testing.T) {
+	nh := makeHosts(t, 2)
+	p := start(t, append(nh.args(2), "-n", "4", prog(t, "fault"), "exit", "3", "5")...)
+	p.pids(4)
+	if code := p.wait(time.Minute); code != 5 {
+		t.Fatalf("exit %d, want 5; stderr:\n%s", code, p.errText())
+	}
+	if e := p.errText(); !strings.Contains(e, "rank 3") || !strings.Contains(e, "code 5") {
+		t.Fatalf("stderr:\n%s", e)
+	}
+	noLeftovers(t)
+}
+
+// TestMultiHostLinkCut cuts a host's link mid-job: the job ends within 5 s
+// with a message naming the host, and no rank is left on any host.
+func TestMultiHostLinkCut(t *testing.T) {
+	nh := makeHosts(t, 3)
+	p := start(t, append(nh.args(1), "-n", "3", prog(t, "fault"), "wait", "0")...)
+	p.pids(3)
+	time.Sleep(500 * time.Millisecond)
+	cut := time.Now()
+	sh(t, "ip", "link", "set", nh.links[1], "down")
+	code := p.wait(time.Minute)
+	t.Logf("job ended %v after the link of %s was cut", p.ended.Sub(cut), nh.names[1])
+	if code == 0 {
+		t.Fatalf("exit 0 after a host was cut off; stderr:\n%s", p.errText())
+	}
+	// Either side may notice first: the launcher ("host X stopped
+	// responding") or the cut-off agent ("host X lost the launcher").
+	if e := p.errText(); !regexp.MustCompile(`rank 1 .*host ` + nh.names[1] + ` (stopped responding|lost the launcher)`).MatchString(e) {
+		t.Fatalf("stderr does not name the lost host:\n%s", e)
+	}
+	// The cut-off host's agent notices the launcher's silence and kills its
+	// rank; give it its heartbeat timeout.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && leftovers() > 0 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	noLeftovers(t)
+}
