@@ -13,7 +13,7 @@ import (
 // that write-back can tell a nil slice from an empty one.
 var (
 	encMode, _ = cbor.EncOptions{}.EncMode()
-	decMode, _ = cbor.DecOptions{MaxArrayElements: 1 << 31 - 1, MaxMapPairs: 1 << 31 - 1}.DecMode()
+	decMode, _ = cbor.DecOptions{MaxArrayElements: 1<<31 - 1, MaxMapPairs: 1<<31 - 1}.DecMode()
 )
 
 var errMalformed = errors.New("deco: malformed message")

@@ -73,7 +73,7 @@ type engine struct {
 // link is rank 0's view of one worker rank.
 type link struct {
 	rank  int
-	slots int               // the worker's executors, from its replies (1 until known)
+	slots int                // the worker's executors, from its replies (1 until known)
 	out   map[uint64][]*task // batches handed out and not answered
 	lost  bool
 }
