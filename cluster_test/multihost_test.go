@@ -112,8 +112,17 @@ func TestMultiHostFailure(t *testing.T) {
 	if code := p.wait(time.Minute); code != 5 {
 		t.Fatalf("exit %d, want 5; stderr:\n%s", code, p.errText())
 	}
-	if e := p.errText(); !strings.Contains(e, "rank 3") || !strings.Contains(e, "code 5") {
-		t.Fatalf("stderr:\n%s", e)
+	if e := p.errText(); !regexp.MustCompile(`rank 3 \(pid \d+ on host ` + nh.names[1] + `\) exited with code 5`).MatchString(e) {
+		t.Fatalf("stderr does not name rank 3, its host and code 5:\n%s", e)
+	}
+	noLeftovers(t)
+
+	// SIGINT to decorun reaches the remote ranks too.
+	p = start(t, append(nh.args(2), "-n", "4", prog(t, "fault"), "wait", "0")...)
+	p.pids(4)
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(time.Minute); code != 130 {
+		t.Fatalf("SIGINT: exit %d, want 130; stderr:\n%s", code, p.errText())
 	}
 	noLeftovers(t)
 }

@@ -341,7 +341,7 @@ func (j *job) exited(ev exitEvent) {
 	}
 	switch {
 	case ev.err != nil:
-		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d (pid %d): %v", r.n, r.p.Pid(), ev.err), Err: ev.err}, syscall.SIGTERM)
+		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d (%s): %v", r.n, where(r.p), ev.err), Err: ev.err}, syscall.SIGTERM)
 	case ev.st.Failed() && j.cfg.KeepGoing && r.n != 0:
 		j.lose(r)
 	case ev.st.Failed():
@@ -362,7 +362,7 @@ func (j *job) exited(ev exitEvent) {
 // tells the other ranks.
 func (j *job) lose(r *rank) {
 	how := r.status.String()
-	fmt.Fprintf(j.errw, "decorun: rank %d (pid %d) %s; the job goes on without it (--keep-going)\n", r.n, r.p.Pid(), how)
+	fmt.Fprintf(j.errw, "decorun: rank %d (%s) %s; the job goes on without it (--keep-going)\n", r.n, where(r.p), how)
 	ev := jobenv.Ctl{Op: jobenv.OpLost, Rank: r.n, Msg: how}
 	if err := j.srv.nc.Publish(jobenv.EventSubject(j.prefix), ev.Encode()); err != nil {
 		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d failed and the other ranks could not be told: %v", r.n, err), Err: err}, syscall.SIGTERM)
@@ -385,7 +385,7 @@ func (j *job) lowestFailure(r *rank) *ExitError {
 		}
 	}
 	return &ExitError{Code: st.ExitCode(), Rank: n,
-		Msg: fmt.Sprintf("rank %d (pid %d) %v", n, j.ranks[n].p.Pid(), st)}
+		Msg: fmt.Sprintf("rank %d (%s) %v", n, where(j.ranks[n].p), st)}
 }
 
 // judgeClean fails the job if r, which exited 0, joined but never closed

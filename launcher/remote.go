@@ -30,6 +30,14 @@ type process interface {
 	Poll() (proc.Status, bool)
 }
 
+// where says where a rank runs: "pid 1234", or "pid 1234 on host h2".
+func where(p process) string {
+	if r, ok := p.(*remoteRank); ok {
+		return fmt.Sprintf("pid %d on host %s", r.Pid(), r.h.name)
+	}
+	return fmt.Sprintf("pid %d", p.Pid())
+}
+
 // remoteHost is one agent and the ranks it runs.
 type remoteHost struct {
 	j      *job
