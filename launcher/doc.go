@@ -108,11 +108,11 @@
 // SIGTTIN); a terminal or another reader is copied into a pipe that is
 // closed at EOF; the other ranks read from /dev/null.
 //
-// Security. The server listens on 127.0.0.1 only and every client must
-// present the job's token, drawn from crypto/rand for each job. The token
-// reaches the ranks through the environment, which only the same user (and
-// root) can read (/proc/PID/environ is mode 0400). There is no TLS: this is a
-// single-host launcher.
+// Security. A single-host job's server listens on 127.0.0.1 only and every
+// client must present the job's token, drawn from crypto/rand for each job.
+// The token reaches the ranks through the environment, which only the same
+// user (and root) can read (/proc/PID/environ is mode 0400). A multi-host
+// job adds TLS (see Several hosts).
 //
 // # Costs
 //
@@ -122,6 +122,27 @@
 // output byte through the launcher. Start-up is dominated by the server
 // (a few ms) and, for a Go package, by `go build`. Teardown after a failure
 // takes at most KillGrace plus the time the kernel needs to reap the ranks.
+//
+// # Several hosts
+//
+// With [Config.Hosts] ranks are placed by slot or by node (see [Map]). Ranks
+// on this host start as above; for every other host the launcher starts one
+// agent, `decorun __agent` (package internal/agent), through
+// [Config.LaunchAgent] (ssh by default), sends it the job spec as JSON on
+// its stdin (the token never appears on a command line), and reads its
+// stdout: "started" (pid), "out" (one whole line), "exit" (status). Signals
+// for remote ranks go down the same pipe. The embedded server then listens
+// on all interfaces with TLS, a certificate made in memory per job and
+// pinned by the ranks, plus the token. Liveness: the launcher and every
+// agent publish heartbeats on the job's server every 0.5 s; the launcher
+// ends the job naming the host after 3 s without one (30 s before the
+// first, for a slow ssh), and an agent that loses the launcher kills its
+// ranks. Each remote rank also has Pdeathsig against its agent. Costs per
+// remote host: one agent process, three launcher goroutines (reader, writer
+// and heartbeats), a JSON line per output line, and 4 heartbeats a second.
+//
+// With [Config.NATS] no server is started: the job runs on an existing
+// server or cluster under its per-job subject prefix.
 //
 // Run is Linux only (process groups, Pdeathsig, waitid).
 package launcher
