@@ -73,8 +73,8 @@ func (nh *netHosts) args(slots int) []string {
 }
 
 // TestMultiHostRing runs ranks on 3 hosts (namespaces): each rank is in its
-// host's namespace, and the ring goes through the job's server on the
-// bridge, so its traffic crosses the namespaces.
+// host's namespace, and the ring and an Allreduce go through the job's
+// server on the bridge, so their traffic crosses the namespaces.
 func TestMultiHostRing(t *testing.T) {
 	nh := makeHosts(t, 3)
 	args := append(nh.args(2), "-n", "6", "--tag-output", "sh", "-c", "ip -o -4 addr show dev eth0 | awk '{print $4}'")
@@ -99,6 +99,14 @@ func TestMultiHostRing(t *testing.T) {
 	}
 	if want := `Processor 0 received message "P0P1P2P3P4P5" from rank 5`; p.out() != want {
 		t.Fatalf("ring output %q", p.out())
+	}
+
+	p = start(t, append(nh.args(2), "-n", "6", "--map-by", "node", prog(t, "allreduce"))...)
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("allreduce: exit %d; stderr:\n%s", code, p.errText())
+	}
+	if want := "allreduce ok: 6 ranks, 300000 elements"; p.out() != want {
+		t.Fatalf("allreduce output %q", p.out())
 	}
 	noLeftovers(t)
 }
