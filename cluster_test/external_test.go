@@ -1,10 +1,19 @@
 package cluster_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -179,5 +188,52 @@ func TestJoinMode(t *testing.T) {
 				t.Fatalf("rank 0 printed %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestExistingServerTLSToken: --nats-url with a token and TLS verified
+// against a CA file.
+func TestExistingServerTLSToken(t *testing.T) {
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test nats"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kb, _ := x509.MarshalECPrivateKey(key)
+	pair, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	os.WriteFile(ca, certPEM, 0o644)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Authorization: "tok3n", TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}}, TLSTimeout: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(5 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	url := fmt.Sprintf("tls://127.0.0.1:%d", s.Addr().(*net.TCPAddr).Port)
+	p := start(t, "-n", "3", "--nats-url", url, "--nats-token", "tok3n", "--nats-ca", ca, prog(t, "ring"))
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	if want := `Processor 0 received message "P0P1P2" from rank 2`; p.out() != want {
+		t.Fatalf("output %q", p.out())
+	}
+	// Without the CA the server's certificate is refused.
+	p = start(t, "-n", "2", "--nats-url", url, "--nats-token", "tok3n", prog(t, "ring"))
+	if code := p.wait(time.Minute); code != 1 || !strings.Contains(p.errText(), "certificate") {
+		t.Fatalf("without --nats-ca: exit %d; stderr:\n%s", code, p.errText())
 	}
 }
