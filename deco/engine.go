@@ -177,29 +177,30 @@ func (e *engine) credit(l *link) int {
 	return 3 * l.slots
 }
 
-// issue queues t, blocking while too much is pending.
-func (s *Scope) issue(t *task, encErr error) error {
+// issue queues t, blocking while too much is pending. encErr is the
+// arguments' encoding error, desc their rendering for it.
+func (s *Scope) issue(t *task, encErr error, desc string) error {
 	e := s.e
 	t.sc = s
 	e.mu.Lock()
 	if s.closed {
 		e.mu.Unlock()
-		if t.settle != nil {
-			t.settle(ErrScopeDone)
+		if t.sink != nil {
+			t.sink.settle(ErrScopeDone)
 		}
 		return ErrScopeDone
 	}
-	t.idx = len(s.tasks)
-	s.tasks = append(s.tasks, t)
+	t.idx = len(s.recs)
+	s.recs = append(s.recs, rec{sink: t.sink})
 	fail := func(err error) error { // mu held
 		t.claim = true
-		t.rank = -1
-		t.err = &TaskError{Task: t.idx, Func: t.fn.name, Args: t.render(), Rank: -1, Err: err}
+		err = &TaskError{Task: t.idx, Func: t.fn.name, Args: desc, Rank: -1, Err: err}
+		s.recs[t.idx].x = &extra{err: err}
 		e.mu.Unlock()
-		if t.settle != nil {
-			t.settle(t.err)
+		if t.sink != nil {
+			t.sink.settle(err)
 		}
-		return t.err
+		return err
 	}
 	if encErr != nil {
 		return fail(encErr)
@@ -211,10 +212,12 @@ func (s *Scope) issue(t *task, encErr error) error {
 		case <-ch:
 		case <-s.ctx.Done():
 			e.mu.Lock()
+			desc = t.fn.format(t.args)
 			return fail(s.ctx.Err())
 		}
 		e.mu.Lock()
 		if s.closed {
+			desc = t.fn.format(t.args)
 			return fail(ErrScopeDone)
 		}
 	}
@@ -276,8 +279,8 @@ func (e *engine) cancel(s *Scope, err error) {
 	e.space.wake()
 	e.mu.Unlock()
 	for _, t := range dropped {
-		if t.settle != nil {
-			t.settle(err)
+		if t.sink != nil {
+			t.sink.settle(err)
 		}
 	}
 }
@@ -359,8 +362,8 @@ func (e *engine) settle(ts []*task, outs []outcome, rank int) {
 			t.err = &TaskError{Task: t.idx, Func: t.fn.name, Args: t.fn.format(t.args), Rank: rank,
 				Panic: o.status == stPanic, Stack: o.stack, Err: err}
 		} else {
-			if t.deliver != nil {
-				if err := t.deliver(o.res); err != nil {
+			if t.sink != nil {
+				if err := t.sink.deliver(o.res); err != nil {
 					t.err = &TaskError{Task: t.idx, Func: t.fn.name, Args: t.fn.format(t.args), Rank: rank,
 						Err: fmt.Errorf("decoding the result: %w", err)}
 				}
@@ -369,8 +372,8 @@ func (e *engine) settle(ts []*task, outs []outcome, rank int) {
 				t.wb = o.wb
 			}
 		}
-		if t.settle != nil {
-			t.settle(t.err)
+		if t.sink != nil {
+			t.sink.settle(t.err)
 		}
 	}
 	e.mu.Lock()
@@ -380,6 +383,9 @@ func (e *engine) settle(ts []*task, outs []outcome, rank int) {
 		e.inbytes -= len(t.args)
 		t.args = nil
 		s := t.sc
+		if t.err != nil || t.wb != nil {
+			s.recs[t.idx].x = &extra{err: t.err, wb: t.wb, orig: t.orig}
+		}
 		s.pending--
 		s.ndone++
 		if s.pending == 0 {
@@ -397,7 +403,7 @@ func (e *engine) settle(ts []*task, outs []outcome, rank int) {
 	}
 	counts := make([]count, len(scopes))
 	for i, s := range scopes {
-		counts[i] = count{s.prog, s.ndone, len(s.tasks)}
+		counts[i] = count{s.prog, s.ndone, len(s.recs)}
 	}
 	e.mu.Unlock()
 	for _, c := range counts {

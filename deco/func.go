@@ -190,14 +190,14 @@ func (f *Func[A, R]) Call(a A) (R, error) { return f.f(a) }
 // Synchronized.
 func (f *Func[A, R]) Assign(s *Scope, dst *R, a A) error {
 	args, orig, err := encArgs(f.e, a)
-	return assign(s, f.e, args, orig, err, dst, func() string { return fmtArgs(a) })
+	return assign(s, f.e, args, orig, err, describe(err, a), dst)
 }
 
 // Then issues f(a) in s; at the end of the block, in issue order, fn is
 // called with the result on the goroutine that called Synchronized.
 func (f *Func[A, R]) Then(s *Scope, fn func(R), a A) error {
 	args, orig, err := encArgs(f.e, a)
-	return then(s, f.e, args, orig, err, fn, func() string { return fmtArgs(a) })
+	return then(s, f.e, args, orig, err, describe(err, a), fn)
 }
 
 // Go issues f(a) in s for its side effects: the result is dropped, the
@@ -205,14 +205,14 @@ func (f *Func[A, R]) Then(s *Scope, fn func(R), a A) error {
 // the block.
 func (f *Func[A, R]) Go(s *Scope, a A) error {
 	args, orig, err := encArgs(f.e, a)
-	return then[R](s, f.e, args, orig, err, nil, func() string { return fmtArgs(a) })
+	return then[R](s, f.e, args, orig, err, describe(err, a), nil)
 }
 
 // Future issues f(a) in s and returns its future; an argument that cannot
 // be encoded makes a future that has already failed.
 func (f *Func[A, R]) Future(s *Scope, a A) *Future[R] {
 	args, orig, err := encArgs(f.e, a)
-	return future[R](s, f.e, args, orig, err, func() string { return fmtArgs(a) })
+	return future[R](s, f.e, args, orig, err, describe(err, a))
 }
 
 // --- two arguments ---
@@ -278,25 +278,25 @@ func (f *Func2[A, B, R]) Call(a A, b B) (R, error) { return f.f(a, b) }
 // Assign issues f(a, b) in s; see Func.Assign.
 func (f *Func2[A, B, R]) Assign(s *Scope, dst *R, a A, b B) error {
 	args, orig, err := encArgs(f.e, a, b)
-	return assign(s, f.e, args, orig, err, dst, func() string { return fmtArgs(a, b) })
+	return assign(s, f.e, args, orig, err, describe(err, a, b), dst)
 }
 
 // Then issues f(a, b) in s; see Func.Then.
 func (f *Func2[A, B, R]) Then(s *Scope, fn func(R), a A, b B) error {
 	args, orig, err := encArgs(f.e, a, b)
-	return then(s, f.e, args, orig, err, fn, func() string { return fmtArgs(a, b) })
+	return then(s, f.e, args, orig, err, describe(err, a, b), fn)
 }
 
 // Go issues f(a, b) in s for its side effects; see Func.Go.
 func (f *Func2[A, B, R]) Go(s *Scope, a A, b B) error {
 	args, orig, err := encArgs(f.e, a, b)
-	return then[R](s, f.e, args, orig, err, nil, func() string { return fmtArgs(a, b) })
+	return then[R](s, f.e, args, orig, err, describe(err, a, b), nil)
 }
 
 // Future issues f(a, b) in s and returns its future; see Func.Future.
 func (f *Func2[A, B, R]) Future(s *Scope, a A, b B) *Future[R] {
 	args, orig, err := encArgs(f.e, a, b)
-	return future[R](s, f.e, args, orig, err, func() string { return fmtArgs(a, b) })
+	return future[R](s, f.e, args, orig, err, describe(err, a, b))
 }
 
 // --- three arguments ---
@@ -365,25 +365,25 @@ func (f *Func3[A, B, C, R]) Call(a A, b B, c C) (R, error) { return f.f(a, b, c)
 // Assign issues f(a, b, c) in s; see Func.Assign.
 func (f *Func3[A, B, C, R]) Assign(s *Scope, dst *R, a A, b B, c C) error {
 	args, orig, err := encArgs(f.e, a, b, c)
-	return assign(s, f.e, args, orig, err, dst, func() string { return fmtArgs(a, b, c) })
+	return assign(s, f.e, args, orig, err, describe(err, a, b, c), dst)
 }
 
 // Then issues f(a, b, c) in s; see Func.Then.
 func (f *Func3[A, B, C, R]) Then(s *Scope, fn func(R), a A, b B, c C) error {
 	args, orig, err := encArgs(f.e, a, b, c)
-	return then(s, f.e, args, orig, err, fn, func() string { return fmtArgs(a, b, c) })
+	return then(s, f.e, args, orig, err, describe(err, a, b, c), fn)
 }
 
 // Go issues f(a, b, c) in s for its side effects; see Func.Go.
 func (f *Func3[A, B, C, R]) Go(s *Scope, a A, b B, c C) error {
 	args, orig, err := encArgs(f.e, a, b, c)
-	return then[R](s, f.e, args, orig, err, nil, func() string { return fmtArgs(a, b, c) })
+	return then[R](s, f.e, args, orig, err, describe(err, a, b, c), nil)
 }
 
 // Future issues f(a, b, c) in s and returns its future; see Func.Future.
 func (f *Func3[A, B, C, R]) Future(s *Scope, a A, b B, c C) *Future[R] {
 	args, orig, err := encArgs(f.e, a, b, c)
-	return future[R](s, f.e, args, orig, err, func() string { return fmtArgs(a, b, c) })
+	return future[R](s, f.e, args, orig, err, describe(err, a, b, c))
 }
 
 // Entry returns a function that stores its argument in m[k], for Then:

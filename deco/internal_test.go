@@ -176,7 +176,7 @@ func TestNotRegistered(t *testing.T) {
 	e := newEngine(nil, 0, defaults())
 	s := &Scope{e: e, ctx: t.Context(), pending: 1}
 	tk := &task{sc: s, fn: fake, args: args}
-	s.tasks = []*task{tk}
+	s.recs = []rec{{}}
 	e.inflight = 1
 	e.settle([]*task{tk}, outs, 3)
 	if !errors.Is(tk.err, ErrNotRegistered) || !strings.Contains(tk.err.Error(), "on rank 3") {

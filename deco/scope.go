@@ -3,28 +3,46 @@ package deco
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
-// task is one issued call. Fields after the first group are written by
-// whoever finishes it (an executor or the result receiver) and read at the
-// end of the block, after the engine's mutex orders the two.
+// task is one issued call, alive until it has finished.
 type task struct {
-	sc     *Scope
-	idx    int // issue index in the block
-	fn     *entry
-	args   []byte // encoded arguments; nil once finished
-	orig   []any  // the caller's arguments that can carry writes back
-	claim  bool   // guarded by e.mu: an executor or a result took it
-	render func() string
+	sc    *Scope
+	idx   int // issue index in the block
+	fn    *entry
+	args  []byte // encoded arguments
+	orig  []any  // the caller's arguments that can carry writes back
+	claim bool   // guarded by e.mu: an executor or a link took it
+	sink  sink   // what to do with the result; nil: drop it
 
-	deliver func(res []byte) error // decodes the result (completion time)
-	apply   func()                 // assignment or Then callback (end of block)
-	settle  func(err error)        // completes a future (completion time)
-
+	// written by whoever finishes the task, before it is counted done
 	rank int
 	err  error
 	wb   []byte // encoded write-backs
+}
+
+// sink receives a task's result: deliver when it arrives (on the
+// finishing goroutine), settle once the outcome is known, apply at the end
+// of the block (on the caller's goroutine).
+type sink interface {
+	deliver(res []byte) error
+	settle(err error)
+	apply()
+}
+
+// rec is what a block keeps of a task until its end: small, because a
+// block may issue millions.
+type rec struct {
+	sink sink
+	x    *extra // nil unless the task failed or has write-backs
+}
+
+type extra struct {
+	err  error
+	wb   []byte
+	orig []any
 }
 
 // Scope is a synchronized block in progress: the handle through which the
@@ -38,8 +56,8 @@ type Scope struct {
 	prog  *progress
 
 	// guarded by e.mu
-	tasks   []*task
-	pending int // issued and not finished
+	recs    []rec // one per issued task, in issue order
+	pending int   // issued and not finished
 	ndone   int
 	closed  bool
 	done    notifier // pending reached 0
@@ -72,52 +90,73 @@ func Synchronized(ctx context.Context, body func(s *Scope)) error {
 	}
 	s.prog.finish()
 	var errs []error
-	for _, t := range s.tasks {
-		if t.err != nil {
-			errs = append(errs, t.err)
+	for i, r := range s.recs {
+		if r.x != nil && r.x.err != nil {
+			errs = append(errs, r.x.err)
 			continue
 		}
-		if t.apply != nil {
-			t.apply()
+		if r.sink != nil {
+			r.sink.apply()
 		}
-		if t.wb != nil {
-			if err := applyWriteBack(t.orig, t.wb); err != nil {
-				errs = append(errs, &TaskError{Task: t.idx, Func: t.fn.name, Args: t.render(), Rank: t.rank, Err: err})
+		if r.x != nil && r.x.wb != nil {
+			if err := applyWriteBack(r.x.orig, r.x.wb); err != nil {
+				errs = append(errs, fmt.Errorf("deco: task %d: %w", i, err))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func assign[R any](s *Scope, e *entry, args []byte, orig []any, err error, dst *R, render func() string) error {
-	var v R
-	t := &task{fn: e, args: args, orig: orig, render: render,
-		deliver: func(b []byte) error { return decode(b, &v) }}
+type assignSink[R any] struct {
+	dst *R
+	v   R
+}
+
+func (a *assignSink[R]) deliver(b []byte) error { return decode(b, &a.v) }
+func (a *assignSink[R]) settle(error)           {}
+func (a *assignSink[R]) apply()                 { *a.dst = a.v }
+
+type thenSink[R any] struct {
+	fn func(R)
+	v  R
+}
+
+func (t *thenSink[R]) deliver(b []byte) error { return decode(b, &t.v) }
+func (t *thenSink[R]) settle(error)           {}
+func (t *thenSink[R]) apply()                 { t.fn(t.v) }
+
+func (f *Future[R]) deliver(b []byte) error { return decode(b, &f.v) }
+func (f *Future[R]) settle(err error)       { f.err = err; close(f.done) }
+func (f *Future[R]) apply()                 {}
+
+// describe renders a call's arguments for an error at the call (and only
+// then: rendering every call would cost more than the call).
+func describe(err error, vals ...any) string {
+	if err == nil {
+		return ""
+	}
+	return fmtArgs(vals...)
+}
+
+func assign[R any](s *Scope, e *entry, args []byte, orig []any, err error, desc string, dst *R) error {
+	var sk sink
 	if dst != nil {
-		t.apply = func() { *dst = v }
+		sk = &assignSink[R]{dst: dst}
 	}
-	return s.issue(t, err)
+	return s.issue(&task{fn: e, args: args, orig: orig, sink: sk}, err, desc)
 }
 
-func then[R any](s *Scope, e *entry, args []byte, orig []any, err error, fn func(R), render func() string) error {
-	t := &task{fn: e, args: args, orig: orig, render: render}
+func then[R any](s *Scope, e *entry, args []byte, orig []any, err error, desc string, fn func(R)) error {
+	var sk sink
 	if fn != nil {
-		var v R
-		t.deliver = func(b []byte) error { return decode(b, &v) }
-		t.apply = func() { fn(v) }
+		sk = &thenSink[R]{fn: fn}
 	}
-	return s.issue(t, err)
+	return s.issue(&task{fn: e, args: args, orig: orig, sink: sk}, err, desc)
 }
 
-func future[R any](s *Scope, e *entry, args []byte, orig []any, err error, render func() string) *Future[R] {
+func future[R any](s *Scope, e *entry, args []byte, orig []any, err error, desc string) *Future[R] {
 	f := &Future[R]{done: make(chan struct{})}
-	t := &task{fn: e, args: args, orig: orig, render: render,
-		deliver: func(b []byte) error { return decode(b, &f.v) },
-		settle: func(err error) {
-			f.err = err
-			close(f.done)
-		}}
-	s.issue(t, err)
+	s.issue(&task{fn: e, args: args, orig: orig, sink: f}, err, desc)
 	return f
 }
 
