@@ -165,8 +165,8 @@
 // # Cost
 //
 // Per task: one CBOR encoding of the arguments at the call and one decoding
-// where it runs, the same for the result, about 200 bytes of bookkeeping
-// until the end of the block, and for arguments that can carry writes a
+// where it runs, the same for the result, about 80 bytes kept until the end
+// of the block (more for a failed task or one with write-backs), and for arguments that can carry writes a
 // second decoding and a reflective comparison after the call. Per batch: one
 // message to the worker and one back. Concurrent pays off for tasks that
 // cost more than a few µs locally and more than ~50 µs across ranks

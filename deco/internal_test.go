@@ -303,3 +303,23 @@ func TestLostWorker(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestProgressSetting(t *testing.T) {
+	t.Setenv("DECO_PROGRESS", "1")
+	if !progressOn(-1) || progressOn(0) {
+		t.Error("DECO_PROGRESS=1 or the option ignored")
+	}
+	t.Setenv("DECO_PROGRESS", "0")
+	if progressOn(-1) || !progressOn(1) {
+		t.Error("DECO_PROGRESS=0 or the option ignored")
+	}
+	t.Setenv("DECO_PROGRESS", "")
+	if progressOn(-1) { // go test's stderr is not a terminal
+		t.Error("progress on without a terminal")
+	}
+	var c config
+	Progress(true)(&c)
+	if c.progress != 1 {
+		t.Error("Progress(true)")
+	}
+}
