@@ -241,3 +241,28 @@ func TestSpread(t *testing.T) {
 		})
 	}
 }
+
+var badResult = deco.Concurrent(func(n int) any {
+	if n == 1 {
+		return func() {}
+	}
+	return n
+})
+
+// A result that cannot be encoded fails its task (where it ran).
+func TestResultEncodeError(t *testing.T) {
+	modes(t, func(t *testing.T, ctx context.Context) {
+		var x, y any
+		err := deco.Synchronized(ctx, func(s *deco.Scope) {
+			badResult.Assign(s, &x, 1)
+			badResult.Assign(s, &y, 2)
+		})
+		var te *deco.TaskError
+		if !errors.As(err, &te) || te.Task != 0 || !strings.Contains(err.Error(), "result: deco: cannot encode") {
+			t.Fatalf("err %v", err)
+		}
+		if x != nil || y == nil {
+			t.Errorf("x %v, y %v", x, y)
+		}
+	})
+}
