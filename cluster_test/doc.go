@@ -1,4 +1,5 @@
-// Package cluster_test runs real decorun jobs: it builds the decorun command
-// and rank programs, starts jobs as a user would, and checks output, exit
-// codes, signals and that no process of a job outlives it.
-package cluster_test
+// Package cluster holds no code: its tests (package cluster_test, in this
+// directory) build the decorun command and rank programs, start real jobs as
+// a user would, and check output, exit codes, signals and that no process of
+// a job outlives it.
+package cluster
