@@ -169,10 +169,11 @@ func (c *Comm) LocalRank() int { return c.job.LocalRank }
 // LocalSize is the number of the job's ranks on this host.
 func (c *Comm) LocalSize() int { return c.job.LocalSize }
 
-// Lost delivers the world rank of every peer that died while the job goes
-// on (decorun --keep-going), once each. It is meant for one consumer, such
-// as a task scheduler that reassigns the dead rank's work.
-func (c *Comm) Lost() <-chan int { return c.e.lostCh }
+// Lost returns a channel that delivers the world rank of every peer that
+// died while the job goes on (decorun --keep-going), once each, starting
+// with those already lost. Each call returns a channel of its own, so that
+// several watchers (a task scheduler, the user's code) each see every loss.
+func (c *Comm) Lost() <-chan int { return c.e.watchLost() }
 
 // ProcessorName is the name of the host this rank runs on.
 func (c *Comm) ProcessorName() string { return c.host }

@@ -36,10 +36,10 @@ type engine struct {
 	scratch []byte // frame being built; the link copies it
 	rx      wire.Header
 
-	lost     []bool   // peers that died (decorun --keep-going)
-	lostHow  []string // how each died
-	finished []bool   // peers that closed their communicator (sent Fin)
-	lostCh   chan int // each lost peer once
+	lost     []bool     // peers that died (decorun --keep-going)
+	lostHow  []string   // how each died
+	finished []bool     // peers that closed their communicator (sent Fin)
+	lostChs  []chan int // Lost() watchers; capacity size, so sends never block
 
 	// garbage counts the bytes of received Data frames dropped since the
 	// last collection; see collect.
@@ -185,7 +185,7 @@ const (
 
 func newEngine(me, size int, link transport.Link) *engine {
 	e := &engine{me: me, size: size, link: link, peers: make([]peer, size),
-		lost: make([]bool, size), lostHow: make([]string, size), lostCh: make(chan int, size),
+		lost: make([]bool, size), lostHow: make([]string, size),
 		finished: make([]bool, size)}
 	w := int64(maxWindow)
 	if size > 1 {
@@ -664,6 +664,19 @@ func (e *engine) probe(ctx context.Context, comm uint64, src, tag int, block boo
 	}
 }
 
+func (e *engine) watchLost() <-chan int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := make(chan int, e.size)
+	for r, l := range e.lost {
+		if l {
+			ch <- r
+		}
+	}
+	e.lostChs = append(e.lostChs, ch)
+	return ch
+}
+
 func (e *engine) lostErr(r int) error {
 	if e.lostHow[r] != "" {
 		return fmt.Errorf("rank %d is gone (%s): %w", r, e.lostHow[r], ErrRankLost)
@@ -682,7 +695,9 @@ func (e *engine) peerLost(r int, how string) {
 	}
 	e.lost[r], e.lostHow[r] = true, how
 	e.gone(r, e.lostErr(r))
-	e.lostCh <- r // capacity size: never blocks
+	for _, ch := range e.lostChs {
+		ch <- r // capacity size and each rank is lost once: never blocks
+	}
 }
 
 // gone fails what can no longer complete once rank r has died or closed.
