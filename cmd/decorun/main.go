@@ -72,6 +72,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
 		},
 		HideHelpCommand:           true,
+		Commands:                  benchCommands(), // decorun bench: bench.go
 		HideVersion:               true,
 		DisableSliceFlagSeparator: true, // -x A=1,2 is one variable
 		Reader:                    stdin,

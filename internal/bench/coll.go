@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/decorun/decorun/collectives"
+)
+
+// collective runs one collective benchmark over every size: each op timed
+// alone with an untimed barrier between ops; rank 0 reports the max, mean
+// and min over ranks of each rank's mean time per op.
+func (r *runner) collective(ctx context.Context, b string) error {
+	c, p := r.c, r.c.Size()
+	for _, n := range r.cfg.sizes(b) {
+		warm, iters := r.cfg.Iterations(b, n)
+		op, err := r.collOp(b, n)
+		if err != nil {
+			return err
+		}
+		for range warm {
+			if err := op(ctx); err != nil {
+				return fmt.Errorf("size %d: %w", n, err)
+			}
+		}
+		if err := r.barrier(ctx); err != nil {
+			return err
+		}
+		var acc time.Duration
+		for range iters {
+			t0 := time.Now()
+			if err := op(ctx); err != nil {
+				return fmt.Errorf("size %d: %w", n, err)
+			}
+			acc += time.Since(t0)
+			if err := r.barrier(ctx); err != nil {
+				return err
+			}
+		}
+		mean := float64(acc.Nanoseconds()) / 1e3 / float64(max(iters, 1))
+		all, err := collectives.Gather(ctx, c, []float64{mean}, 0)
+		if err != nil {
+			return err
+		}
+		if c.Rank() != 0 {
+			continue
+		}
+		var sum float64
+		for _, m := range all {
+			sum += m
+		}
+		res := Result{Bench: b, Size: ptr(n), Iters: iters, Warmup: warm,
+			MaxUS: slices.Max(all), AvgUS: sum / float64(p), MinUS: slices.Min(all)}
+		if err := r.print(res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// collOp returns one call of collective b moving n bytes (per rank for
+// gather and scatter, per pair for alltoall), with its buffers allocated
+// once.
+func (r *runner) collOp(b string, n int) (func(context.Context) error, error) {
+	c, p := r.c, r.c.Size()
+	switch b {
+	case Barrier:
+		return func(ctx context.Context) error { return collectives.Barrier(ctx, c) }, nil
+	case Bcast:
+		buf := make([]byte, n)
+		return func(ctx context.Context) error {
+			_, err := collectives.Bcast(ctx, c, buf, 0)
+			return err
+		}, nil
+	case Allreduce:
+		v := make([]float64, n/8)
+		for i := range v {
+			v[i] = float64(i)
+		}
+		return func(ctx context.Context) error {
+			_, err := collectives.AllreduceSlice(ctx, c, v, collectives.Sum)
+			return err
+		}, nil
+	case Gather:
+		part := make([]byte, n)
+		return func(ctx context.Context) error {
+			_, err := collectives.Gather(ctx, c, part, 0)
+			return err
+		}, nil
+	case Scatter:
+		var data []byte
+		if c.Rank() == 0 {
+			data = make([]byte, n*p)
+		}
+		return func(ctx context.Context) error {
+			_, err := collectives.Scatter(ctx, c, data, 0)
+			return err
+		}, nil
+	case Alltoall:
+		data := make([]byte, n*p)
+		return func(ctx context.Context) error {
+			_, err := collectives.Alltoall(ctx, c, data)
+			return err
+		}, nil
+	}
+	return nil, fmt.Errorf("not a collective: %q", b)
+}
