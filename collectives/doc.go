@@ -145,7 +145,8 @@
 //
 // When ctx ends, the call returns ctx.Err() unchanged on that rank. Ranks
 // that are waiting for it stay blocked until their own ctx ends, so use one
-// deadline for all ranks. The communicator stays usable, for point-to-point
+// deadline for all ranks; a rank that already had all it needed from the
+// cancelled rank may complete the call normally. The communicator stays usable, for point-to-point
 // and for later collectives, provided every rank made the cancelled call (so
 // that the sequence numbers stay in step): messages left over from the
 // cancelled call carry its old tag and are never matched by a later

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -139,19 +138,18 @@ func TestCancel(t *testing.T) {
 				cancel() // rank 3 gives up at once; the others wait for it until their deadline
 			}
 			_, err := collectives.AllreduceSlice(cctx, c, make([]float64, 100), collectives.Sum)
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("err = %v; want a context error", err)
-			}
-			if err != cctx.Err() {
-				return fmt.Errorf("err = %#v; want ctx.Err() unchanged", err)
+			// Rank 3 gives up; a rank that had all it needed from rank 3
+			// before it did may complete, the others reach their deadline.
+			switch {
+			case c.Rank() == 3 && err != context.Canceled:
+				return fmt.Errorf("err = %#v; want context.Canceled unchanged", err)
+			case c.Rank() != 3 && err != nil && err != context.DeadlineExceeded:
+				return fmt.Errorf("err = %#v; want nil or context.DeadlineExceeded unchanged", err)
 			}
 			return healthy(ctx, c)
 		})
 	})
 	t.Run("mid-transfer", func(t *testing.T) {
-		if os.Getenv("DECORUN_COMM_CANCEL_BUG") == "" {
-			t.Skip("comm loses a later small message after a large transfer is cancelled (TestCommCancelLoss); set DECORUN_COMM_CANCEL_BUG=1 to run")
-		}
 		commtest.Run(t, cs, func(c *comm.Comm) error {
 			for _, d := range []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond} {
 				cctx, cancel := context.WithTimeout(ctx, d)

@@ -446,14 +446,18 @@ func (e *engine) onFrame(frame []byte) {
 			}
 			return
 		}
+		var dropped []*inMsg
 		e.q.EachMsg(func(mm *match.Msg[*inMsg]) bool {
 			if mm.Val.rdv && mm.Val.from == from && mm.Val.id == h.ID {
-				e.consume(from, mm.Val.cost)
-				e.freeMsg(mm.Val)
+				dropped = append(dropped, mm.Val)
 				return true
 			}
 			return false
 		})
+		for _, m := range dropped { // freed only once unlinked
+			e.consume(from, m.cost)
+			e.freeMsg(m)
+		}
 	}
 }
 
@@ -717,13 +721,17 @@ func (e *engine) gone(r int, err error) {
 		delete(p.rdvIn, id)
 	}
 	// Unexpected RTS from r can never be completed: drop them.
+	var dropped []*inMsg
 	e.q.EachMsg(func(m *match.Msg[*inMsg]) bool {
 		if m.Val.from == r && m.Val.rdv {
-			e.freeMsg(m.Val)
+			dropped = append(dropped, m.Val)
 			return true
 		}
 		return false
 	})
+	for _, m := range dropped { // freed only once unlinked
+		e.freeMsg(m)
+	}
 	var keep []*match.Recv[*rreq]
 	for _, rq := range e.q.Drain() {
 		if rq.Env.Src == r {

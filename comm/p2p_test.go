@@ -205,6 +205,53 @@ func TestCancelRecvAndSend(t *testing.T) {
 	}
 }
 
+// TestRevokeKeepsOtherUnexpected revokes a large unexpected message while
+// other unexpected messages wait around it in the queue: they must all
+// still be received, in order. (Freeing the revoked message before it was
+// unlinked once emptied the queue.)
+func TestRevokeKeepsOtherUnexpected(t *testing.T) {
+	cs := world(t, 3)
+	ctx := tctx(t)
+	for i := range 3 {
+		if err := cs[0].Send(ctx, 2, 6, []byte{'A', byte('0' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cs[0].Send(ctx, 1, 7, nil); err != nil { // after the A's, in NATS's order
+		t.Fatal(err)
+	}
+	if _, _, err := cs[1].Recv(ctx, 0, 7); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := cs[1].Send(short, 2, 5, make([]byte, 20<<20)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("large Send with no receiver: %v", err)
+	}
+	if err := cs[1].Send(ctx, 2, 8, nil); err != nil { // after the Revoke
+		t.Fatal(err)
+	}
+	if _, _, err := cs[2].Recv(ctx, 1, 8); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := cs[0].Send(ctx, 2, 6, []byte{'B', byte('0' + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short2, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	for _, want := range []string{"A0", "A1", "A2", "B0", "B1", "B2"} {
+		b, _, err := cs[2].Recv(short2, 0, 6)
+		if err != nil || string(b) != want {
+			t.Fatalf("got %q, %v; want %q", b, err, want)
+		}
+	}
+	if _, ok, _ := cs[2].Iprobe(AnySource, AnyTag); ok {
+		t.Fatal("the revoked message is still receivable")
+	}
+}
+
 func TestProbe(t *testing.T) {
 	cs := world(t, 2)
 	ctx := tctx(t)

@@ -164,7 +164,8 @@ func (q *Queue[M, R]) Drain() []*Recv[R] {
 }
 
 // EachMsg calls f on every unexpected message, oldest first, and removes
-// those for which f returns true.
+// those for which f returns true. f must not change or reuse the message
+// it is given (it is unlinked after f returns).
 func (q *Queue[M, R]) EachMsg(f func(*Msg[M]) (remove bool)) {
 	for m := q.mhead; m != nil; {
 		next := m.next
