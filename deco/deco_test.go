@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -102,9 +103,15 @@ func TestNamesByIdentity(t *testing.T) {
 			t.Errorf("name %q lacks the package path", n)
 		}
 	}
+	// Registering fibSerial again gives it the next free suffix (#1 on a
+	// first run of this test; -count=N runs register it again).
 	again := deco.Concurrent(fibSerial)
-	if again.Name() != fib.Name()+"#1" {
-		t.Errorf("second registration of fibSerial is %q, want %q", again.Name(), fib.Name()+"#1")
+	k, err := strconv.Atoi(strings.TrimPrefix(again.Name(), fib.Name()+"#"))
+	if !strings.HasPrefix(again.Name(), fib.Name()+"#") || err != nil || k < 1 {
+		t.Errorf("second registration of fibSerial is %q, want %q", again.Name(), fib.Name()+"#N")
+	}
+	if third := deco.Concurrent(fibSerial); third.Name() != fmt.Sprintf("%s#%d", fib.Name(), k+1) {
+		t.Errorf("third registration of fibSerial is %q, want %q", third.Name(), fmt.Sprintf("%s#%d", fib.Name(), k+1))
 	}
 	modes(t, func(t *testing.T, ctx context.Context) {
 		var x, y, z int
