@@ -1,0 +1,95 @@
+// Package shm carries comm's frames between rank processes on one host
+// through shared memory: the fast path that decorun --transport=auto|shm
+// puts under comm for same-host peers (internal/transport.Mux sends every
+// other peer's frames over NATS).
+//
+// # Design
+//
+// Each rank creates one segment, a file in /dev/shm mapped with
+// syscall.Mmap (MAP_SHARED; pure Go, no cgo), named
+//
+//	/dev/shm/decorun-<job id>-<key>-<rank>
+//
+// where key is a hash of the job id, subject prefix and token that every
+// rank of the job can compute, so that no rank ever opens another job's
+// segment. The segment belongs to its receiver: a header page (owner pid,
+// pid namespace, job key, a doorbell word) followed by one inbound ring per
+// peer that may write to it. A ring is a single-producer single-consumer byte
+// stream: the producer (the peer) copies bytes in and publishes a 64-bit
+// head with an atomic store, the consumer (the owner) copies bytes out and
+// publishes the tail; head and tail sit on separate cache lines and only
+// ever grow, so full and empty are head-tail == size and head == tail.
+// Frames travel unchanged as a 4-byte length and the frame bytes, and a
+// frame may be larger than the ring: it streams through it across
+// wraparound in as many pieces as needed. comm's credit windows,
+// rendezvous, sequence numbers and ordering rules sit above and are
+// untouched; a ring delivers one pair's frames in order, which is all comm
+// asks of a Link.
+//
+// Wire-up: a rank creates its segment before comm's start-up barrier and
+// opens its peers' segments after it, so every segment exists by then. A
+// peer is reached through shared memory when its segment exists in this
+// host's /dev/shm, carries the job's key, belongs to a process in the same
+// pid namespace and has a ring for this rank; otherwise the peer is reached
+// through NATS. Once every expected peer has mapped a segment its owner
+// unlinks the file (the mappings stay valid), so a running job normally
+// leaves no name in /dev/shm at all. If a rank dies before that, the
+// launcher removes /dev/shm/decorun-<job id>-* when the job ends, and every
+// rank that creates a segment first removes the segments of decorun
+// processes that no longer exist (owner pid gone, same pid namespace), so
+// even a SIGKILLed launcher leaves nothing behind for long.
+//
+// One goroutine per Link (the pump) reads every inbound ring and hands each
+// whole frame, in a fresh slice the callee owns, to the same onFrame
+// callback the NATS link uses (so frames of different peers may be
+// delivered concurrently with NATS's; comm's engine serialises them). The
+// pump also finishes writes that did not fit: Send never blocks (comm calls
+// it with its engine lock held, and two ranks blocked on each other's full
+// rings while holding their locks would deadlock). Send copies the frame
+// into the ring when there is room and nothing is queued before it, and
+// otherwise queues a copy for the pump. The queue is bounded by comm's
+// credit window, the same bound that keeps the NATS server's buffers
+// finite.
+//
+// Waiting: the pump polls its rings, spins for a short while (Config.Spin;
+// runtime.Gosched between polls, so goroutines of its own process run),
+// then sleeps on the segment's doorbell, a Linux futex word in the shared
+// mapping (FUTEX_WAIT without FUTEX_PRIVATE_FLAG works across processes).
+// A producer that publishes data rings the receiver's doorbell only when
+// the receiver said it sleeps; a consumer that makes room rings the
+// producer's doorbell only when the producer said it waits for room. Both
+// flags are set before a last check (sequentially consistent atomics), so a
+// wake-up is never lost. Sleeps also end after 50 ms, to notice a closed
+// Link or a dead peer.
+//
+// # Guarantees
+//
+//   - Frames to one destination arrive in the order sent, whole, exactly
+//     once, or the link reports a fatal error (a corrupt length in a ring).
+//   - Send never blocks; Flush returns once every queued frame is in its
+//     ring (or its receiver is dead); Close stops the pump, unmaps and
+//     unlinks, and returns once the pump has exited.
+//   - A dead peer never hangs anything: a frame half written by a peer that
+//     died stays half read without blocking other rings; frames queued for
+//     a peer whose process is gone are dropped (comm learns of the death
+//     from decorun, as with NATS, where frames for a dead rank are dropped
+//     too).
+//   - Memory is bounded: each segment is fallocated at creation (so a full
+//     /dev/shm is an error at start-up, never a SIGBUS later), with rings of
+//     Config.RingSize bytes.
+//   - Only processes of the same user can open a segment (mode 0600).
+//
+// # Cost
+//
+// A frame is copied twice (into the ring, out of it); a small frame costs
+// two atomic stores, two loads and, only when the receiver sleeps, a
+// futex_wake system call. The receiving pump allocates each frame, as
+// nats.go does. Each rank commits (number of shm peers) × RingSize bytes of
+// /dev/shm for the job's lifetime plus one header page; comm sets RingSize
+// so that this stays near 16 MiB per rank. While traffic flows, each
+// rank's pump spins for up to Config.Spin after the last frame, which costs
+// CPU when ranks outnumber cores; comm uses no spin in that case.
+//
+// The package is Linux-only (futex, /dev/shm); elsewhere Open returns
+// ErrUnsupported and comm uses NATS.
+package shm

@@ -1,0 +1,360 @@
+package shm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes one rank's shared-memory link.
+type Config struct {
+	// Dir holds the segments; DefaultDir ("/dev/shm") when empty.
+	Dir string
+	// ID is the job id and Key a string every rank of the job knows and
+	// no other job shares (comm uses id, subject prefix and token).
+	ID, Key string
+	// Rank and Size place this rank in the job.
+	Rank, Size int
+	// Peers are the ranks that may be on this host: each gets a ring in
+	// this rank's segment, and Connect tries to open theirs. Self and
+	// ranks out of range are ignored.
+	Peers []int
+	// RingSize is the data size of each ring, a power of two of at least
+	// 4 KiB. Zero means 1 MiB.
+	RingSize int
+	// MaxFrame is the largest frame accepted; zero means 64 MiB.
+	MaxFrame int
+	// Spin is how long the pump polls before it sleeps on its doorbell.
+	// Zero: it sleeps as soon as it finds nothing to do.
+	Spin time.Duration
+}
+
+// ErrClosed is returned by Send on a closed Link.
+var ErrClosed = errors.New("shm: link closed")
+
+// pollWait bounds each sleep of the pump, so that it notices dead peers.
+const pollWait = 50 * time.Millisecond
+
+// Link moves frames to and from the ranks on this host that share memory
+// with this one. It is safe for concurrent use.
+type Link struct {
+	cfg     Config
+	key     uint64
+	path    string
+	own     *segment
+	readers []*inbound
+	outs    atomic.Pointer[[]*outbound] // by rank; set once by Connect
+	expect  uint64                      // peers expected to map own
+	onFrame func([]byte)
+	onFatal func(error)
+
+	unlinked  atomic.Bool
+	closed    atomic.Bool
+	closeOnce sync.Once
+	wg        sync.WaitGroup // the pump
+}
+
+type inbound struct {
+	src    int
+	rd     Reader
+	broken bool
+}
+
+type outbound struct {
+	dst     int
+	seg     *segment    // dst's segment
+	pending atomic.Bool // w has queued bytes
+	mu      sync.Mutex  // guards w, dead, closed
+	w       Writer
+	dead    bool
+	closed  bool
+}
+
+// Open creates this rank's segment (after removing stale segments of dead
+// processes) and starts the pump, which delivers every frame that arrives,
+// whole and in order per sender, to onFrame (which owns the slice; calls
+// are sequential). onFatal is called once if a ring turns out corrupt.
+func Open(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error) {
+	if cfg.Dir == "" {
+		cfg.Dir = DefaultDir
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = 1 << 20
+	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = 64 << 20
+	}
+	switch {
+	case cfg.Size < 1 || cfg.Rank < 0 || cfg.Rank >= cfg.Size:
+		return nil, fmt.Errorf("shm: rank %d out of range for a job of %d ranks", cfg.Rank, cfg.Size)
+	case cfg.RingSize < 4096 || cfg.RingSize&(cfg.RingSize-1) != 0 || cfg.RingSize > 1<<30:
+		return nil, fmt.Errorf("shm: ring size %d is not a power of two between 4 KiB and 1 GiB", cfg.RingSize)
+	case cfg.MaxFrame < 0 || cfg.MaxFrame > 1<<31-1:
+		return nil, fmt.Errorf("shm: max frame %d out of range", cfg.MaxFrame)
+	}
+	var peers []int
+	for _, p := range cfg.Peers {
+		if p >= 0 && p < cfg.Size && p != cfg.Rank && !slices.Contains(peers, p) {
+			peers = append(peers, p)
+		}
+	}
+	slices.Sort(peers)
+	cfg.Peers = peers
+	SweepStale(cfg.Dir)
+	l := &Link{cfg: cfg, key: keyNum(cfg.Key), onFrame: onFrame, onFatal: onFatal,
+		path: filepath.Join(cfg.Dir, Name(cfg.ID, cfg.Key, cfg.Rank)), expect: uint64(len(peers))}
+	own, err := create(l.path, l.key, cfg.Rank, cfg.Size, peers, cfg.RingSize)
+	if err != nil {
+		return nil, err
+	}
+	l.own = own
+	for _, p := range peers {
+		r, err := own.ring(p)
+		if err != nil || r == nil {
+			own.unmap()
+			os.Remove(l.path)
+			return nil, fmt.Errorf("shm: own segment has no ring for rank %d: %v", p, err)
+		}
+		l.readers = append(l.readers, &inbound{src: p, rd: Reader{R: r, Max: cfg.MaxFrame}})
+	}
+	empty := make([]*outbound, cfg.Size)
+	l.outs.Store(&empty)
+	l.wg.Add(1)
+	go l.pump()
+	return l, nil
+}
+
+// Path is the file name of this rank's segment (unlinked once every peer
+// has mapped it).
+func (l *Link) Path() string { return l.path }
+
+// Connect opens the segments of the peers, which must have been created
+// (by Open in their processes) before it is called. It returns, for every
+// rank, whether frames to it go through shared memory, and for every peer
+// it could not reach, why.
+func (l *Link) Connect() (reach []bool, why map[int]error) {
+	reach = make([]bool, l.cfg.Size)
+	why = map[int]error{}
+	outs := make([]*outbound, l.cfg.Size)
+	for _, p := range l.cfg.Peers {
+		path := filepath.Join(l.cfg.Dir, Name(l.cfg.ID, l.cfg.Key, p))
+		seg, err := open(path, l.key, p, l.cfg.Size)
+		if err != nil {
+			why[p] = err
+			continue
+		}
+		r, err := seg.ring(l.cfg.Rank)
+		if err == nil && r == nil {
+			err = fmt.Errorf("%s has no ring for rank %d", path, l.cfg.Rank)
+		}
+		if err != nil {
+			seg.unmap()
+			why[p] = err
+			continue
+		}
+		seg.opened.Add(1)
+		outs[p] = &outbound{dst: p, seg: seg, w: Writer{R: r}}
+		reach[p] = true
+	}
+	l.outs.Store(&outs)
+	return reach, why
+}
+
+// MaxFrame is the largest frame Send accepts.
+func (l *Link) MaxFrame() int { return l.cfg.MaxFrame }
+
+// Send copies frame towards rank dst, which Connect reported reachable. It
+// never blocks: what does not fit in dst's ring is queued for the pump.
+// Frames to a rank whose process is gone are dropped.
+func (l *Link) Send(dst int, frame []byte) error {
+	outs := *l.outs.Load()
+	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
+		return fmt.Errorf("shm: rank %d is not reachable through shared memory", dst)
+	}
+	if len(frame) > l.cfg.MaxFrame {
+		return fmt.Errorf("shm: frame of %d bytes above the limit of %d", len(frame), l.cfg.MaxFrame)
+	}
+	o := outs[dst]
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case o.closed:
+		return ErrClosed
+	case o.dead:
+		return nil
+	}
+	if !o.w.Write(frame) {
+		o.w.R.SetWaiting()
+		o.w.Drain() // room made before the flag was seen
+		o.pending.Store(o.w.Queued() > 0)
+	}
+	o.seg.wake()
+	return nil
+}
+
+// Flush returns once every frame sent so far is in its ring (or its
+// receiver is gone), or ctx ends.
+func (l *Link) Flush(ctx context.Context) error {
+	d := 50 * time.Microsecond
+	for {
+		n := 0
+		for _, o := range *l.outs.Load() {
+			if o != nil && o.pending.Load() {
+				n++
+			}
+		}
+		if n == 0 || l.closed.Load() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("shm: rank %d: %d peers have not made room for its last frames: %w", l.cfg.Rank, n, ctx.Err())
+		case <-time.After(d):
+		}
+		d = min(2*d, 5*time.Millisecond)
+	}
+}
+
+// Close stops the pump, unmaps every segment and removes this rank's. It
+// is idempotent and returns once the pump has exited.
+func (l *Link) Close() error {
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		l.own.bell.Add(1)
+		futexWake(l.own.bell)
+		l.wg.Wait()
+		for _, o := range *l.outs.Load() {
+			if o != nil {
+				o.mu.Lock()
+				o.closed = true
+				o.seg.unmap()
+				o.mu.Unlock()
+			}
+		}
+		l.unlink()
+		l.own.unmap()
+	})
+	return nil
+}
+
+func (l *Link) unlink() {
+	if l.unlinked.CompareAndSwap(false, true) {
+		os.Remove(l.path)
+	}
+}
+
+// pump reads the inbound rings and drains queued writes, spinning briefly
+// and then sleeping on the doorbell when there is nothing to do.
+func (l *Link) pump() {
+	defer l.wg.Done()
+	var idle time.Time // when the pump last found nothing to do; zero while busy
+	for !l.closed.Load() {
+		if l.poll() {
+			idle = time.Time{}
+			continue
+		}
+		if l.cfg.Spin > 0 {
+			now := time.Now()
+			if idle.IsZero() {
+				idle = now
+			}
+			if now.Sub(idle) < l.cfg.Spin {
+				runtime.Gosched()
+				continue
+			}
+		}
+		v := l.own.bell.Load()
+		l.own.sleep.Store(1)
+		// A producer stores head, then loads sleep; we stored sleep and
+		// now load every head: one of us sees the other.
+		if l.poll() || l.closed.Load() {
+			l.own.sleep.Store(0)
+			idle = time.Time{}
+			continue
+		}
+		start := time.Now()
+		futexWait(l.own.bell, v, pollWait)
+		l.own.sleep.Store(0)
+		if time.Since(start) >= pollWait {
+			l.checkPeers()
+		}
+		idle = time.Time{}
+	}
+}
+
+// poll does one round of work and reports whether it did anything.
+func (l *Link) poll() bool {
+	prog := false
+	outs := *l.outs.Load()
+	for _, in := range l.readers {
+		if in.broken {
+			continue
+		}
+		t := in.rd.R.tail.Load()
+		for range 64 { // then let the other rings have a turn
+			f, err := in.rd.Next()
+			if err != nil {
+				in.broken = true
+				l.onFatal(fmt.Errorf("shm: rank %d: ring from rank %d: %w", l.cfg.Rank, in.src, err))
+				break
+			}
+			if f == nil {
+				break
+			}
+			l.onFrame(f)
+		}
+		if in.rd.R.tail.Load() != t {
+			prog = true
+			if in.rd.R.TakeWaiting() {
+				if o := outs[in.src]; o != nil {
+					o.seg.bell.Add(1) // the producer may be between its checks: always bump
+					futexWake(o.seg.bell)
+				}
+			}
+		}
+	}
+	for _, o := range outs {
+		if o == nil || !o.pending.Load() {
+			continue
+		}
+		o.mu.Lock()
+		if !o.closed && !o.dead && o.w.Drain() {
+			prog = true
+			o.seg.wake()
+		}
+		if o.w.Queued() > 0 {
+			o.w.R.SetWaiting()
+			if o.w.Drain() {
+				prog = true
+				o.seg.wake()
+			}
+		}
+		o.pending.Store(o.w.Queued() > 0)
+		o.mu.Unlock()
+	}
+	if !l.unlinked.Load() && l.own.opened.Load() >= l.expect {
+		l.unlink() // every peer has it mapped: the name is no longer needed
+	}
+	return prog
+}
+
+// checkPeers drops what is queued for peers whose process is gone.
+func (l *Link) checkPeers() {
+	for _, o := range *l.outs.Load() {
+		if o == nil || !o.pending.Load() || alive(int(o.seg.u64(hdrPid))) {
+			continue
+		}
+		o.mu.Lock()
+		o.dead = true
+		o.w.Drop()
+		o.pending.Store(false)
+		o.mu.Unlock()
+	}
+}

@@ -1,0 +1,299 @@
+package shm
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type got struct {
+	mu sync.Mutex
+	by map[int][][]byte // by sender
+	n  int
+	ch chan struct{} // a frame arrived
+}
+
+func (g *got) onFrame(f []byte) {
+	g.mu.Lock()
+	src := int(binary.LittleEndian.Uint32(f))
+	g.by[src] = append(g.by[src], f)
+	g.n++
+	g.mu.Unlock()
+	select {
+	case g.ch <- struct{}{}:
+	default:
+	}
+}
+
+// world opens n links in dir and connects them.
+func world(t *testing.T, dir string, n, ringSize int) ([]*Link, []*got) {
+	t.Helper()
+	ls, gs := make([]*Link, n), make([]*got, n)
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	id := fmt.Sprintf("test%d", rand.Int64())
+	for r := range n {
+		gs[r] = &got{by: map[int][][]byte{}, ch: make(chan struct{}, 1)}
+		l, err := Open(Config{Dir: dir, ID: id, Key: id + "key", Rank: r, Size: n, Peers: all, RingSize: ringSize,
+			MaxFrame: 1 << 20, Spin: 20 * time.Microsecond}, gs[r].onFrame, func(err error) { t.Errorf("rank %d: %v", r, err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls[r] = l
+		t.Cleanup(func() { l.Close() })
+	}
+	for r, l := range ls {
+		reach, why := l.Connect()
+		for p := range n {
+			if p != r && !reach[p] {
+				t.Fatalf("rank %d cannot reach rank %d: %v", r, p, why[p])
+			}
+		}
+	}
+	return ls, gs
+}
+
+func frame(src, seq, size int) []byte {
+	f := make([]byte, max(size, 8))
+	binary.LittleEndian.PutUint32(f, uint32(src))
+	binary.LittleEndian.PutUint32(f[4:], uint32(seq))
+	for i := 8; i < len(f); i++ {
+		f[i] = byte(src + seq + i)
+	}
+	return f
+}
+
+// TestLinkAllToAll: three ranks send each other frames of up to four times
+// the ring's size at once; each receiver gets every sender's frames whole
+// and in order.
+func TestLinkAllToAll(t *testing.T) {
+	const n, per, ring = 3, 300, 4096
+	ls, gs := world(t, t.TempDir(), n, ring)
+	want := map[[2]int][][]byte{}
+	var wg sync.WaitGroup
+	for src := range n {
+		rng := rand.New(rand.NewPCG(uint64(src), 7))
+		for i := range per {
+			for dst := range n {
+				if dst != src {
+					want[[2]int{src, dst}] = append(want[[2]int{src, dst}], frame(src, i, rng.IntN(4*ring)))
+				}
+			}
+		}
+	}
+	for src := range n {
+		wg.Go(func() {
+			for i := range per {
+				for dst := range n {
+					if dst != src {
+						if err := ls[src].Send(dst, want[[2]int{src, dst}][i]); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			}
+			if err := ls[src].Flush(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	deadline := time.After(time.Minute) // a guard against a hang, not a timing assertion
+	for dst := range n {
+		for {
+			gs[dst].mu.Lock()
+			k := gs[dst].n
+			gs[dst].mu.Unlock()
+			if k == (n-1)*per {
+				break
+			}
+			select {
+			case <-gs[dst].ch:
+			case <-deadline:
+				t.Fatalf("rank %d got %d frames; want %d", dst, k, (n-1)*per)
+			}
+		}
+		for src := range n {
+			if src == dst {
+				continue
+			}
+			w, g := want[[2]int{src, dst}], gs[dst].by[src]
+			for i := range w {
+				if !bytes.Equal(g[i], w[i]) {
+					t.Fatalf("%d->%d frame %d: got %d bytes, want %d (or contents differ)", src, dst, i, len(g[i]), len(w[i]))
+				}
+			}
+		}
+	}
+}
+
+// TestLinkUnlinks: once every peer has mapped a segment its name is gone,
+// and Close of a link whose pump sleeps returns.
+func TestLinkUnlinks(t *testing.T) {
+	dir := t.TempDir()
+	ls, _ := world(t, dir, 2, 4096)
+	for {
+		ents, _ := os.ReadDir(dir)
+		if len(ents) == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, l := range ls {
+		l.Close()
+		l.Close() // idempotent
+	}
+	if err := ls[0].Send(1, []byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close = %v; want ErrClosed", err)
+	}
+}
+
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip("cannot run true:", err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestSendToStoppedAndDeadPeer: a peer that does not read makes Send queue
+// (never block) and Flush wait until ctx ends; once the peer's process is
+// gone the queue is dropped and Flush returns.
+func TestSendToStoppedAndDeadPeer(t *testing.T) {
+	dir := t.TempDir()
+	id, key := "stopped", "k"
+	// Rank 1's segment, made by hand: nobody reads it.
+	seg, err := create(filepath.Join(dir, Name(id, key, 1)), keyNum(key), 1, 2, []int{0}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.unmap()
+	l, err := Open(Config{Dir: dir, ID: id, Key: key, Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096},
+		func([]byte) {}, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if reach, why := l.Connect(); !reach[1] {
+		t.Fatal(why[1])
+	}
+	for i := range 10 {
+		if err := l.Send(1, frame(0, i, 3000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush to a peer that reads nothing = %v; want context.Canceled", err)
+	}
+	binary.LittleEndian.PutUint64(seg.mem[hdrPid:], uint64(deadPID(t))) // the peer "dies"
+	if err := l.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Send(1, frame(0, 99, 3000)); err != nil {
+		t.Errorf("Send to a dead peer = %v; want nil (dropped)", err)
+	}
+}
+
+// TestCorruptRing: a length above MaxFrame is reported through onFatal.
+func TestCorruptRing(t *testing.T) {
+	dir := t.TempDir()
+	fatal := make(chan error, 1)
+	l, err := Open(Config{Dir: dir, ID: "c", Key: "k", Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096, MaxFrame: 100},
+		func([]byte) {}, func(err error) { fatal <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	seg, err := open(l.Path(), keyNum("k"), 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.unmap()
+	r, _ := seg.ring(1)
+	r.Write([]byte{0xff, 0xff, 0xff, 0x7f})
+	seg.wake()
+	if err := <-fatal; !errors.Is(err, ErrCorrupt) {
+		t.Errorf("onFatal(%v); want ErrCorrupt", err)
+	}
+}
+
+func TestConnectOtherJob(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Open(Config{Dir: dir, ID: "j", Key: "one", Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096}, func([]byte) {}, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	// Same id, another key: another file name; and a file planted under
+	// the right name with the wrong key is refused.
+	path := filepath.Join(dir, Name("j", "two", 1))
+	seg, err := create(path, keyNum("other"), 1, 2, []int{0}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg.unmap()
+	b, err := Open(Config{Dir: dir, ID: "j", Key: "two", Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096}, func([]byte) {}, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if reach, why := b.Connect(); reach[1] || why[1] == nil {
+		t.Errorf("Connect to another job's segment: reach %v, why %v; want refused", reach, why)
+	}
+	if reach, why := a.Connect(); reach[1] || why[1] == nil {
+		t.Errorf("Connect to a missing segment: reach %v, why %v; want refused", reach, why)
+	}
+}
+
+func TestSweepAndRemove(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(id string, rank, pid int) string {
+		p := filepath.Join(dir, Name(id, "k", rank))
+		s, err := create(p, keyNum("k"), rank, 2, []int{1 - rank}, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(s.mem[hdrPid:], uint64(pid))
+		s.unmap()
+		return p
+	}
+	dead := mk("a", 0, deadPID(t))
+	live := mk("a", 1, os.Getpid())
+	other := filepath.Join(dir, "decorun-not-a-segment")
+	os.WriteFile(other, nil, 0o600)
+	if n := SweepStale(dir); n != 1 {
+		t.Errorf("SweepStale removed %d; want 1", n)
+	}
+	for p, want := range map[string]bool{dead: false, live: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v; want %v", p, err == nil, want)
+		}
+	}
+	mk("b", 0, os.Getpid())
+	RemoveJob(dir, "a")
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 { // b's and the stranger
+		t.Errorf("after RemoveJob(a): %d files; want 2", len(ents))
+	}
+	if got := Name("a/../b c", "k", 3); filepath.Base(got) != got || !segName.MatchString(got) {
+		t.Errorf("Name of an odd id = %q", got)
+	}
+}

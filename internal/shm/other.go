@@ -1,0 +1,55 @@
+//go:build !linux
+
+package shm
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Config describes one rank's shared-memory link (see the Linux version).
+type Config struct {
+	Dir, ID, Key string
+	Rank, Size   int
+	Peers        []int
+	RingSize     int
+	MaxFrame     int
+	Spin         time.Duration
+}
+
+// DefaultDir is where segments live.
+const DefaultDir = "/dev/shm"
+
+// ErrClosed is returned by Send on a closed Link.
+var ErrClosed = errors.New("shm: link closed")
+
+// Link is unavailable on this system.
+type Link struct{}
+
+// Open fails: shared memory needs Linux.
+func Open(Config, func([]byte), func(error)) (*Link, error) { return nil, errors.ErrUnsupported }
+
+// Path is empty.
+func (*Link) Path() string { return "" }
+
+// Connect reaches nobody.
+func (*Link) Connect() ([]bool, map[int]error) { return nil, nil }
+
+// MaxFrame is 0.
+func (*Link) MaxFrame() int { return 0 }
+
+// Send fails.
+func (*Link) Send(int, []byte) error { return errors.ErrUnsupported }
+
+// Flush does nothing.
+func (*Link) Flush(context.Context) error { return nil }
+
+// Close does nothing.
+func (*Link) Close() error { return nil }
+
+// RemoveJob does nothing.
+func RemoveJob(dir, id string) {}
+
+// SweepStale does nothing.
+func SweepStale(dir string) int { return 0 }

@@ -1,0 +1,226 @@
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Ring layout: a header of RingHeader bytes, then the data.
+//
+//	off  size  field
+//	0    8     head: bytes ever written (producer)
+//	64   8     tail: bytes ever read (consumer)
+//	128  4     wait: 1 while the producer waits for room (set by the producer, cleared by the consumer)
+const (
+	RingHeader = 256
+	offHead    = 0
+	offTail    = 64
+	offWait    = 128
+)
+
+// Ring is one side's view of a single-producer single-consumer byte ring
+// in memory shared with the other side (a mapped file, or any []byte in
+// tests). A Ring value is used by one goroutine at a time on each side.
+type Ring struct {
+	head *atomic.Uint64
+	tail *atomic.Uint64
+	wait *atomic.Uint32
+	data []byte
+	mask uint64
+}
+
+// NewRing returns a view of the ring stored in mem: RingHeader bytes of
+// header and a power-of-two number of data bytes. mem must be 8-byte
+// aligned; a fresh ring is all zeros.
+func NewRing(mem []byte) (*Ring, error) {
+	n := len(mem) - RingHeader
+	if n <= 0 || n&(n-1) != 0 {
+		return nil, fmt.Errorf("shm: ring of %d bytes: the data part (%d bytes) must be a power of two", len(mem), n)
+	}
+	if uintptr(unsafe.Pointer(&mem[0]))%8 != 0 {
+		return nil, errors.New("shm: ring memory is not 8-byte aligned")
+	}
+	return &Ring{
+		head: (*atomic.Uint64)(unsafe.Pointer(&mem[offHead])),
+		tail: (*atomic.Uint64)(unsafe.Pointer(&mem[offTail])),
+		wait: (*atomic.Uint32)(unsafe.Pointer(&mem[offWait])),
+		data: mem[RingHeader:],
+		mask: uint64(n - 1),
+	}, nil
+}
+
+// Cap is the ring's data capacity in bytes.
+func (r *Ring) Cap() int { return len(r.data) }
+
+// Free is how many bytes the producer may write now.
+func (r *Ring) Free() int { return len(r.data) - int(r.head.Load()-r.tail.Load()) }
+
+// Avail is how many bytes the consumer may read now.
+func (r *Ring) Avail() int { return int(r.head.Load() - r.tail.Load()) }
+
+// Write copies as much of p as fits and publishes it; it returns the number
+// of bytes written. Producer side only.
+func (r *Ring) Write(p []byte) int {
+	h := r.head.Load() // only this side stores head
+	free := len(r.data) - int(h-r.tail.Load())
+	n := min(free, len(p))
+	if n == 0 {
+		return 0
+	}
+	r.put(h, p[:n])
+	r.head.Store(h + uint64(n)) // publishes the bytes: the consumer loads head first
+	return n
+}
+
+// WriteV writes a and then b, both whole, and publishes them at once; it
+// reports false, writing nothing, when they do not fit. Producer side only.
+func (r *Ring) WriteV(a, b []byte) bool {
+	h := r.head.Load()
+	if len(r.data)-int(h-r.tail.Load()) < len(a)+len(b) {
+		return false
+	}
+	r.put(h, a)
+	r.put(h+uint64(len(a)), b)
+	r.head.Store(h + uint64(len(a)+len(b)))
+	return true
+}
+
+func (r *Ring) put(at uint64, p []byte) {
+	i := int(at & r.mask)
+	c := copy(r.data[i:], p)
+	copy(r.data, p[c:])
+}
+
+// Read copies up to len(p) available bytes into p, frees their room and
+// returns their number. Consumer side only.
+func (r *Ring) Read(p []byte) int {
+	t := r.tail.Load() // only this side stores tail
+	n := min(int(r.head.Load()-t), len(p))
+	if n == 0 {
+		return 0
+	}
+	i := int(t & r.mask)
+	c := copy(p[:n], r.data[i:])
+	copy(p[c:n], r.data)
+	r.tail.Store(t + uint64(n)) // the producer may now overwrite them
+	return n
+}
+
+// SetWaiting records that the producer waits for room. Producer side.
+func (r *Ring) SetWaiting() { r.wait.Store(1) }
+
+// TakeWaiting reports whether the producer waited for room, and clears the
+// flag. Consumer side, after Read.
+func (r *Ring) TakeWaiting() bool { return r.wait.Load() != 0 && r.wait.CompareAndSwap(1, 0) }
+
+// lenSize is the size of the length that precedes every frame in a ring.
+const lenSize = 4
+
+// ErrCorrupt is wrapped by the error a Reader returns for a frame length
+// that no Writer could have written.
+var ErrCorrupt = errors.New("shm: corrupt ring")
+
+// Writer frames messages into a Ring: a 4-byte little-endian length, then
+// the bytes. Frames that do not fit wait in a queue (copies) and are
+// written, in order and in as many pieces as needed, by later calls to
+// Drain. A Writer is not safe for concurrent use.
+type Writer struct {
+	R     *Ring
+	q     [][]byte // queued frames, each with its length prefix
+	off   int      // bytes of q[0] already written
+	bytes int      // bytes queued, not yet written
+}
+
+// Write writes frame whole if nothing is queued and it fits, and otherwise
+// queues a copy and writes what fits. It reports whether frame (and
+// everything before it) is now in the ring.
+func (w *Writer) Write(frame []byte) bool {
+	if len(w.q) == 0 {
+		var l [lenSize]byte
+		binary.LittleEndian.PutUint32(l[:], uint32(len(frame)))
+		if w.R.WriteV(l[:], frame) {
+			return true
+		}
+	}
+	b := make([]byte, lenSize+len(frame))
+	binary.LittleEndian.PutUint32(b, uint32(len(frame)))
+	copy(b[lenSize:], frame)
+	w.q = append(w.q, b)
+	w.bytes += len(b)
+	w.Drain()
+	return len(w.q) == 0
+}
+
+// Drain writes as much of the queue as fits. It reports whether it wrote
+// anything.
+func (w *Writer) Drain() bool {
+	wrote := false
+	for len(w.q) > 0 {
+		n := w.R.Write(w.q[0][w.off:])
+		if n == 0 {
+			break
+		}
+		wrote = true
+		w.off += n
+		w.bytes -= n
+		if w.off == len(w.q[0]) {
+			w.q[0] = nil
+			w.q = w.q[1:]
+			w.off = 0
+		}
+	}
+	if len(w.q) == 0 {
+		w.q = nil // let a long queue's array go
+	}
+	return wrote
+}
+
+// Queued is the number of bytes waiting for room.
+func (w *Writer) Queued() int { return w.bytes }
+
+// Drop forgets everything queued (its receiver is gone).
+func (w *Writer) Drop() { w.q, w.off, w.bytes = nil, 0, 0 }
+
+// Reader takes frames out of a Ring. A Reader is not safe for concurrent
+// use.
+type Reader struct {
+	R   *Ring
+	Max int // largest frame accepted; a longer length is ErrCorrupt
+
+	cur  []byte // frame being assembled
+	got  int
+	have bool // cur holds a frame's length
+}
+
+// Next returns the next whole frame, in a fresh slice, or nil when none is
+// complete yet; what is available of a frame is taken out of the ring even
+// when the frame is not complete, so a frame larger than the ring streams
+// through it. It returns an error wrapping ErrCorrupt for a length above
+// Max.
+func (rd *Reader) Next() ([]byte, error) {
+	if !rd.have {
+		if rd.R.Avail() < lenSize {
+			return nil, nil
+		}
+		var l [lenSize]byte
+		rd.R.Read(l[:])
+		n := binary.LittleEndian.Uint32(l[:])
+		if int64(n) > int64(rd.Max) {
+			return nil, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
+		}
+		rd.cur, rd.got, rd.have = make([]byte, n), 0, true
+	}
+	rd.got += rd.R.Read(rd.cur[rd.got:])
+	if rd.got < len(rd.cur) {
+		return nil, nil
+	}
+	f := rd.cur
+	rd.cur, rd.got, rd.have = nil, 0, false
+	return f, nil
+}
+
+// Partial reports whether a frame has been started but not finished.
+func (rd *Reader) Partial() bool { return rd.have }

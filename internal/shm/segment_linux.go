@@ -1,0 +1,290 @@
+package shm
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Segment header layout (the first page(s) of a segment file).
+//
+//	off  size   field
+//	0    8      magic "DCRSHM01"
+//	8    8      owner pid
+//	16   8      owner's pid namespace (inode of /proc/self/ns/pid)
+//	24   8      job key
+//	32   8      owner rank
+//	40   8      job size
+//	48   8      ring size (data bytes per ring)
+//	56   8      opened: how many peers have mapped the segment (atomic)
+//	128  4      bell: the owner's futex word (atomic)
+//	192  4      sleep: 1 while the owner's pump sleeps on bell (atomic)
+//	256  8·size slot table: offset of the ring from rank r, 0 when none
+const (
+	magic      = "DCRSHM01"
+	hdrPid     = 8
+	hdrPidNS   = 16
+	hdrKey     = 24
+	hdrRank    = 32
+	hdrSize    = 40
+	hdrRing    = 48
+	hdrOpened  = 56
+	hdrBell    = 128
+	hdrSleep   = 192
+	hdrSlots   = 256
+	pageSize   = 4096
+	namePrefix = "decorun-"
+)
+
+// DefaultDir is where segments live.
+const DefaultDir = "/dev/shm"
+
+// segment is a mapped segment file.
+type segment struct {
+	mem    []byte
+	bell   *atomic.Uint32
+	sleep  *atomic.Uint32
+	opened *atomic.Uint64
+}
+
+func newSegment(mem []byte) *segment {
+	return &segment{mem: mem,
+		bell:   (*atomic.Uint32)(unsafe.Pointer(&mem[hdrBell])),
+		sleep:  (*atomic.Uint32)(unsafe.Pointer(&mem[hdrSleep])),
+		opened: (*atomic.Uint64)(unsafe.Pointer(&mem[hdrOpened])),
+	}
+}
+
+func (s *segment) u64(off int) uint64 { return binary.LittleEndian.Uint64(s.mem[off:]) }
+
+// ring returns the ring rank src writes into, or nil.
+func (s *segment) ring(src int) (*Ring, error) {
+	size := int(s.u64(hdrSize))
+	if src < 0 || src >= size {
+		return nil, nil
+	}
+	off := int(s.u64(hdrSlots + 8*src))
+	n := int(s.u64(hdrRing))
+	if off == 0 {
+		return nil, nil
+	}
+	if off < 0 || n <= 0 || off+RingHeader+n > len(s.mem) {
+		return nil, fmt.Errorf("shm: segment's ring for rank %d lies outside it", src)
+	}
+	return NewRing(s.mem[off : off+RingHeader+n])
+}
+
+// wake rings the owner's doorbell if its pump sleeps.
+func (s *segment) wake() {
+	if s.sleep.Load() != 0 {
+		s.bell.Add(1)
+		futexWake(s.bell)
+	}
+}
+
+func headerLen(size int) int { return roundUp(hdrSlots+8*size, pageSize) }
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+// Name is the file name of rank's segment in job id whose key is key.
+func Name(id, key string, rank int) string {
+	return namePrefix + sanitize(id) + "-" + keyHex(key) + "-" + strconv.Itoa(rank)
+}
+
+func keyHex(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:8])
+}
+
+func keyNum(key string) uint64 {
+	h := sha256.Sum256([]byte(key))
+	return binary.LittleEndian.Uint64(h[:8])
+}
+
+// sanitize keeps a job id usable in a file name: letters, digits, '.' and
+// '_' (so that "decorun-<id>-" never matches another id's names), at most
+// 64 of them.
+func sanitize(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	if len(b) == 0 || string(b) == "." || string(b) == ".." {
+		return "_" + string(b)
+	}
+	return string(b)
+}
+
+var segName = regexp.MustCompile(`^decorun-[A-Za-z0-9._]+-[0-9a-f]{16}-[0-9]+$`)
+
+// RemoveJob removes every segment of job id from dir (DefaultDir when
+// empty): the launcher calls it when a job ends, however it ended.
+func RemoveJob(dir, id string) {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	names, _ := filepath.Glob(filepath.Join(dir, namePrefix+globEscape(sanitize(id))+"-*"))
+	for _, p := range names {
+		if segName.MatchString(filepath.Base(p)) {
+			os.Remove(p)
+		}
+	}
+}
+
+func globEscape(s string) string {
+	return strings.NewReplacer("[", `\[`, "*", `\*`, "?", `\?`).Replace(s)
+}
+
+// SweepStale removes from dir (DefaultDir when empty) the segments of
+// processes that no longer exist: this user's files whose owner pid is gone
+// in this pid namespace, or whose header was never completed (older than a
+// minute). It reports how many it removed.
+func SweepStale(dir string) int {
+	if dir == "" {
+		dir = DefaultDir
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	ns, uid, n := pidNS(), os.Getuid(), 0
+	for _, e := range ents {
+		if !segName.MatchString(e.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if stale(p, ns, uid) && os.Remove(p) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func stale(p string, ns uint64, uid int) bool {
+	var st syscall.Stat_t
+	if syscall.Lstat(p, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != uid {
+		return false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [hdrKey]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil || !bytes.Equal(h[:8], []byte(magic)) {
+		return time.Since(time.Unix(st.Mtim.Unix())) > time.Minute
+	}
+	pid := int(binary.LittleEndian.Uint64(h[hdrPid:]))
+	return binary.LittleEndian.Uint64(h[hdrPidNS:]) == ns && pid > 0 && !alive(pid)
+}
+
+// alive reports whether process pid exists (a zombie counts).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
+}
+
+// pidNS identifies this process's pid namespace (0 when unknown), so that
+// pids read from a segment are only trusted within the same namespace.
+func pidNS() uint64 {
+	l, err := os.Readlink("/proc/self/ns/pid") // "pid:[4026531836]"
+	if err != nil {
+		return 0
+	}
+	l = strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+	v, _ := strconv.ParseUint(l, 10, 64)
+	return v
+}
+
+// create makes, sizes and maps this rank's segment with a ring for every
+// rank in peers.
+func create(path string, key uint64, rank, size int, peers []int, ringSize int) (*segment, error) {
+	hl := headerLen(size)
+	stride := roundUp(RingHeader+ringSize, pageSize)
+	total := hl + len(peers)*stride
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("shm: create %s: %w", path, err)
+	}
+	defer syscall.Close(fd)
+	fail := func(what string, err error) (*segment, error) {
+		os.Remove(path)
+		return nil, fmt.Errorf("shm: %s %s (%d bytes): %w", what, path, total, err)
+	}
+	// fallocate, not ftruncate: a full /dev/shm fails here rather than as a
+	// SIGBUS when a page is first touched.
+	if err := syscall.Fallocate(fd, 0, 0, int64(total)); err != nil {
+		return fail("allocate", err)
+	}
+	mem, err := syscall.Mmap(fd, 0, total, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return fail("map", err)
+	}
+	le := binary.LittleEndian
+	le.PutUint64(mem[hdrPid:], uint64(os.Getpid()))
+	le.PutUint64(mem[hdrPidNS:], pidNS())
+	le.PutUint64(mem[hdrKey:], key)
+	le.PutUint64(mem[hdrRank:], uint64(rank))
+	le.PutUint64(mem[hdrSize:], uint64(size))
+	le.PutUint64(mem[hdrRing:], uint64(ringSize))
+	for i, p := range peers {
+		le.PutUint64(mem[hdrSlots+8*p:], uint64(hl+i*stride))
+	}
+	copy(mem, magic) // last: a reader that sees the magic sees the rest
+	return newSegment(mem), nil
+}
+
+// open maps the segment of another rank and checks that it belongs to the
+// same job and pid namespace.
+func open(path string, key uint64, rank, size int) (*segment, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if st.Size < int64(headerLen(size)) {
+		return nil, fmt.Errorf("%s is %d bytes, shorter than its header", path, st.Size)
+	}
+	mem, err := syscall.Mmap(fd, 0, int(st.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, err
+	}
+	s := newSegment(mem)
+	bad := func(format string, args ...any) (*segment, error) {
+		syscall.Munmap(mem)
+		return nil, fmt.Errorf("%s: "+format, append([]any{path}, args...)...)
+	}
+	switch {
+	case string(mem[:8]) != magic:
+		return bad("not a decorun segment")
+	case s.u64(hdrKey) != key:
+		return bad("belongs to another job")
+	case int(s.u64(hdrRank)) != rank || int(s.u64(hdrSize)) != size:
+		return bad("is rank %d of %d, want rank %d of %d", s.u64(hdrRank), s.u64(hdrSize), rank, size)
+	case s.u64(hdrPidNS) != pidNS():
+		return bad("its owner is in another pid namespace")
+	}
+	return s, nil
+}
+
+func (s *segment) unmap() { syscall.Munmap(s.mem) }
