@@ -66,6 +66,7 @@ type Comm struct {
 	size   int
 	job    jobenv.Job
 	nats   *transport.NATS // nil in a singleton
+	link   transport.Link  // the data path: nats, or a Mux over nats and shared memory
 	host   string
 	once   sync.Once
 	closed error
@@ -135,21 +136,25 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.peerLost(ev.Rank, ev.Msg)
 		}
 	}
-	t, err := transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
+	t, link, start, err := dial(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
 		close(ready)
 		return nil, fmt.Errorf("comm: %w", err)
 	}
-	e = newEngine(job.Rank, job.Size, t)
+	e = newEngine(job.Rank, job.Size, link)
 	close(ready)
-	c.e, c.nats = e, t
+	c.e, c.nats, c.link = e, t, link
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
-		t.Close()
+		link.Close()
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
 	}
 	if err := t.Boot(ctx); err != nil {
-		t.Close()
+		link.Close()
 		return nil, fmt.Errorf("comm: %w", err)
+	}
+	if err := start(); err != nil {
+		link.Close()
+		return nil, fmt.Errorf("comm: rank %d: %w", job.Rank, err)
 	}
 	return c, nil
 }
@@ -200,13 +205,13 @@ func (c *Comm) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var errs []error
-		if err := c.nats.Flush(ctx); err != nil {
+		if err := c.link.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("comm: rank %d close: flush: %w", c.rank, err))
 		}
 		if err := c.nats.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpFin, Rank: c.rank}, true); err != nil {
 			errs = append(errs, fmt.Errorf("comm: rank %d close: telling decorun: %w", c.rank, err))
 		}
-		c.nats.Close()
+		c.link.Close()
 		c.closed = errors.Join(errs...)
 	})
 	return c.closed

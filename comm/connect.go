@@ -2,9 +2,15 @@ package comm
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/shm"
+	"github.com/decorun/decorun/internal/transport"
 )
 
 // Job says how a rank joins a job whose processes were started by something
@@ -24,7 +30,17 @@ type Job struct {
 	NkeyFile          string
 	CAFile            string
 	CertFile, KeyFile string
+
+	// Transport is the data path: "nats", "auto" (shared memory between
+	// ranks in one process or on one host, NATS otherwise) or "shm"
+	// (like auto, but a rank that cannot be reached through shared memory
+	// is an error). Empty: DefaultTransport.
+	Transport string
 }
+
+// DefaultTransport is the data path of a job that does not choose one
+// (decorun --transport, DECORUN_TRANSPORT, Job.Transport).
+const DefaultTransport = jobenv.TransportNATS
 
 // Connect joins job j and returns its world communicator, like Init does
 // from decorun's environment. Unlike Init it may be called several times in
@@ -35,6 +51,10 @@ func Connect(ctx context.Context, j Job) (*Comm, error) {
 	if j.Size < 1 || j.Rank < 0 || j.Rank >= j.Size {
 		return nil, fmt.Errorf("comm: Connect: rank %d out of range for a job of %d ranks", j.Rank, j.Size)
 	}
+	tr, err := jobenv.ParseTransport(j.Transport)
+	if err != nil {
+		return nil, fmt.Errorf("comm: Connect: %w", err)
+	}
 	prefix := j.Prefix
 	if prefix == "" {
 		prefix = jobenv.DefaultPrefix(j.ID)
@@ -42,5 +62,91 @@ func Connect(ctx context.Context, j Job) (*Comm, error) {
 	return connect(ctx, jobenv.Job{Rank: j.Rank, Size: j.Size, LocalRank: j.Rank, LocalSize: j.Size,
 		ID: j.ID, URL: j.URL, Secret: j.Token, Prefix: prefix, User: j.User, Password: j.Password,
 		CredsFile: j.CredsFile, NkeyFile: j.NkeyFile, CAFile: j.CAFile, CertFile: j.CertFile, KeyFile: j.KeyFile,
-		Joined: "connect"})
+		Transport: tr, Joined: "connect"})
+}
+
+// Shared-memory sizing: each rank's inbound rings share shmBudget bytes,
+// each ring between shmMinRing and shmMaxRing (a power of two). Without
+// the launcher's list of the ranks on this host, a job of more than
+// shmMaxPeers ranks uses NATS only.
+const (
+	shmBudget   = 16 << 20
+	shmMinRing  = 64 << 10
+	shmMaxRing  = 4 << 20
+	shmMaxPeers = 256
+	shmSpin     = 50 * time.Microsecond
+)
+
+// dial connects job's NATS link and, unless the job asked for NATS only,
+// creates this rank's shared-memory segment. It returns the NATS link (the
+// control plane), the data path for comm's engine, and start, to be called
+// after the start-up barrier (when every rank's segment exists): it opens
+// the peers' segments and fixes each peer's path.
+func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
+	*transport.NATS, transport.Link, func() error, error) {
+	tr := job.Transport
+	if tr == "" {
+		tr = DefaultTransport
+	}
+	t, err := transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	none := func() error { return nil }
+	if tr == jobenv.TransportNATS || job.Size == 1 {
+		return t, t, none, nil
+	}
+	var peers []int
+	switch {
+	case job.HostRanks != nil:
+		peers = slices.DeleteFunc(slices.Clone(job.HostRanks), func(r int) bool { return r == job.Rank })
+	case job.Size <= shmMaxPeers:
+		for r := range job.Size {
+			if r != job.Rank {
+				peers = append(peers, r)
+			}
+		}
+	case tr == jobenv.TransportSHM:
+		t.Close()
+		return nil, nil, nil, fmt.Errorf("rank %d: --transport=shm: a job of %d ranks needs %s to say which ranks share this host",
+			job.Rank, job.Size, jobenv.EnvHostRanks)
+	}
+	if len(peers) == 0 {
+		return t, t, none, nil
+	}
+	ring := shmMaxRing
+	for ring > shmMinRing && ring*len(peers) > shmBudget {
+		ring /= 2
+	}
+	spin := time.Duration(0)
+	if len(peers) < runtime.NumCPU() {
+		spin = shmSpin // a core each: spinning costs nobody
+	}
+	sl, err := shm.Open(shm.Config{ID: job.ID, Key: job.ID + "\x00" + job.Prefix + "\x00" + job.Secret,
+		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: spin},
+		onFrame, onFatal)
+	if err != nil {
+		if tr == jobenv.TransportSHM {
+			t.Close()
+			return nil, nil, nil, fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, err)
+		}
+		return t, t, none, nil // auto: NATS carries everything
+	}
+	mux := transport.NewMux(t, sl)
+	start := func() error {
+		reach, why := sl.Connect()
+		if tr == jobenv.TransportSHM {
+			var errs []error
+			for _, p := range peers {
+				if !reach[p] {
+					errs = append(errs, fmt.Errorf("--transport=shm: rank %d cannot be reached through shared memory: %w", p, why[p]))
+				}
+			}
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+		}
+		return mux.Start(reach)
+	}
+	return t, mux, start, nil
 }

@@ -53,7 +53,7 @@ func world(t testing.TB, n int) []*Comm {
 		go func() {
 			defer wg.Done()
 			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret,
-				Prefix: "test." + sanitize(id)}
+				Prefix: "test." + sanitize(id), Transport: testTransport}
 			cs[r], errs[r] = connect(ctx, job)
 		}()
 	}
@@ -107,6 +107,9 @@ func tctx(t testing.TB) context.Context {
 	return ctx
 }
 
-var _ = os.Getenv
+// testTransport is the data path of world's ranks: DECORUN_TRANSPORT, so
+// that `DECORUN_TRANSPORT=shm go test ./comm` runs every test over shared
+// memory; TestSHM sets it for a selection.
+var testTransport = os.Getenv(jobenv.EnvTransport)
 
 func jobSingleton() jobenv.Job { return jobenv.Job{Rank: 0, Size: 1, LocalSize: 1} }

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -44,7 +45,10 @@ var jobs sync.Mutex
 var jobSeq int
 
 // World connects n ranks, each with its own NATS connection, and closes
-// them at the end of the test (before the server stops).
+// them at the end of the test (before the server stops). Their data path is
+// $DECORUN_TRANSPORT (comm.DefaultTransport when unset), so that
+// `DECORUN_TRANSPORT=shm go test ./...` runs a package's tests over shared
+// memory.
 func World(tb testing.TB, n int) []*comm.Comm {
 	tb.Helper()
 	url, token := Server(tb)
@@ -61,7 +65,8 @@ func World(tb testing.TB, n int) []*comm.Comm {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id})
+			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id,
+				Transport: os.Getenv("DECORUN_TRANSPORT")})
 		}()
 	}
 	wg.Wait()

@@ -23,6 +23,8 @@ const (
 	EnvURL       = "DECORUN_NATS_URL"   // where the job's NATS server listens
 	EnvSecret    = "DECORUN_SECRET"     // per-job token every client presents
 	EnvPrefix    = "DECORUN_PREFIX"     // subject prefix of the job (default "decorun.<job>")
+	EnvTransport = "DECORUN_TRANSPORT"  // data path: auto, nats or shm (see Transport*); unset: comm's default
+	EnvHostRanks = "DECORUN_HOST_RANKS" // the world ranks on this rank's host, as "0-3,8,10-11"; unset: unknown
 
 	// Credentials for an existing NATS server or cluster (decorun
 	// --nats-url); each names a value or a file readable on the rank's host.
@@ -62,6 +64,11 @@ type Job struct {
 	CAFile, CertFile, KeyFile string
 	CAPEM                     string
 
+	// Transport is the data path the job asked for ("" for comm's
+	// default); HostRanks the world ranks on this host (nil: unknown).
+	Transport string
+	HostRanks []int
+
 	// Joined is how the rank learned its place: "decorun", "slurm",
 	// "kubernetes" or "env" (DECORUN_RANK set by hand).
 	Joined string
@@ -76,7 +83,7 @@ func FromList(env []string) Job {
 			m[k] = v
 		}
 	}
-	return Job{URL: m[EnvURL], Secret: m[EnvSecret], ID: m[EnvJob], Prefix: m[EnvPrefix],
+	return Job{URL: m[EnvURL], Secret: m[EnvSecret], ID: m[EnvJob], Prefix: m[EnvPrefix], Transport: m[EnvTransport],
 		User: m[EnvUser], Password: m[EnvPassword], CredsFile: m[EnvCreds], NkeyFile: m[EnvNkey],
 		CAFile: m[EnvCA], CertFile: m[EnvCert], KeyFile: m[EnvKey], CAPEM: m[EnvCAPEM]}
 }
@@ -157,6 +164,14 @@ func FromEnv() (j Job, ok bool, err error) {
 	j.CredsFile, j.NkeyFile = os.Getenv(EnvCreds), os.Getenv(EnvNkey)
 	j.CAFile, j.CertFile, j.KeyFile = os.Getenv(EnvCA), os.Getenv(EnvCert), os.Getenv(EnvKey)
 	j.CAPEM = os.Getenv(EnvCAPEM)
+	if j.Transport, err = ParseTransport(os.Getenv(EnvTransport)); err != nil {
+		return Job{}, true, err
+	}
+	if s, ok := os.LookupEnv(EnvHostRanks); ok {
+		if j.HostRanks, err = ParseRanks(s, j.Size); err != nil {
+			return Job{}, true, fmt.Errorf("jobenv: %s=%q: %w", EnvHostRanks, s, err)
+		}
+	}
 	if j.Prefix == "" {
 		j.Prefix = DefaultPrefix(j.ID)
 	}
@@ -172,12 +187,79 @@ func (j Job) Environ() []string {
 	env := []string{EnvURL + "=" + j.URL, EnvJob + "=" + j.ID, EnvPrefix + "=" + j.Prefix}
 	for _, kv := range [][2]string{{EnvSecret, j.Secret}, {EnvUser, j.User}, {EnvPassword, j.Password},
 		{EnvCreds, j.CredsFile}, {EnvNkey, j.NkeyFile}, {EnvCA, j.CAFile}, {EnvCert, j.CertFile},
-		{EnvKey, j.KeyFile}, {EnvCAPEM, j.CAPEM}} {
+		{EnvKey, j.KeyFile}, {EnvCAPEM, j.CAPEM}, {EnvTransport, j.Transport}} {
 		if kv[1] != "" {
 			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
 	return env
+}
+
+// Data paths (decorun --transport, DECORUN_TRANSPORT).
+const (
+	// TransportAuto: shared memory between ranks on one host where it can
+	// be set up, NATS for everything else.
+	TransportAuto = "auto"
+	// TransportNATS: every frame through the NATS server.
+	TransportNATS = "nats"
+	// TransportSHM: like auto, but a same-host peer that cannot be reached
+	// through shared memory is an error at start-up.
+	TransportSHM = "shm"
+)
+
+// ParseTransport checks a data path name; "" stays "" (the default).
+func ParseTransport(s string) (string, error) {
+	switch s {
+	case "", TransportAuto, TransportNATS, TransportSHM:
+		return s, nil
+	}
+	return "", fmt.Errorf("jobenv: %s=%q: want %s, %s or %s", EnvTransport, s, TransportAuto, TransportNATS, TransportSHM)
+}
+
+// FormatRanks writes ascending ranks compactly: "0-3,8,10-11".
+func FormatRanks(rs []int) string {
+	var b strings.Builder
+	for i := 0; i < len(rs); {
+		j := i
+		for j+1 < len(rs) && rs[j+1] == rs[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(rs[i]))
+		if j > i {
+			b.WriteString("-" + strconv.Itoa(rs[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// ParseRanks reads what FormatRanks writes; every rank must be in [0, size).
+func ParseRanks(s string, size int) ([]int, error) {
+	var rs []int
+	if s == "" {
+		return rs, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a || b >= size {
+			return nil, fmt.Errorf("%q is not a rank or range of ranks in [0, %d)", part, size)
+		}
+		if b-a > size {
+			return nil, fmt.Errorf("range %q too long", part)
+		}
+		for r := a; r <= b; r++ {
+			rs = append(rs, r)
+		}
+	}
+	return rs, nil
 }
 
 // DefaultPrefix is the subject prefix of a job with the given id.
