@@ -2,10 +2,12 @@ package cluster_test
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -247,4 +249,30 @@ func noLeftovers(t *testing.T, pids ...int) {
 			t.Errorf("process %s (%s) of a job is still running", e.Name(), exe)
 		}
 	}
+	for _, seg := range segments(pids...) {
+		t.Errorf("shared-memory segment %s of a rank is still there after decorun exited", seg)
+	}
+}
+
+// segments lists the decorun segments in /dev/shm whose owner (the pid in
+// their header) is one of pids.
+func segments(pids ...int) []string {
+	names, _ := filepath.Glob("/dev/shm/decorun-*")
+	var out []string
+	for _, n := range names {
+		f, err := os.Open(n)
+		if err != nil {
+			continue
+		}
+		b := make([]byte, 16)
+		_, err = f.ReadAt(b, 0)
+		f.Close()
+		if err != nil || string(b[:8]) != "DCRSHM01" {
+			continue
+		}
+		if slices.Contains(pids, int(binary.LittleEndian.Uint64(b[8:]))) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -11,24 +11,34 @@ import (
 	"time"
 )
 
+// transports are the data paths the jobs below run on.
+var transports = []string{"nats", "shm"}
+
 func TestRing(t *testing.T) {
-	for _, n := range []int{1, 2, 8} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			p := start(t, "-n", fmt.Sprint(n), prog(t, "ring"))
-			if code := p.wait(2 * time.Minute); code != 0 {
-				t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
-			}
-			want := "Processor 0 received message \"P0"
-			for r := 1; r < n; r++ {
-				want += fmt.Sprintf("P%d", r)
-			}
-			want += fmt.Sprintf("\" from rank %d", n-1)
-			if p.out() != want {
-				t.Fatalf("output %q, want %q", p.out(), want)
-			}
-			noLeftovers(t)
-		})
+	for _, tr := range transports {
+		for _, n := range []int{1, 2, 8} {
+			t.Run(fmt.Sprintf("%s/%d", tr, n), func(t *testing.T) {
+				testRing(t, n, "--transport="+tr)
+			})
+		}
 	}
+	t.Run("auto/3", func(t *testing.T) { testRing(t, 3, "--transport=auto") })
+}
+
+func testRing(t *testing.T, n int, flags ...string) {
+	p := start(t, append(append([]string{"-n", fmt.Sprint(n)}, flags...), prog(t, "ring"))...)
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	want := "Processor 0 received message \"P0"
+	for r := 1; r < n; r++ {
+		want += fmt.Sprintf("P%d", r)
+	}
+	want += fmt.Sprintf("\" from rank %d", n-1)
+	if p.out() != want {
+		t.Fatalf("output %q, want %q", p.out(), want)
+	}
+	noLeftovers(t)
 }
 
 // TestRingFromPackageDir is the README's command: decorun builds the Go
@@ -87,7 +97,13 @@ func TestRankExitCode(t *testing.T) {
 }
 
 func TestRankKilled(t *testing.T) {
-	p := start(t, "-n", "4", prog(t, "fault"), "wait", "0")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { testRankKilled(t, "--transport="+tr) })
+	}
+}
+
+func testRankKilled(t *testing.T, flag string) {
+	p := start(t, "-n", "4", flag, prog(t, "fault"), "wait", "0")
 	pids := p.pids(4)
 	killed := time.Now()
 	syscall.Kill(pids[1], syscall.SIGKILL)
@@ -169,7 +185,13 @@ func TestNoLossStalledReceiver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("loss test takes about 30 s")
 	}
-	p := start(t, "-n", "2", prog(t, "stream"), "100000", "1024")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { testNoLossStalledReceiver(t, "--transport="+tr) })
+	}
+}
+
+func testNoLossStalledReceiver(t *testing.T, flag string) {
+	p := start(t, "-n", "2", flag, prog(t, "stream"), "100000", "1024")
 	pids := p.pids(2)
 	p.waitLine("progress 20000", 2*time.Minute)
 	syscall.Kill(pids[1], syscall.SIGSTOP)
@@ -198,7 +220,13 @@ func TestOneGiBMessage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1 GiB transfer")
 	}
-	p := start(t, "-n", "2", prog(t, "stream"), "1", "1024")
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) { testOneGiBMessage(t, "--transport="+tr) })
+	}
+}
+
+func testOneGiBMessage(t *testing.T, flag string) {
+	p := start(t, "-n", "2", flag, prog(t, "stream"), "1", "1024")
 	pids := p.pids(2)
 	if code := p.wait(5 * time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())

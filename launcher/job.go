@@ -15,6 +15,7 @@ import (
 
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/proc"
+	"github.com/decorun/decorun/internal/shm"
 	"github.com/nats-io/nats.go"
 )
 
@@ -135,7 +136,7 @@ func (j *job) environ() []string {
 	}
 	n := strconv.Itoa(j.cfg.NP)
 	info := j.srv.info
-	info.ID, info.Prefix = j.id, j.prefix
+	info.ID, info.Prefix, info.Transport = j.id, j.prefix, j.cfg.Transport
 	env = append(env, info.Environ()...)
 	return append(env,
 		jobenv.EnvSize+"="+n,
@@ -143,8 +144,23 @@ func (j *job) environ() []string {
 	) // the rank variables are appended per rank; exec keeps the last duplicate
 }
 
+// hostRanks lists the ranks placed on rank n's host, ascending.
+func (j *job) hostRanks(n int) []int {
+	var rs []int
+	for m := range j.cfg.NP {
+		if j.place == nil || j.place[m] == j.place[n] {
+			rs = append(rs, m)
+		}
+	}
+	return rs
+}
+
 func (j *job) run(ctx context.Context) error {
 	defer j.sub.Unsubscribe()
+	// Shared-memory segments: ranks unlink theirs once mapped; these sweeps
+	// catch what a rank (or an earlier decorun) killed early left behind.
+	shm.SweepStale("")
+	defer shm.RemoveJob("", j.id)
 	var timeout <-chan time.Time
 	if j.cfg.Timeout > 0 {
 		t := time.NewTimer(j.cfg.Timeout)
@@ -183,7 +199,7 @@ func (j *job) startRank(n int) *ExitError {
 		}
 	}
 	cmd.Env = append(j.env[:len(j.env):len(j.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+strconv.Itoa(local),
-		jobenv.EnvLocalSize+"="+strconv.Itoa(localSize))
+		jobenv.EnvLocalSize+"="+strconv.Itoa(localSize), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(j.hostRanks(n)))
 
 	var closeAfterStart []*os.File
 	defer func() {

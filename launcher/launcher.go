@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/decorun/decorun/internal/jobenv"
 )
 
 // Defaults of [Config] fields left zero.
@@ -113,6 +115,14 @@ type Config struct {
 	// write_deadline) then apply: see the README.
 	NATS NATSConfig
 
+	// Transport is the ranks' data path (decorun --transport): "auto"
+	// (shared memory between ranks on one host, NATS between hosts),
+	// "nats" (everything through the NATS server) or "shm" (like auto, but
+	// a same-host peer that cannot be reached through shared memory fails
+	// the rank at start-up). Empty: comm's default (comm.DefaultTransport).
+	// Every rank also gets DECORUN_HOST_RANKS, the ranks on its host.
+	Transport string
+
 	// MaxPending is the server's limit on bytes queued for one client
 	// connection. Zero means DefaultMaxPending.
 	MaxPending int64
@@ -178,6 +188,11 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.KillGrace == 0 {
 		cfg.KillGrace = DefaultKillGrace
+	}
+	switch cfg.Transport {
+	case "", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM:
+	default:
+		return usageError("--transport must be %s, %s or %s, got %q", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM, cfg.Transport)
 	}
 	if cfg.MaxPending < 0 {
 		return usageError("max pending must not be negative, got %d", cfg.MaxPending)

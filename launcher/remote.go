@@ -162,7 +162,8 @@ func (j *job) startHost(host string, ranks []int) *ExitError {
 	j.remotes = append(j.remotes, h)
 	j.remotesMu.Unlock()
 	wd, _ := os.Getwd()
-	spec := agent.Spec{Host: host, Program: j.path, Args: j.cfg.Args, Dir: wd, Env: j.remoteEnv()}
+	spec := agent.Spec{Host: host, Program: j.path, Args: j.cfg.Args, Dir: wd,
+		Env: append(j.remoteEnv(), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(j.hostRanks(ranks[0])))}
 	for i, n := range ranks {
 		spec.Ranks = append(spec.Ranks, agent.RankSpec{Rank: n, LocalRank: i, LocalSize: len(ranks)})
 		rr := &remoteRank{h: h, n: n}
@@ -192,7 +193,7 @@ func (j *job) remoteEnv() []string {
 		}
 	}
 	info := j.srv.info
-	info.ID, info.Prefix = j.id, j.prefix
+	info.ID, info.Prefix, info.Transport = j.id, j.prefix, j.cfg.Transport
 	if j.remoteURL != "" {
 		info.URL = j.remoteURL
 	}

@@ -124,65 +124,55 @@ const lenSize = 4
 var ErrCorrupt = errors.New("shm: corrupt ring")
 
 // Writer frames messages into a Ring: a 4-byte little-endian length, then
-// the bytes. Frames that do not fit wait in a queue (copies) and are
-// written, in order and in as many pieces as needed, by later calls to
-// Drain. A Writer is not safe for concurrent use.
+// the bytes. Frames that do not fit wait in a queue and are written, in
+// order and in as many pieces as needed, by later calls to Drain. The
+// queue is one buffer, reused once drained (compacted when half of it has
+// been written), so a stream of queued frames makes no garbage. A Writer
+// is not safe for concurrent use.
 type Writer struct {
-	R     *Ring
-	q     [][]byte // queued frames, each with its length prefix
-	off   int      // bytes of q[0] already written
-	bytes int      // bytes queued, not yet written
+	R   *Ring
+	q   []byte // queued bytes (lengths and frames); q[off:] not yet written
+	off int
 }
 
 // Write writes frame whole if nothing is queued and it fits, and otherwise
 // queues a copy and writes what fits. It reports whether frame (and
 // everything before it) is now in the ring.
 func (w *Writer) Write(frame []byte) bool {
-	if len(w.q) == 0 {
-		var l [lenSize]byte
-		binary.LittleEndian.PutUint32(l[:], uint32(len(frame)))
-		if w.R.WriteV(l[:], frame) {
-			return true
-		}
+	var l [lenSize]byte
+	binary.LittleEndian.PutUint32(l[:], uint32(len(frame)))
+	if w.Queued() == 0 && w.R.WriteV(l[:], frame) {
+		return true
 	}
-	b := make([]byte, lenSize+len(frame))
-	binary.LittleEndian.PutUint32(b, uint32(len(frame)))
-	copy(b[lenSize:], frame)
-	w.q = append(w.q, b)
-	w.bytes += len(b)
+	if w.off > 0 && w.off >= len(w.q)/2 {
+		w.q = w.q[:copy(w.q, w.q[w.off:])]
+		w.off = 0
+	}
+	w.q = append(append(w.q, l[:]...), frame...)
 	w.Drain()
-	return len(w.q) == 0
+	return w.Queued() == 0
 }
 
 // Drain writes as much of the queue as fits. It reports whether it wrote
 // anything.
 func (w *Writer) Drain() bool {
-	wrote := false
-	for len(w.q) > 0 {
-		n := w.R.Write(w.q[0][w.off:])
-		if n == 0 {
-			break
-		}
-		wrote = true
-		w.off += n
-		w.bytes -= n
-		if w.off == len(w.q[0]) {
-			w.q[0] = nil
-			w.q = w.q[1:]
-			w.off = 0
-		}
+	if w.Queued() == 0 {
+		return false
 	}
-	if len(w.q) == 0 {
-		w.q = nil // let a long queue's array go
+	n := w.R.Write(w.q[w.off:])
+	w.off += n
+	if w.off == len(w.q) {
+		w.q, w.off = w.q[:0], 0
 	}
-	return wrote
+	return n > 0
 }
 
 // Queued is the number of bytes waiting for room.
-func (w *Writer) Queued() int { return w.bytes }
+func (w *Writer) Queued() int { return len(w.q) - w.off }
 
-// Drop forgets everything queued (its receiver is gone).
-func (w *Writer) Drop() { w.q, w.off, w.bytes = nil, 0, 0 }
+// Drop forgets everything queued (its receiver is gone) and frees the
+// queue.
+func (w *Writer) Drop() { w.q, w.off = nil, 0 }
 
 // Reader takes frames out of a Ring. A Reader is not safe for concurrent
 // use.
