@@ -47,7 +47,8 @@
 // it with its engine lock held, and two ranks blocked on each other's full
 // rings while holding their locks would deadlock). Send copies the frame
 // into the ring when there is room and nothing is queued before it, and
-// otherwise queues a copy for the pump. The queue is bounded by comm's
+// otherwise queues a copy for the pump. The queue (one buffer per peer,
+// reused, so streaming through it makes no garbage) is bounded by comm's
 // credit window, the same bound that keeps the NATS server's buffers
 // finite.
 //

@@ -1,0 +1,58 @@
+package jobenv
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestRanks(t *testing.T) {
+	for _, tc := range []struct {
+		rs []int
+		s  string
+	}{{nil, ""}, {[]int{0}, "0"}, {[]int{0, 1, 2, 3}, "0-3"}, {[]int{0, 2, 4, 5, 6, 9}, "0,2,4-6,9"}} {
+		if got := FormatRanks(tc.rs); got != tc.s {
+			t.Errorf("FormatRanks(%v) = %q; want %q", tc.rs, got, tc.s)
+		}
+		got, err := ParseRanks(tc.s, 10)
+		if err != nil || !slices.Equal(got, tc.rs) {
+			t.Errorf("ParseRanks(%q) = %v, %v; want %v", tc.s, got, err, tc.rs)
+		}
+	}
+	for _, bad := range []string{"x", "1-", "-1", "3-1", "10", "0,,1", "0-10"} {
+		if _, err := ParseRanks(bad, 10); err == nil {
+			t.Errorf("ParseRanks(%q) succeeded; want an error", bad)
+		}
+	}
+}
+
+func TestParseTransport(t *testing.T) {
+	for _, ok := range []string{"", "auto", "nats", "shm"} {
+		if _, err := ParseTransport(ok); err != nil {
+			t.Errorf("ParseTransport(%q) = %v", ok, err)
+		}
+	}
+	if _, err := ParseTransport("tcp"); err == nil {
+		t.Error("ParseTransport(tcp) succeeded")
+	}
+}
+
+func TestFromEnvTransport(t *testing.T) {
+	t.Setenv(EnvRank, "1")
+	t.Setenv(EnvSize, "4")
+	t.Setenv(EnvURL, "nats://x")
+	t.Setenv(EnvTransport, "shm")
+	t.Setenv(EnvHostRanks, "0-1,3")
+	j, ok, err := FromEnv()
+	if err != nil || !ok || j.Transport != "shm" || !slices.Equal(j.HostRanks, []int{0, 1, 3}) {
+		t.Fatalf("FromEnv() = %+v, %v, %v", j, ok, err)
+	}
+	t.Setenv(EnvHostRanks, "0-9")
+	if _, _, err := FromEnv(); err == nil {
+		t.Error("FromEnv with host ranks out of range succeeded")
+	}
+	t.Setenv(EnvHostRanks, "0")
+	t.Setenv(EnvTransport, "carrier-pigeon")
+	if _, _, err := FromEnv(); err == nil {
+		t.Error("FromEnv with a bad transport succeeded")
+	}
+}
