@@ -68,13 +68,15 @@
 //   - Frames to one destination arrive in the order sent, whole, exactly
 //     once, or the link reports a fatal error (a corrupt length in a ring).
 //   - Send never blocks; Flush returns once every queued frame is in its
-//     ring (or its receiver is dead); Close stops the pump, unmaps and
-//     unlinks, and returns once the pump has exited.
+//     ring (or its receiver is dead or closed); Close marks the segment
+//     closed, stops the pump, unmaps and unlinks, and returns once the pump
+//     has exited.
 //   - A dead peer never hangs anything: a frame half written by a peer that
-//     died stays half read without blocking other rings; frames queued for
-//     a peer whose process is gone are dropped (comm learns of the death
-//     from decorun, as with NATS, where frames for a dead rank are dropped
-//     too).
+//     died stays half read without blocking other rings; frames for a peer
+//     whose link is closed, and frames queued for a peer whose process is
+//     gone (checked at each 50 ms timeout), are dropped (comm learns of the
+//     death from decorun and of a Close from its Fin frame; with NATS,
+//     frames for a dead rank are dropped too).
 //   - Memory is bounded: each segment is fallocated at creation (so a full
 //     /dev/shm is an error at start-up, never a SIGBUS later), with rings of
 //     Config.RingSize bytes.

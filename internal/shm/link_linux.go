@@ -189,6 +189,11 @@ func (l *Link) Send(dst int, frame []byte) error {
 		return ErrClosed
 	case o.dead:
 		return nil
+	case o.seg.closed.Load() != 0: // dst closed its link: nobody will read
+		o.dead = true
+		o.w.Drop()
+		o.pending.Store(false)
+		return nil
 	}
 	if !o.w.Write(frame) {
 		o.w.R.SetWaiting()
@@ -206,7 +211,7 @@ func (l *Link) Flush(ctx context.Context) error {
 	for {
 		n := 0
 		for _, o := range *l.outs.Load() {
-			if o != nil && o.pending.Load() {
+			if o != nil && o.pending.Load() && o.seg.closed.Load() == 0 {
 				n++
 			}
 		}
@@ -226,6 +231,7 @@ func (l *Link) Flush(ctx context.Context) error {
 // is idempotent and returns once the pump has exited.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
+		l.own.closed.Store(1) // writers drop what they would queue for us
 		l.closed.Store(true)
 		l.own.bell.Add(1)
 		futexWake(l.own.bell)
@@ -345,10 +351,11 @@ func (l *Link) poll() bool {
 	return prog
 }
 
-// checkPeers drops what is queued for peers whose process is gone.
+// checkPeers drops what is queued for peers whose process is gone or
+// whose link is closed.
 func (l *Link) checkPeers() {
 	for _, o := range *l.outs.Load() {
-		if o == nil || !o.pending.Load() || alive(int(o.seg.u64(hdrPid))) {
+		if o == nil || !o.pending.Load() || o.seg.closed.Load() == 0 && alive(int(o.seg.u64(hdrPid))) {
 			continue
 		}
 		o.mu.Lock()

@@ -297,3 +297,18 @@ func TestSweepAndRemove(t *testing.T) {
 		t.Errorf("Name of an odd id = %q", got)
 	}
 }
+
+// TestSendToClosedPeer: frames for a peer whose link is closed are dropped
+// instead of queued, and Flush does not wait for it.
+func TestSendToClosedPeer(t *testing.T) {
+	ls, _ := world(t, t.TempDir(), 2, 4096)
+	ls[1].Close()
+	for i := range 20 {
+		if err := ls[0].Send(1, frame(0, i, 3000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ls[0].Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,6 +28,7 @@ import (
 //	40   8      job size
 //	48   8      ring size (data bytes per ring)
 //	56   8      opened: how many peers have mapped the segment (atomic)
+//	64   4      closed: 1 once the owner closed its link (atomic)
 //	128  4      bell: the owner's futex word (atomic)
 //	192  4      sleep: 1 while the owner's pump sleeps on bell (atomic)
 //	256  8·size slot table: offset of the ring from rank r, 0 when none
@@ -40,6 +41,7 @@ const (
 	hdrSize    = 40
 	hdrRing    = 48
 	hdrOpened  = 56
+	hdrClosed  = 64
 	hdrBell    = 128
 	hdrSleep   = 192
 	hdrSlots   = 256
@@ -56,6 +58,7 @@ type segment struct {
 	bell   *atomic.Uint32
 	sleep  *atomic.Uint32
 	opened *atomic.Uint64
+	closed *atomic.Uint32
 }
 
 func newSegment(mem []byte) *segment {
@@ -63,6 +66,7 @@ func newSegment(mem []byte) *segment {
 		bell:   (*atomic.Uint32)(unsafe.Pointer(&mem[hdrBell])),
 		sleep:  (*atomic.Uint32)(unsafe.Pointer(&mem[hdrSleep])),
 		opened: (*atomic.Uint64)(unsafe.Pointer(&mem[hdrOpened])),
+		closed: (*atomic.Uint32)(unsafe.Pointer(&mem[hdrClosed])),
 	}
 }
 
