@@ -40,7 +40,7 @@ type Job struct {
 
 // DefaultTransport is the data path of a job that does not choose one
 // (decorun --transport, DECORUN_TRANSPORT, Job.Transport).
-const DefaultTransport = jobenv.TransportNATS
+const DefaultTransport = jobenv.TransportAuto
 
 // Connect joins job j and returns its world communicator, like Init does
 // from decorun's environment. Unlike Init it may be called several times in

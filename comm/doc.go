@@ -51,7 +51,10 @@
 // allocated to the caller without another copy. Credit returns cost one small
 // frame per W/4 bytes consumed. Large messages add one round trip (RTS/CTS).
 // The []byte Send/Recv path allocates nothing per message beyond nats.go's
-// own receive buffer when the sender has credit.
+// own receive buffer when the sender has credit. That is the NATS path
+// (decorun --transport=nats); by default (auto) frames between ranks of one
+// host go through shared-memory rings instead (internal/shm): no server hop,
+// two copies, and no system call while the receiver polls.
 //
 // # Cancellation
 //

@@ -10,38 +10,58 @@ import (
 	"github.com/decorun/decorun/internal/transport"
 )
 
-// TestSHM runs the point-to-point tests that exercise ordering, credit,
-// rendezvous, cancellation and departed peers over shared memory (ranks in
-// one process reach each other through /dev/shm segments like ranks on one
-// host). "shm" makes a rank that cannot be reached that way an error.
+// pathTests exercise ordering, credit, rendezvous, cancellation and
+// departed peers; TestSHM and TestNATS run them on each data path (the
+// other tests run on DECORUN_TRANSPORT, by default auto).
+var pathTests = []struct {
+	name string
+	f    func(*testing.T)
+}{
+	{"Ring", TestRing},
+	{"OrderMixedSizes", TestOrderMixedSizes},
+	{"CreditBlocksAndResumes", TestCreditBlocksAndResumes},
+	{"LargeMessage", TestLargeMessage},
+	{"CancelRecvAndSend", TestCancelRecvAndSend},
+	{"RevokeKeepsOtherUnexpected", TestRevokeKeepsOtherUnexpected},
+	{"SendrecvAndNonblocking", TestSendrecvAndNonblocking},
+	{"CloseWakesBlocked", TestCloseWakesBlocked},
+	{"PeerLost", TestPeerLost},
+	{"PeerClosed", TestPeerClosed},
+	{"SplitAndIsolation", TestSplitAndIsolation},
+}
+
+func onPath(t *testing.T, tr string) {
+	old := testTransport
+	t.Cleanup(func() { testTransport = old })
+	for _, tt := range pathTests {
+		t.Run(tt.name, func(t *testing.T) {
+			testTransport = tr
+			tt.f(t)
+		})
+	}
+}
+
+// TestNATS runs pathTests with every frame through the NATS server.
+func TestNATS(t *testing.T) {
+	onPath(t, "nats")
+	t.Run("Paths", func(t *testing.T) {
+		testTransport = "nats"
+		for _, c := range world(t, 2) {
+			if _, ok := c.link.(*transport.NATS); !ok {
+				t.Errorf("rank %d: link is %T; want NATS only", c.Rank(), c.link)
+			}
+		}
+	})
+}
+
+// TestSHM runs pathTests over shared memory (ranks in one process reach
+// each other through /dev/shm segments like ranks on one host); "shm" makes
+// a rank that cannot be reached that way an error.
 func TestSHM(t *testing.T) {
 	if _, err := os.Stat(shm.DefaultDir); err != nil {
 		t.Skip("no", shm.DefaultDir)
 	}
-	tests := []struct {
-		name string
-		f    func(*testing.T)
-	}{
-		{"Ring", TestRing},
-		{"OrderMixedSizes", TestOrderMixedSizes},
-		{"CreditBlocksAndResumes", TestCreditBlocksAndResumes},
-		{"LargeMessage", TestLargeMessage},
-		{"CancelRecvAndSend", TestCancelRecvAndSend},
-		{"RevokeKeepsOtherUnexpected", TestRevokeKeepsOtherUnexpected},
-		{"SendrecvAndNonblocking", TestSendrecvAndNonblocking},
-		{"CloseWakesBlocked", TestCloseWakesBlocked},
-		{"PeerLost", TestPeerLost},
-		{"PeerClosed", TestPeerClosed},
-		{"SplitAndIsolation", TestSplitAndIsolation},
-	}
-	old := testTransport
-	t.Cleanup(func() { testTransport = old })
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			testTransport = "shm"
-			tt.f(t)
-		})
-	}
+	onPath(t, "shm")
 	t.Run("PathsAndNames", func(t *testing.T) {
 		testTransport = "shm"
 		cs := world(t, 3)
