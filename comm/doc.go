@@ -29,17 +29,24 @@
 //     a receive matches it). Receivers therefore never buffer more than
 //     (size-1)·W bytes of unexpected data, and the job's NATS server never
 //     queues more than that for one rank: W = 32 MiB/(size-1), clamped to
-//     [64 KiB, 8 MiB], keeps it below half of nats-server's 64 MiB per
+//     [64 KiB, 16 MiB], keeps it at most half of nats-server's 64 MiB per
 //     connection limit (and below the 75% mark where it starts stalling
 //     publishers) for jobs of up to 512 ranks, and nats.go's client-side
 //     pending limits are switched off so the client never drops.
-//   - Any size: a message larger than the eager limit (min(W/4, NATS
-//     max_payload - 64 KiB)) is sent by rendezvous: a request-to-send frame
-//     is matched like an eager message, the receiver answers clear-to-send
-//     once a receive matched it and its buffer exists, and the data then
-//     streams in chunks under the same credit window straight from the
-//     sender's buffer into the receiver's. A 1 GiB Send costs one 1 GiB
-//     buffer at the receiver and W bytes in flight; no second full copy.
+//   - Eager up to W/4: a message of up to W/4 bytes is sent as soon as the
+//     sender has credit for all of it, whether or not a receive matches it
+//     yet: in one frame up to NATS max_payload - 64 KiB, above that as a
+//     head frame and Data chunks published together (a "long eager"
+//     message, which the receiver keeps in its frames until a receive
+//     matches it). Like every eager message it holds its credit until
+//     received.
+//   - Any size: a message larger than W/4 is sent by rendezvous: a
+//     request-to-send frame is matched like an eager message, the receiver
+//     answers clear-to-send once a receive matched it and its buffer exists,
+//     and the data then streams in chunks under the same credit window
+//     straight from the sender's buffer into the receiver's. A 1 GiB Send
+//     costs one 1 GiB buffer at the receiver and W bytes in flight; no
+//     second full copy.
 //   - Start-up: every rank subscribes its inbox and confirms it with the
 //     server before a start-up barrier at rank 0, so nothing is published to
 //     a rank that is not yet listening.
@@ -49,7 +56,7 @@
 // A small message is one NATS publish (a copy into nats.go's write buffer)
 // and two hops through the server; the receive path hands the payload nats.go
 // allocated to the caller without another copy. Credit returns cost one small
-// frame per W/4 bytes consumed. Large messages add one round trip (RTS/CTS).
+// frame per W/4 bytes consumed. Messages above W/4 add one round trip (RTS/CTS).
 // The []byte Send/Recv path allocates nothing per message beyond nats.go's
 // own receive buffer when the sender has credit. That is the NATS path
 // (decorun --transport=nats); by default (auto) frames between ranks of one

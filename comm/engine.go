@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ type engine struct {
 	err    error // set once: closed or failed
 
 	window int64 // credit window per peer, bytes
-	eager  int   // largest payload sent eagerly
+	eager  int   // largest payload sent eagerly in one frame
+	long   int   // largest payload sent eagerly in several frames
 	chunk  int   // largest Data payload
 	nextID uint64
 
@@ -91,16 +93,24 @@ func (e *engine) release(r *rreq) {
 	}
 }
 
-// gcEvery is how many bytes of dropped rendezvous chunks trigger a
-// collection.
+// gcEvery is how many bytes of dropped rendezvous chunks trigger a look at
+// the collector's pacing (see collect).
 const gcEvery = 64 << 20
 
-// collect starts a garbage collection when rendezvous chunks worth gcEvery
-// bytes have been copied into receive buffers and dropped. nats.go hands
-// every frame over in a fresh allocation; with a large receive buffer live,
-// Go's pacer (GOGC=100) would let a whole message's worth of dropped chunks
-// pile up before collecting, doubling the receiver's memory for a 1 GiB
-// message. The receive buffers hold no pointers, so a collection is cheap.
+// gcHeadroom is how far above the live heap the collector may let garbage
+// grow before collect forces a collection.
+const gcHeadroom = 2 * gcEvery
+
+// collect forces a garbage collection when rendezvous chunks worth gcEvery
+// bytes have been copied into receive buffers and dropped, and the
+// collector's own pacing would let much more pile up. nats.go hands every
+// frame over in a fresh allocation; with a large receive buffer live, Go's
+// pacer (GOGC=100) would let a whole message's worth of dropped chunks pile
+// up before collecting, doubling the receiver's memory for a 1 GiB message.
+// With a small live heap the pacer collects every few MiB on its own, and a
+// forced collection only costs: runtime.GC waits for the sweep by spinning
+// in Gosched, which took 30% of a receiving rank's CPU in a bw profile at
+// 1 MiB. The receive buffers hold no pointers, so a collection is cheap.
 // mu held.
 func (e *engine) collect(n int) {
 	e.garbage += int64(n)
@@ -110,6 +120,12 @@ func (e *engine) collect(n int) {
 	e.garbage = 0
 	go func() { // ends when the collection does
 		defer e.gcBusy.Store(false)
+		s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}, {Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		if s[0].Value.Kind() == metrics.KindUint64 && s[1].Value.Kind() == metrics.KindUint64 &&
+			s[0].Value.Uint64() < s[1].Value.Uint64()+gcHeadroom {
+			return // the pacer will collect soon enough
+		}
 		runtime.GC()
 	}()
 }
@@ -125,6 +141,12 @@ type inMsg struct {
 	id   uint64
 	cost int64 // credit returned when consumed
 	m    match.Msg[*inMsg]
+	// A long eager message (larger than one frame, see engine.send) arrives
+	// as a head frame (data) and Data frames (parts); got counts the bytes
+	// so far. Until a receive matches it, it is in its sender's longIn.
+	long  bool
+	parts [][]byte
+	got   int
 }
 
 // rreq is a receive.
@@ -134,6 +156,7 @@ type rreq struct {
 	into   bool
 	st     Status
 	data   []byte
+	size   int // bytes expected: len(data), or the message size when abandoned
 	recvd  int
 	err    error
 	done   chan struct{} // capacity 1: receives one value when the receive completes
@@ -159,6 +182,7 @@ type sreq struct {
 	hdr    wire.Header
 	data   []byte
 	rdv    bool
+	long   bool // eager, but in several frames, all published together
 	off    int
 	phase  sendPhase
 	err    error
@@ -173,13 +197,14 @@ type peer struct {
 	rxSeq  uint64
 	outq   []*sreq
 	rdvOut map[uint64]*sreq
-	rdvIn  map[uint64]*rreq
+	rdvIn  map[uint64]*rreq   // receives that Data frames stream into
+	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
 }
 
 const (
 	windowBudget = 32 << 20
 	minWindow    = 64 << 10
-	maxWindow    = 8 << 20
+	maxWindow    = 16 << 20
 	frameSlack   = 64 << 10 // headroom under max_payload for header and NATS protocol
 )
 
@@ -199,8 +224,9 @@ func newEngine(me, size int, link transport.Link) *engine {
 	}
 	e.chunk = max(min(int(w/4), maxPayload-frameSlack), 1024)
 	e.eager = e.chunk
+	e.long = max(int(w/4), e.eager)
 	for i := range e.peers {
-		e.peers[i] = peer{credit: w, rdvOut: map[uint64]*sreq{}, rdvIn: map[uint64]*rreq{}}
+		e.peers[i] = peer{credit: w, rdvOut: map[uint64]*sreq{}, rdvIn: map[uint64]*rreq{}, longIn: map[uint64]*inMsg{}}
 	}
 	return e
 }
@@ -290,6 +316,17 @@ func (e *engine) pump(dst int) {
 		s := p.outq[0]
 		switch s.phase {
 		case phEnvelope:
+			if s.long {
+				if p.credit < e.longCost(&s.hdr, len(s.data)) {
+					return
+				}
+				if !e.publishLong(dst, s) {
+					return
+				}
+				p.outq = p.outq[1:]
+				e.finishSend(s, nil)
+				continue
+			}
 			var payload []byte
 			if !s.rdv {
 				payload = s.data
@@ -332,6 +369,37 @@ func (e *engine) pump(dst int) {
 	}
 }
 
+// longCost is the credit a long eager message of n bytes with head h takes:
+// a head frame with the first chunk, then Data frames.
+func (e *engine) longCost(h *wire.Header, n int) int64 {
+	frames := (n + e.chunk - 1) / e.chunk
+	return int64(n + h.Size(0) + (frames-1)*wire.HeaderSize)
+}
+
+// publishLong publishes the whole of long eager send s, whose credit the
+// caller checked: the head (an Eager frame whose N, the message size, is
+// larger than its payload) and Data frames. Publishing every frame at once
+// means a long send is never half sent, so it needs no Revoke. It reports
+// whether everything was published. mu held.
+func (e *engine) publishLong(dst int, s *sreq) bool {
+	p := &e.peers[dst]
+	n := min(e.chunk, len(s.data))
+	s.hdr.Flags |= wire.FlagLong
+	p.credit -= frameCost(&s.hdr, n)
+	if e.publish(dst, &s.hdr, s.data[:n]) != nil {
+		return false
+	}
+	for off := n; off < len(s.data); off += n {
+		n = min(e.chunk, len(s.data)-off)
+		h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(off)}
+		p.credit -= frameCost(&h, n)
+		if e.publish(dst, &h, s.data[off:off+n]) != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // consume returns credit for a frame of cost c from world rank from. mu held.
 func (e *engine) consume(from int, c int64) {
 	if from == e.me || c == 0 {
@@ -371,7 +439,7 @@ func (e *engine) onFrame(frame []byte) {
 		return
 	}
 	p.rxSeq = h.Seq
-	if e.lost[from] && h.Kind != wire.Eager {
+	if e.lost[from] && (h.Kind != wire.Eager || h.Flags&wire.FlagLong != 0) {
 		return // a dead rank's last frames: only whole messages are kept
 	}
 	switch h.Kind {
@@ -381,6 +449,9 @@ func (e *engine) onFrame(frame []byte) {
 		if m.rdv {
 			m.size = int(h.N)
 			m.cost = frameCost(h, 0)
+		} else if h.Flags&wire.FlagLong != 0 { // head of a long eager message
+			m.long, m.size, m.data, m.got = true, int(h.N), payload, len(payload)
+			m.cost = frameCost(h, len(payload))
 		} else {
 			m.size = len(payload)
 			m.data = payload
@@ -390,6 +461,9 @@ func (e *engine) onFrame(frame []byte) {
 		if r := e.q.Arrive(&m.m); r != nil {
 			e.deliver(r.Val, m)
 		} else {
+			if m.long {
+				p.longIn[m.id] = m
+			}
 			e.wakeProbes()
 		}
 	case wire.CTS:
@@ -408,11 +482,21 @@ func (e *engine) onFrame(frame []byte) {
 	case wire.Data:
 		r := p.rdvIn[h.ID]
 		if r == nil {
+			if m := p.longIn[h.ID]; m != nil && int(h.N) == m.got && m.got+len(payload) <= m.size {
+				// More of a long eager message no receive has matched.
+				m.parts = append(m.parts, payload)
+				m.got += len(payload)
+				m.cost += frameCost(h, len(payload))
+				if m.got == m.size {
+					delete(p.longIn, h.ID)
+				}
+				return
+			}
 			e.fail(fmt.Errorf("comm: rank %d: data for unknown message %d from rank %d", e.me, h.ID, from))
 			return
 		}
 		off := int(h.N)
-		if off+len(payload) > len(r.data) || off != r.recvd {
+		if off+len(payload) > r.size || off != r.recvd {
 			e.fail(fmt.Errorf("comm: rank %d: data at offset %d of message %d from rank %d does not fit", e.me, off, h.ID, from))
 			return
 		}
@@ -422,7 +506,7 @@ func (e *engine) onFrame(frame []byte) {
 		r.recvd += len(payload)
 		e.collect(len(payload))
 		e.consume(from, frameCost(h, len(payload)))
-		if r.recvd == len(r.data) {
+		if r.recvd == r.size {
 			delete(p.rdvIn, h.ID)
 			e.finishRecv(r, nil)
 		}
@@ -468,6 +552,10 @@ func (e *engine) deliver(r *rreq, m *inMsg) {
 	r.st = Status{Source: m.from, Tag: m.tag, Size: m.size, typ: m.typ}
 	e.consume(m.from, m.cost)
 	tooBig := r.into && m.size > len(r.buf)
+	if m.long {
+		e.deliverLong(r, m, tooBig)
+		return
+	}
 	if !m.rdv {
 		switch {
 		case tooBig:
@@ -495,9 +583,41 @@ func (e *engine) deliver(r *rreq, m *inMsg) {
 	} else {
 		r.data = make([]byte, m.size)
 	}
+	r.size = m.size
 	r.rdvFrom, r.rdvID = m.from, m.id
 	e.peers[m.from].rdvIn[m.id] = r
 	e.publish(m.from, &cts, nil)
+}
+
+// deliverLong completes receive r with long eager message m, or makes r
+// the receive its remaining Data frames stream into. mu held.
+func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
+	p := &e.peers[m.from]
+	delete(p.longIn, m.id)
+	r.size, r.recvd = m.size, m.got
+	if tooBig {
+		// The sender does not wait for a CTS: drain what is still to come.
+		r.err = truncErr(m, len(r.buf))
+		r.abandoned = true
+	} else {
+		if r.into {
+			r.data = r.buf[:m.size]
+		} else {
+			r.data = make([]byte, m.size)
+		}
+		off := copy(r.data, m.data)
+		for _, b := range m.parts {
+			off += copy(r.data[off:], b)
+		}
+		e.collect(m.got)
+	}
+	if m.got < m.size {
+		r.rdvFrom, r.rdvID = m.from, m.id
+		p.rdvIn[m.id] = r
+	}
+	if m.got == m.size || tooBig {
+		e.finishRecv(r, nil)
+	}
 }
 
 func truncErr(m *inMsg, n int) error {
@@ -545,7 +665,23 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 		return s, nil
 	}
 	e.nextID++
-	h.Kind, h.ID = wire.RTS, e.nextID
+	h.ID = e.nextID
+	if len(data) <= e.long {
+		// Long eager: like an eager message, it waits for credit for all
+		// of it and may then arrive before a receive matches it (the
+		// receiver keeps its frames); no RTS/CTS round trip.
+		if len(p.outq) == 0 && p.credit >= e.longCost(&h, len(data)) {
+			if !e.publishLong(dst, &sreq{hdr: h, data: data}) {
+				return nil, e.err
+			}
+			return nil, nil
+		}
+		s := &sreq{dst: dst, hdr: h, data: data, long: true, done: make(chan struct{})}
+		p.outq = append(p.outq, s)
+		e.pump(dst)
+		return s, nil
+	}
+	h.Kind = wire.RTS
 	s := &sreq{dst: dst, hdr: h, data: data, rdv: true, done: make(chan struct{})}
 	p.outq = append(p.outq, s)
 	e.pump(dst)
@@ -720,10 +856,12 @@ func (e *engine) gone(r int, err error) {
 		e.finishRecv(rq, err)
 		delete(p.rdvIn, id)
 	}
-	// Unexpected RTS from r can never be completed: drop them.
+	// Unexpected RTS and incomplete long messages from r can never be
+	// completed: drop them.
+	clear(p.longIn)
 	var dropped []*inMsg
 	e.q.EachMsg(func(m *match.Msg[*inMsg]) bool {
-		if m.Val.from == r && m.Val.rdv {
+		if m.Val.from == r && (m.Val.rdv || m.Val.long && m.Val.got < m.Val.size) {
 			dropped = append(dropped, m.Val)
 			return true
 		}

@@ -12,7 +12,7 @@
 //	8   8    comm: communicator context id
 //	16  4    tag (int32, >= 0)
 //	20  8    seq: per (sender, receiver) frame sequence number, from 1
-//	28  8    id: message id (RTS, CTS, Data, Revoke)
+//	28  8    id: message id (RTS, CTS, Data, Revoke, Eager with FlagLong)
 //	36  8    n: total size (Eager, RTS), offset (Data), bytes (Credit)
 //	44  2    length of the type name that follows the header
 //	46  2    reserved, zero
@@ -32,7 +32,7 @@ type Kind uint8
 
 // Frame kinds.
 const (
-	Eager  Kind = 1 // a whole message
+	Eager  Kind = 1 // a whole message, or with FlagLong the head of one
 	RTS    Kind = 2 // request to send a large message of N bytes, id Id
 	CTS    Kind = 3 // clear to send message Id (receiver to sender)
 	Data   Kind = 4 // a chunk of message Id at offset N
@@ -66,6 +66,10 @@ const (
 	// FlagTruncate on a CTS tells the sender that the receiver's buffer was
 	// too small: the message is dropped and no Data follows.
 	FlagTruncate uint8 = 1
+	// FlagLong on an Eager frame: the message (N bytes, id Id) is longer
+	// than this frame's payload, its first chunk; Data frames of message Id
+	// carry the rest, without a CTS.
+	FlagLong uint8 = 2
 )
 
 // Magic is the first byte of every frame.
@@ -149,8 +153,11 @@ func Decode(frame []byte, h *Header) (payload []byte, err error) {
 		h.Type = string(frame[HeaderSize : HeaderSize+tl])
 	}
 	payload = frame[HeaderSize+tl:]
-	if k == Eager && uint64(len(payload)) != h.N {
+	if k == Eager && h.Flags&FlagLong == 0 && uint64(len(payload)) != h.N {
 		return nil, fmt.Errorf("wire: eager frame says %d bytes but carries %d", h.N, len(payload))
+	}
+	if k == Eager && h.Flags&FlagLong != 0 && uint64(len(payload)) >= h.N {
+		return nil, fmt.Errorf("wire: long eager frame says %d bytes but carries %d", h.N, len(payload))
 	}
 	if (k == CTS || k == Credit || k == Revoke || k == RTS || k == Fin) && len(payload) != 0 {
 		return nil, fmt.Errorf("wire: %v frame carries %d unexpected payload bytes", k, len(payload))

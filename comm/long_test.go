@@ -1,0 +1,139 @@
+package comm
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand"
+	"testing"
+	"time"
+)
+
+// frameLog is a transport.Link that keeps what is sent, for tests that hand
+// frames to another engine one at a time.
+type frameLog struct{ frames [][]byte }
+
+func (l *frameLog) Send(_ int, frame []byte) error {
+	l.frames = append(l.frames, bytes.Clone(frame))
+	return nil
+}
+func (l *frameLog) MaxFrame() int                   { return 1 << 20 }
+func (l *frameLog) Flush(ctx context.Context) error { return nil }
+func (l *frameLog) Close() error                    { return nil }
+
+// longPair returns a sending and a receiving engine (ranks 0 and 1) and the
+// frames of one long eager message of n bytes from 0 to 1 on tag 5.
+func longPair(t *testing.T, n int) (rx *engine, tx *frameLog, msg []byte, frames [][]byte) {
+	t.Helper()
+	tx = &frameLog{}
+	send := newEngine(0, 2, tx)
+	rx = newEngine(1, 2, &frameLog{})
+	if n <= send.eager || n > send.long {
+		t.Fatalf("%d bytes is not a long eager message (eager %d, long %d)", n, send.eager, send.long)
+	}
+	msg = make([]byte, n)
+	rand.New(rand.NewSource(int64(n))).Read(msg)
+	s, err := send.send(1, 1, 5, "", msg)
+	if s != nil || err != nil {
+		t.Fatalf("long eager send with credit: %v, %v; want it published at once", s, err)
+	}
+	if len(tx.frames) < 2 {
+		t.Fatalf("%d frames; want a head and Data frames", len(tx.frames))
+	}
+	frames = tx.frames
+	tx.frames = nil
+	// A small message behind it, to check the receiver is still in step.
+	if _, err := send.send(1, 1, 5, "", []byte("next")); err != nil {
+		t.Fatal(err)
+	}
+	return rx, tx, msg, frames
+}
+
+func isDone(r *rreq) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestLongEager checks the receiving side of a long eager message (larger
+// than a frame, sent without RTS/CTS) in each order of arrival and receive:
+// matched before its head, after part of it arrived, after all of it; a
+// receive buffer that is too small; a receive abandoned mid-message. The
+// message after it is always received intact.
+func TestLongEager(t *testing.T) {
+	const n = 3<<20 + 5
+	for _, tc := range []struct {
+		name   string
+		before int // frames delivered before the receive is posted
+		small  bool
+		cancel bool
+	}{
+		{name: "posted first", before: 0},
+		{name: "partly arrived", before: 2},
+		{name: "all arrived", before: -1},
+		{name: "too small, partly arrived", before: 1, small: true},
+		{name: "too small, posted first", before: 0, small: true},
+		{name: "abandoned", before: 1, cancel: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rx, tx, msg, frames := longPair(t, n)
+			before := tc.before
+			if before < 0 {
+				before = len(frames)
+			}
+			for _, f := range frames[:before] {
+				rx.onFrame(f)
+			}
+			buf := make([]byte, n)
+			if tc.small {
+				buf = buf[:1<<20]
+			}
+			r, err := rx.post(1, 0, 5, buf, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.cancel {
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				if err := rx.waitRecv(ctx, r); !errors.Is(err, context.Canceled) {
+					t.Fatalf("cancelled receive: %v", err)
+				}
+			}
+			for _, f := range frames[before:] {
+				rx.onFrame(f)
+			}
+			switch {
+			case tc.cancel:
+			case tc.small:
+				if err := rx.waitRecv(context.Background(), r); !errors.Is(err, ErrTruncate) {
+					t.Fatalf("receive into %d bytes: %v; want ErrTruncate", len(buf), err)
+				}
+			default:
+				if !isDone(r) || r.err != nil || !bytes.Equal(r.data, msg) {
+					t.Fatalf("receive: done %v, err %v, %d bytes equal %v", isDone(r), r.err, len(r.data), bytes.Equal(r.data, msg))
+				}
+			}
+			if rx.err != nil {
+				t.Fatalf("receiver failed: %v", rx.err)
+			}
+			if len(rx.peers[0].rdvIn) != 0 || len(rx.peers[0].longIn) != 0 {
+				t.Fatalf("left over: %d receives, %d partial messages", len(rx.peers[0].rdvIn), len(rx.peers[0].longIn))
+			}
+			for _, f := range tx.frames {
+				rx.onFrame(f)
+			}
+			next, err := rx.post(1, 0, 5, make([]byte, 16), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := rx.waitRecv(ctx, next); err != nil || string(next.data) != "next" {
+				t.Fatalf("message after it: %q, %v", next.data, err)
+			}
+		})
+	}
+}
