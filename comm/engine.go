@@ -197,7 +197,7 @@ type peer struct {
 	rxSeq  uint64
 	outq   []*sreq
 	rdvOut map[uint64]*sreq
-	rdvIn  map[uint64]*rreq   // receives that Data frames stream into
+	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
 	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
 }
 

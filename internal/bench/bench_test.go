@@ -209,9 +209,11 @@ func TestPrinter(t *testing.T) {
 	p.Print(Result{Bench: Latency, Ranks: 2, Size: ptr(8), Iters: 10, MedianUS: 100, RawMedianUS: 90, Ratio: 100.0 / 90, RawMsgs: 1})
 	p.Print(Result{Bench: Latency, Ranks: 2, Size: ptr(4 << 20), Iters: 10, MedianUS: 100, RawMedianUS: 90, Ratio: 1.11, RawMsgs: 4})
 	p.Print(Result{Bench: BW, Ranks: 2, Size: ptr(64 << 10), Window: 64, Iters: 10, MBps: 400, RawMBps: 500, Ratio: 0.8})
-	p.Print(Result{Bench: Tasks, Ranks: 2, Unavailable: "no deco"})
+	p.Print(Result{Bench: Tasks, Ranks: 3, Iters: 10, Calls: TaskCalls, CallsPerSec: 250000, MinCallsPerSec: 200000, MaxCallsPerSec: 300000, USPerCall: 4, Ratio: 9.82})
+	p.Print(Result{Bench: Alltoall, Ranks: 2, Unavailable: "not built"})
 	out := b.String()
-	for _, want := range []string{"# latency", "raw median", "8 ", "1.11", "4M", "(x4)", "# bw", "64K", "0.80", "not available yet: no deco"} {
+	for _, want := range []string{"# latency", "raw median", "8 ", "1.11", "4M", "(x4)", "# bw", "64K", "0.80",
+		"# tasks", "calls/s", "250000", "9.82", "not available yet: not built"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}

@@ -49,7 +49,8 @@ type Config struct {
 	// Sizes in bytes; nil means the default sweep of each benchmark
 	// (point to point 0 B to 4 MiB, collectives 8 B to 1 MiB, powers of two).
 	Sizes []int `json:"sizes,omitempty"`
-	// Iters is the number of timed iterations per size (for startup: runs);
+	// Iters is the number of timed iterations per size (for startup: runs;
+	// for tasks: blocks of TaskCalls calls);
 	// zero means OSU-like defaults that depend on the size.
 	Iters int `json:"iters,omitempty"`
 	// Warmup, when set, is the number of untimed iterations before them;
@@ -195,6 +196,8 @@ func (cfg *Config) Iterations(b string, n int) (warmup, iters int) {
 	case BW, BiBW:
 		warmup, iters = pick(small, 10, 100, 2, 20)
 	case StartupB:
+		warmup, iters = 1, 10
+	case Tasks: // blocks of TaskCalls calls
 		warmup, iters = 1, 10
 	default:
 		warmup, iters = pick(small, 100, 1000, 10, 100)

@@ -15,20 +15,28 @@
 //     RecvInto; one-way latency is half of each round trip, reported as
 //     median, p99, min and mean over the iterations.
 //   - bw: rank 0 starts a window of 64 Isends, waits for them, then for a
-//     4-byte ack; rank 1 posts 64 Irecvs, waits, and acks. MB/s = 10^6 B/s.
+//     4-byte ack; rank 1 receives the 64 messages into one buffer with
+//     RecvInto, one after the other, and acks. MB/s = 10^6 B/s.
 //   - bibw: both ranks send a window to each other at once; aggregate MB/s.
 //   - barrier, bcast, allreduce, gather, scatter, alltoall: package
 //     collectives; each op is timed alone with an untimed barrier between
 //     ops (OSU style); the row gives the max, mean and min over ranks of each
 //     rank's mean time per op. Gather, scatter and alltoall move size bytes
 //     per rank (per pair for alltoall), allreduce sums size/8 float64s.
+//   - tasks: no-op task calls per second through package deco: deco.Run
+//     over all ranks, and on rank 0 blocks of TaskCalls (10,000) Assign
+//     calls of a function that returns its argument, each block timed from
+//     its first call to the end of deco.Synchronized (DECO's measurement in
+//     ../shared/notes/deco.md 6b); median, min and max over the blocks, and
+//     the ratio to DECO's 25,471 calls/s.
 //   - startup: wall time of `decorun -n N` of a program that joins the job
 //     and closes, start to exit, over several runs.
 //
 // Iteration counts follow OSU and the project's C reference
 // (../shared/bench/mpi/osu_like.c): latency 1000 + 100 warm-up up to 8 KiB,
 // 100 + 10 above; bandwidth 100 + 10, then 20 + 2; collectives 1000 + 100,
-// then 100 + 10. Config.Iters overrides them.
+// then 100 + 10; tasks 10 blocks + 1; startup 10 runs + 1. Config.Iters
+// overrides them.
 //
 // # Baseline
 //

@@ -28,6 +28,13 @@ type Result struct {
 	// bw, bibw
 	MBps float64 `json:"mbps,omitempty"` // 10^6 bytes per second
 
+	// tasks: no-op deco calls per second, over blocks of Calls calls
+	Calls          int     `json:"calls,omitempty"`
+	CallsPerSec    float64 `json:"calls_per_s,omitempty"` // median over blocks
+	MinCallsPerSec float64 `json:"min_calls_per_s,omitempty"`
+	MaxCallsPerSec float64 `json:"max_calls_per_s,omitempty"`
+	USPerCall      float64 `json:"us_per_call,omitempty"` // 10^6 / calls_per_s
+
 	// startup, ms
 	MedianMS float64 `json:"median_ms,omitempty"`
 	MinMS    float64 `json:"min_ms,omitempty"`
@@ -38,7 +45,7 @@ type Result struct {
 	RawP99US    float64 `json:"raw_p99_us,omitempty"`
 	RawMBps     float64 `json:"raw_mbps,omitempty"`
 	RawMsgs     int     `json:"raw_msgs,omitempty"` // NATS messages per payload in the baseline
-	Ratio       float64 `json:"ratio,omitempty"`    // decorun / raw: latency > 1 is slower, bandwidth < 1 is slower
+	Ratio       float64 `json:"ratio,omitempty"`    // decorun / raw: latency > 1 is slower, bandwidth < 1 is slower; tasks: calls_per_s / DECO's
 
 	// Unavailable says why a benchmark could not run (then no figures).
 	Unavailable string `json:"unavailable,omitempty"`
@@ -100,6 +107,9 @@ func (p *Printer) header(b *strings.Builder, r Result) {
 		if raw {
 			fmt.Fprintf(b, " | %10s %7s", "raw MB/s", "ratio")
 		}
+	case Tasks:
+		fmt.Fprintf(b, "# tasks: no-op deco calls (Concurrent + Assign) in synchronized blocks of %d, run on all %d ranks; calls/s per block; ratio = median / DECO's %d calls/s\n", r.Calls, r.Ranks, DECOCallsPerSec)
+		fmt.Fprintf(b, "%-10s %10s %10s %10s %10s %7s %7s", "# ranks", "calls/s", "min", "max", "µs/call", "blocks", "ratio")
 	case StartupB:
 		fmt.Fprintf(b, "# startup: wall time of decorun -n N of a program that joins and closes, start to exit, ms\n")
 		fmt.Fprintf(b, "%-10s %10s %10s %10s %7s", "# ranks", "median", "min", "max", "runs")
@@ -139,6 +149,8 @@ func (p *Printer) row(b *strings.Builder, r Result) {
 		if r.RawMBps > 0 {
 			fmt.Fprintf(b, " | %10.1f %7.2f%s", r.RawMBps, r.Ratio, chunks(r.RawMsgs))
 		}
+	case r.Bench == Tasks:
+		fmt.Fprintf(b, "%-10d %10.0f %10.0f %10.0f %10.2f %7d %7.2f", r.Ranks, r.CallsPerSec, r.MinCallsPerSec, r.MaxCallsPerSec, r.USPerCall, r.Iters, r.Ratio)
 	case r.Bench == StartupB:
 		fmt.Fprintf(b, "%-10d %10.1f %10.1f %10.1f %7d", r.Ranks, r.MedianMS, r.MinMS, r.MaxMS, r.Iters)
 	default:
