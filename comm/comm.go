@@ -205,8 +205,15 @@ func (c *Comm) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var errs []error
-		if err := c.link.Flush(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("comm: rank %d close: flush: %w", c.rank, err))
+		// Over NATS alone the Fin request doubles as a flush: the server
+		// handles a connection's messages in order, so its answer (or its
+		// "no responders" when no launcher listens) means the server has
+		// every frame this rank published before it. Another link (shared
+		// memory) is flushed first.
+		if c.link != transport.Link(c.nats) {
+			if err := c.link.Flush(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("comm: rank %d close: flush: %w", c.rank, err))
+			}
 		}
 		if err := c.nats.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpFin, Rank: c.rank}, true); err != nil {
 			errs = append(errs, fmt.Errorf("comm: rank %d close: telling decorun: %w", c.rank, err))

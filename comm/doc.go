@@ -47,9 +47,10 @@
 //     straight from the sender's buffer into the receiver's. A 1 GiB Send
 //     costs one 1 GiB buffer at the receiver and W bytes in flight; no
 //     second full copy.
-//   - Start-up: every rank subscribes its inbox and confirms it with the
-//     server before a start-up barrier at rank 0, so nothing is published to
-//     a rank that is not yet listening.
+//   - Start-up: every rank subscribes its inbox before it joins a start-up
+//     barrier at rank 0 (on the same connection, so the server has the
+//     subscription first), so nothing is published to a rank that is not
+//     yet listening.
 //
 // # Cost
 //

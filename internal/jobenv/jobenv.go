@@ -277,6 +277,10 @@ func InboxSubject(prefix string, r int) string { return prefix + ".r." + strconv
 // all once every rank has arrived.
 func BootSubject(prefix string) string { return prefix + ".boot" }
 
+// BootUpSubject is where rank 0 says, once, that it listens on BootSubject:
+// a rank whose request found no listener waits for this instead of polling.
+func BootUpSubject(prefix string) string { return prefix + ".boot.up" }
+
 // EventSubject is where the launcher tells the ranks about the job: with
 // --keep-going, an OpLost message when a rank other than 0 has died.
 func EventSubject(prefix string) string { return prefix + ".events" }
