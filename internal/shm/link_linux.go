@@ -244,7 +244,13 @@ func (l *Link) Close() error {
 				o.mu.Unlock()
 			}
 		}
-		l.unlink()
+		// A peer that has not mapped the segment yet (a rank slow to
+		// leave the start-up barrier while this one already finished) still
+		// needs the name: leave it, for the launcher to remove when the job
+		// ends.
+		if l.own.opened.Load() >= l.expect {
+			l.unlink()
+		}
 		l.own.unmap()
 	})
 	return nil
