@@ -54,7 +54,12 @@ func checkRows(t *testing.T, rows []map[string]any, bench string, sizes []float6
 }
 
 func TestBenchP2P(t *testing.T) {
-	rows := benchJSON(t, "latency", "bw", "bibw", "--sizes", "0,8,1K", "--iters", "3", "--baseline")
+	rows := benchJSON(t, "latency", "bw", "bibw", "--sizes", "0,8,1K", "--iters", "3", "--baseline", "--transport", "nats")
+	for _, r := range rows {
+		if r["transport"] != "nats" {
+			t.Errorf("row %v: transport %v; want nats", r, r["transport"])
+		}
+	}
 	checkRows(t, rows, "latency", []float64{0, 8, 1024}, "median_us", "p99_us", "min_us", "avg_us", "raw_median_us", "raw_p99_us", "ratio", "raw_msgs")
 	checkRows(t, rows, "bw", []float64{8, 1024}, "mbps", "window", "raw_mbps", "ratio")
 	checkRows(t, rows, "bibw", []float64{8, 1024}, "mbps", "raw_mbps", "ratio")

@@ -61,6 +61,7 @@ func benchFlags(n int) []cli.Flag {
 		&cli.StringFlag{Name: "sizes", Usage: "message sizes: `LIST` of sizes (8, 64K, 1M) and MIN:MAX power-of-two ranges (default 0:4M point to point, 8:1M collectives)"},
 		&cli.IntFlag{Name: "iters", Usage: "timed iterations `N` per size, or startup runs", DefaultText: "OSU-like, by size"},
 		&cli.IntFlag{Name: "warmup", Usage: "untimed iterations `N` before them", DefaultText: "OSU-like, or iters/10"},
+		&cli.StringFlag{Name: "transport", Usage: "data path of the benchmark jobs: `auto`, nats or shm, as decorun --transport (default: decorun's, auto)"},
 		&cli.StringFlag{Name: "timeout", Usage: "stop the benchmark job after `D` (a Go duration or seconds)"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write each rank's CPU profile to `PATH`.rankR"},
 		&cli.StringFlag{Name: "memprofile", Usage: "write each rank's allocation profile to `PATH`.rankR"},
@@ -121,7 +122,10 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		return &usageError{"bench: " + err.Error()}
 	}
 	cfg := bench.Config{Benchmarks: names, Iters: c.Int("iters"), Baseline: c.Bool("baseline"), JSON: c.Bool("json"),
-		CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile")}
+		CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile"), Transport: c.String("transport")}
+	if cfg.Transport == "" {
+		cfg.Transport = comm.DefaultTransport
+	}
 	if c.IsSet("warmup") {
 		w := c.Int("warmup")
 		cfg.Warmup = &w
@@ -146,7 +150,8 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 	if len(job) > 0 {
 		cfg.Benchmarks = job
 		arg, _ := json.Marshal(cfg) // plain fields: cannot fail
-		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: stdout, Stderr: stderr}
+		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: stdout, Stderr: stderr,
+			Transport: cfg.Transport}
 		if s := c.String("timeout"); s != "" {
 			if lc.Timeout, err = parseTimeout(s); err != nil {
 				return err
@@ -162,11 +167,12 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	if slices.Contains(names, bench.StartupB) {
 		warm, iters := cfg.Iterations(bench.StartupB, 0)
-		argv := []string{exe, "-n", strconv.Itoa(np), exe, rankMode, "noop"}
+		argv := []string{exe, "-n", strconv.Itoa(np), "--transport", cfg.Transport, exe, rankMode, "noop"}
 		res, err := bench.Startup(c.Context, argv, np, warm, iters)
 		if err != nil {
 			return fmt.Errorf("bench startup: %w", err)
 		}
+		res.Transport = cfg.Transport
 		if len(job) > 0 && !cfg.JSON {
 			fmt.Fprintln(stdout)
 		}

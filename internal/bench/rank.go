@@ -89,7 +89,7 @@ func (r *runner) print(res Result) error {
 	if r.c.Rank() != 0 {
 		return nil
 	}
-	res.Ranks = r.c.Size()
+	res.Ranks, res.Transport = r.c.Size(), r.cfg.Transport
 	return r.p.Print(res)
 }
 

@@ -11,12 +11,15 @@ import (
 // Result is one measurement: one benchmark at one size. Fields that do not
 // apply to the benchmark are zero and left out of the JSON form.
 type Result struct {
-	Bench  string `json:"bench"`
-	Ranks  int    `json:"ranks"`
-	Size   *int   `json:"size,omitempty"` // bytes; nil for startup and tasks
-	Iters  int    `json:"iters,omitempty"`
-	Warmup int    `json:"warmup,omitempty"`
-	Window int    `json:"window,omitempty"`
+	Bench string `json:"bench"`
+	Ranks int    `json:"ranks"`
+	// Transport is the job's data path: auto (shared memory between the
+	// ranks of one host), nats or shm.
+	Transport string `json:"transport,omitempty"`
+	Size      *int   `json:"size,omitempty"` // bytes; nil for startup and tasks
+	Iters     int    `json:"iters,omitempty"`
+	Warmup    int    `json:"warmup,omitempty"`
+	Window    int    `json:"window,omitempty"`
 
 	// latency, one-way µs
 	MedianUS float64 `json:"median_us,omitempty"`
@@ -122,6 +125,9 @@ func (p *Printer) header(b *strings.Builder, r Result) {
 		fmt.Fprintf(b, "%-10s %10s %10s %10s %7s", "# size", "max", "avg", "min", "iters")
 	}
 	b.WriteString("\n")
+	if r.Transport != "" && r.Unavailable == "" {
+		fmt.Fprintf(b, "#   transport: %s\n", r.Transport)
+	}
 	if raw {
 		b.WriteString("#   raw: bare nats.go, same two processes and server; ratio = decorun / raw; (xN): payload split into N NATS messages (max_payload)\n")
 		if r.Bench != Latency {
