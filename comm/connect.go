@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"time"
 
@@ -118,12 +117,9 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 	for ring > shmMinRing && ring*len(peers) > shmBudget {
 		ring /= 2
 	}
-	spin := time.Duration(0)
-	if len(peers) < runtime.NumCPU() {
-		spin = shmSpin // a core each: spinning costs nobody
-	}
+
 	sl, err := shm.Open(shm.Config{ID: job.ID, Key: job.ID + "\x00" + job.Prefix + "\x00" + job.Secret,
-		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: spin},
+		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin},
 		onFrame, onFatal)
 	if err != nil {
 		if tr == jobenv.TransportSHM {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -31,8 +32,11 @@ type Config struct {
 	RingSize int
 	// MaxFrame is the largest frame accepted; zero means 64 MiB.
 	MaxFrame int
-	// Spin is how long the pump polls before it sleeps on its doorbell.
-	// Zero: it sleeps as soon as it finds nothing to do.
+	// Spin is how long the pump polls before it sleeps on its doorbell;
+	// between polls it yields to its process's goroutines and to other
+	// processes (sched_yield), so spinning ranks on a host with fewer cores
+	// than ranks let the others run. Zero: it sleeps as soon as it finds
+	// nothing to do.
 	Spin time.Duration
 }
 
@@ -279,6 +283,7 @@ func (l *Link) pump() {
 			}
 			if now.Sub(idle) < l.cfg.Spin {
 				runtime.Gosched()
+				syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 				continue
 			}
 		}
