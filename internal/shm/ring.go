@@ -109,6 +109,34 @@ func (r *Ring) Read(p []byte) int {
 	return n
 }
 
+// clone returns a copy of the next n available bytes (n <= Avail) and
+// frees their room. Consumer side only. Unlike make and copy, it does not
+// zero the new slice first (append of non-pointer data skips that), which
+// matters at several GB/s.
+func (r *Ring) clone(n int) []byte {
+	if n == 0 {
+		return []byte{}
+	}
+	t := r.tail.Load()
+	i := int(t & r.mask)
+	var f []byte
+	if i+n <= len(r.data) {
+		f = append([]byte(nil), r.data[i:i+n]...)
+	} else {
+		a, b := r.data[i:], r.data[:n-(len(r.data)-i)]
+		f = append([]byte(nil), a...)
+		if cap(f)-len(f) >= len(b) {
+			f = append(f, b...)
+		} else {
+			g := make([]byte, n)
+			copy(g[copy(g, a):], b)
+			f = g
+		}
+	}
+	r.tail.Store(t + uint64(n))
+	return f
+}
+
 // SetWaiting records that the producer waits for room. Producer side.
 func (r *Ring) SetWaiting() { r.wait.Store(1) }
 
@@ -200,6 +228,9 @@ func (rd *Reader) Next() ([]byte, error) {
 		n := binary.LittleEndian.Uint32(l[:])
 		if int64(n) > int64(rd.Max) {
 			return nil, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
+		}
+		if rd.R.Avail() >= int(n) { // the common case: the whole frame is there
+			return rd.R.clone(int(n)), nil
 		}
 		rd.cur, rd.got, rd.have = make([]byte, n), 0, true
 	}
