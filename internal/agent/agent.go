@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/shm"
 	"github.com/decorun/decorun/internal/proc"
 	"github.com/decorun/decorun/internal/transport"
 	"github.com/nats-io/nats.go"
@@ -122,6 +123,11 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 	// Heartbeats travel over the network, through the job's server, so
 	// that a cut link is noticed even when stdin is a local pipe.
 	job := jobenv.FromList(spec.Env)
+	// This host's shared-memory segments (internal/shm): what dead
+	// processes left, and this job's when it ends, as the launcher does on
+	// its host.
+	shm.SweepStale("")
+	defer shm.RemoveJob("", job.ID)
 	auth, err := transport.Auth(job)
 	var nc *nats.Conn
 	if err == nil {
