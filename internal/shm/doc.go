@@ -34,7 +34,8 @@
 // through NATS. Once every expected peer has mapped a segment its owner
 // unlinks the file (the mappings stay valid), so a running job normally
 // leaves no name in /dev/shm at all. If a rank dies before that, the
-// launcher removes /dev/shm/decorun-<job id>-* when the job ends, and every
+// launcher (and decorun's agent on each other host) removes
+// /dev/shm/decorun-<job id>-* when the job ends, and every
 // rank that creates a segment first removes the segments of decorun
 // processes that no longer exist (owner pid gone, same pid namespace), so
 // even a SIGKILLed launcher leaves nothing behind for long.
