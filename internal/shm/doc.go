@@ -56,14 +56,15 @@
 // Waiting: the pump polls its rings, spins for a short while (Config.Spin;
 // between polls runtime.Gosched and sched_yield, so goroutines of its own
 // process and other processes run: ranks that outnumber the cores still
-// make progress), then sleeps on the segment's doorbell, a Linux futex word in the shared
-// mapping (FUTEX_WAIT without FUTEX_PRIVATE_FLAG works across processes).
+// make progress), then sleeps on the segment's doorbell, a Linux futex
+// word in the shared mapping (FUTEX_WAIT without FUTEX_PRIVATE_FLAG works
+// across processes).
 // A producer that publishes data rings the receiver's doorbell only when
 // the receiver said it sleeps; a consumer that makes room rings the
 // producer's doorbell only when the producer said it waits for room. Both
 // flags are set before a last check (sequentially consistent atomics), so a
-// wake-up is never lost. Sleeps also end after 50 ms, to notice a closed
-// Link or a dead peer.
+// wake-up is never lost. Close rings the pump's own doorbell; sleeps also
+// end after 50 ms, to notice a dead peer.
 //
 // # Guarantees
 //
