@@ -37,8 +37,8 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
-	"github.com/decorun/decorun/internal/shm"
 	"github.com/decorun/decorun/internal/proc"
+	"github.com/decorun/decorun/internal/shm"
 	"github.com/decorun/decorun/internal/transport"
 	"github.com/nats-io/nats.go"
 )
