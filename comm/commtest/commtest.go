@@ -88,6 +88,60 @@ func World(tb testing.TB, n int) []*comm.Comm {
 	return cs
 }
 
+// Start is World for Example functions and programs, which have no
+// testing.TB: it starts an embedded nats-server, connects n ranks over it
+// and returns them with stop, which closes every rank and then the server.
+// Each rank's data path is $DECORUN_TRANSPORT, as in World.
+func Start(n int) (cs []*comm.Comm, stop func(), err error) {
+	b := make([]byte, 16)
+	rand.Read(b)
+	token := hex.EncodeToString(b)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Authorization: token, WriteDeadline: time.Hour})
+	if err != nil {
+		return nil, nil, fmt.Errorf("commtest: nats-server: %w", err)
+	}
+	s.Start()
+	shutdown := func() { s.Shutdown(); s.WaitForShutdown() }
+	if !s.ReadyForConnections(5 * time.Second) {
+		shutdown()
+		return nil, nil, fmt.Errorf("commtest: nats-server not ready after 5 s")
+	}
+	jobs.Lock()
+	jobSeq++
+	id := fmt.Sprintf("commtest%d", jobSeq)
+	jobs.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cs = make([]*comm.Comm, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: s.ClientURL(), Token: token, ID: id,
+				Transport: os.Getenv("DECORUN_TRANSPORT")})
+		}()
+	}
+	wg.Wait()
+	stop = func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+		shutdown()
+	}
+	for r, err := range errs {
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("commtest: rank %d: %w", r, err)
+		}
+	}
+	return cs, stop, nil
+}
+
 // Run calls f for every rank concurrently and reports each rank's error.
 func Run(tb testing.TB, cs []*comm.Comm, f func(c *comm.Comm) error) {
 	tb.Helper()
