@@ -67,11 +67,13 @@ const (
 	opReduceScatter
 	opScan
 	opExscan
+	opScanSlice
+	opExscanSlice
 )
 
 var opNames = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
-	"ReduceScatter", "Scan", "Exscan"}
+	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice"}
 
 func (o opcode) String() string {
 	if o < 0 || int(o) >= len(opNames) {
@@ -87,6 +89,7 @@ const (
 	fRoot // 0 for collectives without a root
 	fLen  // a length: equal on all ranks, or the root's (-1 elsewhere)
 	fBad  // 1 if this rank's arguments are invalid
+	fEq   // 1 if this rank requires the lengths to be equal
 	nFields
 )
 
@@ -161,6 +164,7 @@ const (
 	lenNone  = iota
 	lenEqual // every rank passes the same length
 	lenRoot  // the root passes its length, the others -1 (a root out of range: nobody)
+	lenAny   // every rank passes its length, which may differ unless some rank requires lenEqual
 )
 
 // params are one rank's arguments as the agreement step sees them.
@@ -180,8 +184,11 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 	if a.rooted {
 		h[fRoot] = int64(a.root)
 	}
-	if a.lenRule == lenEqual || a.lenRule == lenRoot && cl.r == a.root {
+	if a.lenRule == lenEqual || a.lenRule == lenAny || a.lenRule == lenRoot && cl.r == a.root {
 		h[fLen] = int64(a.length)
+	}
+	if a.lenRule == lenEqual {
+		h[fEq] = 1
 	}
 	if a.bad != nil {
 		h[fBad] = 1
@@ -218,7 +225,7 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 			return s, invalid(cl.op, nil, "root %d out of range [0, %d)", a.root, cl.p)
 		}
 	}
-	if a.lenRule == lenEqual {
+	if s[fEq].max != 0 { // the same on every rank, whatever rule each passed
 		if err := mismatch(fLen, "length"); err != nil {
 			return s, err
 		}

@@ -36,6 +36,9 @@ type call struct {
 	s    *comm.Comm // c.Shadow()
 	tag  int
 	p, r int
+	// failed is set once op failed here or a peer reported that it failed
+	// (see failure.go).
+	failed *OpError
 }
 
 func begin(c *comm.Comm, op opcode) *call {
@@ -47,6 +50,9 @@ func begin(c *comm.Comm, op opcode) *call {
 func (cl *call) wrap(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrMismatch) || errors.Is(err, ErrInvalidArg) {
+		return err
+	}
+	if oe := (*OpError)(nil); errors.As(err, &oe) {
 		return err
 	}
 	return fmt.Errorf("collectives: %s: %w", cl.op, err)

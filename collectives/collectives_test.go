@@ -289,6 +289,21 @@ func suite(ctx context.Context, c *comm.Comm, big bool) error {
 	sv, err := collectives.Scan(ctx, c, vec(me, 3), collectives.Elementwise(compose))
 	add(err)
 	add(check("Scan(Elementwise)", sv, foldVec(0, me+1, 3), eqS))
+	for _, n := range []int{0, 3, 1000} {
+		got, err := collectives.ScanSlice(ctx, c, vec(me, n), compose)
+		add(err)
+		add(check(fmt.Sprintf("ScanSlice(%d elems)", n), got, foldVec(0, me+1, n), eqS))
+		got, err = collectives.ExscanSlice(ctx, c, vec(me, n), compose)
+		add(err)
+		var want []affine
+		if me > 0 {
+			want = foldVec(0, me, n)
+		}
+		add(check(fmt.Sprintf("ExscanSlice(%d elems)", n), got, want, eqS))
+	}
+	ax, err := collectives.Allreduce(ctx, c, vec(me, 5), collectives.Elementwise(compose))
+	add(err)
+	add(check("Allreduce(Elementwise)", ax, foldVec(0, p, 5), eqS))
 
 	sum, err := collectives.Allreduce(ctx, c, float64(me)+0.5, collectives.Sum)
 	add(err)

@@ -34,6 +34,9 @@
 //     reductions of equal-length slices, with bandwidth-optimal algorithms
 //     for large vectors. ReduceScatter(ctx, c, v []E, op) []E: block Rank()
 //     of the element-wise reduction (len(v) divisible by Size()).
+//     ScanSlice, ExscanSlice(ctx, c, v []E, op) []E: element-wise Scan and
+//     Exscan (nil on rank 0), MPI_Scan and MPI_Exscan of a buffer. Every
+//     rank must pass the same length; the agreement step checks it.
 //
 // Reduction operators are plain functions, op(a, b T) T; the built-in ones
 // are generic functions whose type Go infers at the call:
@@ -41,7 +44,9 @@
 // Max, LAnd, LOr, LXor (logical: nonzero is true, result 0 or 1), BAnd,
 // BOr, BXor (bitwise, on integers), MinLoc and MaxLoc (on [Loc] pairs, ties
 // to the lower Index, like MPI_MINLOC). [Elementwise] lifts an op on
-// elements to one on equal-length slices, for Scan of vectors.
+// elements to one on equal-length slices; the whole-value calls recognise
+// it and then check lengths like the *Slice calls (which are the better
+// choice for vectors: no allocation per combination).
 //
 // A user op must be associative. It need not be commutative: every
 // reduction combines the contributions in rank order, v0 op v1 op ... op
@@ -65,8 +70,9 @@
 // p = Size() and lg = ⌈log2⌉.
 //
 // Agreement. Every collective but Barrier starts with a dissemination
-// exchange of a 160-byte header (which collective, a hash of the element
-// type, the root, one length, a local-error code): lg p rounds in which rank
+// exchange of a 192-byte header (which collective, a hash of the element
+// type, the root, one length, whether lengths must be equal, a local-error
+// code): lg p rounds in which rank
 // r sends what it knows to r+2^k and merges what r−2^k knows, keeping each
 // field's minimum and maximum with the ranks that passed them. Cost lg p·α.
 // Afterwards every rank knows whether the calls match, and returns the same
@@ -104,8 +110,8 @@
 //   - ReduceScatter: pairwise reduce-scatter: (p−1)·α + n·(p−1)/p·(β + γ).
 //     The block owner receives each rank's raw block and combines in rank
 //     order with two accumulators (ranks below it, ranks above it).
-//   - Scan, Exscan: recursive doubling over aligned blocks of ranks (any p):
-//     lg p·α + n·lg p·(β + γ).
+//   - Scan, Exscan, ScanSlice, ExscanSlice: recursive doubling over
+//     aligned blocks of ranks (any p): lg p·α + n·lg p·(β + γ).
 //
 // The switch points (256 KiB for Bcast, 64 KiB for AllreduceSlice and
 // ReduceSlice) follow the cost model with NATS's α of tens of microseconds
@@ -128,7 +134,9 @@
 // No mismatch that the agreement step can see produces a hang or garbage:
 // different collectives, different element types, different roots, unequal
 // lengths where they must be equal (Gather, Allgather, Alltoall,
-// ReduceSlice, AllreduceSlice, ReduceScatter), a root whose len(data) is not
+// ReduceSlice, AllreduceSlice, ReduceScatter, ScanSlice, ExscanSlice, and
+// Reduce, Allreduce, Scan and Exscan of slices when any rank's op came
+// from Elementwise), a root whose len(data) is not
 // divisible by Size() for Scatter, and a local argument error on some rank
 // (a wrong number of parts for Scatterv or Alltoallv) all return an error on
 // every rank that names the ranks and values: a [*MismatchError] (errors.Is
@@ -136,10 +144,26 @@
 // ErrInvalidArg on every rank; the rank still takes part in the agreement,
 // since a rank that alone passed a bad root must not leave the others
 // waiting for it. Collectives do not check mismatches that would need the
-// data itself (different lengths of whole values passed to Reduce and
-// Allreduce, which user ops such as concatenation allow); they call op on
-// what they receive. A rank that dies during a collective makes decorun stop
-// the job naming it, so no collective waits for a dead rank.
+// data itself, nor lengths of whole values passed to Reduce, Allreduce,
+// Scan and Exscan with an op of your own (ops such as concatenation accept
+// different lengths; an element-wise op of your own should be an element
+// op passed to a *Slice call); they call op on what they receive.
+//
+// An op that panics (or returns a value that cannot be encoded) does not
+// crash the rank: the call returns an [*OpError] naming the rank where op
+// failed and the panic ("collectives: Allreduce: on rank 3: op panicked:
+// ..."). The failing rank goes on with the algorithm's schedule, sending a
+// failure report (a typed message; collective data is untyped) wherever it
+// would have sent a partial result, and so does every rank that receives
+// one, so no rank waits for it, and every rank whose result includes the
+// failed combination returns the OpError: with a deterministic op (one
+// that fails on the same inputs wherever it runs), every rank of Allreduce
+// and AllreduceSlice, the root of Reduce and ReduceSlice, the ranks of Scan
+// from the first failing one up. Ranks whose result does not depend on it
+// may return normally. The communicator stays usable.
+//
+// A rank that dies during a collective makes decorun stop the job naming
+// it, so no collective waits for a dead rank.
 //
 // # Cancellation
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -263,4 +264,205 @@ func TestConcurrentComms(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestLengths checks that element-wise reductions of slices whose lengths
+// differ fail on every rank with an error naming two ranks and their
+// lengths: the *Slice calls, and the whole-value calls with an op from
+// Elementwise. Whole-value calls with other ops accept different lengths.
+func TestLengths(t *testing.T) {
+	for _, n := range []int{2, 3, 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cs := commtest.World(t, n)
+			ctx := tctx(t)
+			last := n - 1
+			// ranks 0..n-2 pass 4 elements, the last rank 5
+			v := func(c *comm.Comm) []float64 { return make([]float64, 4+c.Rank()/last) }
+			want := fmt.Sprintf("rank 0 passed length 4 but rank %d passed length 5", last)
+			ew := collectives.Elementwise(collectives.Sum[float64])
+			cases := []struct {
+				name string
+				call func(c *comm.Comm) error
+			}{
+				{"ScanSlice", func(c *comm.Comm) error {
+					_, err := collectives.ScanSlice(ctx, c, v(c), collectives.Sum)
+					return err
+				}},
+				{"ExscanSlice", func(c *comm.Comm) error {
+					_, err := collectives.ExscanSlice(ctx, c, v(c), collectives.Max)
+					return err
+				}},
+				{"Scan", func(c *comm.Comm) error {
+					_, err := collectives.Scan(ctx, c, v(c), ew)
+					return err
+				}},
+				{"Exscan", func(c *comm.Comm) error {
+					_, err := collectives.Exscan(ctx, c, v(c), collectives.Elementwise(collectives.Prod[float64]))
+					return err
+				}},
+				{"Reduce", func(c *comm.Comm) error {
+					_, err := collectives.Reduce(ctx, c, v(c), ew, last)
+					return err
+				}},
+				{"Allreduce", func(c *comm.Comm) error {
+					_, err := collectives.Allreduce(ctx, c, v(c), ew)
+					return err
+				}},
+				{"Allreduce", func(c *comm.Comm) error {
+					// Only rank 0's op needs equal lengths: every rank still
+					// checks them.
+					op := func(a, b []float64) []float64 { return append(a[:len(a):len(a)], b...) }
+					if c.Rank() == 0 {
+						op = ew
+					}
+					_, err := collectives.Allreduce(ctx, c, v(c), op)
+					return err
+				}},
+			}
+			for _, tc := range cases {
+				commtest.Run(t, cs, func(c *comm.Comm) error {
+					err := tc.call(c)
+					if !errors.Is(err, collectives.ErrMismatch) || !strings.Contains(err.Error(), tc.name+": "+want) {
+						return fmt.Errorf("%s: error %v; want a mismatch saying %q", tc.name, err, tc.name+": "+want)
+					}
+					return healthy(ctx, c)
+				})
+			}
+			commtest.Run(t, cs, func(c *comm.Comm) error {
+				cat := func(a, b []int) []int { return append(a[:len(a):len(a)], b...) }
+				got, err := collectives.Allreduce(ctx, c, []int{c.Rank(), c.Rank()}[:1+c.Rank()%2], cat)
+				if err != nil {
+					return fmt.Errorf("Allreduce(concatenate) of different lengths: %v", err)
+				}
+				var want []int
+				for r := range n {
+					want = append(want, []int{r, r}[:1+r%2]...)
+				}
+				if !slices.Equal(got, want) {
+					return fmt.Errorf("Allreduce(concatenate) = %v; want %v", got, want)
+				}
+				return nil
+			})
+		})
+	}
+}
+
+// TestOpPanic checks that a panic in op becomes an *OpError naming the rank
+// and the panic, that no rank waits forever for a rank whose op failed,
+// and that the communicator works afterwards.
+func TestOpPanic(t *testing.T) {
+	for _, n := range []int{2, 3, 5, 8} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cs := commtest.World(t, n)
+			ctx := tctx(t)
+			bad := n / 2
+			// neg panics on a negative input: rank bad passes negative
+			// values, so every combination that includes its value panics,
+			// on whichever rank computes it.
+			neg := func(a, b int64) int64 {
+				if a < 0 || b < 0 {
+					panic("negative input")
+				}
+				return a + b
+			}
+			in := func(c *comm.Comm) int64 { return int64(c.Rank() + 1) }
+			vec := func(c *comm.Comm, m int) []int64 {
+				v := make([]int64, m)
+				for i := range v {
+					v[i] = in(c)
+				}
+				if c.Rank() == bad {
+					v[m-1] = -1
+				}
+				return v
+			}
+			isPanic := func(err error) error {
+				var oe *collectives.OpError
+				if !errors.As(err, &oe) || oe.Rank < 0 || oe.Rank >= n || oe.Msg != "op panicked: negative input" ||
+					!strings.Contains(err.Error(), fmt.Sprintf("on rank %d: op panicked: negative input", oe.Rank)) {
+					return fmt.Errorf("error %v; want an OpError for the panic", err)
+				}
+				return nil
+			}
+			everyRank := []struct {
+				name string
+				call func(c *comm.Comm) error
+			}{
+				{"Allreduce", func(c *comm.Comm) error {
+					v := in(c)
+					if c.Rank() == bad {
+						v = -1
+					}
+					_, err := collectives.Allreduce(ctx, c, v, neg)
+					return err
+				}},
+				{"AllreduceSlice small", func(c *comm.Comm) error {
+					_, err := collectives.AllreduceSlice(ctx, c, vec(c, 3), neg)
+					return err
+				}},
+				{"AllreduceSlice large", func(c *comm.Comm) error {
+					v := vec(c, 20_000) // 160 KB: reduce-scatter and ring for n ≥ 3
+					if c.Rank() == bad {
+						for i := range v {
+							v[i] = -1
+						}
+					}
+					_, err := collectives.AllreduceSlice(ctx, c, v, neg)
+					return err
+				}},
+			}
+			for _, tc := range everyRank {
+				commtest.Run(t, cs, func(c *comm.Comm) error {
+					if err := isPanic(tc.call(c)); err != nil {
+						return fmt.Errorf("%s: %w", tc.name, err)
+					}
+					return healthy(ctx, c)
+				})
+			}
+			// Reduce: the root has the error; Scan: the ranks from bad up.
+			commtest.Run(t, cs, func(c *comm.Comm) error {
+				v := int64(1)
+				if c.Rank() == bad {
+					v = -1
+				}
+				_, err := collectives.Reduce(ctx, c, v, neg, n-1)
+				if c.Rank() == n-1 || err != nil {
+					if err := isPanic(err); err != nil {
+						return fmt.Errorf("Reduce: %w", err)
+					}
+				}
+				got, err := collectives.Scan(ctx, c, v, neg)
+				if c.Rank() >= bad || err != nil {
+					if err := isPanic(err); err != nil {
+						return fmt.Errorf("Scan: %w", err)
+					}
+				} else if got != int64(c.Rank()+1) {
+					return fmt.Errorf("Scan = %d; want %d", got, c.Rank()+1)
+				}
+				return healthy(ctx, c)
+			})
+			// An op that panics only on rank bad's goroutine: that rank
+			// fails, every rank that received its report fails likewise,
+			// the others have the right sum.
+			commtest.Run(t, cs, func(c *comm.Comm) error {
+				me := c.Rank()
+				op := func(a, b int) int {
+					if me == bad {
+						panic(fmt.Sprintf("rank %d's op", me))
+					}
+					return a + b
+				}
+				got, err := collectives.Allreduce(ctx, c, me, op)
+				var oe *collectives.OpError
+				switch {
+				case err == nil && me != bad && got == n*(n-1)/2:
+				case errors.As(err, &oe) && oe.Rank == bad &&
+					strings.Contains(err.Error(), fmt.Sprintf("Allreduce: on rank %d: op panicked: rank %d's op", bad, bad)):
+				default:
+					return fmt.Errorf("Allreduce = %d, %v; want %d, or the error of rank %d's panic", got, err, n*(n-1)/2, bad)
+				}
+				return healthy(ctx, c)
+			})
+		})
+	}
 }

@@ -3,6 +3,8 @@ package collectives
 import (
 	"cmp"
 	"fmt"
+	"reflect"
+	"sync"
 )
 
 // Integer is the set of integer types, named ones included.
@@ -80,14 +82,23 @@ func MaxLoc[T cmp.Ordered](a, b Loc[T]) Loc[T] {
 }
 
 // Elementwise lifts op on elements to equal-length slices: the result's
-// element i is op(a[i], b[i]), in a new slice. It panics if the lengths
-// differ. Use it for Reduce, Allreduce, Scan and Exscan of vectors;
-// ReduceSlice, AllreduceSlice and ReduceScatter apply op element-wise
-// themselves, check lengths on every rank and scale to large vectors.
+// element i is op(a[i], b[i]), in a new slice. Reduce, Allreduce, Scan and
+// Exscan recognise an op made by Elementwise and then check in their
+// agreement step that every rank passed the same length, returning a
+// [*MismatchError] on every rank if not; called directly on slices of
+// different lengths it panics. ReduceSlice, AllreduceSlice, ScanSlice,
+// ExscanSlice and ReduceScatter apply an element op themselves, always
+// check lengths, and allocate less.
 func Elementwise[E any](op func(a, b E) E) func(a, b []E) []E {
+	f := lift(op)
+	elementwiseOps.LoadOrStore(reflect.ValueOf(f).Pointer(), struct{}{})
+	return f
+}
+
+func lift[E any](op func(a, b E) E) func(a, b []E) []E {
 	return func(a, b []E) []E {
 		if len(a) != len(b) {
-			panic(fmt.Sprintf("collectives: Elementwise: slices of lengths %d and %d", len(a), len(b)))
+			panic(fmt.Sprintf("collectives: element-wise op on slices of lengths %d and %d", len(a), len(b)))
 		}
 		out := make([]E, len(a))
 		for i := range a {
@@ -95,6 +106,20 @@ func Elementwise[E any](op func(a, b E) E) func(a, b []E) []E {
 		}
 		return out
 	}
+}
+
+// elementwiseOps holds the code pointers of the functions Elementwise
+// returns (one per element shape, however many times it is called), so
+// that the whole-value reductions can tell that op needs equal lengths.
+var elementwiseOps sync.Map // uintptr -> struct{}
+
+func isElementwise(op any) bool {
+	v := reflect.ValueOf(op)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return false
+	}
+	_, ok := elementwiseOps.Load(v.Pointer())
+	return ok
 }
 
 // combineLeft sets acc[i] = op(in[i], acc[i]): in comes from lower ranks.

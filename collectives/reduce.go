@@ -2,6 +2,7 @@ package collectives
 
 import (
 	"context"
+	"reflect"
 
 	"github.com/decorun/decorun/comm"
 )
@@ -64,14 +65,14 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 	var zero T
 	cl := begin(c, opReduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
-	if err := checkValue(ctx, cl, red.k, v, true, root); err != nil {
+	if err := checkValue(ctx, cl, red.k, v, op, true, root); err != nil {
 		return zero, err
 	}
 	if err := cl.reduceTree(ctx, red, root); err != nil {
 		return zero, cl.wrap(err)
 	}
-	if cl.r != root {
-		return zero, nil
+	if err := cl.result(); err != nil || cl.r != root {
+		return zero, err
 	}
 	return red.acc, nil
 }
@@ -84,49 +85,60 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 	var zero T
 	cl := begin(c, opAllreduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
-	if err := checkValue(ctx, cl, red.k, v, false, 0); err != nil {
+	if err := checkValue(ctx, cl, red.k, v, op, false, 0); err != nil {
 		return zero, err
 	}
 	if err := cl.allreduceDoubling(ctx, red); err != nil {
 		return zero, cl.wrap(err)
 	}
+	if err := cl.result(); err != nil {
+		return zero, err
+	}
 	return red.acc, nil
 }
 
-// checkValue is the agreement step of the whole-value reductions.
-func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, rooted bool, root int) error {
+// checkValue is the agreement step of the whole-value reductions. The
+// length of a slice value is exchanged too, and must be equal on every
+// rank when some rank's op came from Elementwise.
+func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) error {
 	var bad error
 	if err := k.probe(v); err != nil {
 		bad = invalid(cl.op, err, "rank %d's value", cl.r)
 	}
-	_, err := cl.check(ctx, params{typ: k.hash, rooted: rooted, root: root, bad: bad})
+	a := params{typ: k.hash, rooted: rooted, root: root, bad: bad}
+	if k.t.Kind() == reflect.Slice {
+		a.length, a.lenRule = reflect.ValueOf(v).Len(), lenAny
+		if isElementwise(op) {
+			a.lenRule = lenEqual
+		}
+	}
+	_, err := cl.check(ctx, a)
 	return cl.wrap(err)
 }
 
 // reduceTree reduces to rank 0 over a binomial tree in which rank r
 // receives from r+2^j for the low zero bits j of r and sends to r minus its
 // lowest set bit, so that every message holds a contiguous range of ranks
-// following the receiver's; then rank 0 sends the result to root.
+// following the receiver's; then rank 0 sends the result to root. It
+// returns communication errors; a failure of op is left in cl.failed.
 func (cl *call) reduceTree(ctx context.Context, red reducer, root int) error {
 	p, r := cl.p, cl.r
 	for mask := 1; mask < p; mask <<= 1 {
 		if r&mask != 0 {
-			b, err := red.encode()
-			if err != nil {
-				return err
-			}
-			if err := cl.send(ctx, r-mask, b); err != nil {
+			if err := cl.sendRed(ctx, r-mask, cl.encodeRed(red.encode)); err != nil {
 				return err
 			}
 			break
 		}
 		if r+mask < p {
-			b, err := cl.recv(ctx, r+mask)
+			b, ok, err := cl.recvRed(ctx, r+mask)
 			if err != nil {
 				return err
 			}
-			if err := red.combine(b, false); err != nil {
-				return err
+			if ok {
+				if err := cl.combine(red, b, false); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -135,14 +147,10 @@ func (cl *call) reduceTree(ctx context.Context, red reducer, root int) error {
 	}
 	switch r {
 	case 0:
-		b, err := red.encode()
-		if err != nil {
-			return err
-		}
-		return cl.send(ctx, root, b)
+		return cl.sendRed(ctx, root, cl.encodeRed(red.encode))
 	case root:
-		b, err := cl.recv(ctx, 0)
-		if err != nil {
+		b, ok, err := cl.recvRed(ctx, 0)
+		if err != nil || !ok {
 			return err
 		}
 		return red.set(b)
@@ -153,7 +161,10 @@ func (cl *call) reduceTree(ctx context.Context, red reducer, root int) error {
 // allreduceDoubling is recursive doubling over the largest power of two
 // pof2 ≤ p. The first 2·(p−pof2) ranks first fold in pairs (rank 2i sends
 // to 2i+1) and get the result back at the end, so every participant holds a
-// contiguous range of ranks and the order is kept.
+// contiguous range of ranks and the order is kept. It returns
+// communication errors; a failure of op is left in cl.failed, and reaches
+// every rank: both partners of a step compute the same combination, and
+// the report travels the remaining steps.
 func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 	p, r := cl.p, cl.r
 	pof2 := 1
@@ -164,25 +175,23 @@ func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 	newrank := r - rem
 	if r < 2*rem {
 		if r%2 == 0 {
-			b, err := red.encode()
-			if err != nil {
+			if err := cl.sendRed(ctx, r+1, cl.encodeRed(red.encode)); err != nil {
 				return err
 			}
-			if err := cl.send(ctx, r+1, b); err != nil {
-				return err
-			}
-			b, err = cl.recv(ctx, r+1)
-			if err != nil {
+			b, ok, err := cl.recvRed(ctx, r+1)
+			if err != nil || !ok {
 				return err
 			}
 			return red.set(b)
 		}
-		b, err := cl.recv(ctx, r-1)
+		b, ok, err := cl.recvRed(ctx, r-1)
 		if err != nil {
 			return err
 		}
-		if err := red.combine(b, true); err != nil {
-			return err
+		if ok {
+			if err := cl.combine(red, b, true); err != nil {
+				return err
+			}
 		}
 		newrank = r / 2
 	}
@@ -192,84 +201,89 @@ func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 		if nd < rem {
 			dst = 2*nd + 1
 		}
-		out, err := red.encode()
+		in, ok, err := cl.exchangeRed(ctx, dst, cl.encodeRed(red.encode), dst)
 		if err != nil {
 			return err
 		}
-		in, err := cl.exchange(ctx, dst, out, dst)
-		if err != nil {
-			return err
-		}
-		if err := red.combine(in, dst < r); err != nil {
-			return err
+		if ok {
+			if err := cl.combine(red, in, dst < r); err != nil {
+				return err
+			}
 		}
 	}
 	if r < 2*rem { // odd: send the result back to r-1
-		b, err := red.encode()
-		if err != nil {
-			return err
-		}
-		return cl.send(ctx, r-1, b)
+		return cl.sendRed(ctx, r-1, cl.encodeRed(red.encode))
 	}
 	return nil
 }
 
 // Scan returns, on rank r, op folded over the v of ranks 0..r in rank
-// order. op must be associative; it need not be commutative.
+// order. op must be associative; it need not be commutative. For
+// element-wise scans of slices use ScanSlice.
 func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
-	return scan(ctx, c, opScan, v, op)
+	cl := begin(c, opScan)
+	k := valuesOf[T]()
+	if err := checkValue(ctx, cl, k, v, op, false, 0); err != nil {
+		var zero T
+		return zero, err
+	}
+	return scan(ctx, cl, k, v, op)
 }
 
 // Exscan returns, on rank r > 0, op folded over the v of ranks 0..r-1 in
 // rank order, and the zero T on rank 0. op must be associative; it need not
-// be commutative.
+// be commutative. For element-wise scans of slices use ExscanSlice.
 func Exscan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
-	return scan(ctx, c, opExscan, v, op)
+	cl := begin(c, opExscan)
+	k := valuesOf[T]()
+	if err := checkValue(ctx, cl, k, v, op, false, 0); err != nil {
+		var zero T
+		return zero, err
+	}
+	return scan(ctx, cl, k, v, op)
 }
 
 // scan is recursive doubling over aligned blocks of ranks: before the round
 // with distance mask, partial is the fold over r's aligned block of mask
 // ranks; r exchanges it with r^mask (if that rank exists) and prepends what
-// a lower partner sends to both partial and the result.
-func scan[T any](ctx context.Context, c *comm.Comm, op opcode, v T, f func(a, b T) T) (T, error) {
+// a lower partner sends to both partial and the result. A failure of op
+// reaches every rank whose result includes the failed combination.
+func scan[T any](ctx context.Context, cl *call, k values[T], v T, f func(a, b T) T) (T, error) {
 	var zero T
-	cl := begin(c, op)
-	k := valuesOf[T]()
-	if err := checkValue(ctx, cl, k, v, false, 0); err != nil {
-		return zero, err
-	}
 	partial := v
-	result, have := v, op == opScan
+	result, have := v, cl.op == opScan || cl.op == opScanSlice
 	for mask := 1; mask < cl.p; mask <<= 1 {
 		dst := cl.r ^ mask
 		if dst >= cl.p {
 			continue
 		}
-		out, err := k.encode(partial)
+		out := cl.encodeRed(func() ([]byte, error) { return k.encode(partial) })
+		in, ok, err := cl.exchangeRed(ctx, dst, out, dst)
 		if err != nil {
 			return zero, cl.wrap(err)
 		}
-		in, err := cl.exchange(ctx, dst, out, dst)
-		if err != nil {
-			return zero, cl.wrap(err)
+		if !ok || cl.failed != nil {
+			continue
 		}
 		t, err := k.decode(in)
 		if err != nil {
 			return zero, cl.wrap(err)
 		}
-		if dst < cl.r {
-			partial = f(t, partial)
-			if have {
-				result = f(t, result)
+		cl.guard(func() {
+			if dst < cl.r {
+				partial = f(t, partial)
+				if have {
+					result = f(t, result)
+				} else {
+					result, have = t, true
+				}
 			} else {
-				result, have = t, true
+				partial = f(partial, t)
 			}
-		} else {
-			partial = f(partial, t)
-		}
+		})
 	}
-	if !have {
-		return zero, nil
+	if err := cl.result(); err != nil || !have {
+		return zero, err
 	}
 	return result, nil
 }

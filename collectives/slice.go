@@ -83,8 +83,11 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 	}
 	if !cl.large(k.raw, len(v)*k.size) {
 		red := &vector[E]{k: k, op: op, acc: slices.Clone(v)}
-		if err := cl.reduceTree(ctx, red, root); err != nil || cl.r != root {
+		if err := cl.reduceTree(ctx, red, root); err != nil {
 			return nil, cl.wrap(err)
+		}
+		if err := cl.result(); err != nil || cl.r != root {
+			return nil, err
 		}
 		return red.acc, nil
 	}
@@ -94,7 +97,15 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 		return nil, cl.wrap(err)
 	}
 	if cl.r != root {
-		return nil, cl.wrap(cl.send(ctx, root, k.view(blk)))
+		b := k.view(blk)
+		q, err := cl.isendRed(root, b, len(b)) // a report must fit root's buffer
+		if err == nil {
+			_, err = q.Wait(ctx)
+		}
+		if err != nil {
+			return nil, cl.wrap(err)
+		}
+		return nil, cl.result()
 	}
 	out := make([]E, len(v))
 	lo, hi := bounds(cl.r)
@@ -102,10 +113,13 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 	for i := range cl.p {
 		if i != root {
 			lo, hi := bounds(i)
-			if err := cl.recvInto(ctx, i, k.view(out[lo:hi])); err != nil {
+			if err := cl.recvIntoRed(ctx, i, k.view(out[lo:hi])); err != nil {
 				return nil, cl.wrap(err)
 			}
 		}
+	}
+	if err := cl.result(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -129,6 +143,9 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 		if err := cl.allreduceDoubling(ctx, red); err != nil {
 			return nil, cl.wrap(err)
 		}
+		if err := cl.result(); err != nil {
+			return nil, err
+		}
 		return red.acc, nil
 	}
 	bounds := balanced(len(v), cl.p)
@@ -140,12 +157,17 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 	lo, hi := bounds(cl.r)
 	copy(out[lo:hi], blk)
 	p, r := cl.p, cl.r
+	// A failure report, like a block, goes round the ring: every rank
+	// learns of it.
 	for s := 0; s < p-1; s++ {
 		slo, shi := bounds((r - s + p) % p)
 		rlo, rhi := bounds((r - 1 - s + 2*p) % p)
-		if err := cl.exchangeInto(ctx, (r+1)%p, k.view(out[slo:shi]), (r-1+p)%p, k.view(out[rlo:rhi])); err != nil {
+		if err := cl.exchangeIntoRed(ctx, (r+1)%p, k.view(out[slo:shi]), (r-1+p)%p, k.view(out[rlo:rhi])); err != nil {
 			return nil, cl.wrap(err)
 		}
+	}
+	if err := cl.result(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -165,11 +187,18 @@ func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b
 	}
 	m := len(v) / cl.p
 	blk, err := reduceScatterPairwise(ctx, cl, k, v, func(i int) (int, int) { return i * m, (i + 1) * m }, op)
-	return blk, cl.wrap(err)
+	if err != nil {
+		return nil, cl.wrap(err)
+	}
+	if err := cl.result(); err != nil {
+		return nil, err
+	}
+	return blk, nil
 }
 
 // reduceScatterPairwise returns block Rank() (by bounds) of the element-wise
-// reduction. In step i rank r sends its own block r+i to rank r+i and
+// reduction. What it sends does not depend on op, so a failure of op only
+// stops the combining here (cl.failed); the caller passes it on. In step i rank r sends its own block r+i to rank r+i and
 // receives rank r−i's block r, so the owner sees every rank's raw
 // contribution, from r−1 down to 0 and then from p−1 down to r+1. It keeps
 // rank order with two accumulators: lower = v(0) op ... op v(r), built by
@@ -205,17 +234,48 @@ func reduceScatterPairwise[E any](ctx context.Context, cl *call, k elems[E], v [
 				return nil, errSize(src, len(in), hi-lo)
 			}
 		}
-		switch {
-		case src < r:
-			combineLeft(op, in, lower)
-		case upper == nil:
-			upper = slices.Clone(in)
-		default:
-			combineLeft(op, in, upper)
-		}
+		cl.guard(func() {
+			switch {
+			case src < r:
+				combineLeft(op, in, lower)
+			case upper == nil:
+				upper = slices.Clone(in)
+			default:
+				combineLeft(op, in, upper)
+			}
+		})
 	}
 	if upper != nil {
-		combineRight(op, lower, upper)
+		cl.guard(func() { combineRight(op, lower, upper) })
 	}
 	return lower, nil
+}
+
+// ScanSlice returns, on rank r, the element-wise fold of the ranks' slices
+// over ranks 0..r in rank order (MPI_Scan of a buffer): element i of the
+// result is op folded over element i of the v of ranks 0..r. Every rank
+// must pass the same length. op must be associative; it need not be
+// commutative.
+func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
+	cl := begin(c, opScanSlice)
+	if err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0); err != nil {
+		return nil, err
+	}
+	out, err := scan(ctx, cl, valuesOf[[]E](), v, lift(op))
+	if cl.r == 0 && err == nil {
+		out = slices.Clone(out) // v itself
+	}
+	return out, err
+}
+
+// ExscanSlice returns, on rank r > 0, the element-wise fold of the ranks'
+// slices over ranks 0..r-1 in rank order, and nil on rank 0 (MPI_Exscan of
+// a buffer). Every rank must pass the same length. op must be associative;
+// it need not be commutative.
+func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
+	cl := begin(c, opExscanSlice)
+	if err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0); err != nil {
+		return nil, err
+	}
+	return scan(ctx, cl, valuesOf[[]E](), v, lift(op))
 }
