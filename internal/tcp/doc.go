@@ -1,0 +1,98 @@
+// Package tcp carries comm's frames between rank processes over direct TCP
+// connections: the data path that decorun --transport=auto puts under comm
+// for peers on other hosts, and --transport=tcp for every peer
+// (internal/transport.Mux sends the other peers' frames over shared memory
+// or NATS). NATS stays the control plane: it carries the addresses that
+// ranks dial, start-up, Close, aborts and heartbeats.
+//
+// # Design
+//
+// Each rank listens on one TCP port (Config.Host, a free port) and
+// publishes a Peer record, its address and, with TLS, the fingerprint of its
+// certificate, through the job's NATS connection (comm does the publishing,
+// after the start-up barrier, on a subject every rank subscribed to before
+// it). A rank that sends to a peer over TCP dials that peer's address:
+// connections are one-way, from the sender (the dialer) to the receiver
+// (the acceptor), so that each rank decides on its own how it reaches each
+// peer and no two ranks ever race to open the same connection. Two ranks
+// that talk both ways hold two connections.
+//
+// Authentication is a challenge-response over HMAC-SHA256 with a key every
+// rank of the job derives from the job's token (Config.Key; the token never
+// crosses the connection):
+//
+//	dialer -> acceptor   "DECOTCP1", src rank, dst rank, 32-byte nonce Nd
+//	acceptor -> dialer   32-byte nonce Na, HMAC(K, "acceptor" | hello | Na | B)
+//	dialer -> acceptor   HMAC(K, "dialer" | hello | Na | B)
+//	acceptor -> dialer   1 (accepted)
+//
+// where B is, with TLS, 32 bytes of the TLS session's exported keying
+// material (RFC 5705/8446; empty without TLS), binding both proofs to this
+// very session. Each side checks the other's proof (constant time) before
+// it trusts the connection; the acceptor delivers nothing before the
+// dialer's proof checks out, and accepts one connection per source rank.
+// The two proofs differ by their label, so neither side can be used as an
+// oracle for the other's.
+//
+// Encryption (Config.TLS; comm turns it on when the job's NATS connection
+// uses TLS, as every multi-host decorun job does): each rank makes an
+// ephemeral self-signed ECDSA P-256 certificate in memory at start-up and
+// publishes its SHA-256 fingerprint with its address, through the NATS
+// connection that is itself TLS-protected with the job's pinned server
+// certificate. The dialer accepts only a server certificate with that
+// fingerprint (TLS 1.3), so nothing on the network can read, alter or
+// relay the stream; the HMAC exchange inside authenticates the dialer to
+// the acceptor. Without TLS (single-host jobs, loopback) the handshake
+// still authenticates both ends, but the stream itself is neither
+// encrypted nor integrity-protected, like the job's NATS traffic then.
+//
+// Framing: a frame travels as a 4-byte little-endian length and its bytes.
+// Send never blocks (comm calls it with its engine lock held, and two ranks
+// blocked on each other's full sockets while holding their locks would
+// deadlock, since the receiving goroutine needs the lock to deliver): it
+// appends the frame to the destination's queue, and one writer goroutine
+// per outgoing connection hands the whole queue to the kernel in one write
+// while Send fills a second buffer (the two are swapped and reused, so
+// streaming makes no garbage up to 1 MiB of queue). The queue is bounded by
+// comm's credit window, the bound that keeps NATS's and shared memory's
+// buffers finite. One reader goroutine per incoming connection reads each
+// frame into a fresh slice and hands it to onFrame (the same callback the
+// other links use; comm's engine serialises them).
+//
+// # Guarantees
+//
+//   - Frames to one destination arrive in the order sent, whole, exactly
+//     once (one TCP stream per ordered pair), or the link reports an error.
+//   - A connection that breaks (read or write error, a peer process that
+//     died, a peer host that vanished once the kernel notices) is never
+//     silent: frames still queued for that peer are dropped and, after
+//     Config.Grace, onFatal gets a *PeerError naming the peer rank. The
+//     grace lets the job's control plane speak first: a peer that closed
+//     its communicator sent comm's Fin frame before its connections ended,
+//     and decorun ends the job or, with --keep-going, announces the lost
+//     rank within that time; comm ignores a PeerError for such a peer and
+//     fails on any other. A corrupt frame length is fatal at once.
+//   - Send never blocks; Flush returns once every queued frame has been
+//     handed to the kernel (or its connection broke); Close closes the
+//     listener and every connection and returns once every goroutine of the
+//     link has exited. Frames handed to the kernel before Close are still
+//     delivered (a closed socket sends what it holds, then FIN).
+//   - Memory is bounded by comm's credit windows (queue) plus one frame per
+//     incoming connection being read, a 64 KiB read buffer per incoming
+//     connection, and up to two 1 MiB reusable queue buffers per outgoing one.
+//   - Only ranks that know the job's key get a frame delivered; a stray or
+//     hostile client is dropped after a failed proof or after
+//     Config.Timeout, whichever comes first.
+//
+// # Cost
+//
+// Per peer reached over TCP: one connection each way, one writer goroutine
+// (sender side) and one reader goroutine (receiver side), made at start-up
+// (dials run in parallel); per rank one listener and its accept goroutine.
+// A frame is copied into the queue, written with one system call per batch,
+// read with one or more, and copied once more out of the read buffer when it
+// is small (a frame larger than the read buffer is read straight into its
+// slice). A small frame costs the writer goroutine's wake-up and the
+// reader's, plus TCP's own latency; with TLS, AES-GCM encryption and
+// decryption on top.
+package tcp

@@ -1,0 +1,239 @@
+package tcp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"time"
+)
+
+const (
+	magic     = "DECOTCP1"
+	nonceLen  = 32
+	helloLen  = len(magic) + 8 + nonceLen
+	macLen    = sha256.Size
+	ekmLabel  = "EXPORTER-decorun-tcp"
+	accepted  = 1
+	labelAcc  = "acceptor"
+	labelDial = "dialer"
+)
+
+// String encodes p as "ADDR" or "ADDR FINGERPRINT-HEX", for ParsePeer.
+func (p Peer) String() string {
+	if len(p.Fingerprint) == 0 {
+		return p.Addr
+	}
+	return p.Addr + " " + hex.EncodeToString(p.Fingerprint)
+}
+
+// ParsePeer reads what Peer.String writes.
+func ParsePeer(s string) (Peer, error) {
+	addr, fp, ok := strings.Cut(strings.TrimSpace(s), " ")
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return Peer{}, fmt.Errorf("tcp: peer record %q: %w", s, err)
+	}
+	p := Peer{Addr: addr}
+	if ok {
+		b, err := hex.DecodeString(fp)
+		if err != nil || len(b) != sha256.Size {
+			return Peer{}, fmt.Errorf("tcp: peer record %q: bad fingerprint", s)
+		}
+		p.Fingerprint = b
+	}
+	return p, nil
+}
+
+// selfSigned makes an ephemeral ECDSA P-256 certificate and returns it
+// with the SHA-256 fingerprint of its DER form.
+func selfSigned() (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "decorun rank"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	fp := sha256.Sum256(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, fp[:], nil
+}
+
+// proof is HMAC(key, label | hello | nonce | binding).
+func (l *Link) proof(label string, hello, nonce, binding []byte) []byte {
+	m := hmac.New(sha256.New, l.cfg.Key)
+	m.Write([]byte(label))
+	m.Write(hello)
+	m.Write(nonce)
+	m.Write(binding)
+	return m.Sum(nil)
+}
+
+// binding is the channel binding of c: TLS keying material, or nothing.
+func binding(c net.Conn) ([]byte, error) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, nil
+	}
+	st := tc.ConnectionState()
+	return st.ExportKeyingMaterial(ekmLabel, nil, 32)
+}
+
+// dial connects to rank p at rec and runs the dialer's side of the
+// handshake.
+func (l *Link) dial(ctx context.Context, p int, rec Peer) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	defer cancel()
+	if l.cfg.TLS && len(rec.Fingerprint) == 0 {
+		return nil, fmt.Errorf("tcp: rank %d at %s published no certificate fingerprint and the job uses TLS", p, rec.Addr)
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", rec.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: dialing rank %d: %w", p, err)
+	}
+	c, err := l.handshakeDial(ctx, raw, p, rec)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (l *Link) handshakeDial(ctx context.Context, raw net.Conn, p int, rec Peer) (net.Conn, error) {
+	if d, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(d)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var c net.Conn = raw
+	if l.cfg.TLS {
+		want := rec.Fingerprint
+		tc := tls.Client(raw, &tls.Config{
+			MinVersion:         tls.VersionTLS13,
+			InsecureSkipVerify: true, // the certificate is pinned by fingerprint below
+			VerifyPeerCertificate: func(certs [][]byte, _ [][]*x509.Certificate) error {
+				if len(certs) == 0 {
+					return errors.New("no certificate")
+				}
+				if got := sha256.Sum256(certs[0]); !hmac.Equal(got[:], want) {
+					return fmt.Errorf("certificate fingerprint %x is not the one rank %d published", got[:8], p)
+				}
+				return nil
+			},
+		})
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, fmt.Errorf("tcp: TLS with rank %d at %s: %w", p, rec.Addr, err)
+		}
+		c = tc
+	}
+	b, err := binding(c)
+	if err != nil {
+		return nil, fmt.Errorf("tcp: TLS with rank %d at %s: %w", p, rec.Addr, err)
+	}
+	hello := make([]byte, helloLen)
+	copy(hello, magic)
+	binary.LittleEndian.PutUint32(hello[len(magic):], uint32(l.cfg.Rank))
+	binary.LittleEndian.PutUint32(hello[len(magic)+4:], uint32(p))
+	if _, err := rand.Read(hello[len(magic)+8:]); err != nil {
+		return nil, err
+	}
+	if _, err := c.Write(hello); err != nil {
+		return nil, fmt.Errorf("tcp: handshake with rank %d at %s: %w", p, rec.Addr, err)
+	}
+	resp := make([]byte, nonceLen+macLen)
+	if _, err := io.ReadFull(c, resp); err != nil {
+		return nil, fmt.Errorf("tcp: handshake with rank %d at %s: %w", p, rec.Addr, err)
+	}
+	nonce := resp[:nonceLen]
+	if !hmac.Equal(resp[nonceLen:], l.proof(labelAcc, hello, nonce, b)) {
+		return nil, fmt.Errorf("%w: the listener at %s could not prove that it is rank %d of this job (wrong job key)", ErrAuth, rec.Addr, p)
+	}
+	if _, err := c.Write(l.proof(labelDial, hello, nonce, b)); err != nil {
+		return nil, fmt.Errorf("tcp: handshake with rank %d at %s: %w", p, rec.Addr, err)
+	}
+	var ack [1]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil || ack[0] != accepted {
+		return nil, fmt.Errorf("%w: rank %d at %s refused this rank's connection", ErrAuth, p, rec.Addr)
+	}
+	if !stop() {
+		return nil, fmt.Errorf("tcp: handshake with rank %d at %s: %w", p, rec.Addr, ctx.Err())
+	}
+	raw.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// handshakeAccept runs the acceptor's side of the handshake on raw and
+// returns the connection to read and the peer's rank.
+func (l *Link) handshakeAccept(raw net.Conn) (net.Conn, int, error) {
+	raw.SetDeadline(time.Now().Add(l.cfg.Timeout))
+	var c net.Conn = raw
+	if l.tlsConf != nil {
+		tc := tls.Server(raw, l.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return nil, 0, err
+		}
+		c = tc
+	}
+	b, err := binding(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	hello := make([]byte, helloLen)
+	if _, err := io.ReadFull(c, hello); err != nil {
+		return nil, 0, err
+	}
+	src := int(binary.LittleEndian.Uint32(hello[len(magic):]))
+	dst := int(binary.LittleEndian.Uint32(hello[len(magic)+4:]))
+	if string(hello[:len(magic)]) != magic || dst != l.cfg.Rank || src < 0 || src >= l.cfg.Size || src == dst {
+		return nil, 0, errors.New("bad hello")
+	}
+	resp := make([]byte, nonceLen, nonceLen+macLen)
+	if _, err := rand.Read(resp); err != nil {
+		return nil, 0, err
+	}
+	resp = append(resp, l.proof(labelAcc, hello, resp[:nonceLen], b)...)
+	if _, err := c.Write(resp); err != nil {
+		return nil, 0, err
+	}
+	mac := make([]byte, macLen)
+	if _, err := io.ReadFull(c, mac); err != nil {
+		return nil, 0, err
+	}
+	if !hmac.Equal(mac, l.proof(labelDial, hello, resp[:nonceLen], b)) {
+		return nil, 0, ErrAuth
+	}
+	l.mu.Lock()
+	dup := l.from[src]
+	l.from[src] = true
+	l.mu.Unlock()
+	if dup {
+		return nil, 0, fmt.Errorf("a second connection from rank %d", src)
+	}
+	if _, err := c.Write([]byte{accepted}); err != nil {
+		return nil, 0, err
+	}
+	raw.SetDeadline(time.Time{})
+	return c, src, nil
+}

@@ -1,0 +1,513 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes one rank's TCP link.
+type Config struct {
+	// Rank and Size place this rank in the job.
+	Rank, Size int
+	// Key authenticates the ranks of the job to each other: every rank of
+	// the job has the same, nobody else has it (comm derives it from the
+	// job's token). Required.
+	Key []byte
+	// Host is the address to listen on and publish; "127.0.0.1" when
+	// empty. The port is chosen by the kernel.
+	Host string
+	// TLS encrypts every connection (see the package doc).
+	TLS bool
+	// MaxFrame is the largest frame accepted; zero means 64 MiB.
+	MaxFrame int
+	// Grace is how long a broken connection waits before it is reported
+	// to onFatal; zero means DefaultGrace.
+	Grace time.Duration
+	// Timeout bounds each dial and handshake, on both sides (Connect's
+	// context may end a dial sooner); zero means 10 s.
+	Timeout time.Duration
+}
+
+// DefaultGrace is Config.Grace's default: longer than decorun takes to end
+// a job whose rank died, or to announce the loss with --keep-going (at once
+// for a rank that exits, 3 s for a host that stops answering).
+const DefaultGrace = 5 * time.Second
+
+// Peer is what a rank publishes so that others can dial it.
+type Peer struct {
+	Addr        string // host:port
+	Fingerprint []byte // SHA-256 of its TLS certificate; nil without TLS
+}
+
+// PeerError reports that the connection with rank Rank broke: frames may
+// have been lost unless that rank had closed its link or died.
+type PeerError struct {
+	Rank int
+	Err  error
+}
+
+func (e *PeerError) Error() string {
+	return fmt.Sprintf("tcp: connection with rank %d broke: %v", e.Rank, e.Err)
+}
+
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// Errors.
+var (
+	// ErrClosed is returned by Send on a closed Link.
+	ErrClosed = errors.New("tcp: link closed")
+	// ErrAuth is wrapped by Connect's errors when a peer failed the
+	// handshake's proof or rejected this rank's.
+	ErrAuth = errors.New("tcp: authentication failed")
+)
+
+// Link moves frames to and from the ranks this rank reaches over TCP. It
+// is safe for concurrent use.
+type Link struct {
+	cfg     Config
+	ln      net.Listener
+	tlsConf *tls.Config // acceptor side; nil without TLS
+	self    Peer
+	onFrame func([]byte)
+	onFatal func(error)
+
+	outs atomic.Pointer[[]*outbound] // by rank; set once by Connect
+
+	mu       sync.Mutex // guards closed, ins, from, timers
+	closed   bool
+	ins      map[net.Conn]struct{} // accepted connections, raw
+	from     []bool                // ranks with an authenticated incoming connection
+	timers   []*time.Timer         // pending PeerError reports
+	rejected atomic.Int64
+
+	done      chan struct{} // closed by Close
+	wg        sync.WaitGroup
+	reporting sync.WaitGroup // onFatal calls in flight from timers
+}
+
+type outbound struct {
+	dst  int
+	addr string
+	conn net.Conn
+	wake chan struct{} // capacity 1: the queue went from empty to not
+
+	mu     sync.Mutex  // guards q, spare, busy, down, closed
+	q      net.Buffers // frames for the writer (4-byte length, bytes): batches of small frames, large ones alone
+	spare  net.Buffers // the writer's last q, for reuse
+	open   bool        // the last element of q is a batch that small frames may join
+	busy   bool        // the writer holds a batch
+	down   bool        // the connection broke: frames are dropped
+	closed bool
+}
+
+// Queue buffers. Frames of up to smallFrame bytes are copied into batches
+// of batchSize bytes (so many small frames cost one write); a larger frame
+// is copied into a buffer of its own. Both come from pools: streaming
+// makes no garbage.
+const (
+	smallFrame = 16 << 10
+	batchSize  = 64 << 10
+)
+
+var (
+	batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
+	largePool sync.Pool // *[]byte of any capacity
+)
+
+func getLarge(n int) []byte {
+	if p, ok := largePool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n)
+}
+
+func putBuf(b []byte) {
+	switch {
+	case cap(b) == batchSize:
+		b = b[:0]
+		batchPool.Put(&b)
+	case cap(b) > smallFrame:
+		b = b[:0]
+		largePool.Put(&b)
+	}
+}
+
+// Listen opens this rank's listener and starts accepting peers. Every
+// frame that arrives, whole and in order per sender, goes to onFrame (which
+// owns the slice; calls for different senders may run concurrently).
+// onFatal gets each broken connection (a *PeerError, after Config.Grace)
+// and each corrupt stream.
+func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error) {
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if cfg.MaxFrame == 0 {
+		cfg.MaxFrame = 64 << 20
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = DefaultGrace
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	switch {
+	case cfg.Size < 1 || cfg.Rank < 0 || cfg.Rank >= cfg.Size:
+		return nil, fmt.Errorf("tcp: rank %d out of range for a job of %d ranks", cfg.Rank, cfg.Size)
+	case len(cfg.Key) == 0:
+		return nil, errors.New("tcp: no key to authenticate peers with (the job has no token)")
+	case cfg.MaxFrame < 0 || cfg.MaxFrame > 1<<31-1:
+		return nil, fmt.Errorf("tcp: max frame %d out of range", cfg.MaxFrame)
+	}
+	l := &Link{cfg: cfg, onFrame: onFrame, onFatal: onFatal, ins: map[net.Conn]struct{}{},
+		from: make([]bool, cfg.Size), done: make(chan struct{})}
+	if cfg.TLS {
+		cert, fp, err := selfSigned()
+		if err != nil {
+			return nil, fmt.Errorf("tcp: rank %d: %w", cfg.Rank, err)
+		}
+		l.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+		l.self.Fingerprint = fp
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(strings.Trim(cfg.Host, "[]"), "0"))
+	if err != nil {
+		return nil, fmt.Errorf("tcp: rank %d: %w", cfg.Rank, err)
+	}
+	l.ln = ln
+	l.self.Addr = ln.Addr().String()
+	empty := make([]*outbound, cfg.Size)
+	l.outs.Store(&empty)
+	l.wg.Add(1)
+	go l.accept()
+	return l, nil
+}
+
+// Self is this rank's record, for the peers that will dial it.
+func (l *Link) Self() Peer { return l.self }
+
+// Rejected counts incoming connections dropped during the handshake.
+func (l *Link) Rejected() int64 { return l.rejected.Load() }
+
+// MaxFrame is the largest frame Send accepts.
+func (l *Link) MaxFrame() int { return l.cfg.MaxFrame }
+
+// dialers bounds how many peers Connect dials at once.
+const dialers = 16
+
+// Connect dials and authenticates every peer in peers (by rank), in
+// parallel. It returns, for every rank, whether frames to it go over TCP,
+// and for every peer it could not reach, why. It may be called once, before
+// the first Send.
+func (l *Link) Connect(ctx context.Context, peers map[int]Peer) (reach []bool, why map[int]error) {
+	reach = make([]bool, l.cfg.Size)
+	why = map[int]error{}
+	outs := make([]*outbound, l.cfg.Size)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, dialers)
+	for p, rec := range peers {
+		if p < 0 || p >= l.cfg.Size || p == l.cfg.Rank {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := l.dial(ctx, p, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				why[p] = err
+				return
+			}
+			outs[p] = &outbound{dst: p, addr: rec.Addr, conn: c, wake: make(chan struct{}, 1)}
+			reach[p] = true
+		})
+	}
+	wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range outs {
+		if o == nil {
+			continue
+		}
+		if l.closed {
+			o.conn.Close()
+			o.closed = true
+			continue
+		}
+		l.wg.Add(1)
+		go l.write(o)
+	}
+	l.outs.Store(&outs)
+	return reach, why
+}
+
+// Send queues frame for rank dst, which Connect reported reachable. It
+// never blocks. Frames for a peer whose connection broke are dropped (the
+// break is reported to onFatal).
+func (l *Link) Send(dst int, frame []byte) error {
+	outs := *l.outs.Load()
+	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
+		return fmt.Errorf("tcp: rank %d is not reachable over TCP", dst)
+	}
+	if len(frame) > l.cfg.MaxFrame {
+		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", len(frame), l.cfg.MaxFrame)
+	}
+	o := outs[dst]
+	o.mu.Lock()
+	switch {
+	case o.closed:
+		o.mu.Unlock()
+		return ErrClosed
+	case o.down:
+		o.mu.Unlock()
+		return nil
+	}
+	first := len(o.q) == 0
+	need := 4 + len(frame)
+	if len(frame) <= smallFrame {
+		if n := len(o.q); !o.open || cap(o.q[n-1])-len(o.q[n-1]) < need {
+			o.q = append(o.q, (*batchPool.Get().(*[]byte))[:0])
+			o.open = true
+		}
+		b := &o.q[len(o.q)-1]
+		*b = binary.LittleEndian.AppendUint32(*b, uint32(len(frame)))
+		*b = append(*b, frame...)
+	} else {
+		b := binary.LittleEndian.AppendUint32(getLarge(need), uint32(len(frame)))
+		o.q = append(o.q, append(b, frame...))
+		o.open = false
+	}
+	o.mu.Unlock()
+	if first {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// write is o's writer goroutine: it hands the queue to the kernel batch by
+// batch until the link closes or the connection breaks.
+func (l *Link) write(o *outbound) {
+	defer l.wg.Done()
+	for {
+		o.mu.Lock()
+		for len(o.q) == 0 && !o.closed && !o.down {
+			o.mu.Unlock()
+			select {
+			case <-o.wake:
+			case <-l.done:
+			}
+			o.mu.Lock()
+		}
+		if o.closed || o.down {
+			o.mu.Unlock()
+			return
+		}
+		bufs := o.q
+		o.q, o.spare = o.spare[:0], nil
+		o.open = false
+		o.busy = true
+		o.mu.Unlock()
+
+		all := slices.Clone(bufs) // WriteTo consumes its receiver
+		_, err := bufs.WriteTo(o.conn)
+		for i, b := range all {
+			putBuf(b)
+			all[i] = nil
+		}
+
+		o.mu.Lock()
+		o.busy = false
+		o.spare = all[:0]
+		if err != nil && !o.closed {
+			o.down = true
+			o.q, o.spare = nil, nil
+			o.mu.Unlock()
+			l.report(o.dst, fmt.Errorf("writing to %s: %w", o.addr, err))
+			return
+		}
+		o.mu.Unlock()
+	}
+}
+
+// Flush returns once every frame sent so far has been handed to the kernel
+// (or its connection broke), or ctx ends.
+func (l *Link) Flush(ctx context.Context) error {
+	d := 20 * time.Microsecond
+	for {
+		n := 0
+		for _, o := range *l.outs.Load() {
+			if o == nil {
+				continue
+			}
+			o.mu.Lock()
+			if (len(o.q) > 0 || o.busy) && !o.down && !o.closed {
+				n++
+			}
+			o.mu.Unlock()
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("tcp: rank %d: %d peers have not taken its last frames: %w", l.cfg.Rank, n, ctx.Err())
+		case <-time.After(d):
+		}
+		d = min(2*d, 5*time.Millisecond)
+	}
+}
+
+// Close closes the listener and every connection, and returns once every
+// goroutine of the link has exited. It is idempotent.
+func (l *Link) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	for _, t := range l.timers {
+		t.Stop()
+	}
+	l.timers = nil
+	ins := make([]net.Conn, 0, len(l.ins))
+	for c := range l.ins {
+		ins = append(ins, c)
+	}
+	l.mu.Unlock()
+	close(l.done)
+	l.ln.Close()
+	for _, c := range ins {
+		c.Close()
+	}
+	for _, o := range *l.outs.Load() {
+		if o != nil {
+			o.mu.Lock()
+			o.closed = true
+			o.mu.Unlock()
+			o.conn.Close()
+		}
+	}
+	l.wg.Wait()
+	l.reporting.Wait()
+	return nil
+}
+
+// report tells onFatal, after the grace period, that the connection with
+// rank r broke, unless the link is closed by then.
+func (l *Link) report(r int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.timers = append(l.timers, time.AfterFunc(l.cfg.Grace, func() {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return
+		}
+		l.reporting.Add(1)
+		l.mu.Unlock()
+		defer l.reporting.Done()
+		l.onFatal(&PeerError{Rank: r, Err: err})
+	}))
+}
+
+// accept runs until the listener closes, serving each connection in a
+// goroutine of its own.
+func (l *Link) accept() {
+	defer l.wg.Done()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return // closed; a listener that fails otherwise only keeps peers from dialing (they fall back or fail)
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		l.ins[c] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.serve(c)
+	}
+}
+
+// serve authenticates one incoming connection and reads its frames.
+func (l *Link) serve(raw net.Conn) {
+	defer l.wg.Done()
+	defer func() {
+		raw.Close()
+		l.mu.Lock()
+		delete(l.ins, raw)
+		l.mu.Unlock()
+	}()
+	c, src, err := l.handshakeAccept(raw)
+	if err != nil {
+		l.rejected.Add(1)
+		return
+	}
+	l.read(c, src)
+}
+
+// read delivers the frames of rank src's connection until it ends.
+func (l *Link) read(c net.Conn, src int) {
+	br := bufio.NewReaderSize(c, 64<<10)
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			l.broken(src, c, err)
+			return
+		}
+		n := binary.LittleEndian.Uint32(hdr[:])
+		if int64(n) > int64(l.cfg.MaxFrame) {
+			if !l.isClosed() {
+				l.onFatal(fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
+					l.cfg.Rank, src, n, l.cfg.MaxFrame))
+			}
+			return
+		}
+		f := make([]byte, n)
+		if _, err := io.ReadFull(br, f); err != nil {
+			l.broken(src, c, err)
+			return
+		}
+		l.onFrame(f)
+	}
+}
+
+func (l *Link) broken(src int, c net.Conn, err error) {
+	if errors.Is(err, io.EOF) {
+		err = errors.New("connection closed by the peer")
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("connection closed by the peer in the middle of a frame")
+	}
+	l.report(src, fmt.Errorf("reading from %s: %w", c.RemoteAddr(), err))
+}
+
+func (l *Link) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
