@@ -162,3 +162,26 @@ func TestMultiHostLinkCut(t *testing.T) {
 	}
 	noLeftovers(t)
 }
+
+// TestMultiHostPaths: with auto, ranks of one host exchange frames through
+// shared memory and ranks of different hosts over direct TCP (encrypted:
+// the job uses TLS), 4 MiB to every peer arriving intact; --transport=nats
+// keeps everything on NATS.
+func TestMultiHostPaths(t *testing.T) {
+	nh := makeHosts(t, 3)
+	p := start(t, append(nh.args(2), "-n", "6", prog(t, "paths"), fmt.Sprint(4<<20))...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	if got, want := sortedLines(p.out()), wantPaths(6, 2, "shm", "tcp"); got != want {
+		t.Errorf("paths\n%s\nwant\n%s", got, want)
+	}
+	p = start(t, append(nh.args(2), "-n", "4", "--transport=nats", prog(t, "paths"))...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("--transport=nats: exit %d; stderr:\n%s", code, p.errText())
+	}
+	if got, want := sortedLines(p.out()), wantPaths(4, 2, "nats", "nats"); got != want {
+		t.Errorf("--transport=nats: paths\n%s\nwant\n%s", got, want)
+	}
+	noLeftovers(t)
+}

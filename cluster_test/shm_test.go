@@ -63,9 +63,9 @@ func TestStaleSegmentSwept(t *testing.T) {
 }
 
 func TestTransportFlag(t *testing.T) {
-	p := start(t, "--transport=tcp", "true")
-	if code := p.wait(time.Minute); code != 2 || !strings.Contains(p.errText(), `--transport must be auto, nats or shm, got "tcp"`) {
-		t.Errorf("--transport=tcp: exit %d, stderr %q; want 2 and a message naming the flag", code, p.errText())
+	p := start(t, "--transport=udp", "true")
+	if code := p.wait(time.Minute); code != 2 || !strings.Contains(p.errText(), `--transport must be auto, nats, shm or tcp, got "udp"`) {
+		t.Errorf("--transport=udp: exit %d, stderr %q; want 2 and a message naming the flag", code, p.errText())
 	}
 	p = start(t, "-n", "2", "-x", "DECORUN_TRANSPORT=bogus", prog(t, "ring"))
 	if code := p.wait(time.Minute); code == 0 || !strings.Contains(p.errText(), `DECORUN_TRANSPORT="bogus"`) {

@@ -76,11 +76,15 @@ const (
 	shmSpin     = 50 * time.Microsecond
 )
 
-// dial connects job's NATS link and, unless the job asked for NATS only,
-// creates this rank's shared-memory segment. It returns the NATS link (the
+// dial connects job's NATS link and sets up the direct paths the job's
+// transport asks for: this rank's shared-memory segment (unless the job
+// asked for NATS or TCP only) and its TCP listener (when peers may be on
+// other hosts, or the job asked for TCP). It returns the NATS link (the
 // control plane), the data path for comm's engine, and start, to be called
-// after the start-up barrier (when every rank's segment exists): it opens
-// the peers' segments and fixes each peer's path.
+// after the start-up barrier (when every rank's segment exists and every
+// listening rank has subscribed to the address records): it publishes this
+// rank's address, opens the peers' segments, dials the peers that take TCP
+// and fixes each peer's path.
 func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
 	*transport.NATS, transport.Link, func() error, error) {
 	tr := job.Transport
@@ -95,6 +99,76 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 	if tr == jobenv.TransportNATS || job.Size == 1 {
 		return t, t, none, nil
 	}
+	fail := func(err error) (*transport.NATS, transport.Link, func() error, error) {
+		t.Close()
+		return nil, nil, nil, err
+	}
+	sl, shmPeers, err := openSHM(job, tr, t, onFrame, onFatal)
+	if err != nil {
+		return fail(err)
+	}
+	tp, err := listenTCP(job, tr, t, onFrame, onFatal)
+	if err != nil {
+		if sl != nil {
+			sl.Close()
+		}
+		return fail(err)
+	}
+	if sl == nil && tp == nil {
+		return t, t, none, nil
+	}
+	var link transport.Link = t
+	if tp != nil && tp.l != nil {
+		tp.mux = transport.NewMux(t, tp.l)
+		link = tp.mux
+	}
+	var mux *transport.Mux
+	if sl != nil {
+		mux = transport.NewMux(link, sl)
+		link = mux
+	}
+	start := func() error {
+		if tp != nil {
+			if err := tp.dir.Publish(tp.rec); err != nil {
+				return fmt.Errorf("publishing its TCP address: %w", err)
+			}
+		}
+		reach := make([]bool, job.Size)
+		if sl != nil {
+			var why map[int]error
+			reach, why = sl.Connect()
+			if tr == jobenv.TransportSHM {
+				var errs []error
+				for _, p := range shmPeers {
+					if !reach[p] {
+						errs = append(errs, fmt.Errorf("--transport=shm: rank %d cannot be reached through shared memory: %w", p, why[p]))
+					}
+				}
+				if err := errors.Join(errs...); err != nil {
+					return err
+				}
+			}
+		}
+		if tp != nil {
+			if err := tp.start(ctx, job, tr, reach); err != nil {
+				return err
+			}
+		}
+		if mux != nil {
+			return mux.Start(reach)
+		}
+		return nil
+	}
+	return t, link, start, nil
+}
+
+// openSHM creates this rank's shared-memory segment, unless the job asked
+// for TCP, and returns it (nil when no peer may share this host, or with
+// auto when it cannot be made) with the peers it has rings for.
+func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte), onFatal func(error)) (*shm.Link, []int, error) {
+	if tr == jobenv.TransportTCP {
+		return nil, nil, nil
+	}
 	var peers []int
 	switch {
 	case job.HostRanks != nil:
@@ -106,43 +180,24 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 			}
 		}
 	case tr == jobenv.TransportSHM:
-		t.Close()
-		return nil, nil, nil, fmt.Errorf("rank %d: --transport=shm: a job of %d ranks needs %s to say which ranks share this host",
+		return nil, nil, fmt.Errorf("rank %d: --transport=shm: a job of %d ranks needs %s to say which ranks share this host",
 			job.Rank, job.Size, jobenv.EnvHostRanks)
 	}
 	if len(peers) == 0 {
-		return t, t, none, nil
+		return nil, nil, nil
 	}
 	ring := shmMaxRing
 	for ring > shmMinRing && ring*len(peers) > shmBudget {
 		ring /= 2
 	}
-
 	sl, err := shm.Open(shm.Config{ID: job.ID, Key: job.ID + "\x00" + job.Prefix + "\x00" + job.Secret,
 		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin},
 		onFrame, onFatal)
 	if err != nil {
 		if tr == jobenv.TransportSHM {
-			t.Close()
-			return nil, nil, nil, fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, err)
+			return nil, nil, fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, err)
 		}
-		return t, t, none, nil // auto: NATS carries everything
+		return nil, nil, nil // auto: NATS carries everything
 	}
-	mux := transport.NewMux(t, sl)
-	start := func() error {
-		reach, why := sl.Connect()
-		if tr == jobenv.TransportSHM {
-			var errs []error
-			for _, p := range peers {
-				if !reach[p] {
-					errs = append(errs, fmt.Errorf("--transport=shm: rank %d cannot be reached through shared memory: %w", p, why[p]))
-				}
-			}
-			if err := errors.Join(errs...); err != nil {
-				return err
-			}
-		}
-		return mux.Start(reach)
-	}
-	return t, mux, start, nil
+	return sl, peers, nil
 }

@@ -2,6 +2,7 @@ package comm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"runtime/metrics"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/decorun/decorun/internal/match"
+	"github.com/decorun/decorun/internal/tcp"
 	"github.com/decorun/decorun/internal/transport"
 	"github.com/decorun/decorun/internal/wire"
 )
@@ -263,8 +265,12 @@ func (e *engine) fail(err error) {
 
 func (e *engine) fatal(err error) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	var pe *tcp.PeerError
+	if errors.As(err, &pe) && e.departed(pe.Rank) {
+		return // a peer that closed or died: nothing was lost
+	}
 	e.fail(err)
-	e.mu.Unlock()
 }
 
 func (e *engine) wakeProbes() {

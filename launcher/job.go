@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,6 +139,13 @@ func (j *job) environ() []string {
 	info := j.srv.info
 	info.ID, info.Prefix, info.Transport = j.id, j.prefix, j.cfg.Transport
 	env = append(env, info.Environ()...)
+	if j.srv.remoteURL != "" {
+		// Ranks on other hosts dial this host's ranks where they reach
+		// the server, not at 127.0.0.1 (this host's ranks' server URL).
+		if u, err := url.Parse(j.srv.remoteURL); err == nil {
+			env = append(env, jobenv.EnvTCPAddr+"="+u.Hostname())
+		}
+	}
 	return append(env,
 		jobenv.EnvSize+"="+n,
 		jobenv.EnvLocalSize+"="+n,

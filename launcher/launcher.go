@@ -116,11 +116,15 @@ type Config struct {
 	NATS NATSConfig
 
 	// Transport is the ranks' data path (decorun --transport): "auto"
-	// (shared memory between ranks on one host, NATS between hosts),
-	// "nats" (everything through the NATS server) or "shm" (like auto, but
-	// a same-host peer that cannot be reached through shared memory fails
-	// the rank at start-up). Empty: comm's default (comm.DefaultTransport).
-	// Every rank also gets DECORUN_HOST_RANKS, the ranks on its host.
+	// (shared memory between ranks on one host, direct TCP between hosts,
+	// NATS where neither can be set up), "nats" (everything through the
+	// NATS server), "shm" (like auto, but a same-host peer that cannot be
+	// reached through shared memory fails the rank at start-up) or "tcp"
+	// (direct TCP to every peer, on one host too; a peer it cannot reach
+	// fails the rank). Empty: comm's default (comm.DefaultTransport).
+	// Every rank also gets DECORUN_HOST_RANKS, the ranks on its host, and
+	// in a multi-host job the ranks on this host DECORUN_TCP_ADDR, the
+	// address (ServerAddr) peers on other hosts dial them at.
 	Transport string
 
 	// MaxPending is the server's limit on bytes queued for one client
@@ -190,9 +194,10 @@ func (cfg *Config) validate() error {
 		cfg.KillGrace = DefaultKillGrace
 	}
 	switch cfg.Transport {
-	case "", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM:
+	case "", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM, jobenv.TransportTCP:
 	default:
-		return usageError("--transport must be %s, %s or %s, got %q", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM, cfg.Transport)
+		return usageError("--transport must be %s, %s, %s or %s, got %q", jobenv.TransportAuto, jobenv.TransportNATS,
+			jobenv.TransportSHM, jobenv.TransportTCP, cfg.Transport)
 	}
 	if cfg.MaxPending < 0 {
 		return usageError("max pending must not be negative, got %d", cfg.MaxPending)

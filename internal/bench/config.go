@@ -58,7 +58,7 @@ type Config struct {
 	Warmup *int `json:"warmup,omitempty"`
 	// Baseline also measures raw nats.go for the point-to-point tests.
 	Baseline bool `json:"baseline,omitempty"`
-	// Transport is the job's data path (auto, nats or shm), for the
+	// Transport is the job's data path (auto, nats, shm or tcp), for the
 	// results; the bench command passes it to the launcher.
 	Transport string `json:"transport,omitempty"`
 	// JSON prints one JSON object per measurement instead of a table.

@@ -14,7 +14,7 @@ type Result struct {
 	Bench string `json:"bench"`
 	Ranks int    `json:"ranks"`
 	// Transport is the job's data path: auto (shared memory between the
-	// ranks of one host), nats or shm.
+	// ranks of one host, TCP between hosts), nats, shm or tcp.
 	Transport string `json:"transport,omitempty"`
 	Size      *int   `json:"size,omitempty"` // bytes; nil for startup and tasks
 	Iters     int    `json:"iters,omitempty"`

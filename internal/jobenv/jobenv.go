@@ -23,8 +23,9 @@ const (
 	EnvURL       = "DECORUN_NATS_URL"   // where the job's NATS server listens
 	EnvSecret    = "DECORUN_SECRET"     // per-job token every client presents
 	EnvPrefix    = "DECORUN_PREFIX"     // subject prefix of the job (default "decorun.<job>")
-	EnvTransport = "DECORUN_TRANSPORT"  // data path: auto, nats or shm (see Transport*); unset: comm's default
+	EnvTransport = "DECORUN_TRANSPORT"  // data path: auto, nats, shm or tcp (see Transport*); unset: comm's default
 	EnvHostRanks = "DECORUN_HOST_RANKS" // the world ranks on this rank's host, as "0-3,8,10-11"; unset: unknown
+	EnvTCPAddr   = "DECORUN_TCP_ADDR"   // address this rank listens on for direct TCP from peers; unset: its address towards the NATS server
 
 	// Credentials for an existing NATS server or cluster (decorun
 	// --nats-url); each names a value or a file readable on the rank's host.
@@ -68,6 +69,9 @@ type Job struct {
 	// default); HostRanks the world ranks on this host (nil: unknown).
 	Transport string
 	HostRanks []int
+	// TCPAddr is the address the rank listens on for peers' direct TCP
+	// connections ("": the source address of its route to the server).
+	TCPAddr string
 
 	// Joined is how the rank learned its place: "decorun", "slurm",
 	// "kubernetes" or "env" (DECORUN_RANK set by hand).
@@ -167,6 +171,7 @@ func FromEnv() (j Job, ok bool, err error) {
 	if j.Transport, err = ParseTransport(os.Getenv(EnvTransport)); err != nil {
 		return Job{}, true, err
 	}
+	j.TCPAddr = os.Getenv(EnvTCPAddr)
 	if s, ok := os.LookupEnv(EnvHostRanks); ok {
 		if j.HostRanks, err = ParseRanks(s, j.Size); err != nil {
 			return Job{}, true, fmt.Errorf("jobenv: %s=%q: %w", EnvHostRanks, s, err)
@@ -197,23 +202,26 @@ func (j Job) Environ() []string {
 
 // Data paths (decorun --transport, DECORUN_TRANSPORT).
 const (
-	// TransportAuto: shared memory between ranks on one host where it can
-	// be set up, NATS for everything else.
+	// TransportAuto: shared memory between ranks on one host and direct
+	// TCP between hosts where they can be set up, NATS for everything else.
 	TransportAuto = "auto"
 	// TransportNATS: every frame through the NATS server.
 	TransportNATS = "nats"
 	// TransportSHM: like auto, but a same-host peer that cannot be reached
 	// through shared memory is an error at start-up.
 	TransportSHM = "shm"
+	// TransportTCP: direct TCP to every peer, on this host too; a peer
+	// that cannot be reached that way is an error at start-up.
+	TransportTCP = "tcp"
 )
 
 // ParseTransport checks a data path name; "" stays "" (the default).
 func ParseTransport(s string) (string, error) {
 	switch s {
-	case "", TransportAuto, TransportNATS, TransportSHM:
+	case "", TransportAuto, TransportNATS, TransportSHM, TransportTCP:
 		return s, nil
 	}
-	return "", fmt.Errorf("jobenv: %s=%q: want %s, %s or %s", EnvTransport, s, TransportAuto, TransportNATS, TransportSHM)
+	return "", fmt.Errorf("jobenv: %s=%q: want %s, %s, %s or %s", EnvTransport, s, TransportAuto, TransportNATS, TransportSHM, TransportTCP)
 }
 
 // FormatRanks writes ascending ranks compactly: "0-3,8,10-11".
@@ -280,6 +288,11 @@ func BootSubject(prefix string) string { return prefix + ".boot" }
 // BootUpSubject is where rank 0 says, once, that it listens on BootSubject:
 // a rank whose request found no listener waits for this instead of polling.
 func BootUpSubject(prefix string) string { return prefix + ".boot.up" }
+
+// AddrSubject is where ranks publish the address (and certificate
+// fingerprint) their peers dial for direct TCP; every rank that listens
+// subscribes to it before the start-up barrier.
+func AddrSubject(prefix string) string { return prefix + ".addr" }
 
 // EventSubject is where the launcher tells the ranks about the job: with
 // --keep-going, an OpLost message when a rank other than 0 has died.

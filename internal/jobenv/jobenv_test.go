@@ -2,6 +2,7 @@ package jobenv
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -26,13 +27,13 @@ func TestRanks(t *testing.T) {
 }
 
 func TestParseTransport(t *testing.T) {
-	for _, ok := range []string{"", "auto", "nats", "shm"} {
+	for _, ok := range []string{"", "auto", "nats", "shm", "tcp"} {
 		if _, err := ParseTransport(ok); err != nil {
 			t.Errorf("ParseTransport(%q) = %v", ok, err)
 		}
 	}
-	if _, err := ParseTransport("tcp"); err == nil {
-		t.Error("ParseTransport(tcp) succeeded")
+	if _, err := ParseTransport("udp"); err == nil || !strings.Contains(err.Error(), "want auto, nats, shm or tcp") {
+		t.Errorf("ParseTransport(udp) = %v; want an error listing the paths", err)
 	}
 }
 
@@ -42,8 +43,9 @@ func TestFromEnvTransport(t *testing.T) {
 	t.Setenv(EnvURL, "nats://x")
 	t.Setenv(EnvTransport, "shm")
 	t.Setenv(EnvHostRanks, "0-1,3")
+	t.Setenv(EnvTCPAddr, "10.0.0.7")
 	j, ok, err := FromEnv()
-	if err != nil || !ok || j.Transport != "shm" || !slices.Equal(j.HostRanks, []int{0, 1, 3}) {
+	if err != nil || !ok || j.Transport != "shm" || !slices.Equal(j.HostRanks, []int{0, 1, 3}) || j.TCPAddr != "10.0.0.7" {
 		t.Fatalf("FromEnv() = %+v, %v, %v", j, ok, err)
 	}
 	t.Setenv(EnvHostRanks, "0-9")

@@ -58,6 +58,9 @@ func (m *Mux) Start(fast []bool) error {
 	return err
 }
 
+// Links returns the two links the Mux was made with.
+func (m *Mux) Links() (slow, fast Link) { return m.slow, m.fast }
+
 // Fast reports whether frames to dst take the fast link (false before
 // Start).
 func (m *Mux) Fast(dst int) bool {

@@ -1,0 +1,183 @@
+package comm
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/decorun/decorun/internal/jobenv"
+	"github.com/decorun/decorun/internal/tcp"
+	"github.com/decorun/decorun/internal/transport"
+)
+
+// noTCP starts the address record of a rank that takes part in the
+// exchange but has no TCP listener ("- why"): its peers reach it through
+// NATS (or, with --transport=tcp, fail naming it and why).
+const noTCP = "- "
+
+// tcpGrace is how long a broken TCP connection waits before it fails the
+// rank, unless the peer turns out to have closed or died (tests shorten it).
+var tcpGrace = tcp.DefaultGrace
+
+// tcpPath is a rank's direct TCP set-up: its listener (nil when it could not
+// listen), the address records it exchanges through NATS, and the Mux that
+// puts TCP under NATS for the peers it reaches.
+type tcpPath struct {
+	l   *tcp.Link
+	dir *transport.Directory
+	rec string
+	why error // why l is nil
+	mux *transport.Mux
+}
+
+// tcpKey derives the key that authenticates a job's ranks to each other
+// from what only they know: the job's token (or NATS password).
+func tcpKey(job jobenv.Job) []byte {
+	secret := job.Secret
+	if secret == "" {
+		secret = job.Password
+	}
+	if secret == "" {
+		return nil
+	}
+	k := sha256.Sum256([]byte("decorun tcp\x00" + job.ID + "\x00" + job.Prefix + "\x00" + secret))
+	return k[:]
+}
+
+// jobTLS reports whether the job's NATS connection uses TLS; TCP between
+// ranks is then encrypted too.
+func jobTLS(job jobenv.Job) bool {
+	return job.CAPEM != "" || job.CAFile != "" || job.CertFile != "" || strings.Contains(job.URL, "tls://")
+}
+
+// listenTCP opens this rank's TCP listener and subscribes to the address
+// records when TCP may carry frames: with --transport=tcp, or when peers
+// may be on other hosts (the host's ranks are unknown or not all of the
+// job). It returns nil otherwise. A listener that cannot be opened is no
+// error here: the rank publishes that it has none (and why), so that its
+// peers do not wait for it, and with --transport=tcp start fails.
+func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte), onFatal func(error)) (*tcpPath, error) {
+	if tr != jobenv.TransportTCP && job.HostRanks != nil && len(job.HostRanks) >= job.Size {
+		return nil, nil // every rank is on this host
+	}
+	dir, err := t.Directory()
+	if err != nil {
+		return nil, err
+	}
+	tp := &tcpPath{dir: dir}
+	host := job.TCPAddr
+	if host == "" {
+		host = t.LocalIP()
+	}
+	key := tcpKey(job)
+	if key == nil {
+		tp.why = errors.New("the job has no token to authenticate TCP peers with")
+	} else {
+		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: jobTLS(job),
+			MaxFrame: t.MaxFrame(), Grace: tcpGrace}, onFrame, onFatal)
+	}
+	if tp.l != nil {
+		tp.rec = tp.l.Self().String()
+	} else {
+		tp.rec = noTCP + strings.ReplaceAll(tp.why.Error(), "\n", " ")
+	}
+	return tp, nil
+}
+
+// start waits for the address records of the peers this rank sends to
+// over TCP (with auto: those it cannot reach through shared memory and
+// that may be on another host), dials them and fixes each peer's path.
+// shmReach says which peers shared memory reaches.
+func (tp *tcpPath) start(ctx context.Context, job jobenv.Job, tr string, shmReach []bool) error {
+	defer tp.dir.Close()
+	if tp.l == nil && tr == jobenv.TransportTCP {
+		return fmt.Errorf("--transport=tcp: %w", tp.why)
+	}
+	var want []int
+	for p := range job.Size {
+		switch {
+		case p == job.Rank || shmReach[p]:
+		case tr == jobenv.TransportTCP || job.HostRanks == nil || !slices.Contains(job.HostRanks, p):
+			want = append(want, p)
+		}
+	}
+	reach := make([]bool, job.Size)
+	if tp.l != nil && len(want) > 0 {
+		recs, err := tp.dir.Wait(ctx, want)
+		if err != nil {
+			return err
+		}
+		peers := map[int]tcp.Peer{}
+		var errs []error
+		for _, p := range want {
+			if why, ok := strings.CutPrefix(recs[p], noTCP); ok {
+				errs = append(errs, fmt.Errorf("--transport=tcp: rank %d cannot be reached over TCP: it has no listener: %s", p, why))
+				continue
+			}
+			rec, err := tcp.ParsePeer(recs[p])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--transport=tcp: rank %d cannot be reached over TCP: %w", p, err))
+				continue
+			}
+			peers[p] = rec
+		}
+		var why map[int]error
+		reach, why = tp.l.Connect(ctx, peers)
+		for _, p := range slices.Sorted(maps.Keys(why)) {
+			errs = append(errs, fmt.Errorf("--transport=tcp: rank %d cannot be reached over TCP: %w", p, why[p]))
+		}
+		if tr == jobenv.TransportTCP {
+			if err := errors.Join(errs...); err != nil {
+				return err
+			}
+		}
+	}
+	if tp.mux == nil {
+		return nil // no listener: NATS carries what shared memory does not
+	}
+	return tp.mux.Start(reach)
+}
+
+// departed reports whether world rank r closed its communicator or died
+// (decorun --keep-going): a broken TCP connection with it lost nothing.
+// mu held.
+func (e *engine) departed(r int) bool {
+	return r >= 0 && r < e.size && (e.lost[r] || e.finished[r])
+}
+
+// Path names the data path that carries this rank's frames to rank r of
+// c: "self", "shm" (shared memory, same host), "tcp" (a direct
+// connection) or "nats" (through the job's NATS server). It tells which
+// path decorun --transport=auto picked for each peer; a path that could not
+// be set up leaves the peer on NATS. Frames from r to this rank may take
+// another path (each rank picks its own).
+func (c *Comm) Path(r int) string {
+	if r < 0 || r >= c.size {
+		return ""
+	}
+	w := c.toWorld(r)
+	if w == c.job.Rank {
+		return "self"
+	}
+	return linkPath(c.link, w)
+}
+
+func linkPath(l transport.Link, w int) string {
+	switch l := l.(type) {
+	case *transport.Mux:
+		slow, fast := l.Links()
+		if l.Fast(w) {
+			return linkPath(fast, w)
+		}
+		return linkPath(slow, w)
+	case *tcp.Link:
+		return "tcp"
+	case nil, *transport.NATS:
+		return "nats"
+	}
+	return "shm"
+}
