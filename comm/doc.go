@@ -62,7 +62,12 @@
 // own receive buffer when the sender has credit. That is the NATS path
 // (decorun --transport=nats); by default (auto) frames between ranks of one
 // host go through shared-memory rings instead (internal/shm): no server hop,
-// two copies, and no system call while the receiver polls.
+// two copies, and no system call while the receiver polls; and frames
+// between ranks of different hosts go over direct TCP connections
+// (internal/tcp; --transport=tcp for every pair): no server hop, a copy
+// into the sender's queue, one write and one read system call per batch,
+// and TLS when the job's NATS connection uses it. Comm.Path tells which
+// path each peer got.
 //
 // # Cancellation
 //

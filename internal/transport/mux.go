@@ -9,8 +9,8 @@ import (
 )
 
 // Mux is a Link that sends each destination's frames over one of two
-// links: fast (shared memory) for the destinations Start names, slow (NATS)
-// for the others. Every frame to one destination takes the same link, so
+// links: fast (shared memory, TCP) for the destinations Start names, slow
+// (NATS, or another Mux) for the others. Every frame to one destination takes the same link, so
 // per-destination order holds. Until Start, frames are held (copied) and
 // Start sends them, in order, over the link it assigns; so a frame sent
 // before the paths are known never overtakes a later one. Receiving is the
