@@ -165,11 +165,14 @@ func TestMultiHostLinkCut(t *testing.T) {
 
 // TestMultiHostPaths: with auto, ranks of one host exchange frames through
 // shared memory and ranks of different hosts over direct TCP (encrypted:
-// the job uses TLS), 4 MiB to every peer arriving intact; --transport=nats
-// keeps everything on NATS.
+// the job uses TLS), 4 MiB to every peer arriving intact, also with the
+// ranks on decorun's own host (which listen at --server-addr);
+// --transport=nats keeps everything on NATS.
 func TestMultiHostPaths(t *testing.T) {
-	nh := makeHosts(t, 3)
-	p := start(t, append(nh.args(2), "-n", "6", prog(t, "paths"), fmt.Sprint(4<<20))...)
+	nh := makeHosts(t, 2)
+	args := nh.args(2)
+	args[1] = "localhost:2," + args[1] // -H: decorun's host first, then the namespaces
+	p := start(t, append(args, "-n", "6", prog(t, "paths"), fmt.Sprint(4<<20))...)
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
 	}
