@@ -510,7 +510,11 @@ func (e *engine) onFrame(frame []byte) {
 			copy(r.data[off:], payload)
 		}
 		r.recvd += len(payload)
-		e.collect(len(payload))
+		// Copied: a link that reuses frames may read the next one into
+		// it; otherwise it is garbage, which collect keeps in check.
+		if rc, ok := e.link.(transport.Recycler); !ok || !rc.Recycle(frame) {
+			e.collect(len(payload))
+		}
 		e.consume(from, frameCost(h, len(payload)))
 		if r.recvd == r.size {
 			delete(p.rdvIn, h.ID)

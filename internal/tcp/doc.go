@@ -57,7 +57,11 @@
 // comm's credit window, the bound that keeps NATS's and shared memory's
 // buffers finite. One reader goroutine per incoming connection reads each
 // frame into a fresh slice and hands it to onFrame (the same callback the
-// other links use; comm's engine serialises them).
+// other links use; comm's engine serialises them). comm gives back the
+// large frames it has copied out (rendezvous and long-message chunks,
+// Recycle, through transport.Mux), and later large frames are read into
+// them: a stream of large messages allocates and zeroes no memory on the
+// receiving side.
 //
 // # Guarantees
 //
@@ -92,7 +96,7 @@
 // A frame is copied into the queue, written with one system call per batch,
 // read with one or more, and copied once more out of the read buffer when it
 // is small (a frame larger than the read buffer is read straight into its
-// slice). A small frame costs the writer goroutine's wake-up and the
+// slice, a recycled one when comm gave one back). A small frame costs the writer goroutine's wake-up and the
 // reader's, plus TCP's own latency; with TLS, AES-GCM encryption and
 // decryption on top.
 package tcp

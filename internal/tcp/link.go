@@ -143,6 +143,35 @@ func putBuf(b []byte) {
 	}
 }
 
+// Received frames of more than smallFrame bytes come from framePool when
+// the receiver gave one back (Recycle): a stream of large frames then
+// allocates (and zeroes) nothing.
+var framePool sync.Pool // *[]byte
+
+func getFrame(n int) []byte {
+	if n > smallFrame {
+		if p, ok := framePool.Get().(*[]byte); ok {
+			if cap(*p) >= n {
+				return (*p)[:n]
+			}
+			framePool.Put(p) // fits a smaller frame later
+		}
+	}
+	return make([]byte, n)
+}
+
+// Recycle gives back a frame that onFrame's callee has finished with
+// (nothing refers to it any more), for a later frame to be read into, and
+// reports whether it kept it. Any slice may be given, whichever link
+// delivered it.
+func (l *Link) Recycle(f []byte) bool {
+	if cap(f) <= smallFrame {
+		return false
+	}
+	framePool.Put(&f)
+	return true
+}
+
 // Listen opens this rank's listener and starts accepting peers. Every
 // frame that arrives, whole and in order per sender, goes to onFrame (which
 // owns the slice; calls for different senders may run concurrently).
@@ -488,7 +517,7 @@ func (l *Link) read(c net.Conn, src int) {
 			}
 			return
 		}
-		f := make([]byte, n)
+		f := getFrame(int(n))
 		if _, err := io.ReadFull(br, f); err != nil {
 			l.broken(src, c, err)
 			return

@@ -447,3 +447,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRecycle: a large frame given back may be read into again, and later
+// frames still arrive intact; small frames are not kept.
+func TestRecycle(t *testing.T) {
+	ls, ss := mesh(t, 2, false)
+	if ls[1].Recycle(make([]byte, 100)) {
+		t.Errorf("Recycle kept a small frame")
+	}
+	for i := range 20 {
+		ls[0].Send(1, frame(0, i, 100<<10))
+		ss[1].wait(t, "the frame", func(s *sink) bool { return len(s.frames) == 1 })
+		f := ss[1].frames[0]
+		if want := frame(0, i, 100<<10); !bytes.Equal(f, want) {
+			t.Fatalf("frame %d: %d bytes or other content", i, len(f))
+		}
+		ss[1].mu.Lock()
+		ss[1].frames = nil
+		ss[1].mu.Unlock()
+		if !ls[1].Recycle(f) {
+			t.Fatalf("Recycle did not keep a frame of %d bytes", len(f))
+		}
+	}
+}

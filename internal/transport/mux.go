@@ -100,6 +100,23 @@ func (m *Mux) Flush(ctx context.Context) error {
 	return errors.Join(m.fast.Flush(ctx), m.slow.Flush(ctx))
 }
 
+// Recycler is implemented by links that can reuse a received frame its
+// callee has finished with (nothing refers to it any more). Recycle
+// reports whether the link kept the frame.
+type Recycler interface {
+	Recycle(frame []byte) bool
+}
+
+// Recycle passes frame to whichever of the two links reuses frames.
+func (m *Mux) Recycle(frame []byte) bool {
+	for _, l := range []Link{m.fast, m.slow} {
+		if r, ok := l.(Recycler); ok && r.Recycle(frame) {
+			return true
+		}
+	}
+	return false
+}
+
 // Close implements Link: it closes both links.
 func (m *Mux) Close() error {
 	return errors.Join(m.fast.Close(), m.slow.Close())
