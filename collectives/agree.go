@@ -90,6 +90,7 @@ const (
 	fLen  // a length: equal on all ranks, or the root's (-1 elsewhere)
 	fBad  // 1 if this rank's arguments are invalid
 	fEq   // 1 if this rank requires the lengths to be equal
+	fFan  // the largest message this rank can take part in a NATS fan-out of (Bcast)
 	nFields
 )
 
@@ -174,6 +175,7 @@ type params struct {
 	root    int
 	length  int
 	lenRule int
+	fan     int   // c.MulticastMax() (Bcast)
 	bad     error // a local argument error
 }
 
@@ -190,6 +192,7 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 	if a.lenRule == lenEqual {
 		h[fEq] = 1
 	}
+	h[fFan] = int64(a.fan)
 	if a.bad != nil {
 		h[fBad] = 1
 	}

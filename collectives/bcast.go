@@ -2,6 +2,7 @@ package collectives
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/decorun/decorun/comm"
 )
@@ -9,6 +10,15 @@ import (
 // bcastLarge is the encoded size from which Bcast uses scatter + ring
 // allgather instead of a binomial tree (with 3 or more ranks).
 const bcastLarge = 256 << 10
+
+// fanouts counts the Bcasts that used NATS's fan-out, on all ranks of this
+// process (for tests).
+var fanouts atomic.Int64
+
+// fanMax is the largest encoded value this rank can receive or send by
+// fan-out in a Bcast on s: comm's limit (one eager frame; 0 where it cannot
+// fan out), which the agreement step reduces to the smallest over ranks.
+func fanMax(s *comm.Comm) int { return s.MulticastMax() }
 
 // Bcast sends root's v to every rank of c and returns it; the other ranks'
 // v is ignored. At the root it returns v itself. It blocks until this rank
@@ -25,7 +35,8 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 			bad = invalid(cl.op, err, "root's value")
 		}
 	}
-	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot, bad: bad})
+	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot,
+		fan: fanMax(cl.s), bad: bad})
 	if err != nil {
 		return zero, cl.wrap(err)
 	}
@@ -39,9 +50,12 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 			buf = make([]byte, n)
 		}
 	}
-	if n < bcastLarge || cl.p < 3 {
+	switch {
+	case s[fFan].min > 0 && n <= int(s[fFan].min) && cl.p >= 3:
+		err = cl.bcastFanout(ctx, buf, root)
+	case n < bcastLarge || cl.p < 3:
 		err = cl.bcastTree(ctx, buf, root)
-	} else {
+	default:
 		err = cl.bcastScatterRing(ctx, buf, root)
 	}
 	switch {
@@ -54,6 +68,20 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	}
 	out, err = k.decode(buf)
 	return out, cl.wrap(err)
+}
+
+// bcastFanout is one NATS publish by the root, which the server delivers to
+// every rank (comm.Multicast): every rank agreed that it can take part.
+func (cl *call) bcastFanout(ctx context.Context, buf []byte, root int) error {
+	fanouts.Add(1)
+	if cl.r == root {
+		return cl.s.Multicast(ctx, cl.tag|fanoutBit, buf)
+	}
+	st, err := cl.s.RecvInto(ctx, buf, root, cl.tag|fanoutBit)
+	if err == nil && st.Size != len(buf) {
+		err = errSize(root, st.Size, len(buf))
+	}
+	return err
 }
 
 // bcastTree is the binomial tree over ranks relative to root: rank rel

@@ -27,8 +27,16 @@ func nextTag(c *comm.Comm) int {
 			runtime.AddCleanup(c, func(k weak.Pointer[comm.Comm]) { seqs.Delete(k) }, k)
 		}
 	}
-	return int(v.(*atomic.Uint32).Add(1) & comm.MaxTag)
+	return int(v.(*atomic.Uint32).Add(1) & tagMask)
 }
+
+// Tags: a call's messages carry its sequence number (below fanoutBit); a
+// Bcast's fan-out message carries it with fanoutBit set, so that it never
+// matches the call's other messages, which it may overtake.
+const (
+	tagMask   = comm.MaxTag >> 1
+	fanoutBit = tagMask + 1
+)
 
 // call is one collective call on one rank.
 type call struct {

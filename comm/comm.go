@@ -131,6 +131,11 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.fatal(fmt.Errorf("comm: rank %d: %w", job.Rank, err))
 		}
 	}
+	onMulticast := func(f []byte) {
+		if <-ready; e != nil {
+			e.onMulticast(f)
+		}
+	}
 	onEvent := func(ev jobenv.Ctl) {
 		if <-ready; e != nil && ev.Op == jobenv.OpLost {
 			e.peerLost(ev.Rank, ev.Msg)
@@ -139,6 +144,13 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	t, link, start, err := dial(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
 		close(ready)
+		return nil, fmt.Errorf("comm: %w", err)
+	}
+	// Before the start-up barrier, like the inbox: every rank listens for
+	// multicasts before any rank can send one.
+	if err := t.SubscribeMulticast(onMulticast); err != nil {
+		close(ready)
+		link.Close()
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e = newEngine(job.Rank, job.Size, link)

@@ -23,6 +23,8 @@ import (
 type engine struct {
 	mu    sync.Mutex
 	link  transport.Link // nil in a singleton
+	mc    transport.Multicaster // link, if it can multicast; else nil
+	mcSeq uint64                // multicast frames published
 	me    int            // world rank
 	size  int
 	q     match.Queue[*inMsg, *rreq]
@@ -197,6 +199,11 @@ type peer struct {
 	owed   int64
 	txSeq  uint64
 	rxSeq  uint64
+	rxMc   uint64 // multicast frames received from this peer
+	// A Fin that arrived before the peer's last multicast frames (they
+	// travel apart): processed once rxMc reaches finMc.
+	finWait bool
+	finMc   uint64
 	outq   []*sreq
 	rdvOut map[uint64]*sreq
 	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
@@ -220,6 +227,9 @@ func newEngine(me, size int, link transport.Link) *engine {
 		w = min(max(w, minWindow), maxWindow)
 	}
 	e.window = w
+	if !multicastOff() {
+		e.mc, _ = link.(transport.Multicaster)
+	}
 	maxPayload := 1 << 20
 	if link != nil {
 		maxPayload = link.MaxFrame()
@@ -450,28 +460,7 @@ func (e *engine) onFrame(frame []byte) {
 	}
 	switch h.Kind {
 	case wire.Eager, wire.RTS:
-		m := e.newMsg()
-		m.from, m.tag, m.typ, m.rdv, m.id = from, int(h.Tag), h.Type, h.Kind == wire.RTS, h.ID
-		if m.rdv {
-			m.size = int(h.N)
-			m.cost = frameCost(h, 0)
-		} else if h.Flags&wire.FlagLong != 0 { // head of a long eager message
-			m.long, m.size, m.data, m.got = true, int(h.N), payload, len(payload)
-			m.cost = frameCost(h, len(payload))
-		} else {
-			m.size = len(payload)
-			m.data = payload
-			m.cost = frameCost(h, len(payload))
-		}
-		m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: h.Comm, Src: from, Tag: int(h.Tag)}, Val: m}
-		if r := e.q.Arrive(&m.m); r != nil {
-			e.deliver(r.Val, m)
-		} else {
-			if m.long {
-				p.longIn[m.id] = m
-			}
-			e.wakeProbes()
-		}
+		e.arrive(from, h, payload)
 	case wire.CTS:
 		s := p.rdvOut[h.ID]
 		if s == nil || s.phase != phWaitCTS {
@@ -524,6 +513,10 @@ func (e *engine) onFrame(frame []byte) {
 		p.credit += int64(h.N)
 		e.pump(from)
 	case wire.Fin:
+		if p.rxMc < h.N { // its multicasts are still on their way
+			p.finWait, p.finMc = true, h.N
+			return
+		}
 		e.finished[from] = true
 		e.gone(from, e.closedErr(from))
 	case wire.Revoke:
@@ -552,6 +545,108 @@ func (e *engine) onFrame(frame []byte) {
 			e.consume(from, m.cost)
 			e.freeMsg(m)
 		}
+	}
+}
+
+// arrive queues (or hands to a waiting receive) an Eager or RTS frame from
+// world rank from. mu held.
+func (e *engine) arrive(from int, h *wire.Header, payload []byte) {
+	m := e.newMsg()
+	m.from, m.tag, m.typ, m.rdv, m.id = from, int(h.Tag), h.Type, h.Kind == wire.RTS, h.ID
+	if m.rdv {
+		m.size = int(h.N)
+		m.cost = frameCost(h, 0)
+	} else if h.Flags&wire.FlagLong != 0 { // head of a long eager message
+		m.long, m.size, m.data, m.got = true, int(h.N), payload, len(payload)
+		m.cost = frameCost(h, len(payload))
+	} else {
+		m.size = len(payload)
+		m.data = payload
+		m.cost = frameCost(h, len(payload))
+	}
+	m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: h.Comm, Src: from, Tag: int(h.Tag)}, Val: m}
+	if r := e.q.Arrive(&m.m); r != nil {
+		e.deliver(r.Val, m)
+	} else {
+		if m.long {
+			e.peers[from].longIn[m.id] = m
+		}
+		e.wakeProbes()
+	}
+}
+
+// multicast publishes data as one Eager frame for every other rank, which
+// NATS fans out, when the link can multicast, data fits one frame, every
+// peer is up and this rank has credit for the frame to every peer (each
+// pair's window is charged, as for a Send to each). ok is false when it
+// did not; the caller then sends to each. The frame's seq is this rank's
+// multicast count, which every receiver checks.
+func (e *engine) multicast(comm uint64, tag int, data []byte) (ok bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return false, e.err
+	}
+	if e.mc == nil || len(data) > e.eager {
+		return false, nil
+	}
+	h := wire.Header{Kind: wire.Eager, Flags: wire.FlagMulticast, Comm: comm, Tag: int32(tag), N: uint64(len(data))}
+	cost := frameCost(&h, len(data))
+	for r := range e.peers {
+		if r != e.me && (e.lost[r] || e.finished[r] || e.peers[r].credit < cost) {
+			return false, nil
+		}
+	}
+	for r := range e.peers {
+		if r != e.me {
+			e.peers[r].credit -= cost
+		}
+	}
+	e.mcSeq++
+	h.Seq, h.Src = e.mcSeq, int32(e.me)
+	e.scratch = append(wire.Append(e.scratch[:0], &h), data...)
+	if err := e.mc.Multicast(e.scratch); err != nil {
+		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		return false, e.err
+	}
+	return true, nil
+}
+
+// onMulticast is the delivery callback of the multicast subscription.
+func (e *engine) onMulticast(frame []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return
+	}
+	var h wire.Header
+	payload, err := wire.Decode(frame, &h)
+	if err != nil {
+		e.fail(fmt.Errorf("comm: rank %d received a corrupt multicast frame: %w", e.me, err))
+		return
+	}
+	from := int(h.Src)
+	if from == e.me {
+		return // NATS hands the publisher its own multicasts too
+	}
+	if from < 0 || from >= e.size || h.Kind != wire.Eager || h.Flags != wire.FlagMulticast {
+		e.fail(fmt.Errorf("comm: rank %d received a bad multicast frame (%v, flags %d) from rank %d", e.me, h.Kind, h.Flags, from))
+		return
+	}
+	p := &e.peers[from]
+	if h.Seq != p.rxMc+1 {
+		e.fail(fmt.Errorf("comm: rank %d: multicast loss from rank %d detected: expected multicast frame %d, got %d: %w",
+			e.me, from, p.rxMc+1, h.Seq, transport.ErrLost))
+		return
+	}
+	p.rxMc = h.Seq
+	if !e.finished[from] {
+		e.arrive(from, &h, payload)
+	}
+	if p.finWait && p.rxMc >= p.finMc {
+		p.finWait = false
+		e.finished[from] = true
+		e.gone(from, e.closedErr(from))
 	}
 }
 
@@ -939,7 +1034,7 @@ func (e *engine) close() {
 	if e.err == nil && e.link != nil {
 		for r := range e.size {
 			if r != e.me && !e.lost[r] && !e.finished[r] {
-				h := wire.Header{Kind: wire.Fin}
+				h := wire.Header{Kind: wire.Fin, N: e.mcSeq}
 				if e.publish(r, &h, nil) != nil {
 					break
 				}

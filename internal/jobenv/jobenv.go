@@ -280,6 +280,14 @@ func CtlSubject(prefix string) string { return prefix + ".ctl" }
 // InboxSubject is the subject rank r receives all its point-to-point traffic on.
 func InboxSubject(prefix string, r int) string { return prefix + ".r." + strconv.Itoa(r) }
 
+// MulticastSubject is where rank r publishes a frame for every rank of the
+// job at once; every rank subscribes to MulticastWildcard before the
+// start-up barrier.
+func MulticastSubject(prefix string, r int) string { return prefix + ".mc." + strconv.Itoa(r) }
+
+// MulticastWildcard matches every rank's MulticastSubject.
+func MulticastWildcard(prefix string) string { return prefix + ".mc.*" }
+
 // BootSubject is rank 0's start-up barrier subject: every other rank sends a
 // request there once its inbox subscription is live, and rank 0 answers them
 // all once every rank has arrived.

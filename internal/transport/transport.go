@@ -35,6 +35,17 @@ type Link interface {
 	Close() error
 }
 
+// Multicaster is a Link that can also hand one frame to every rank of the
+// job with one send (NATS's fan-out: one publish, one delivery per
+// subscriber). Multicast frames travel apart from the frames Send carries:
+// their order relative to those is not kept, only among themselves (per
+// sender), and a rank receives its own.
+type Multicaster interface {
+	Link
+	// Multicast queues frame for every rank, like Send for each.
+	Multicast(frame []byte) error
+}
+
 // NATS is a Link over core NATS, plus the job's control plane (start-up
 // barrier and messages to the launcher).
 type NATS struct {
@@ -42,6 +53,7 @@ type NATS struct {
 	nc     *nats.Conn
 	sub    *nats.Subscription
 	inbox  []string // subject of every rank's inbox
+	mc     string   // this rank's multicast subject
 	ctl    string
 	max    int
 	mu     sync.Mutex
@@ -57,7 +69,7 @@ var ErrLost = errors.New("transport: connection to the job's NATS server lost; m
 // once) when the connection is lost or NATS reports that it dropped a message.
 // onEvent is called with the launcher's job events (jobenv.EventSubject).
 func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (*NATS, error) {
-	t := &NATS{job: job, ctl: jobenv.CtlSubject(job.Prefix)}
+	t := &NATS{job: job, ctl: jobenv.CtlSubject(job.Prefix), mc: jobenv.MulticastSubject(job.Prefix, job.Rank)}
 	t.inbox = make([]string, job.Size)
 	for r := range t.inbox {
 		t.inbox[r] = jobenv.InboxSubject(job.Prefix, r)
@@ -73,6 +85,9 @@ func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal
 	opts := []nats.Option{
 		nats.Name("decorun rank " + strconv.Itoa(job.Rank)),
 		nats.NoReconnect(), // a reconnect loses what was in flight: treat as fatal instead
+		// A rank never needs what it publishes itself; without this the
+		// server would hand every multicast back to its sender too.
+		nats.NoEcho(),
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil {
@@ -179,6 +194,27 @@ func Auth(job jobenv.Job) ([]nats.Option, error) {
 func (t *NATS) Send(dst int, frame []byte) error {
 	if err := t.nc.Publish(t.inbox[dst], frame); err != nil {
 		return fmt.Errorf("transport: publish to rank %d: %w", dst, err)
+	}
+	return nil
+}
+
+// SubscribeMulticast subscribes to every rank's multicast subject; onFrame
+// is called with each frame (this rank's own included), one at a time, in
+// the order each sender published them; it owns the slice. Called before
+// Boot, like the inbox subscription, it is live before any rank can
+// multicast.
+func (t *NATS) SubscribeMulticast(onFrame func([]byte)) error {
+	sub, err := t.nc.Subscribe(jobenv.MulticastWildcard(t.job.Prefix), func(m *nats.Msg) { onFrame(m.Data) })
+	if err != nil {
+		return fmt.Errorf("transport: rank %d subscribe to multicasts: %w", t.job.Rank, err)
+	}
+	return sub.SetPendingLimits(-1, -1) // bounded by comm's credit windows, like the inbox
+}
+
+// Multicast implements Multicaster.
+func (t *NATS) Multicast(frame []byte) error {
+	if err := t.nc.Publish(t.mc, frame); err != nil {
+		return fmt.Errorf("transport: multicast: %w", err)
 	}
 	return nil
 }

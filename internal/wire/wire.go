@@ -11,9 +11,11 @@
 //	4   4    src: sender's world rank
 //	8   8    comm: communicator context id
 //	16  4    tag (int32, >= 0)
-//	20  8    seq: per (sender, receiver) frame sequence number, from 1
+//	20  8    seq: per (sender, receiver) frame sequence number, from 1;
+//	         with FlagMulticast, the sender's multicast sequence number
 //	28  8    id: message id (RTS, CTS, Data, Revoke, Eager with FlagLong)
-//	36  8    n: total size (Eager, RTS), offset (Data), bytes (Credit)
+//	36  8    n: total size (Eager, RTS), offset (Data), bytes (Credit),
+//	         multicast frames sent before it (Fin)
 //	44  2    length of the type name that follows the header
 //	46  2    reserved, zero
 //	48  ...  type name, then payload
@@ -70,6 +72,10 @@ const (
 	// than this frame's payload, its first chunk; Data frames of message Id
 	// carry the rest, without a CTS.
 	FlagLong uint8 = 2
+	// FlagMulticast on an Eager frame: one frame for every rank of the
+	// job, published once on the sender's multicast subject (see
+	// transport.Multicaster); its seq counts the sender's multicast frames.
+	FlagMulticast uint8 = 4
 )
 
 // Magic is the first byte of every frame.
