@@ -156,4 +156,3 @@ func errorsJoin(a, b error) error {
 	}
 	return fmt.Errorf("%v; %v", a, b)
 }
-

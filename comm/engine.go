@@ -22,10 +22,10 @@ import (
 // what keeps per-destination order.
 type engine struct {
 	mu    sync.Mutex
-	link  transport.Link // nil in a singleton
+	link  transport.Link        // nil in a singleton
 	mc    transport.Multicaster // link, if it can multicast; else nil
 	mcSeq uint64                // multicast frames published
-	me    int            // world rank
+	me    int                   // world rank
 	size  int
 	q     match.Queue[*inMsg, *rreq]
 	peers []peer
@@ -204,10 +204,10 @@ type peer struct {
 	// travel apart): processed once rxMc reaches finMc.
 	finWait bool
 	finMc   uint64
-	outq   []*sreq
-	rdvOut map[uint64]*sreq
-	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
-	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
+	outq    []*sreq
+	rdvOut  map[uint64]*sreq
+	rdvIn   map[uint64]*rreq  // receives that Data frames stream into
+	longIn  map[uint64]*inMsg // long eager messages still arriving, unmatched
 }
 
 const (
