@@ -22,10 +22,8 @@ import (
 // what keeps per-destination order.
 type engine struct {
 	mu    sync.Mutex
-	link  transport.Link        // nil in a singleton
-	mc    transport.Multicaster // link, if it can multicast; else nil
-	mcSeq uint64                // multicast frames published
-	me    int                   // world rank
+	link  transport.Link // nil in a singleton
+	me    int            // world rank
 	size  int
 	q     match.Queue[*inMsg, *rreq]
 	peers []peer
@@ -54,6 +52,10 @@ type engine struct {
 
 	freeM []*inMsg
 	freeR []*rreq
+
+	// NATS fan-out (see multicast).
+	mc    transport.Multicaster // link, if it can multicast; else nil
+	mcSeq uint64                // multicast frames published
 }
 
 // Free lists, so that the blocking []byte path allocates nothing per
@@ -199,15 +201,16 @@ type peer struct {
 	owed   int64
 	txSeq  uint64
 	rxSeq  uint64
-	rxMc   uint64 // multicast frames received from this peer
+	outq   []*sreq
+	rdvOut map[uint64]*sreq
+	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
+	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
+
+	rxMc uint64 // multicast frames received from this peer
 	// A Fin that arrived before the peer's last multicast frames (they
 	// travel apart): processed once rxMc reaches finMc.
 	finWait bool
 	finMc   uint64
-	outq    []*sreq
-	rdvOut  map[uint64]*sreq
-	rdvIn   map[uint64]*rreq  // receives that Data frames stream into
-	longIn  map[uint64]*inMsg // long eager messages still arriving, unmatched
 }
 
 const (
