@@ -70,9 +70,10 @@
 // p = Size() and lg = ⌈log2⌉.
 //
 // Agreement. Every collective but Barrier starts with a dissemination
-// exchange of a 192-byte header (which collective, a hash of the element
+// exchange of a 224-byte header (which collective, a hash of the element
 // type, the root, one length, whether lengths must be equal, a local-error
-// code): lg p rounds in which rank
+// code, the largest Bcast this rank can take part in by fan-out): lg p
+// rounds in which rank
 // r sends what it knows to r+2^k and merges what r−2^k knows, keeping each
 // field's minimum and maximum with the ranks that passed them. Cost lg p·α.
 // Afterwards every rank knows whether the calls match, and returns the same
@@ -81,11 +82,16 @@
 // exchange with nothing to check (the dissemination barrier).
 //
 //   - Barrier: dissemination, lg p·α.
-//   - Bcast: binomial tree, lg p·α + n·lg p·β, when n < 256 KiB or p < 3;
-//     otherwise binomial scatter of p contiguous pieces of the encoded value
-//     followed by a ring allgather in which the root receives nothing:
-//     (lg p + p − 1)·α + 2n·(p−1)/p·β. Both receive straight into the
-//     result's memory.
+//   - Bcast: NATS fan-out when every rank can take part (below) and p ≥ 3:
+//     the root publishes the value once and the server delivers a copy to
+//     every rank: α + n·β at the root, plus the server's (p−1)·n bytes of
+//     copies, written to the p−1 connections in parallel (the tree's
+//     messages pass through the server too: (p−1)·n bytes in and out).
+//     Otherwise a binomial tree, lg p·α + n·lg p·β, when n < 256 KiB or
+//     p < 3; above that a binomial scatter of p contiguous pieces of the
+//     encoded value followed by a ring allgather in which the root
+//     receives nothing: (lg p + p − 1)·α + 2n·(p−1)/p·β. All three receive
+//     straight into the result's memory.
 //   - Scatter(v), Gather(v): binomial tree carrying the blocks of each
 //     subtree in one message: lg p·α + n·(p−1)/p·β.
 //   - Allgather(v): Bruck's algorithm (any p, no final copy beyond one
@@ -113,18 +119,56 @@
 //   - Scan, Exscan, ScanSlice, ExscanSlice: recursive doubling over
 //     aligned blocks of ranks (any p): lg p·α + n·lg p·(β + γ).
 //
-// The switch points (256 KiB for Bcast, 64 KiB for AllreduceSlice and
-// ReduceSlice) follow the cost model with NATS's α of tens of microseconds
-// (larger than MPICH's, so its 12 KiB and 2 KiB thresholds move up); they
-// are not yet tuned by measurement. BenchmarkBcast, BenchmarkAllreduce and
-// BenchmarkAlltoall measure 8 B, 64 KiB and 1 MiB on 2, 4 and 8 ranks.
+// Bcast fans out when c spans the whole job (the world, its Dups, a Split
+// that keeps every rank), every rank's data path is NATS alone (decorun
+// --transport=nats, or no two ranks on one host: with shared memory
+// between ranks of a host the tree over it is far faster than the server),
+// and the encoded value fits one eager frame of comm (comm.MulticastMax:
+// the credit window's quarter, at most NATS's max_payload less 64 KiB; 960
+// KiB for up to 9 ranks with the default 1 MiB max_payload). The agreement
+// step carries each rank's limit and takes the smallest, so every rank
+// chooses the same algorithm. The frame is charged to the root's credit
+// window towards every rank; where one is short, comm.Multicast sends to
+// each rank in turn instead. $DECORUN_MULTICAST=off switches the fan-out
+// off. With p = 2 the tree is the same one message.
+//
+// Measured on 2 shared, loaded cores (decorun bench bcast --transport nats
+// --sizes 8,1K,8K,64K,256K,512K, fan-out on and off alternated three times
+// in one sitting; µs per Bcast, max over ranks, on/off ratio): 4 ranks:
+// 8 B 1276–1580 vs 1564–1746 (0.79–0.91), 8 KiB 0.81–0.84, 64 KiB
+// 0.48–0.76, 256 KiB 2871–3241 vs 6117–8079 (0.36–0.53), 512 KiB
+// 0.37–0.51; 8 ranks: 8 B 3162–3320 vs 3794–4135 (0.78–0.88), 1 KiB
+// 0.69–1.07, 8 KiB 0.59–0.80, 64 KiB 0.50–0.67, 256 KiB 0.37–0.48, 512 KiB
+// 10430–10667 vs 24385–31904 (0.33–0.44). The average over ranks gains
+// less for small values (0.77–1.34; the agreement step's lg p rounds
+// dominate them), and so does the in-process BenchmarkBcast, where all
+// ranks share one Go runtime: at 8 ranks, 8 B took 0.98–1.17 ms with
+// fan-out against 0.70–0.94 ms without (1.05–1.69), 64 KiB 2.7–3.8 ms
+// against 3.8–4.3 ms (0.65–0.97). Separate rank processes, decorun's
+// case, decide: fan-out at every size up to one frame.
+//
+// The other switch points (256 KiB for Bcast without fan-out, 64 KiB for
+// AllreduceSlice and ReduceSlice) follow the cost model with NATS's α of
+// tens of microseconds (larger than MPICH's, so its 12 KiB and 2 KiB
+// thresholds move up); they are not yet tuned by measurement.
+// BenchmarkBcast, BenchmarkAllreduce and BenchmarkAlltoall measure 8 B, 64
+// KiB and 1 MiB on 2, 4 and 8 ranks.
 //
 // # Matching and concurrency
 //
 // All collective traffic goes over c.Shadow(), so it never matches the
 // user's point-to-point receives (AnySource and AnyTag included). Its tag is a
 // per-communicator sequence number that every collective call on c
-// increments, so messages of one collective never match another's. Calls on
+// increments, so messages of one collective never match another's (tags
+// use 30 bits and wrap). A Bcast's fan-out message carries the call's tag
+// with bit 30 set: it travels on its own NATS subscription, so it may
+// reach a rank before the root's agreement messages of the same call,
+// which carry the plain tag, and must never match their receives. Among
+// themselves a root's multicasts stay in order (one subject per root, so
+// NATS keeps publish order to each subscriber, through cluster routes
+// too), and comm checks their own sequence numbers; their order relative
+// to point-to-point frames is not relied on anywhere (comm makes a rank's
+// Close wait behind its multicasts). Calls on
 // different communicators (from Split or Dup) may run at the same time on
 // different goroutines; calls on one communicator must be made one at a
 // time, in the same order on every rank (MPI's rule).

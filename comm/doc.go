@@ -69,6 +69,17 @@
 // and TLS when the job's NATS connection uses it. Comm.Path tells which
 // path each peer got.
 //
+// Multicast sends one message to every other rank of a communicator. Over
+// NATS alone, on a communicator of every rank of the job, a message up to
+// MulticastMax() bytes is one publish on the sender's multicast subject,
+// which the server copies to every rank (each subscribes to all multicast
+// subjects before the start-up barrier): charged to every receiver's
+// credit window, numbered by a per-sender multicast sequence that each
+// receiver checks (a gap is fatal, like a gap in the point-to-point
+// numbers). It travels apart from point-to-point frames, so it is not
+// ordered with them; package collectives' Bcast uses it with a tag of its
+// own.
+//
 // # Cancellation
 //
 // Every blocking call takes a context. A Send cancelled before any of it was
