@@ -121,8 +121,9 @@
 //
 // Bcast fans out when c spans the whole job (the world, its Dups, a Split
 // that keeps every rank), every rank's data path is NATS alone (decorun
-// --transport=nats, or no two ranks on one host: with shared memory
-// between ranks of a host the tree over it is far faster than the server),
+// --transport=nats, or auto where no peer is reached by shared memory or
+// direct TCP: over those the tree is faster than going through the
+// server, and a Mux link has no fan-out),
 // and the encoded value fits one eager frame of comm (comm.MulticastMax:
 // the credit window's quarter, at most NATS's max_payload less 64 KiB; 960
 // KiB for up to 9 ranks with the default 1 MiB max_payload). The agreement

@@ -15,7 +15,8 @@ const EnvMulticast = "DECORUN_MULTICAST"
 // other rank with one NATS publish that the server fans out (one eager
 // frame), or 0 if it cannot fan out: it can when c holds every rank of the
 // job, this rank's data path is NATS alone (decorun --transport=nats, or
-// no other rank on its host), and $DECORUN_MULTICAST is not "off". Ranks
+// auto where neither shared memory nor direct TCP reaches any peer), and
+// $DECORUN_MULTICAST is not "off". Ranks
 // may differ (their data paths do); a caller that must agree with the
 // others exchanges it.
 func (c *Comm) MulticastMax() int {
