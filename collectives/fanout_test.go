@@ -36,6 +36,9 @@ func TestBcastFanout(t *testing.T) {
 			commtest.Run(t, cs, func(c *comm.Comm) error {
 				for root := range n {
 					for i, size := range sizes {
+						if size > 100 && root != 0 && root != n-1 {
+							continue // the switch point's sizes from two roots (fewer MiB under -race)
+						}
 						var v []byte
 						if c.Rank() == root {
 							v = msgOf(root, size, i)
@@ -60,7 +63,7 @@ func TestBcastFanout(t *testing.T) {
 			// out (and the string), on every rank: all sizes but one.
 			want := int64(0)
 			if n >= 3 {
-				want = int64(n * n * len(sizes))
+				want = int64(n * (2*len(sizes) + (n-2)*4))
 			}
 			if got := collectives.Fanouts.Load() - before; got != want {
 				t.Errorf("%d Bcasts fanned out; want %d", got, want)
