@@ -51,9 +51,11 @@
 // blocked on each other's full sockets while holding their locks would
 // deadlock, since the receiving goroutine needs the lock to deliver): it
 // appends the frame to the destination's queue, and one writer goroutine
-// per outgoing connection hands the whole queue to the kernel in one write
-// while Send fills a second buffer (the two are swapped and reused, so
-// streaming makes no garbage up to 1 MiB of queue). The queue is bounded by
+// per outgoing connection hands the whole queue to the kernel in one
+// writev while Send fills the next. Frames of up to 16 KiB are packed into
+// 64 KiB batches, larger ones get a buffer each; both kinds come from
+// pools and go back once written, so streaming makes no garbage. The
+// queue is bounded by
 // comm's credit window, the bound that keeps NATS's and shared memory's
 // buffers finite. One reader goroutine per incoming connection reads each
 // frame into a fresh slice and hands it to onFrame (the same callback the
@@ -82,8 +84,9 @@
 //     link has exited. Frames handed to the kernel before Close are still
 //     delivered (a closed socket sends what it holds, then FIN).
 //   - Memory is bounded by comm's credit windows (queue) plus one frame per
-//     incoming connection being read, a 64 KiB read buffer per incoming
-//     connection, and up to two 1 MiB reusable queue buffers per outgoing one.
+//     incoming connection being read and a 64 KiB read buffer per incoming
+//     connection; the pools of queue buffers and recycled frames hold no
+//     more than was in flight, and the garbage collector empties them.
 //   - Only ranks that know the job's key get a frame delivered; a stray or
 //     hostile client is dropped after a failed proof or after
 //     Config.Timeout, whichever comes first.
