@@ -66,7 +66,7 @@ type Comm struct {
 	size   int
 	job    jobenv.Job
 	nats   *transport.NATS // nil in a singleton
-	link   transport.Link  // the data path: nats, or a Mux over nats and shared memory
+	link   transport.Link  // the data path: nats, or Muxes over nats, shared memory and TCP
 	host   string
 	once   sync.Once
 	closed error
@@ -75,6 +75,10 @@ type Comm struct {
 	derived    bool
 	closedFlag *atomic.Bool // derived communicators only
 	nderived   atomic.Uint64
+
+	// settle is nil, or what Close waits for before it closes link:
+	// TCP peers still dialing this rank (see tcpPath.settle).
+	settle func(ctx context.Context, departed func(int) bool) error
 }
 
 var (
@@ -141,7 +145,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.peerLost(ev.Rank, ev.Msg)
 		}
 	}
-	t, link, start, err := dial(ctx, job, onFrame, onFatal, onEvent)
+	t, link, start, settle, err := dial(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
 		close(ready)
 		return nil, fmt.Errorf("comm: %w", err)
@@ -155,7 +159,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	e = newEngine(job.Rank, job.Size, link)
 	close(ready)
-	c.e, c.nats, c.link = e, t, link
+	c.e, c.nats, c.link, c.settle = e, t, link, settle
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
 		link.Close()
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
@@ -225,6 +229,11 @@ func (c *Comm) Close() error {
 		if c.link != transport.Link(c.nats) {
 			if err := c.link.Flush(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("comm: rank %d close: flush: %w", c.rank, err))
+			}
+		}
+		if c.settle != nil {
+			if err := c.settle(ctx, c.e.isDeparted); err != nil {
+				errs = append(errs, fmt.Errorf("comm: rank %d close: %w", c.rank, err))
 			}
 		}
 		if err := c.nats.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpFin, Rank: c.rank}, true); err != nil {

@@ -84,24 +84,25 @@ const (
 // after the start-up barrier (when every rank's segment exists and every
 // listening rank has subscribed to the address records): it publishes this
 // rank's address, opens the peers' segments, dials the peers that take TCP
-// and fixes each peer's path.
+// and fixes each peer's path. settle, when not nil, is for Close to call
+// before it closes the link (see tcpPath.settle).
 func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
-	*transport.NATS, transport.Link, func() error, error) {
+	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, err error) {
 	tr := job.Transport
 	if tr == "" {
 		tr = DefaultTransport
 	}
-	t, err := transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
+	t, err = transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	none := func() error { return nil }
 	if tr == jobenv.TransportNATS || job.Size == 1 {
-		return t, t, none, nil
+		return t, t, none, nil, nil
 	}
-	fail := func(err error) (*transport.NATS, transport.Link, func() error, error) {
+	fail := func(err error) (*transport.NATS, transport.Link, func() error, func(context.Context, func(int) bool) error, error) {
 		t.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	sl, shmPeers, err := openSHM(job, tr, t, onFrame, onFatal)
 	if err != nil {
@@ -115,9 +116,9 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 		return fail(err)
 	}
 	if sl == nil && tp == nil {
-		return t, t, none, nil
+		return t, t, none, nil, nil
 	}
-	var link transport.Link = t
+	link = t
 	if tp != nil && tp.l != nil {
 		tp.mux = transport.NewMux(t, tp.l)
 		link = tp.mux
@@ -127,7 +128,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 		mux = transport.NewMux(link, sl)
 		link = mux
 	}
-	start := func() error {
+	start = func() error {
 		if tp != nil {
 			if err := tp.dir.Publish(tp.rec); err != nil {
 				return fmt.Errorf("publishing its TCP address: %w", err)
@@ -159,7 +160,10 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 		}
 		return nil
 	}
-	return t, link, start, nil
+	if tp != nil {
+		settle = func(ctx context.Context, departed func(int) bool) error { return tp.settle(ctx, job, tr, departed) }
+	}
+	return t, link, start, settle, nil
 }
 
 // openSHM creates this rank's shared-memory segment, unless the job asked

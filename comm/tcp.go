@@ -93,7 +93,7 @@ func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte
 // that may be on another host), dials them and fixes each peer's path.
 // shmReach says which peers shared memory reaches.
 func (tp *tcpPath) start(ctx context.Context, job jobenv.Job, tr string, shmReach []bool) error {
-	defer tp.dir.Close()
+	defer tp.dir.Done() // see settle
 	if tp.l == nil && tr == jobenv.TransportTCP {
 		return fmt.Errorf("--transport=tcp: %w", tp.why)
 	}
@@ -140,6 +140,29 @@ func (tp *tcpPath) start(ctx context.Context, job jobenv.Job, tr string, shmReac
 		return nil // no listener: NATS carries what shared memory does not
 	}
 	return tp.mux.Start(reach)
+}
+
+// settle returns once every peer that may dial this rank has finished
+// dialing (its start announced Done) or departed, or ctx ends. comm's Close calls it
+// before it closes the link: a rank whose program is quick must not close
+// its listener while a slower peer has yet to connect to it (the peer
+// would find the port closed and fail, or fall back for nothing).
+func (tp *tcpPath) settle(ctx context.Context, job jobenv.Job, tr string, departed func(int) bool) error {
+	defer tp.dir.Close()
+	var may []int
+	for p := range job.Size {
+		if p != job.Rank && (tr == jobenv.TransportTCP || job.HostRanks == nil || !slices.Contains(job.HostRanks, p)) {
+			may = append(may, p)
+		}
+	}
+	return tp.dir.WaitDone(ctx, may, departed)
+}
+
+// isDeparted is departed for callers without mu.
+func (e *engine) isDeparted(r int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.departed(r)
 }
 
 // departed reports whether world rank r closed its communicator or died

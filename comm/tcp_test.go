@@ -192,3 +192,34 @@ func TestTCPBrokenConnection(t *testing.T) {
 		t.Errorf("rank 0: %v is not a PeerError for rank 1", err)
 	}
 }
+
+// TestTCPQuickClose: ranks that close as soon as they have joined (as a
+// short program does) all succeed: Close waits until every peer has
+// finished dialing. (In one process the ranks keep pace with each other;
+// cluster_test's TestTCPOneHost runs the same race between processes.)
+func TestTCPQuickClose(t *testing.T) {
+	const n = 6
+	url, secret := startServer(t)
+	for round := range 3 {
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for r := range n {
+			wg.Go(func() {
+				job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret,
+					Prefix: fmt.Sprintf("test.quick%d", round), Transport: "tcp", HostRanks: []int{r}}
+				c, err := connect(t.Context(), job)
+				if err != nil {
+					errs[r] = err
+					return
+				}
+				errs[r] = c.Close()
+			})
+		}
+		wg.Wait()
+		for r, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: rank %d: %v", round, r, err)
+			}
+		}
+	}
+}

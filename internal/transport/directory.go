@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/nats-io/nats.go"
@@ -21,14 +22,18 @@ type Directory struct {
 	t   *NATS
 	sub *nats.Subscription
 
-	mu      sync.Mutex // guards got and changed
+	mu      sync.Mutex // guards got, done and changed
 	got     map[int]string
+	done    map[int]bool  // ranks that published Done
 	changed chan struct{} // closed and replaced when a record arrives
 }
 
+// doneRecord is what Done publishes; no address record looks like it.
+const doneRecord = "+done"
+
 // Directory subscribes to the job's address records.
 func (t *NATS) Directory() (*Directory, error) {
-	d := &Directory{t: t, got: map[int]string{}, changed: make(chan struct{})}
+	d := &Directory{t: t, got: map[int]string{}, done: map[int]bool{}, changed: make(chan struct{})}
 	sub, err := t.nc.Subscribe(jobenv.AddrSubject(t.job.Prefix), func(m *nats.Msg) {
 		r, rec, ok := strings.Cut(string(m.Data), " ")
 		n, err := strconv.Atoi(r)
@@ -37,7 +42,11 @@ func (t *NATS) Directory() (*Directory, error) {
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		d.got[n] = rec
+		if rec == doneRecord {
+			d.done[n] = true
+		} else {
+			d.got[n] = rec
+		}
 		close(d.changed)
 		d.changed = make(chan struct{})
 	})
@@ -55,26 +64,51 @@ func (d *Directory) Publish(rec string) error {
 
 // Wait returns the records of ranks, once all have arrived, or ctx ends.
 func (d *Directory) Wait(ctx context.Context, ranks []int) (map[int]string, error) {
+	out := map[int]string{}
+	err := d.wait(ctx, ranks, "addresses", func(r int) bool {
+		rec, ok := d.got[r]
+		if ok {
+			out[r] = rec
+		}
+		return ok
+	}, nil)
+	return out, err
+}
+
+// Done announces that this rank has finished using the records (it has
+// dialed every peer it dials).
+func (d *Directory) Done() error { return d.Publish(doneRecord) }
+
+// WaitDone returns once every one of ranks has announced Done or is
+// skipped (skip is asked again every 10 ms while any is missing: a rank
+// that died will never announce), or ctx ends.
+func (d *Directory) WaitDone(ctx context.Context, ranks []int, skip func(int) bool) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	return d.wait(ctx, ranks, "connections", func(r int) bool { return d.done[r] || skip(r) }, tick.C)
+}
+
+// wait returns once has (called with mu held) holds for every one of
+// ranks, or ctx ends; it looks again at each record and each tick.
+func (d *Directory) wait(ctx context.Context, ranks []int, what string, has func(int) bool, tick <-chan time.Time) error {
 	for {
 		d.mu.Lock()
-		out := map[int]string{}
 		var missing []int
 		for _, r := range ranks {
-			if rec, ok := d.got[r]; ok {
-				out[r] = rec
-			} else {
+			if !has(r) {
 				missing = append(missing, r)
 			}
 		}
 		ch := d.changed
 		d.mu.Unlock()
 		if len(missing) == 0 {
-			return out, nil
+			return nil
 		}
 		select {
 		case <-ch:
+		case <-tick:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("transport: rank %d waiting for the addresses of ranks %v: %w", d.t.job.Rank, missing, ctx.Err())
+			return fmt.Errorf("transport: rank %d waiting for the %s of ranks %v: %w", d.t.job.Rank, what, missing, ctx.Err())
 		}
 	}
 }
