@@ -487,7 +487,7 @@ func (j *job) startAll() *ExitError {
 	}
 	// Agents' heartbeats (a slice read under each host's lock; j.remotes is
 	// complete before any agent can publish).
-	hb, err := j.srv.nc.Subscribe(jobenv.HeartbeatSubject(j.prefix, "*"), func(m *nats.Msg) { j.heartbeat(m.Subject) })
+	hb, err := j.srv.nc.Subscribe(jobenv.HeartbeatWildcard(j.prefix), func(m *nats.Msg) { j.heartbeat(m.Subject) })
 	if err != nil {
 		return &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to heartbeats: " + err.Error(), Err: err}
 	}

@@ -179,8 +179,8 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 			if why := a.why(); why != "" {
 				m.Err = why
 			}
+			exits <- struct{}{} // counted before the launcher can see the exit and hang up
 			enc.Send(m)
-			exits <- struct{}{}
 		})
 	}
 
@@ -210,6 +210,15 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 		case <-exits:
 			left--
 		case why := <-gone:
+			// The launcher closes the connection once it has every rank's
+			// exit: exits not yet counted here are no reason to complain.
+			for len(exits) > 0 {
+				<-exits
+				left--
+			}
+			if left == 0 {
+				break
+			}
 			a.kill(why)
 			wg.Wait()
 			fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", spec.Host, why)

@@ -306,6 +306,11 @@ func AddrSubject(prefix string) string { return prefix + ".addr" }
 // --keep-going, an OpLost message when a rank other than 0 has died.
 func EventSubject(prefix string) string { return prefix + ".events" }
 
+// HeartbeatWildcard matches the heartbeat subject of every host's agent
+// (HeartbeatSubject turns a '*' in a name into '_', so it cannot be used
+// for that).
+func HeartbeatWildcard(prefix string) string { return prefix + ".hb.*" }
+
 // HeartbeatSubject carries the heartbeats of a multi-host job: the launcher
 // publishes as "launcher", each host's agent as its host name.
 func HeartbeatSubject(prefix, who string) string {

@@ -58,3 +58,20 @@ func TestFromEnvTransport(t *testing.T) {
 		t.Error("FromEnv with a bad transport succeeded")
 	}
 }
+
+// TestHeartbeatWildcard: the launcher's subscription matches every agent's
+// heartbeat subject, whatever the host's name (a NATS '*' matches one
+// token).
+func TestHeartbeatWildcard(t *testing.T) {
+	w := strings.Split(HeartbeatWildcard("decorun.j1"), ".")
+	for _, host := range []string{"node1", "node1.example.org", "a*b", "x y", "dc12h1"} {
+		s := strings.Split(HeartbeatSubject("decorun.j1", host), ".")
+		ok := len(s) == len(w)
+		for i := 0; ok && i < len(w); i++ {
+			ok = w[i] == "*" || w[i] == s[i]
+		}
+		if !ok {
+			t.Errorf("%q does not match %q (host %q)", HeartbeatWildcard("decorun.j1"), HeartbeatSubject("decorun.j1", host), host)
+		}
+	}
+}
