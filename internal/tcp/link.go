@@ -464,11 +464,17 @@ func (l *Link) accept() {
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if l.isClosed() || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return // closed; a listener that fails otherwise only keeps peers from dialing (they fall back or fail)
+			// Out of file descriptors or the like (as net/http does: wait
+			// and try again; the dialer's handshake timeout bounds its wait).
+			select {
+			case <-l.done:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
 		}
 		l.mu.Lock()
 		if l.closed {
