@@ -172,7 +172,7 @@ func TestMultiHostPaths(t *testing.T) {
 	nh := makeHosts(t, 2)
 	args := nh.args(2)
 	args[1] = "localhost:2," + args[1] // -H: decorun's host first, then the namespaces
-	p := start(t, append(args, "-n", "6", prog(t, "paths"), fmt.Sprint(4<<20))...)
+	p := start(t, append(args, "-n", "6", "--transport=auto", prog(t, "paths"), fmt.Sprint(4<<20))...)
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
 	}
