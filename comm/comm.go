@@ -130,6 +130,11 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.onFrame(f)
 		}
 	}
+	onView := func(f []byte) {
+		if <-ready; e != nil {
+			e.onView(f)
+		}
+	}
 	onFatal := func(err error) {
 		if <-ready; e != nil {
 			e.fatal(fmt.Errorf("comm: rank %d: %w", job.Rank, err))
@@ -145,7 +150,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.peerLost(ev.Rank, ev.Msg)
 		}
 	}
-	t, link, start, settle, err := dial(ctx, job, onFrame, onFatal, onEvent)
+	t, link, start, settle, err := dial(ctx, job, onFrame, onView, onFatal, onEvent)
 	if err != nil {
 		close(ready)
 		return nil, fmt.Errorf("comm: %w", err)

@@ -86,7 +86,7 @@ const (
 // rank's address, opens the peers' segments, dials the peers that take TCP
 // and fixes each peer's path. settle, when not nil, is for Close to call
 // before it closes the link (see tcpPath.settle).
-func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
+func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
 	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, err error) {
 	tr := job.Transport
 	if tr == "" {
@@ -104,7 +104,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 		t.Close()
 		return nil, nil, nil, nil, err
 	}
-	sl, shmPeers, err := openSHM(job, tr, t, onFrame, onFatal)
+	sl, shmPeers, err := openSHM(job, tr, t, onFrame, onView, onFatal)
 	if err != nil {
 		return fail(err)
 	}
@@ -169,7 +169,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal fun
 // openSHM creates this rank's shared-memory segment, unless the job asked
 // for TCP, and returns it (nil when no peer may share this host, or with
 // auto when it cannot be made) with the peers it has rings for.
-func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte), onFatal func(error)) (*shm.Link, []int, error) {
+func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func([]byte), onFatal func(error)) (*shm.Link, []int, error) {
 	if tr == jobenv.TransportTCP {
 		return nil, nil, nil
 	}
@@ -195,7 +195,7 @@ func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte),
 		ring /= 2
 	}
 	sl, err := shm.Open(shm.Config{ID: job.ID, Key: job.ID + "\x00" + job.Prefix + "\x00" + job.Secret,
-		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin},
+		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, OnView: onView},
 		onFrame, onFatal)
 	if err != nil {
 		if tr == jobenv.TransportSHM {

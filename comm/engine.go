@@ -22,8 +22,9 @@ import (
 // what keeps per-destination order.
 type engine struct {
 	mu    sync.Mutex
-	link  transport.Link // nil in a singleton
-	me    int            // world rank
+	link  transport.Link      // nil in a singleton
+	vec   transport.VecSender // link, when it takes frames in two parts
+	me    int                 // world rank
 	size  int
 	q     match.Queue[*inMsg, *rreq]
 	peers []peer
@@ -233,6 +234,7 @@ func newEngine(me, size int, link transport.Link) *engine {
 	if !multicastOff() {
 		e.mc, _ = link.(transport.Multicaster)
 	}
+	e.vec, _ = link.(transport.VecSender)
 	maxPayload := 1 << 20
 	if link != nil {
 		maxPayload = link.MaxFrame()
@@ -320,7 +322,17 @@ func (e *engine) publish(dst int, h *wire.Header, p []byte) error {
 	pr.txSeq++
 	h.Seq = pr.txSeq
 	h.Src = int32(e.me)
-	e.scratch = append(wire.Append(e.scratch[:0], h), p...)
+	e.scratch = wire.Append(e.scratch[:0], h)
+	if e.vec != nil { // shared memory: header and payload go straight into the ring
+		if took, err := e.vec.SendV(dst, e.scratch, p); took {
+			if err != nil {
+				e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+				return e.err
+			}
+			return nil
+		}
+	}
+	e.scratch = append(e.scratch, p...)
 	if err := e.link.Send(dst, e.scratch); err != nil {
 		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
 		return e.err
@@ -433,8 +445,24 @@ func (e *engine) consume(from int, c int64) {
 	}
 }
 
-// onFrame is the link's delivery callback.
-func (e *engine) onFrame(frame []byte) {
+// onFrame is the link's delivery callback for frames it hands over.
+func (e *engine) onFrame(frame []byte) { e.handle(frame, false) }
+
+// onView is the link's delivery callback for frames it lends: frame is
+// valid only during the call, so what outlives it is copied.
+func (e *engine) onView(frame []byte) { e.handle(frame, true) }
+
+// keep returns b, or a copy of b when it is lent.
+func keep(b []byte, lent bool) []byte {
+	if lent {
+		return append([]byte(nil), b...)
+	}
+	return b
+}
+
+// handle processes one frame; lent says whether it must be copied to be
+// kept.
+func (e *engine) handle(frame []byte, lent bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
@@ -463,7 +491,7 @@ func (e *engine) onFrame(frame []byte) {
 	}
 	switch h.Kind {
 	case wire.Eager, wire.RTS:
-		e.arrive(from, h, payload)
+		e.arrive(from, h, payload, lent)
 	case wire.CTS:
 		s := p.rdvOut[h.ID]
 		if s == nil || s.phase != phWaitCTS {
@@ -482,7 +510,7 @@ func (e *engine) onFrame(frame []byte) {
 		if r == nil {
 			if m := p.longIn[h.ID]; m != nil && int(h.N) == m.got && m.got+len(payload) <= m.size {
 				// More of a long eager message no receive has matched.
-				m.parts = append(m.parts, payload)
+				m.parts = append(m.parts, keep(payload, lent))
 				m.got += len(payload)
 				m.cost += frameCost(h, len(payload))
 				if m.got == m.size {
@@ -504,8 +532,11 @@ func (e *engine) onFrame(frame []byte) {
 		r.recvd += len(payload)
 		// Copied: a link that reuses frames may read the next one into
 		// it; otherwise it is garbage, which collect keeps in check.
-		if rc, ok := e.link.(transport.Recycler); !ok || !rc.Recycle(frame) {
-			e.collect(len(payload))
+		// A lent frame is neither (it is the link's, in its ring).
+		if !lent {
+			if rc, ok := e.link.(transport.Recycler); !ok || !rc.Recycle(frame) {
+				e.collect(len(payload))
+			}
 		}
 		e.consume(from, frameCost(h, len(payload)))
 		if r.recvd == r.size {
@@ -553,7 +584,7 @@ func (e *engine) onFrame(frame []byte) {
 
 // arrive queues (or hands to a waiting receive) an Eager or RTS frame from
 // world rank from. mu held.
-func (e *engine) arrive(from int, h *wire.Header, payload []byte) {
+func (e *engine) arrive(from int, h *wire.Header, payload []byte, lent bool) {
 	m := e.newMsg()
 	m.from, m.tag, m.typ, m.rdv, m.id = from, int(h.Tag), h.Type, h.Kind == wire.RTS, h.ID
 	if m.rdv {
@@ -569,8 +600,12 @@ func (e *engine) arrive(from int, h *wire.Header, payload []byte) {
 	}
 	m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: h.Comm, Src: from, Tag: int(h.Tag)}, Val: m}
 	if r := e.q.Arrive(&m.m); r != nil {
+		if lent && !m.rdv && !m.long && !r.Val.into {
+			m.data = keep(m.data, true) // becomes the receive's result
+		}
 		e.deliver(r.Val, m)
 	} else {
+		m.data = keep(m.data, lent)
 		if m.long {
 			e.peers[from].longIn[m.id] = m
 		}
@@ -644,7 +679,7 @@ func (e *engine) onMulticast(frame []byte) {
 	}
 	p.rxMc = h.Seq
 	if !e.finished[from] {
-		e.arrive(from, &h, payload)
+		e.arrive(from, &h, payload, false)
 	}
 	if p.finWait && p.rxMc >= p.finMc {
 		p.finWait = false

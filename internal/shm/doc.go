@@ -41,9 +41,13 @@
 // even a SIGKILLed launcher leaves nothing behind for long.
 //
 // One goroutine per Link (the pump) reads every inbound ring and hands each
-// whole frame, in a fresh slice the callee owns, to the same onFrame
-// callback the NATS link uses (so frames of different peers may be
-// delivered concurrently with NATS's; comm's engine serialises them). The
+// whole frame to comm's engine: a frame that lies whole and contiguous in
+// its ring is lent (Config.OnView: a view into the ring, whose room is
+// freed when the callback returns; the engine copies what it keeps), any
+// other (one that wraps around the ring's end, or is larger than what the
+// ring had) in a fresh slice the callee owns, to the same onFrame callback
+// the NATS link uses (so frames of different peers may be delivered
+// concurrently with NATS's; comm's engine serialises them). The
 // pump also finishes writes that did not fit: Send never blocks (comm calls
 // it with its engine lock held, and two ranks blocked on each other's full
 // rings while holding their locks would deadlock). Send copies the frame
@@ -96,10 +100,12 @@
 //
 // # Cost
 //
-// A frame is copied twice (into the ring, out of it); a small frame costs
+// A frame is copied twice: into the ring (SendV takes the frame's head and
+// payload apart, so comm does not join them first), and out of it, by comm,
+// into the receive buffer when a receive is posted, or into a fresh buffer
+// (unexpected messages; frames that wrap). A small frame costs
 // two atomic stores, two loads and, only when the receiver sleeps, a
-// futex_wake system call. The receiving pump allocates each frame, as
-// nats.go does. Each rank commits (number of shm peers) × RingSize bytes of
+// futex_wake system call. Each rank commits (number of shm peers) × RingSize bytes of
 // /dev/shm for the job's lifetime plus one header page; comm sets RingSize
 // so that this stays near 16 MiB per rank. Each rank's pump spins (and
 // yields) for up to Config.Spin, 50 µs in comm, after the last frame:

@@ -16,6 +16,7 @@ type Config struct {
 	RingSize     int
 	MaxFrame     int
 	Spin         time.Duration
+	OnView       func([]byte)
 }
 
 // DefaultDir is where segments live.
@@ -41,6 +42,9 @@ func (*Link) MaxFrame() int { return 0 }
 
 // Send fails.
 func (*Link) Send(int, []byte) error { return errors.ErrUnsupported }
+
+// SendV fails.
+func (*Link) SendV(int, []byte, []byte) (bool, error) { return true, errors.ErrUnsupported }
 
 // Flush does nothing.
 func (*Link) Flush(context.Context) error { return nil }

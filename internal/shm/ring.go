@@ -88,6 +88,19 @@ func (r *Ring) WriteV(a, b []byte) bool {
 	return true
 }
 
+// WriteV3 is WriteV of three parts.
+func (r *Ring) WriteV3(a, b, c []byte) bool {
+	h := r.head.Load()
+	if len(r.data)-int(h-r.tail.Load()) < len(a)+len(b)+len(c) {
+		return false
+	}
+	r.put(h, a)
+	r.put(h+uint64(len(a)), b)
+	r.put(h+uint64(len(a)+len(b)), c)
+	r.head.Store(h + uint64(len(a)+len(b)+len(c)))
+	return true
+}
+
 func (r *Ring) put(at uint64, p []byte) {
 	i := int(at & r.mask)
 	c := copy(r.data[i:], p)
@@ -181,6 +194,23 @@ func (w *Writer) Write(frame []byte) bool {
 	return w.Queued() == 0
 }
 
+// Write2 is Write of the frame head followed by body, without joining
+// them first.
+func (w *Writer) Write2(head, body []byte) bool {
+	var l [lenSize]byte
+	binary.LittleEndian.PutUint32(l[:], uint32(len(head)+len(body)))
+	if w.Queued() == 0 && w.R.WriteV3(l[:], head, body) {
+		return true
+	}
+	if w.off > 0 && w.off >= len(w.q)/2 {
+		w.q = w.q[:copy(w.q, w.q[w.off:])]
+		w.off = 0
+	}
+	w.q = append(append(append(w.q, l[:]...), head...), body...)
+	w.Drain()
+	return w.Queued() == 0
+}
+
 // Drain writes as much of the queue as fits. It reports whether it wrote
 // anything.
 func (w *Writer) Drain() bool {
@@ -211,6 +241,7 @@ type Reader struct {
 	cur  []byte // frame being assembled
 	got  int
 	have bool // cur holds a frame's length
+	held int  // bytes of the frame NextView lent, freed by Release
 }
 
 // Next returns the next whole frame, in a fresh slice, or nil when none is
@@ -241,6 +272,44 @@ func (rd *Reader) Next() ([]byte, error) {
 	f := rd.cur
 	rd.cur, rd.got, rd.have = nil, 0, false
 	return f, nil
+}
+
+// NextView is Next, except that a frame that lies whole and contiguous in
+// the ring is returned as a view into the ring (view true) rather than a
+// copy: its room stays taken, and the frame stays valid, until Release,
+// which must be called before the next call to NextView or Next. Frames
+// that wrap around the ring's end or are still arriving come as Next
+// returns them (view false).
+func (rd *Reader) NextView() (f []byte, view bool, err error) {
+	if !rd.have {
+		r := rd.R
+		t := r.tail.Load()
+		avail := int(r.head.Load() - t)
+		if avail < lenSize {
+			return nil, false, nil
+		}
+		var l [lenSize]byte
+		i := int(t & r.mask)
+		copy(l[copy(l[:], r.data[i:]):], r.data)
+		n := binary.LittleEndian.Uint32(l[:])
+		if int64(n) > int64(rd.Max) {
+			return nil, false, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
+		}
+		if j := int((t + lenSize) & r.mask); avail-lenSize >= int(n) && j+int(n) <= len(r.data) {
+			rd.held = lenSize + int(n)
+			return r.data[j : j+int(n) : j+int(n)], true, nil
+		}
+	}
+	f, err = rd.Next()
+	return f, false, err
+}
+
+// Release frees the room of the frame NextView last returned as a view.
+func (rd *Reader) Release() {
+	if rd.held > 0 {
+		rd.R.tail.Store(rd.R.tail.Load() + uint64(rd.held)) // the producer may now overwrite it
+		rd.held = 0
+	}
 }
 
 // Partial reports whether a frame has been started but not finished.

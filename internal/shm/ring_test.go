@@ -129,30 +129,33 @@ func FuzzRing(f *testing.F) {
 			switch s % 3 {
 			case 0, 1: // write a frame of s bytes (up to 255 > ring)
 				fr := bytes.Repeat([]byte{byte(i)}, int(s))
+				if len(fr) > 1 { // so a frame's start and end are told apart
+					fr[0] = byte(i >> 8)
+					fr[len(fr)-1] = ^byte(i)
+				}
 				want = append(want, fr)
-				w.Write(fr)
+				if i%2 == 0 {
+					w.Write(fr)
+				} else { // in two parts, split anywhere
+					cut := int(s) % (len(fr) + 1)
+					w.Write2(fr[:cut], fr[cut:])
+				}
 			case 2:
 				w.Drain()
 			}
 			for k := 0; k < int(s%4); k++ {
-				fr, err := rd.Next()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if fr != nil {
-					got = append(got, fr)
-				}
+				got = next(t, &rd, got, (i+k)%2 == 0)
 			}
 		}
-		for len(got) < len(want) {
+		for tries := 0; len(got) < len(want); tries++ {
+			if tries > 10*len(want)+100 {
+				t.Fatalf("%d of %d frames after %d tries", len(got), len(want), tries)
+			}
 			w.Drain()
-			fr, err := rd.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fr != nil {
-				got = append(got, fr)
-			}
+			got = next(t, &rd, got, tries%2 == 0)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d frames read, %d written", len(got), len(want))
 		}
 		for i := range want {
 			if !bytes.Equal(got[i], want[i]) {
@@ -169,4 +172,65 @@ func FuzzRing(f *testing.F) {
 			}
 		}
 	})
+}
+
+// next reads one frame, with NextView (copying a view before Release) or
+// Next, and appends it to got.
+func next(t *testing.T, rd *Reader, got [][]byte, view bool) [][]byte {
+	t.Helper()
+	var fr []byte
+	var err error
+	lent := false
+	if view {
+		fr, lent, err = rd.NextView()
+	} else {
+		fr, err = rd.Next()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr == nil {
+		return got
+	}
+	if lent {
+		fr = append([]byte(nil), fr...)
+		rd.Release()
+	}
+	return append(got, fr)
+}
+
+// TestNextViewLends checks that a frame lying whole and contiguous in the
+// ring comes as a view that keeps its room until Release, and a frame that
+// wraps around the end comes as a copy.
+func TestNextViewLends(t *testing.T) {
+	r := newTestRing(t, 64)
+	w := Writer{R: r}
+	rd := Reader{R: r, Max: 64}
+	if !w.Write2([]byte("head"), []byte("-body")) {
+		t.Fatal("a 13-byte frame does not fit an empty 64-byte ring")
+	}
+	f, view, err := rd.NextView()
+	if err != nil || !view || string(f) != "head-body" {
+		t.Fatalf("NextView = %q, %v, %v; want a view of \"head-body\"", f, view, err)
+	}
+	if free := r.Free(); free != 64-4-9 {
+		t.Fatalf("room while lent: %d bytes free, want %d", free, 64-4-9)
+	}
+	rd.Release()
+	if free := r.Free(); free != 64 {
+		t.Fatalf("after Release: %d bytes free, want 64", free)
+	}
+	// 13 bytes used so far; a 50-byte frame (54 with its length) wraps.
+	big := bytes.Repeat([]byte{7}, 50)
+	if !w.Write(big) {
+		t.Fatal("a 50-byte frame does not fit an empty 64-byte ring")
+	}
+	f, view, err = rd.NextView()
+	if err != nil || view || !bytes.Equal(f, big) {
+		t.Fatalf("NextView of a wrapped frame = %d bytes, view %v, %v; want a 50-byte copy", len(f), view, err)
+	}
+	rd.Release() // nothing lent: no effect
+	if free := r.Free(); free != 64 {
+		t.Fatalf("after a copy: %d bytes free, want 64", free)
+	}
 }

@@ -91,6 +91,22 @@ func (m *Mux) Send(dst int, frame []byte) error {
 	return nil
 }
 
+// SendV implements VecSender for destinations whose link does (after
+// Start); for the others it reports false.
+func (m *Mux) SendV(dst int, head, body []byte) (bool, error) {
+	if !m.started.Load() {
+		return false, nil // Send holds it
+	}
+	l := m.slow
+	if m.Fast(dst) {
+		l = m.fast
+	}
+	if v, ok := l.(VecSender); ok {
+		return v.SendV(dst, head, body)
+	}
+	return false, nil
+}
+
 // MaxFrame implements Link.
 func (m *Mux) MaxFrame() int { return m.max }
 

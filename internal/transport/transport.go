@@ -46,6 +46,14 @@ type Multicaster interface {
 	Multicast(frame []byte) error
 }
 
+// VecSender is implemented by links that can take a frame in two parts,
+// its head and its body, and copy them once, without joining them first.
+// SendV reports whether it took the frame (with Send's meaning of the
+// error); when it reports false the caller joins the parts and calls Send.
+type VecSender interface {
+	SendV(dst int, head, body []byte) (bool, error)
+}
+
 // NATS is a Link over core NATS, plus the job's control plane (start-up
 // barrier and messages to the launcher).
 type NATS struct {
