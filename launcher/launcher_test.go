@@ -136,16 +136,24 @@ func assertGone(t *testing.T, ps []int, want int) {
 }
 
 // waitFiles waits until dir holds n files.
+// waitFiles waits until dir holds n complete files: written by echo, so
+// ending in a newline (the shell creates a file before it writes to it).
 func waitFiles(t *testing.T, dir string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ents, _ := os.ReadDir(dir)
-		if len(ents) >= n {
+		done := 0
+		for _, e := range ents {
+			if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && strings.HasSuffix(string(b), "\n") {
+				done++
+			}
+		}
+		if done >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d files in %s after 10s", len(ents), n, dir)
+			t.Fatalf("%d of %d complete files in %s after 10s", done, n, dir)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
