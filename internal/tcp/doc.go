@@ -96,7 +96,8 @@
 // Per peer reached over TCP: one connection each way, one writer goroutine
 // (sender side) and one reader goroutine (receiver side), made at start-up
 // (dials run in parallel); per rank one listener and its accept goroutine.
-// A frame is copied into the queue, written with one system call per batch,
+// A frame is copied into the queue (from comm's header and payload, not
+// joined first: SendV), written with one system call per batch,
 // read with one or more, and copied once more out of the read buffer when it
 // is small (a frame larger than the read buffer is read straight into its
 // slice, a recycled one when comm gave one back). A small frame costs the writer goroutine's wake-up and the

@@ -284,13 +284,23 @@ func (l *Link) Connect(ctx context.Context, peers map[int]Peer) (reach []bool, w
 // Send queues frame for rank dst, which Connect reported reachable. It
 // never blocks. Frames for a peer whose connection broke are dropped (the
 // break is reported to onFatal).
-func (l *Link) Send(dst int, frame []byte) error {
+func (l *Link) Send(dst int, frame []byte) error { return l.send(dst, frame, nil) }
+
+// SendV is Send of the frame head followed by body, copied into the queue
+// without being joined first (transport.VecSender); it always takes the
+// frame.
+func (l *Link) SendV(dst int, head, body []byte) (bool, error) {
+	return true, l.send(dst, head, body)
+}
+
+func (l *Link) send(dst int, head, body []byte) error {
 	outs := *l.outs.Load()
 	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
 		return fmt.Errorf("tcp: rank %d is not reachable over TCP", dst)
 	}
-	if len(frame) > l.cfg.MaxFrame {
-		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", len(frame), l.cfg.MaxFrame)
+	size := len(head) + len(body)
+	if size > l.cfg.MaxFrame {
+		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
 	}
 	o := outs[dst]
 	o.mu.Lock()
@@ -303,18 +313,18 @@ func (l *Link) Send(dst int, frame []byte) error {
 		return nil
 	}
 	first := len(o.q) == 0
-	need := 4 + len(frame)
-	if len(frame) <= smallFrame {
+	need := 4 + size
+	if size <= smallFrame {
 		if n := len(o.q); !o.open || cap(o.q[n-1])-len(o.q[n-1]) < need {
 			o.q = append(o.q, (*batchPool.Get().(*[]byte))[:0])
 			o.open = true
 		}
 		b := &o.q[len(o.q)-1]
-		*b = binary.LittleEndian.AppendUint32(*b, uint32(len(frame)))
-		*b = append(*b, frame...)
+		*b = binary.LittleEndian.AppendUint32(*b, uint32(size))
+		*b = append(append(*b, head...), body...)
 	} else {
-		b := binary.LittleEndian.AppendUint32(getLarge(need), uint32(len(frame)))
-		o.q = append(o.q, append(b, frame...))
+		b := binary.LittleEndian.AppendUint32(getLarge(need), uint32(size))
+		o.q = append(o.q, append(append(b, head...), body...))
 		o.open = false
 	}
 	o.mu.Unlock()

@@ -470,3 +470,25 @@ func TestRecycle(t *testing.T) {
 		}
 	}
 }
+
+// TestSendV: a frame given in two parts arrives joined, in order with
+// whole frames, small and large.
+func TestSendV(t *testing.T) {
+	ls, ss := mesh(t, 2, false)
+	want := [][]byte{frame(0, 0, 10), frame(0, 1, 100<<10), frame(0, 2, 5), frame(0, 3, 0)}
+	for i, f := range want {
+		if i%2 == 0 {
+			ls[0].Send(1, f)
+			continue
+		}
+		if took, err := ls[0].SendV(1, f[:6], f[6:]); !took || err != nil {
+			t.Fatalf("SendV = %v, %v", took, err)
+		}
+	}
+	ss[1].wait(t, "four frames", func(s *sink) bool { return len(s.frames) == len(want) })
+	for i, f := range ss[1].frames {
+		if !bytes.Equal(f, want[i]) {
+			t.Errorf("frame %d: %d bytes or other content; want %d", i, len(f), len(want[i]))
+		}
+	}
+}
