@@ -25,20 +25,32 @@ import (
 // stopped at the end of the test, and returns its URL and token.
 func Server(tb testing.TB) (url, token string) {
 	tb.Helper()
+	url, token, stop, err := startServer()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(stop)
+	return url, token
+}
+
+// startServer starts the nats-server Server and Start use; stop shuts it
+// down.
+func startServer() (url, token string, stop func(), err error) {
 	b := make([]byte, 16)
 	rand.Read(b)
 	token = hex.EncodeToString(b)
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Authorization: token, WriteDeadline: time.Hour})
 	if err != nil {
-		tb.Fatal(err)
+		return "", "", nil, fmt.Errorf("commtest: nats-server: %w", err)
 	}
 	s.Start()
+	stop = func() { s.Shutdown(); s.WaitForShutdown() }
 	if !s.ReadyForConnections(5 * time.Second) {
-		tb.Fatal("commtest: nats-server not ready")
+		stop()
+		return "", "", nil, fmt.Errorf("commtest: nats-server not ready after 5 s")
 	}
-	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s.ClientURL(), token
+	return s.ClientURL(), token, stop, nil
 }
 
 var jobs sync.Mutex
@@ -52,6 +64,33 @@ var jobSeq int
 func World(tb testing.TB, n int) []*comm.Comm {
 	tb.Helper()
 	url, token := Server(tb)
+	cs, err := connect(url, token, n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { closeAll(cs) })
+	return cs
+}
+
+// Start is World for Example functions and programs, which have no
+// testing.TB: it starts an embedded nats-server, connects n ranks over it
+// and returns them with stop, which closes every rank and then the server.
+// Each rank's data path is $DECORUN_TRANSPORT, as in World.
+func Start(n int) (cs []*comm.Comm, stop func(), err error) {
+	url, token, stopServer, err := startServer()
+	if err != nil {
+		return nil, nil, err
+	}
+	if cs, err = connect(url, token, n); err != nil {
+		stopServer()
+		return nil, nil, err
+	}
+	return cs, func() { closeAll(cs); stopServer() }, nil
+}
+
+// connect connects the n ranks of a new job over the server at url; if a
+// rank fails, it closes the others and names the rank.
+func connect(url, token string, n int) ([]*comm.Comm, error) {
 	jobs.Lock()
 	jobSeq++
 	id := fmt.Sprintf("commtest%d", jobSeq)
@@ -72,74 +111,19 @@ func World(tb testing.TB, n int) []*comm.Comm {
 	wg.Wait()
 	for r, err := range errs {
 		if err != nil {
-			for _, c := range cs {
-				if c != nil {
-					c.Close()
-				}
-			}
-			tb.Fatalf("commtest: rank %d: %v", r, err)
+			closeAll(cs)
+			return nil, fmt.Errorf("commtest: rank %d: %w", r, err)
 		}
 	}
-	tb.Cleanup(func() {
-		for _, c := range cs {
-			c.Close()
-		}
-	})
-	return cs
+	return cs, nil
 }
 
-// Start is World for Example functions and programs, which have no
-// testing.TB: it starts an embedded nats-server, connects n ranks over it
-// and returns them with stop, which closes every rank and then the server.
-// Each rank's data path is $DECORUN_TRANSPORT, as in World.
-func Start(n int) (cs []*comm.Comm, stop func(), err error) {
-	b := make([]byte, 16)
-	rand.Read(b)
-	token := hex.EncodeToString(b)
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		Authorization: token, WriteDeadline: time.Hour})
-	if err != nil {
-		return nil, nil, fmt.Errorf("commtest: nats-server: %w", err)
-	}
-	s.Start()
-	shutdown := func() { s.Shutdown(); s.WaitForShutdown() }
-	if !s.ReadyForConnections(5 * time.Second) {
-		shutdown()
-		return nil, nil, fmt.Errorf("commtest: nats-server not ready after 5 s")
-	}
-	jobs.Lock()
-	jobSeq++
-	id := fmt.Sprintf("commtest%d", jobSeq)
-	jobs.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cs = make([]*comm.Comm, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: s.ClientURL(), Token: token, ID: id,
-				Transport: os.Getenv("DECORUN_TRANSPORT")})
-		}()
-	}
-	wg.Wait()
-	stop = func() {
-		for _, c := range cs {
-			if c != nil {
-				c.Close()
-			}
-		}
-		shutdown()
-	}
-	for r, err := range errs {
-		if err != nil {
-			stop()
-			return nil, nil, fmt.Errorf("commtest: rank %d: %w", r, err)
+func closeAll(cs []*comm.Comm) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
 		}
 	}
-	return cs, stop, nil
 }
 
 // Run calls f for every rank concurrently and reports each rank's error.
