@@ -196,27 +196,8 @@ func (l *Link) MaxFrame() int { return l.cfg.MaxFrame }
 // never blocks: what does not fit in dst's ring is queued for the pump.
 // Frames to a rank whose process is gone are dropped.
 func (l *Link) Send(dst int, frame []byte) error {
-	outs := *l.outs.Load()
-	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
-		return fmt.Errorf("shm: rank %d is not reachable through shared memory", dst)
-	}
-	if len(frame) > l.cfg.MaxFrame {
-		return fmt.Errorf("shm: frame of %d bytes above the limit of %d", len(frame), l.cfg.MaxFrame)
-	}
-	o := outs[dst]
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if !l.ready(o) {
-		if o.closed {
-			return ErrClosed
-		}
-		return nil
-	}
-	if !o.w.Write(frame) {
-		l.queued(o)
-	}
-	o.seg.wake()
-	return nil
+	_, err := l.SendV(dst, frame, nil)
+	return err
 }
 
 // SendV is Send of the frame head followed by body, which it copies into

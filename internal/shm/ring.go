@@ -75,29 +75,24 @@ func (r *Ring) Write(p []byte) int {
 	return n
 }
 
-// WriteV writes a and then b, both whole, and publishes them at once; it
-// reports false, writing nothing, when they do not fit. Producer side only.
-func (r *Ring) WriteV(a, b []byte) bool {
+// WriteV writes every part, whole and in order, and publishes them at
+// once; it reports false, writing nothing, when they do not fit. Producer
+// side only.
+func (r *Ring) WriteV(parts ...[]byte) bool {
 	h := r.head.Load()
-	if len(r.data)-int(h-r.tail.Load()) < len(a)+len(b) {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	if len(r.data)-int(h-r.tail.Load()) < n {
 		return false
 	}
-	r.put(h, a)
-	r.put(h+uint64(len(a)), b)
-	r.head.Store(h + uint64(len(a)+len(b)))
-	return true
-}
-
-// WriteV3 is WriteV of three parts.
-func (r *Ring) WriteV3(a, b, c []byte) bool {
-	h := r.head.Load()
-	if len(r.data)-int(h-r.tail.Load()) < len(a)+len(b)+len(c) {
-		return false
+	at := h
+	for _, p := range parts {
+		r.put(at, p)
+		at += uint64(len(p))
 	}
-	r.put(h, a)
-	r.put(h+uint64(len(a)), b)
-	r.put(h+uint64(len(a)+len(b)), c)
-	r.head.Store(h + uint64(len(a)+len(b)+len(c)))
+	r.head.Store(at)
 	return true
 }
 
@@ -179,27 +174,14 @@ type Writer struct {
 // Write writes frame whole if nothing is queued and it fits, and otherwise
 // queues a copy and writes what fits. It reports whether frame (and
 // everything before it) is now in the ring.
-func (w *Writer) Write(frame []byte) bool {
-	var l [lenSize]byte
-	binary.LittleEndian.PutUint32(l[:], uint32(len(frame)))
-	if w.Queued() == 0 && w.R.WriteV(l[:], frame) {
-		return true
-	}
-	if w.off > 0 && w.off >= len(w.q)/2 {
-		w.q = w.q[:copy(w.q, w.q[w.off:])]
-		w.off = 0
-	}
-	w.q = append(append(w.q, l[:]...), frame...)
-	w.Drain()
-	return w.Queued() == 0
-}
+func (w *Writer) Write(frame []byte) bool { return w.Write2(frame, nil) }
 
 // Write2 is Write of the frame head followed by body, without joining
 // them first.
 func (w *Writer) Write2(head, body []byte) bool {
 	var l [lenSize]byte
 	binary.LittleEndian.PutUint32(l[:], uint32(len(head)+len(body)))
-	if w.Queued() == 0 && w.R.WriteV3(l[:], head, body) {
+	if w.Queued() == 0 && w.R.WriteV(l[:], head, body) {
 		return true
 	}
 	if w.off > 0 && w.off >= len(w.q)/2 {
