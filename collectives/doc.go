@@ -106,13 +106,23 @@
 //     in pairs (even into odd) and the odd rank sends the result back at the
 //     end (MPICH's scheme, which keeps rank order): (lg p + 2)·α +
 //     n·(lg p + 2)·β + n·(lg p + 1)·γ.
-//   - AllreduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): pairwise
-//     reduce-scatter into p blocks, then a ring allgather of the blocks:
-//     2(p−1)·α + 2n·(p−1)/p·β + n·(p−1)/p·γ, the bandwidth lower bound. Each
-//     rank holds its result, two block-sized partial sums and one block being
-//     received; nothing is gathered at one rank. ReduceSlice of the same size:
-//     the same reduce-scatter, then each rank sends its block to the root:
-//     2(p−1)·α + 2n·(p−1)/p·β + n·(p−1)/p·γ.
+//   - AllreduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): Rabenseifner's
+//     algorithm over q = 2^⌊lg p⌋ ranks, a reduce-scatter by recursive
+//     halving (partners at distance 1, 2, 4, ..., so that each step folds
+//     two adjacent groups of ranks, the lower on the left; one rank computes
+//     each block) and an allgather of the blocks by recursive doubling:
+//     2·lg q·α + 2n·(q−1)/q·β + n·(q−1)/q·γ, the bandwidth lower bound in
+//     the fewest rounds. When p is not a power of two the first 2·(p − q)
+//     ranks fold in pairs first and get the result back at the end, as
+//     above: 2α + 2n·β + n·γ more. Every receive is posted before the first
+//     send, so each message is copied once, straight into place; a rank
+//     holds its result and at most n/2 of scratch (3n/2 on the ranks that
+//     fold), kept in a pool between calls. Nothing is gathered at one rank.
+//   - ReduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): pairwise
+//     reduce-scatter into p blocks (see ReduceScatter, below; each rank
+//     holds two block-sized partial sums and one block being received),
+//     then each rank sends its block to the root: 2(p−1)·α + 2n·(p−1)/p·β +
+//     n·(p−1)/p·γ.
 //   - ReduceScatter: pairwise reduce-scatter: (p−1)·α + n·(p−1)/p·(β + γ).
 //     The block owner receives each rank's raw block and combines in rank
 //     order with two accumulators (ranks below it, ranks above it).

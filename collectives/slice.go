@@ -9,8 +9,9 @@ import (
 )
 
 // sliceLarge is the vector size in bytes from which ReduceSlice and
-// AllreduceSlice use the pairwise reduce-scatter (with 3 or more ranks and
-// numeric elements) instead of the binomial tree and recursive doubling.
+// AllreduceSlice (with 3 or more ranks and numeric elements) use the
+// pairwise reduce-scatter and Rabenseifner's algorithm instead of the
+// binomial tree and recursive doubling.
 const sliceLarge = 64 << 10
 
 // vector is a reducer of equal-length slices, combined element-wise.
@@ -126,9 +127,9 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 
 // AllreduceSlice reduces the ranks' slices element-wise, like ReduceSlice,
 // and returns the result (identical on every rank) on every rank. Large
-// vectors of numbers use a pairwise reduce-scatter and a ring allgather, so
-// that no rank holds more than the result and a few blocks of size
-// len(v)/c.Size().
+// vectors of numbers use Rabenseifner's algorithm (a reduce-scatter by
+// recursive halving, then an allgather by recursive doubling), so that no
+// rank holds more than the result and half a vector of scratch.
 func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(c, opAllreduceSlice)
 	k := elemsOf[E]()
@@ -148,23 +149,9 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 		}
 		return red.acc, nil
 	}
-	bounds := balanced(len(v), cl.p)
-	blk, err := reduceScatterPairwise(ctx, cl, k, v, bounds, op)
+	out, err := allreduceHalving(ctx, cl, k, v, op)
 	if err != nil {
 		return nil, cl.wrap(err)
-	}
-	out := make([]E, len(v))
-	lo, hi := bounds(cl.r)
-	copy(out[lo:hi], blk)
-	p, r := cl.p, cl.r
-	// A failure report, like a block, goes round the ring: every rank
-	// learns of it.
-	for s := 0; s < p-1; s++ {
-		slo, shi := bounds((r - s + p) % p)
-		rlo, rhi := bounds((r - 1 - s + 2*p) % p)
-		if err := cl.exchangeIntoRed(ctx, (r+1)%p, k.view(out[slo:shi]), (r-1+p)%p, k.view(out[rlo:rhi])); err != nil {
-			return nil, cl.wrap(err)
-		}
 	}
 	if err := cl.result(); err != nil {
 		return nil, err

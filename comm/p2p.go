@@ -173,6 +173,19 @@ func (c *Comm) Irecv(src, tag int) (*Request, error) {
 	return &Request{c: c, op: "Irecv", peer: src, r: r}, nil
 }
 
+// IrecvInto posts a receive into buf and returns at once, like Irecv; once
+// the request completed the payload is buf[:st.Size], as for RecvInto (a
+// message larger than buf completes it with an error wrapping
+// ErrTruncate). buf must not be used until then. A message that finds the
+// receive posted is copied once, straight into buf.
+func (c *Comm) IrecvInto(buf []byte, src, tag int) (*Request, error) {
+	r, err := c.irecv("IrecvInto", src, tag, buf, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Request{c: c, op: "IrecvInto", peer: src, r: r}, nil
+}
+
 // Wait blocks until the request completes and returns its Status (for a
 // receive) and error. If ctx ends first, the request is cancelled.
 func (q *Request) Wait(ctx context.Context) (Status, error) {
