@@ -46,7 +46,10 @@
 // to the lower Index, like MPI_MINLOC). [Elementwise] lifts an op on
 // elements to one on equal-length slices; the whole-value calls recognise
 // it and then check lengths like the *Slice calls (which are the better
-// choice for vectors: no allocation per combination).
+// choice for vectors: no allocation per combination). The *Slice calls
+// call op once per element, except for Sum on float64, float32, int,
+// int32, int64 and uint64 named at a non-generic call site, which they
+// add in a loop of their own (the same expression, a + b).
 //
 // A user op must be associative. It need not be commutative: every
 // reduction combines the contributions in rank order, v0 op v1 op ... op
@@ -114,8 +117,10 @@
 //     2·lg q·α + 2n·(q−1)/q·β + n·(q−1)/q·γ, the bandwidth lower bound in
 //     the fewest rounds. When p is not a power of two the first 2·(p − q)
 //     ranks fold in pairs first and get the result back at the end, as
-//     above: 2α + 2n·β + n·γ more. Every receive is posted before the first
-//     send, so each message is copied once, straight into place; a rank
+//     above: 2α + 2n·β + n·γ more. Every receive is posted before the
+//     agreement step, so each message is copied once, straight into place
+//     (its messages carry the call's tag with bit 30 set, like a Bcast's
+//     fan-out message, so they never match the agreement's); a rank
 //     holds its result and at most n/2 of scratch (3n/2 on the ranks that
 //     fold), kept in a pool between calls. Nothing is gathered at one rank.
 //   - ReduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): pairwise
@@ -174,7 +179,9 @@
 // use 30 bits and wrap). A Bcast's fan-out message carries the call's tag
 // with bit 30 set: it travels on its own NATS subscription, so it may
 // reach a rank before the root's agreement messages of the same call,
-// which carry the plain tag, and must never match their receives. Among
+// which carry the plain tag, and must never match their receives. The large
+// AllreduceSlice sets bit 30 on its data for the same reason: it posts its
+// receives before the agreement step. Among
 // themselves a root's multicasts stay in order (one subject per root, so
 // NATS keeps publish order to each subscriber, through cluster routes
 // too), and comm checks their own sequence numbers; their order relative

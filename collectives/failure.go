@@ -81,10 +81,15 @@ func isReport(st comm.Status) bool { return st.Type() != "" }
 
 // isendRed starts sending out to dst, or this rank's failure report.
 func (cl *call) isendRed(dst int, out []byte, limit int) (*comm.Request, error) {
+	return cl.isendRedTag(dst, cl.tag, out, limit)
+}
+
+// isendRedTag is isendRed with a tag other than the call's.
+func (cl *call) isendRedTag(dst, tag int, out []byte, limit int) (*comm.Request, error) {
 	if cl.failed != nil {
-		return comm.IsendValue(cl.s, dst, cl.tag, cl.report(limit))
+		return comm.IsendValue(cl.s, dst, tag, cl.report(limit))
 	}
-	return cl.s.Isend(dst, cl.tag, out)
+	return cl.s.Isend(dst, tag, out)
 }
 
 // encodeRed returns encode's result, or nil once the call failed (an

@@ -30,10 +30,10 @@ func getScratch[E any](k elems[E], n int) ([]E, *[]uint64) {
 	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(*bp))), n), bp
 }
 
-// allreduceHalving is Rabenseifner's allreduce over the largest power of two
-// pof2 ≤ p: a reduce-scatter by recursive halving, then an allgather by
-// recursive doubling, 2·lg pof2 rounds. When p is not a power of two the
-// first 2·(p−pof2) ranks first fold in pairs (rank 2i sends its whole
+// halving is one rank's part of Rabenseifner's allreduce over the largest
+// power of two q ≤ p: a reduce-scatter by recursive halving, then an
+// allgather by recursive doubling, 2·lg q rounds. When p is not a power of
+// two the first 2·(p−q) ranks first fold in pairs (rank 2i sends its whole
 // vector to 2i+1, which keeps v(2i) op v(2i+1)) and the odd rank sends the
 // result back at the end, as in allreduceDoubling.
 //
@@ -46,92 +46,67 @@ func getScratch[E any](k elems[E], n int) ([]E, *[]uint64) {
 // computes each block, and the allgather copies it to every rank, so all
 // ranks get the same bits.
 //
-// Every receive is posted before the first send, each into its own memory,
-// so every message finds its receive posted and is copied once, straight
-// into place: the fold into a scratch vector, the first halving step into
-// the result's half that the rank keeps, later halving steps into scratch
-// (n/4 + n/8 + ... elements), and the allgather steps into the result's
-// halves that the rank gave away. A halving step k ≥ 1 sends from the
-// result's memory that allgather step k later receives into; the partner
-// of both steps sends the allgather message only after it received the
-// halving one, so the two never overlap in time.
+// postHalving posts every receive before the agreement step, each into its
+// own memory, so that every message finds its receive posted and is copied
+// once, straight into place: the fold into scratch, the first halving step
+// into the result's half that the rank keeps, later halving steps into
+// scratch (n/4 + n/8 + ... elements), and the allgather steps into the
+// result's halves that the rank gave away. Its messages carry the call's
+// tag with fanoutBit set, so the posted receives never match the agreement
+// step's messages (AllreduceSlice never fans out). A halving step k ≥ 1
+// sends from the result's memory that allgather step k later receives
+// into; the partner of both steps sends the allgather message only after it
+// received the halving one, so the two never overlap in time.
 //
-// It returns communication errors; a failure of op is left in cl.failed,
+// run returns communication errors; a failure of op is left in cl.failed,
 // and reaches every rank: from then on the rank sends its failure report
 // in place of each message, every rank's result depends on every block,
 // and every block passes through reports once a rank on its way failed.
-func allreduceHalving[E any](ctx context.Context, cl *call, k elems[E], v []E, op func(a, b E) E) (out []E, err error) {
-	p, r, n := cl.p, cl.r, len(v)
-	pof2 := 1
-	for pof2*2 <= p {
-		pof2 *= 2
-	}
-	rem := p - pof2
-	out = make([]E, n)
+type halving[E any] struct {
+	cl  *call
+	k   elems[E]
+	tag int
+	v   []E
+	out []E
 
-	var reqs []*comm.Request // every request, cancelled on error
+	foldTo, foldFrom int // the partner of the fold, or -1
+	steps            []step[E]
+	mine             []E // v, or the fold of v(r-1) and v(r)
+	fold             *comm.Request
+	rs, ag           []*comm.Request // halving and allgather receives, by step
+	reqs             []*comm.Request // every request, for cancel
+	scratch          *[]uint64
+}
+
+// step i exchanges with new rank nr^(1<<i), keeping [keepLo, keepHi) of the
+// window and giving away the other half.
+type step[E any] struct {
+	peer                           int
+	keepLo, keepHi, giveLo, giveHi int
+	scr                            []E // where halving step i ≥ 1 receives
+}
+
+func postHalving[E any](cl *call, k elems[E], v []E) (h *halving[E], err error) {
+	p, r, n := cl.p, cl.r, len(v)
+	h = &halving[E]{cl: cl, k: k, tag: cl.tag | fanoutBit, v: v, out: make([]E, n), foldTo: -1, foldFrom: -1, mine: v}
 	defer func() {
 		if err != nil {
-			for _, q := range reqs {
-				q.Cancel()
-			}
+			h.cancel()
 		}
 	}()
-	post := func(src int, b []E) (*comm.Request, error) {
-		q, err := cl.s.IrecvInto(k.view(b), src, cl.tag)
-		if err == nil {
-			reqs = append(reqs, q)
-		}
-		return q, err
+	q := 1
+	for q*2 <= p {
+		q *= 2
 	}
-	send := func(dst int, b []E) error {
-		bb := k.view(b)
-		q, err := cl.isendRed(dst, bb, len(bb))
-		if err == nil {
-			reqs = append(reqs, q)
-		}
-		return err
-	}
-	wait := func(q *comm.Request, src int, b []E) error {
-		st, err := q.Wait(ctx)
-		if err != nil {
-			return err
-		}
-		bb := k.view(b)
-		if isReport(st) {
-			cl.adopt(bb[:st.Size], st)
-			return nil
-		}
-		if st.Size != len(bb) {
-			return errSize(src, st.Size, len(bb))
-		}
-		return nil
-	}
-	waitSends := func() error {
-		for _, q := range reqs {
-			if _, err := q.Wait(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-
-	nr := r - rem // rank among the pof2 participants
+	rem := p - q
+	nr := r - rem // rank among the q participants
 	if r < 2*rem {
 		if r%2 == 0 { // folds into r+1 and gets the result back
-			q, err := post(r+1, out)
-			if err != nil {
-				return nil, err
-			}
-			if err := send(r+1, v); err != nil {
-				return nil, err
-			}
-			if err := wait(q, r+1, out); err != nil {
-				return nil, err
-			}
-			return out, waitSends()
+			h.foldTo = r + 1
+			h.fold, err = h.post(r+1, h.out)
+			return h, err
 		}
-		nr = r / 2
+		h.foldFrom, nr = r-1, r/2
 	}
 	world := func(nr int) int {
 		if nr < rem {
@@ -139,87 +114,140 @@ func allreduceHalving[E any](ctx context.Context, cl *call, k elems[E], v []E, o
 		}
 		return nr + rem
 	}
-
-	// The schedule: step i exchanges with new rank nr^(1<<i), keeping
-	// [keepLo, keepHi) of the window and giving away the other half.
-	type step struct {
-		peer                           int
-		keepLo, keepHi, giveLo, giveHi int
-		scr                            []E // where halving step i ≥ 1 receives
-	}
 	lg := 0
-	for 1<<lg < pof2 {
+	for 1<<lg < q {
 		lg++
 	}
-	steps := make([]step, lg)
+	h.steps = make([]step[E], lg)
 	lo, hi, scrLen := 0, n, 0
-	for i := range steps {
+	for i := range h.steps {
 		mid := lo + (hi-lo)/2
-		s := step{peer: world(nr ^ 1<<i), keepLo: lo, keepHi: mid, giveLo: mid, giveHi: hi}
+		s := step[E]{peer: world(nr ^ 1<<i), keepLo: lo, keepHi: mid, giveLo: mid, giveHi: hi}
 		if nr&(1<<i) != 0 {
 			s.keepLo, s.keepHi, s.giveLo, s.giveHi = mid, hi, lo, mid
 		}
 		if i > 0 {
 			scrLen += s.keepHi - s.keepLo
 		}
-		steps[i] = s
+		h.steps[i] = s
 		lo, hi = s.keepLo, s.keepHi
 	}
-	folds := r < 2*rem // odd rank of a folding pair
-	if folds {
+	if h.foldFrom >= 0 {
 		scrLen += n
 	}
-	scratch, scratchBuf := getScratch(k, scrLen)
+	var scratch []E
+	scratch, h.scratch = getScratch(k, scrLen)
 	off := 0
 	for i := 1; i < lg; i++ {
-		s := &steps[i]
+		s := &h.steps[i]
 		s.scr, off = scratch[off:off+s.keepHi-s.keepLo], off+s.keepHi-s.keepLo
 	}
 
 	// Post every receive, in the order each peer sends.
-	var fold *comm.Request
-	mine := v
-	if folds {
-		mine = scratch[off : off+n]
-		if fold, err = post(r-1, mine); err != nil {
-			return nil, err
+	if h.foldFrom >= 0 {
+		h.mine = scratch[off : off+n]
+		if h.fold, err = h.post(h.foldFrom, h.mine); err != nil {
+			return h, err
 		}
 	}
-	rs := make([]*comm.Request, lg) // halving
-	ag := make([]*comm.Request, lg) // allgather
-	for i, s := range steps {
+	h.rs = make([]*comm.Request, lg)
+	h.ag = make([]*comm.Request, lg)
+	for i, s := range h.steps {
 		b := s.scr
 		if i == 0 {
-			b = out[s.keepLo:s.keepHi]
+			b = h.out[s.keepLo:s.keepHi]
 		}
-		if rs[i], err = post(s.peer, b); err != nil {
-			return nil, err
+		if h.rs[i], err = h.post(s.peer, b); err != nil {
+			return h, err
 		}
 	}
 	for i := lg - 1; i >= 0; i-- {
-		s := steps[i]
-		if ag[i], err = post(s.peer, out[s.giveLo:s.giveHi]); err != nil {
-			return nil, err
+		s := h.steps[i]
+		if h.ag[i], err = h.post(s.peer, h.out[s.giveLo:s.giveHi]); err != nil {
+			return h, err
 		}
 	}
+	return h, nil
+}
 
-	if folds {
-		if err := wait(fold, r-1, mine); err != nil {
+// cancel withdraws every request; the scratch memory is not reused.
+func (h *halving[E]) cancel() {
+	for _, q := range h.reqs {
+		q.Cancel()
+	}
+}
+
+func (h *halving[E]) post(src int, b []E) (*comm.Request, error) {
+	q, err := h.cl.s.IrecvInto(h.k.view(b), src, h.tag)
+	if err == nil {
+		h.reqs = append(h.reqs, q)
+	}
+	return q, err
+}
+
+// send starts sending b to dst, or the failure report.
+func (h *halving[E]) send(dst int, b []E) error {
+	bb := h.k.view(b)
+	q, err := h.cl.isendRedTag(dst, h.tag, bb, len(bb))
+	if err == nil {
+		h.reqs = append(h.reqs, q)
+	}
+	return err
+}
+
+// wait waits for the receive q from src into b, and adopts a failure report.
+func (h *halving[E]) wait(ctx context.Context, q *comm.Request, src int, b []E) error {
+	st, err := q.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	bb := h.k.view(b)
+	if isReport(st) {
+		h.cl.adopt(bb[:st.Size], st)
+		return nil
+	}
+	if st.Size != len(bb) {
+		return errSize(src, st.Size, len(bb))
+	}
+	return nil
+}
+
+// run does the schedule that postHalving posted and returns the result. On
+// an error it cancels every request.
+func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err error) {
+	cl, r, mine := h.cl, h.cl.r, h.mine
+	out = h.out
+	defer func() {
+		if err != nil {
+			h.cancel()
+		}
+	}()
+	if h.foldTo >= 0 {
+		if err := h.send(h.foldTo, h.v); err != nil {
 			return nil, err
 		}
-		cl.guard(func() { combineRight(op, mine, v) }) // v(r-1) op v(r)
+		if err := h.wait(ctx, h.fold, h.foldTo, out); err != nil {
+			return nil, err
+		}
+		return out, h.finish(ctx)
 	}
-	for i, s := range steps {
+	if h.foldFrom >= 0 {
+		if err := h.wait(ctx, h.fold, h.foldFrom, mine); err != nil {
+			return nil, err
+		}
+		cl.guard(func() { combineRight(op, mine, h.v) }) // v(r-1) op v(r)
+	}
+	for i, s := range h.steps {
 		src := mine
 		if i > 0 {
 			src = out
 		}
-		if err := send(s.peer, src[s.giveLo:s.giveHi]); err != nil {
+		if err := h.send(s.peer, src[s.giveLo:s.giveHi]); err != nil {
 			return nil, err
 		}
 		acc := out[s.keepLo:s.keepHi]
 		if i == 0 {
-			if err := wait(rs[i], s.peer, acc); err != nil {
+			if err := h.wait(ctx, h.rs[i], s.peer, acc); err != nil {
 				return nil, err
 			}
 			in := mine[s.keepLo:s.keepHi]
@@ -232,7 +260,7 @@ func allreduceHalving[E any](ctx context.Context, cl *call, k elems[E], v []E, o
 			})
 			continue
 		}
-		if err := wait(rs[i], s.peer, s.scr); err != nil {
+		if err := h.wait(ctx, h.rs[i], s.peer, s.scr); err != nil {
 			return nil, err
 		}
 		cl.guard(func() {
@@ -243,23 +271,33 @@ func allreduceHalving[E any](ctx context.Context, cl *call, k elems[E], v []E, o
 			}
 		})
 	}
-	for i := lg - 1; i >= 0; i-- {
-		s := steps[i]
-		if err := send(s.peer, out[s.keepLo:s.keepHi]); err != nil {
+	for i := len(h.steps) - 1; i >= 0; i-- {
+		s := h.steps[i]
+		if err := h.send(s.peer, out[s.keepLo:s.keepHi]); err != nil {
 			return nil, err
 		}
-		if err := wait(ag[i], s.peer, out[s.giveLo:s.giveHi]); err != nil {
-			return nil, err
-		}
-	}
-	if folds {
-		if err := send(r-1, out); err != nil {
+		if err := h.wait(ctx, h.ag[i], s.peer, out[s.giveLo:s.giveHi]); err != nil {
 			return nil, err
 		}
 	}
-	if err := waitSends(); err != nil {
-		return nil, err
+	if h.foldFrom >= 0 {
+		if err := h.send(h.foldFrom, out); err != nil {
+			return nil, err
+		}
 	}
-	scratchPool.Put(scratchBuf) // every request is complete: nothing uses it
-	return out, nil
+	return out, h.finish(ctx)
+}
+
+// finish waits for the sends, then gives the scratch memory back: every
+// request is complete, so nothing uses it any more.
+func (h *halving[E]) finish(ctx context.Context) error {
+	for _, q := range h.reqs {
+		if _, err := q.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	if h.scratch != nil {
+		scratchPool.Put(h.scratch)
+	}
+	return nil
 }

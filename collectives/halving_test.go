@@ -184,3 +184,32 @@ func TestAllreduceSliceLargeCancel(t *testing.T) {
 		})
 	}
 }
+
+// TestAllreduceSliceLargeMismatch: ranks whose lengths differ across the
+// switch point post the large algorithm's receives or not; all get the
+// mismatch, and the posted receives are withdrawn.
+func TestAllreduceSliceLargeMismatch(t *testing.T) {
+	const n = 5
+	cs := commtest.World(t, n)
+	ctx := tctx(t)
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		m := 1 << 13 // 64 KiB of float64
+		if c.Rank() == 3 {
+			m--
+		}
+		_, err := collectives.AllreduceSlice(ctx, c, make([]float64, m), collectives.Sum)
+		if !errors.Is(err, collectives.ErrMismatch) {
+			return fmt.Errorf("err = %v; want ErrMismatch", err)
+		}
+		if err := healthy(ctx, c); err != nil {
+			return err
+		}
+		return checkAllreduceSlice(ctx, c, "AllreduceSlice afterwards", func(r int) []float64 {
+			v := make([]float64, 1<<13)
+			for i := range v {
+				v[i] = float64(i + r)
+			}
+			return v
+		}, collectives.Sum[float64])
+	})
+}

@@ -124,6 +124,9 @@ func isElementwise(op any) bool {
 
 // combineLeft sets acc[i] = op(in[i], acc[i]): in comes from lower ranks.
 func combineLeft[E any](op func(a, b E) E, in, acc []E) {
+	if sumInto(op, acc, in, acc) {
+		return
+	}
 	for i := range acc {
 		acc[i] = op(in[i], acc[i])
 	}
@@ -131,7 +134,53 @@ func combineLeft[E any](op func(a, b E) E, in, acc []E) {
 
 // combineRight sets acc[i] = op(acc[i], in[i]): in comes from higher ranks.
 func combineRight[E any](op func(a, b E) E, acc, in []E) {
+	if sumInto(op, acc, acc, in) {
+		return
+	}
 	for i := range acc {
 		acc[i] = op(acc[i], in[i])
 	}
+}
+
+// The code addresses of Sum for the element types that sumInto adds
+// without calling op. (Within a generic function Sum[E] is another
+// closure, so they are taken here, for each type by name.)
+var (
+	sumFloat64 = funcPC(Sum[float64])
+	sumFloat32 = funcPC(Sum[float32])
+	sumInt     = funcPC(Sum[int])
+	sumInt64   = funcPC(Sum[int64])
+	sumInt32   = funcPC(Sum[int32])
+	sumUint64  = funcPC(Sum[uint64])
+)
+
+func funcPC(f any) uintptr { return reflect.ValueOf(f).Pointer() }
+
+// sumInto sets dst[i] = a[i] + b[i] and reports true when op is Sum on one
+// of the element types above: the same expression as op(a[i], b[i]),
+// without a call per element. It reports false for any other op.
+func sumInto[E any](op func(a, b E) E, dst, a, b []E) bool {
+	switch f := any(op).(type) {
+	case func(a, b float64) float64:
+		return funcPC(f) == sumFloat64 && add(any(dst).([]float64), any(a).([]float64), any(b).([]float64))
+	case func(a, b float32) float32:
+		return funcPC(f) == sumFloat32 && add(any(dst).([]float32), any(a).([]float32), any(b).([]float32))
+	case func(a, b int) int:
+		return funcPC(f) == sumInt && add(any(dst).([]int), any(a).([]int), any(b).([]int))
+	case func(a, b int64) int64:
+		return funcPC(f) == sumInt64 && add(any(dst).([]int64), any(a).([]int64), any(b).([]int64))
+	case func(a, b int32) int32:
+		return funcPC(f) == sumInt32 && add(any(dst).([]int32), any(a).([]int32), any(b).([]int32))
+	case func(a, b uint64) uint64:
+		return funcPC(f) == sumUint64 && add(any(dst).([]uint64), any(a).([]uint64), any(b).([]uint64))
+	}
+	return false
+}
+
+func add[N Number](dst, a, b []N) bool {
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = a[i] + b[i]
+	}
+	return true
 }

@@ -133,13 +133,26 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(c, opAllreduceSlice)
 	k := elemsOf[E]()
+	var h *halving[E]
+	if cl.large(k.raw, len(v)*k.size) {
+		// Every receive is posted before the agreement step, so that a
+		// partner that finishes it first finds them (a mismatch then
+		// withdraws them: nobody sends).
+		var err error
+		if h, err = postHalving(cl, k, v); err != nil {
+			return nil, cl.wrap(err)
+		}
+	}
 	if err := checkSlice(ctx, cl, k, v, false, 0); err != nil {
+		if h != nil {
+			h.cancel()
+		}
 		return nil, err
 	}
 	if cl.p == 1 {
 		return slices.Clone(v), nil
 	}
-	if !cl.large(k.raw, len(v)*k.size) {
+	if h == nil {
 		red := &vector[E]{k: k, op: op, acc: slices.Clone(v)}
 		if err := cl.allreduceDoubling(ctx, red); err != nil {
 			return nil, cl.wrap(err)
@@ -149,7 +162,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 		}
 		return red.acc, nil
 	}
-	out, err := allreduceHalving(ctx, cl, k, v, op)
+	out, err := h.run(ctx, op)
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
