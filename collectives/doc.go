@@ -109,7 +109,7 @@
 //     in pairs (even into odd) and the odd rank sends the result back at the
 //     end (MPICH's scheme, which keeps rank order): (lg p + 2)·α +
 //     n·(lg p + 2)·β + n·(lg p + 1)·γ.
-//   - AllreduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): Rabenseifner's
+//   - AllreduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 2): Rabenseifner's
 //     algorithm over q = 2^⌊lg p⌋ ranks, a reduce-scatter by recursive
 //     halving (partners at distance 1, 2, 4, ..., so that each step folds
 //     two adjacent groups of ranks, the lower on the left; one rank computes

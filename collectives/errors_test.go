@@ -401,7 +401,7 @@ func TestOpPanic(t *testing.T) {
 					return err
 				}},
 				{"AllreduceSlice large", func(c *comm.Comm) error {
-					v := vec(c, 20_000) // 160 KB: reduce-scatter and ring for n ≥ 3
+					v := vec(c, 20_000) // 160 KB: Rabenseifner's algorithm
 					if c.Rank() == bad {
 						for i := range v {
 							v[i] = -1

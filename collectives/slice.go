@@ -61,7 +61,13 @@ func checkSlice[E any](ctx context.Context, cl *call, k elems[E], v []E, rooted 
 	return cl.wrap(err)
 }
 
+// large tells ReduceSlice whether to use the pairwise reduce-scatter (with
+// 2 ranks the tree is the same one message); largeAll tells AllreduceSlice
+// whether to use Rabenseifner's algorithm, which with 2 ranks exchanges
+// halves instead of whole vectors and receives into place.
 func (cl *call) large(raw bool, bytes int) bool { return raw && bytes >= sliceLarge && cl.p >= 3 }
+
+func (cl *call) largeAll(raw bool, bytes int) bool { return raw && bytes >= sliceLarge && cl.p >= 2 }
 
 // balanced splits n elements into p blocks whose lengths differ by at most
 // one.
@@ -134,7 +140,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 	cl := begin(c, opAllreduceSlice)
 	k := elemsOf[E]()
 	var h *halving[E]
-	if cl.large(k.raw, len(v)*k.size) {
+	if cl.largeAll(k.raw, len(v)*k.size) {
 		// Every receive is posted before the agreement step, so that a
 		// partner that finishes it first finds them (a mismatch then
 		// withdraws them: nobody sends).
