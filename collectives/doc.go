@@ -166,9 +166,26 @@
 // The other switch points (256 KiB for Bcast without fan-out, 64 KiB for
 // AllreduceSlice and ReduceSlice) follow the cost model with NATS's α of
 // tens of microseconds (larger than MPICH's, so its 12 KiB and 2 KiB
-// thresholds move up); they are not yet tuned by measurement.
+// thresholds move up); they are not yet tuned by measurement, except
+// AllreduceSlice's on shared memory: on 8 ranks (decorun bench allreduce,
+// 2 loaded cores) recursive doubling took 2.8–6.9 ms at 64 KiB against
+// 2.0–2.1 ms for Rabenseifner's algorithm; at 16 and 32 KiB neither was
+// faster in every sitting.
 // BenchmarkBcast, BenchmarkAllreduce and BenchmarkAlltoall measure 8 B, 64
 // KiB and 1 MiB on 2, 4 and 8 ranks.
+//
+// AllreduceSlice of float64 with Sum, µs per call, mean over ranks, the
+// pairwise reduce-scatter and ring (before) and Rabenseifner's algorithm
+// (after) alternated in one sitting on 2 shared cores (decorun bench -n N
+// allreduce --sizes 8,64K,1M): 8 ranks over shared memory, 64 KiB
+// 8212–9905 before, 4047–5101 after, 1 MiB 28048–31882 before,
+// 15268–17203 after; over NATS, 1 MiB 55692–57300 before, 45373–47645
+// after; 4 ranks over shared memory, 1 MiB 15178–16466 before,
+// 7882–8223 after; 2 ranks, 1 MiB 6809–7749 (recursive doubling) before,
+// 2556–2757 after. At 1 MiB on 8 ranks the result's allocation is now the
+// largest cost: the garbage makes each rank collect every second or third
+// call, and a collection's pauses on oversubscribed cores hold up every
+// rank (with GOGC=400 the same calls took 6.4–7.2 ms).
 //
 // # Matching and concurrency
 //
