@@ -8,15 +8,16 @@ import (
 	"github.com/decorun/decorun/comm"
 )
 
-// scratchPool holds the scratch memory of allreduceHalving, as 8-byte
+// scratchPool holds the scratch memory of the halving, as 8-byte
 // words (aligned for every raw kind), so that a large AllreduceSlice
 // allocates its result and nothing else of its size: fresh memory costs
 // zeroing, and the garbage it becomes costs collections and the pages the
 // scavenger returns to the OS and faults back in.
 var scratchPool sync.Pool // *[]uint64
 
-// getScratch returns n elements of scratch (not zeroed) and the buffer to
-// give back to putScratch once nothing can use it any more.
+// getScratch returns n elements of scratch (not zeroed: every element is
+// received before it is read) and the buffer to put back in scratchPool
+// once nothing can use it any more.
 func getScratch[E any](k elems[E], n int) ([]E, *[]uint64) {
 	words := (n*k.size + 7) / 8
 	bp, _ := scratchPool.Get().(*[]uint64)
