@@ -63,6 +63,16 @@ func BenchmarkAllreduce(b *testing.B) {
 	})
 }
 
+// BenchmarkReduceSlice sums float64 vectors of the given size in bytes at
+// rank 0.
+func BenchmarkReduceSlice(b *testing.B) {
+	bench(b, func(ctx context.Context, c *comm.Comm, data []byte) error {
+		v := make([]float64, len(data)/8)
+		_, err := collectives.ReduceSlice(ctx, c, v, collectives.Sum, 0)
+		return err
+	})
+}
+
 // BenchmarkAlltoall sends size/n bytes to every rank (size in all).
 func BenchmarkAlltoall(b *testing.B) {
 	bench(b, func(ctx context.Context, c *comm.Comm, data []byte) error {

@@ -123,11 +123,14 @@
 //     fan-out message, so they never match the agreement's); a rank
 //     holds its result and at most n/2 of scratch (3n/2 on the ranks that
 //     fold), kept in a pool between calls. Nothing is gathered at one rank.
-//   - ReduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): pairwise
-//     reduce-scatter into p blocks (see ReduceScatter, below; each rank
-//     holds two block-sized partial sums and one block being received),
-//     then each rank sends its block to the root: 2(p−1)·α + 2n·(p−1)/p·β +
-//     n·(p−1)/p·γ.
+//   - ReduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): the same fold
+//     and reduce-scatter by recursive halving, then each of the q ranks
+//     sends its block to the root, which posted their receives into the
+//     result before the agreement step: (lg q + 1)·α + 2n·(q−1)/q·β +
+//     n·(q−1)/q·γ, and α + n·β + n·γ more for the fold when p is not a power
+//     of two. The root receives q − 1 blocks (q if it folded); a rank other
+//     than the root works in n + n/2 of pooled scratch (2n + n/2 if it
+//     folds).
 //   - ReduceScatter: pairwise reduce-scatter: (p−1)·α + n·(p−1)/p·(β + γ).
 //     The block owner receives each rank's raw block and combines in rank
 //     order with two accumulators (ranks below it, ranks above it).

@@ -70,11 +70,14 @@ type halving[E any] struct {
 	v   []E
 	out []E
 
+	root             int // ReduceSlice's root; -1 for AllreduceSlice
 	foldTo, foldFrom int // the partner of the fold, or -1
 	steps            []step[E]
 	mine             []E // v, or the fold of v(r-1) and v(r)
 	fold             *comm.Request
 	rs, ag           []*comm.Request // halving and allgather receives, by step
+	blocks           []*comm.Request // at ReduceSlice's root: each block's receive, by new rank
+	lg, rem          int             // lg q, p − q
 	reqs             []*comm.Request // every request, for cancel
 	scratch          *[]uint64
 }
@@ -87,9 +90,14 @@ type step[E any] struct {
 	scr                            []E // where halving step i ≥ 1 receives
 }
 
-func postHalving[E any](cl *call, k elems[E], v []E) (h *halving[E], err error) {
+// postHalving posts the receives of AllreduceSlice (root < 0) or of
+// ReduceSlice to root.
+func postHalving[E any](cl *call, k elems[E], v []E, root int) (h *halving[E], err error) {
 	p, r, n := cl.p, cl.r, len(v)
-	h = &halving[E]{cl: cl, k: k, tag: cl.tag | fanoutBit, v: v, out: make([]E, n), foldTo: -1, foldFrom: -1, mine: v}
+	h = &halving[E]{cl: cl, k: k, tag: cl.tag | fanoutBit, v: v, root: root, foldTo: -1, foldFrom: -1, mine: v}
+	if root < 0 || r == root {
+		h.out = make([]E, n)
+	}
 	defer func() {
 		if err != nil {
 			h.cancel()
@@ -101,23 +109,25 @@ func postHalving[E any](cl *call, k elems[E], v []E) (h *halving[E], err error) 
 	}
 	rem := p - q
 	nr := r - rem // rank among the q participants
-	if r < 2*rem {
-		if r%2 == 0 { // folds into r+1 and gets the result back
-			h.foldTo = r + 1
-			h.fold, err = h.post(r+1, h.out)
-			return h, err
-		}
-		h.foldFrom, nr = r-1, r/2
-	}
-	world := func(nr int) int {
-		if nr < rem {
-			return 2*nr + 1
-		}
-		return nr + rem
-	}
+	h.rem = rem
+	world := h.world
 	lg := 0
 	for 1<<lg < q {
 		lg++
+	}
+	h.lg = lg
+	if r < 2*rem {
+		if r%2 == 0 { // folds into r+1 and gets the result back
+			h.foldTo = r + 1
+			switch {
+			case root < 0:
+				h.fold, err = h.post(r+1, h.out)
+			case r == root:
+				err = h.postBlocks(-1)
+			}
+			return h, err
+		}
+		h.foldFrom, nr = r-1, r/2
 	}
 	h.steps = make([]step[E], lg)
 	lo, hi, scrLen := 0, n, 0
@@ -136,12 +146,18 @@ func postHalving[E any](cl *call, k elems[E], v []E) (h *halving[E], err error) 
 	if h.foldFrom >= 0 {
 		scrLen += n
 	}
+	if h.out == nil { // not ReduceSlice's root: works in scratch
+		scrLen += n
+	}
 	var scratch []E
 	scratch, h.scratch = getScratch(k, scrLen)
 	off := 0
 	for i := 1; i < lg; i++ {
 		s := &h.steps[i]
 		s.scr, off = scratch[off:off+s.keepHi-s.keepLo], off+s.keepHi-s.keepLo
+	}
+	if h.out == nil {
+		h.out, off = scratch[off:off+n], off+n
 	}
 
 	// Post every receive, in the order each peer sends.
@@ -152,7 +168,6 @@ func postHalving[E any](cl *call, k elems[E], v []E) (h *halving[E], err error) 
 		}
 	}
 	h.rs = make([]*comm.Request, lg)
-	h.ag = make([]*comm.Request, lg)
 	for i, s := range h.steps {
 		b := s.scr
 		if i == 0 {
@@ -162,13 +177,75 @@ func postHalving[E any](cl *call, k elems[E], v []E) (h *halving[E], err error) 
 			return h, err
 		}
 	}
-	for i := lg - 1; i >= 0; i-- {
-		s := h.steps[i]
-		if h.ag[i], err = h.post(s.peer, h.out[s.giveLo:s.giveHi]); err != nil {
-			return h, err
+	switch {
+	case root < 0:
+		h.ag = make([]*comm.Request, lg)
+		for i := lg - 1; i >= 0; i-- {
+			s := h.steps[i]
+			if h.ag[i], err = h.post(s.peer, h.out[s.giveLo:s.giveHi]); err != nil {
+				return h, err
+			}
+		}
+	case r == root:
+		err = h.postBlocks(nr)
+	}
+	return h, err
+}
+
+// world is the rank of new rank j.
+func (h *halving[E]) world(j int) int {
+	if j < h.rem {
+		return 2*j + 1
+	}
+	return j + h.rem
+}
+
+// window is the block of the result that new rank j computes.
+func window(n, j, lg int) (lo, hi int) {
+	lo, hi = 0, n
+	for i := range lg {
+		mid := lo + (hi-lo)/2
+		if j&(1<<i) != 0 {
+			lo = mid
+		} else {
+			hi = mid
 		}
 	}
-	return h, nil
+	return lo, hi
+}
+
+// postBlocks posts, at ReduceSlice's root (new rank nr, or -1 if it
+// folded), the receive of every other new rank's block into the result.
+// A block lies where the root sent partial sums from in a halving step; its
+// sender has received them before it sends the block.
+func (h *halving[E]) postBlocks(nr int) error {
+	h.blocks = make([]*comm.Request, 1<<h.lg)
+	for j := range h.blocks {
+		if j == nr {
+			continue
+		}
+		lo, hi := window(len(h.out), j, h.lg)
+		q, err := h.post(h.world(j), h.out[lo:hi])
+		if err != nil {
+			return err
+		}
+		h.blocks[j] = q
+	}
+	return nil
+}
+
+// waitBlocks waits for the blocks that postBlocks posted.
+func (h *halving[E]) waitBlocks(ctx context.Context) error {
+	for j, q := range h.blocks {
+		if q == nil {
+			continue
+		}
+		lo, hi := window(len(h.out), j, h.lg)
+		if err := h.wait(ctx, q, h.world(j), h.out[lo:hi]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // cancel withdraws every request; the scratch memory is not reused.
@@ -227,7 +304,15 @@ func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err e
 		if err := h.send(h.foldTo, h.v); err != nil {
 			return nil, err
 		}
-		if err := h.wait(ctx, h.fold, h.foldTo, out); err != nil {
+		switch {
+		case h.root < 0:
+			err = h.wait(ctx, h.fold, h.foldTo, out)
+		case r == h.root:
+			err = h.waitBlocks(ctx)
+		default:
+			out = nil
+		}
+		if err != nil {
 			return nil, err
 		}
 		return out, h.finish(ctx)
@@ -271,6 +356,22 @@ func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err e
 				combineRight(op, acc, s.scr)
 			}
 		})
+	}
+	if h.root >= 0 { // ReduceSlice: every block to the root
+		if r == h.root {
+			if err := h.waitBlocks(ctx); err != nil {
+				return nil, err
+			}
+			return out, h.finish(ctx)
+		}
+		lo, hi := 0, len(out)
+		if last := len(h.steps) - 1; last >= 0 {
+			lo, hi = h.steps[last].keepLo, h.steps[last].keepHi
+		}
+		if err := h.send(h.root, out[lo:hi]); err != nil {
+			return nil, err
+		}
+		return nil, h.finish(ctx) // out is scratch
 	}
 	for i := len(h.steps) - 1; i >= 0; i-- {
 		s := h.steps[i]

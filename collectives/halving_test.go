@@ -35,11 +35,11 @@ func checkAllreduceSlice[E comparable](ctx context.Context, c *comm.Comm, what s
 	return check(what, got, serial(c.Size(), in, op), eqS)
 }
 
-// TestAllreduceSliceLarge checks the large-vector algorithm (Rabenseifner's,
-// with the fold for ranks beyond a power of two) on 1 to 9 ranks, at and
-// around the switch point, with uneven halves, every built-in op on raw
-// kinds of every element size, and a non-commutative op that checks rank
-// order.
+// TestAllreduceSliceLarge checks the large-vector algorithms (Rabenseifner's,
+// with the fold for ranks beyond a power of two; ReduceSlice's halving and
+// blocks to the root) on 1 to 9 ranks, at and around the switch point, with
+// uneven halves, every built-in op on raw kinds of every element size, and
+// a non-commutative op that checks rank order.
 func TestAllreduceSliceLarge(t *testing.T) {
 	const large = 64 << 10 // the switch point, in bytes
 	for n := 1; n <= 9; n++ {
@@ -59,6 +59,18 @@ func TestAllreduceSliceLarge(t *testing.T) {
 					got, err := collectives.AllreduceSlice(ctx, c, vec(c.Rank(), m), compose)
 					add(err)
 					add(check(fmt.Sprintf("AllreduceSlice(compose, %d elems)", m), got, foldVec(0, n, m), eqS))
+				}
+				// ReduceSlice to every root, below and above the switch.
+				for root := range n {
+					for _, m := range []int{large/8 - 1, 3*large/8 + 5} {
+						got, err := collectives.ReduceSlice(ctx, c, vec(c.Rank(), m), compose, root)
+						add(err)
+						var want []affine
+						if c.Rank() == root {
+							want = foldVec(0, n, m)
+						}
+						add(check(fmt.Sprintf("ReduceSlice(compose, %d elems, root %d)", m, root), got, want, eqS))
+					}
 				}
 				// Every op kind, just above the switch point.
 				m := large/4 + 3
@@ -82,6 +94,13 @@ func TestAllreduceSliceLarge(t *testing.T) {
 					{"BAnd", collectives.BAnd[int32]}, {"BOr", collectives.BOr[int32]}, {"BXor", collectives.BXor[int32]},
 				} {
 					add(checkAllreduceSlice(ctx, c, "AllreduceSlice(int32 "+op.name+")", i32, op.f))
+					got, err := collectives.ReduceSlice(ctx, c, i32(c.Rank()), op.f, n-1)
+					add(err)
+					var want []int32
+					if c.Rank() == n-1 {
+						want = serial(n, i32, op.f)
+					}
+					add(check("ReduceSlice(int32 "+op.name+")", got, want, eqS))
 				}
 				i8 := func(r int) []int8 {
 					v := make([]int8, large+1)
@@ -212,4 +231,49 @@ func TestAllreduceSliceLargeMismatch(t *testing.T) {
 			return v
 		}, collectives.Sum[float64])
 	})
+}
+
+// TestReduceSliceLargePanic: an op that panics on one rank's values makes
+// the root of a large ReduceSlice, wherever it is, return the OpError, and
+// leaves the communicator usable.
+func TestReduceSliceLargePanic(t *testing.T) {
+	for _, n := range []int{3, 6, 8} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			cs := commtest.World(t, n)
+			ctx := tctx(t)
+			neg := func(a, b int64) int64 {
+				if a < 0 || b < 0 {
+					panic("negative input")
+				}
+				return a + b
+			}
+			commtest.Run(t, cs, func(c *comm.Comm) error {
+				for _, root := range []int{0, 1, n - 1} {
+					v := make([]int64, 20_000)
+					for i := range v {
+						v[i] = int64(c.Rank())
+					}
+					if c.Rank() == n/2 {
+						v[len(v)-1] = -1
+					}
+					got, err := collectives.ReduceSlice(ctx, c, v, neg, root)
+					var oe *collectives.OpError
+					switch {
+					case c.Rank() == root && !errors.As(err, &oe):
+						return fmt.Errorf("root %d: err = %v; want an OpError", root, err)
+					case err != nil && !errors.As(err, &oe):
+						return fmt.Errorf("root %d: err = %v; want nil or an OpError", root, err)
+					case c.Rank() != root && got != nil:
+						return fmt.Errorf("root %d: non-root got a result", root)
+					case oe != nil && (oe.Rank < 0 || oe.Msg != "op panicked: negative input"):
+						return fmt.Errorf("root %d: OpError %+v", root, oe)
+					}
+					if err := healthy(ctx, c); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		})
+	}
 }

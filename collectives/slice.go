@@ -9,9 +9,9 @@ import (
 )
 
 // sliceLarge is the vector size in bytes from which ReduceSlice and
-// AllreduceSlice (with 3 or more ranks and numeric elements) use the
-// pairwise reduce-scatter and Rabenseifner's algorithm instead of the
-// binomial tree and recursive doubling.
+// AllreduceSlice (with numeric elements) use the reduce-scatter by
+// recursive halving (see halving) instead of the binomial tree and
+// recursive doubling.
 const sliceLarge = 64 << 10
 
 // vector is a reducer of equal-length slices, combined element-wise.
@@ -61,19 +61,14 @@ func checkSlice[E any](ctx context.Context, cl *call, k elems[E], v []E, rooted 
 	return cl.wrap(err)
 }
 
-// large tells ReduceSlice whether to use the pairwise reduce-scatter (with
-// 2 ranks the tree is the same one message); largeAll tells AllreduceSlice
-// whether to use Rabenseifner's algorithm, which with 2 ranks exchanges
-// halves instead of whole vectors and receives into place.
+// large tells ReduceSlice whether to use the recursive-halving
+// reduce-scatter (with 2 ranks the tree is the same one message); largeAll
+// tells AllreduceSlice whether to use Rabenseifner's algorithm, which with
+// 2 ranks exchanges halves instead of whole vectors and receives into
+// place.
 func (cl *call) large(raw bool, bytes int) bool { return raw && bytes >= sliceLarge && cl.p >= 3 }
 
 func (cl *call) largeAll(raw bool, bytes int) bool { return raw && bytes >= sliceLarge && cl.p >= 2 }
-
-// balanced splits n elements into p blocks whose lengths differ by at most
-// one.
-func balanced(n, p int) func(i int) (lo, hi int) {
-	return func(i int) (int, int) { return i * n / p, (i + 1) * n / p }
-}
 
 // ReduceSlice reduces the ranks' slices element-wise (element i of the
 // result is op folded over element i of every rank's v, in rank order) and
@@ -82,13 +77,24 @@ func balanced(n, p int) func(i int) (lo, hi int) {
 func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E, root int) ([]E, error) {
 	cl := begin(c, opReduceSlice)
 	k := elemsOf[E]()
+	var h *halving[E]
+	if cl.large(k.raw, len(v)*k.size) && root >= 0 && root < cl.p {
+		// As in AllreduceSlice, the receives come before the agreement.
+		var err error
+		if h, err = postHalving(cl, k, v, root); err != nil {
+			return nil, cl.wrap(err)
+		}
+	}
 	if err := checkSlice(ctx, cl, k, v, true, root); err != nil {
+		if h != nil {
+			h.cancel()
+		}
 		return nil, err
 	}
 	if cl.p == 1 {
 		return slices.Clone(v), nil
 	}
-	if !cl.large(k.raw, len(v)*k.size) {
+	if h == nil {
 		red := &vector[E]{k: k, op: op, acc: slices.Clone(v)}
 		if err := cl.reduceTree(ctx, red, root); err != nil {
 			return nil, cl.wrap(err)
@@ -98,32 +104,9 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 		}
 		return red.acc, nil
 	}
-	bounds := balanced(len(v), cl.p)
-	blk, err := reduceScatterPairwise(ctx, cl, k, v, bounds, op)
+	out, err := h.run(ctx, op)
 	if err != nil {
 		return nil, cl.wrap(err)
-	}
-	if cl.r != root {
-		b := k.view(blk)
-		q, err := cl.isendRed(root, b, len(b)) // a report must fit root's buffer
-		if err == nil {
-			_, err = q.Wait(ctx)
-		}
-		if err != nil {
-			return nil, cl.wrap(err)
-		}
-		return nil, cl.result()
-	}
-	out := make([]E, len(v))
-	lo, hi := bounds(cl.r)
-	copy(out[lo:hi], blk)
-	for i := range cl.p {
-		if i != root {
-			lo, hi := bounds(i)
-			if err := cl.recvIntoRed(ctx, i, k.view(out[lo:hi])); err != nil {
-				return nil, cl.wrap(err)
-			}
-		}
 	}
 	if err := cl.result(); err != nil {
 		return nil, err
@@ -145,7 +128,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 		// partner that finishes it first finds them (a mismatch then
 		// withdraws them: nobody sends).
 		var err error
-		if h, err = postHalving(cl, k, v); err != nil {
+		if h, err = postHalving(cl, k, v, -1); err != nil {
 			return nil, cl.wrap(err)
 		}
 	}
