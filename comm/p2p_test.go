@@ -312,6 +312,47 @@ func TestSendrecvAndNonblocking(t *testing.T) {
 	})
 }
 
+// TestIrecvInto posts receives into buffers before the messages are sent:
+// each lands in its own buffer in order, a large one too, and one too large
+// for its buffer completes with ErrTruncate.
+func TestIrecvInto(t *testing.T) {
+	cs := world(t, 2)
+	ctx := tctx(t)
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	par(t, cs, func(c *Comm) error {
+		if c.Rank() == 1 {
+			for _, m := range [][]byte{[]byte("first"), []byte("second"), big, []byte("too long")} {
+				if err := c.Send(ctx, 0, 7, m); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		bufs := [][]byte{make([]byte, 8), make([]byte, 8), make([]byte, len(big)), make([]byte, 3)}
+		var reqs []*Request
+		for _, b := range bufs {
+			q, err := c.IrecvInto(b, 1, 7)
+			if err != nil {
+				return err
+			}
+			reqs = append(reqs, q)
+		}
+		for i, want := range [][]byte{[]byte("first"), []byte("second"), big} {
+			st, err := reqs[i].Wait(ctx)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(bufs[i][:st.Size], want) || !bytes.Equal(reqs[i].Data(), want) {
+				return fmt.Errorf("IrecvInto %d got %d bytes, wrong content", i, st.Size)
+			}
+		}
+		if _, err := reqs[3].Wait(ctx); !errors.Is(err, ErrTruncate) {
+			return fmt.Errorf("IrecvInto of 8 bytes into 3: %v; want ErrTruncate", err)
+		}
+		return nil
+	})
+}
+
 type point struct {
 	X, Y float64
 	Name string
