@@ -69,11 +69,27 @@ const (
 	opExscan
 	opScanSlice
 	opExscanSlice
+	// The *Into forms are the same collectives as their plain ones (wire):
+	// ranks may mix them in one call. They differ in name only.
+	opReduceSliceInto
+	opAllreduceSliceInto
 )
 
 var opNames = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
-	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice"}
+	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto"}
+
+// wire is the opcode that the agreement step compares: the plain form of an
+// *Into call.
+func (o opcode) wire() opcode {
+	switch o {
+	case opReduceSliceInto:
+		return opReduceSlice
+	case opAllreduceSliceInto:
+		return opAllreduceSlice
+	}
+	return o
+}
 
 func (o opcode) String() string {
 	if o < 0 || int(o) >= len(opNames) {
@@ -88,7 +104,7 @@ const (
 	fType // type hash
 	fRoot // 0 for collectives without a root
 	fLen  // a length: equal on all ranks, or the root's (-1 elsewhere)
-	fBad  // 1 if this rank's arguments are invalid
+	fBad  // 1 if this rank's arguments are invalid; 2 + len(out) if only its out's length is (the *Into calls)
 	fEq   // 1 if this rank requires the lengths to be equal
 	fFan  // the largest message this rank can take part in a NATS fan-out of (Bcast)
 	nFields
@@ -177,12 +193,16 @@ type params struct {
 	lenRule int
 	fan     int   // c.MulticastMax() (Bcast)
 	bad     error // a local argument error
+	// outBad: bad is that len(out) ≠ len(v) (the *Into calls); the header
+	// carries outLen, so that every rank's error can name both lengths.
+	outBad bool
+	outLen int
 }
 
 // check runs the agreement step and returns the summary, or the error every
 // rank returns when the calls do not fit together.
 func (cl *call) check(ctx context.Context, a params) (summary, error) {
-	h := header{fOp: int64(cl.op), fType: a.typ, fLen: -1}
+	h := header{fOp: int64(cl.op.wire()), fType: a.typ, fLen: -1}
 	if a.rooted {
 		h[fRoot] = int64(a.root)
 	}
@@ -195,6 +215,9 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 	h[fFan] = int64(a.fan)
 	if a.bad != nil {
 		h[fBad] = 1
+		if a.outBad {
+			h[fBad] = 2 + int64(a.outLen)
+		}
 	}
 	s, err := cl.agree(ctx, h)
 	if err != nil {
@@ -218,6 +241,13 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 		if a.bad != nil {
 			return s, a.bad
 		}
+		if code := s[fBad].max; code >= 2 { // the same text as on the rank itself
+			inLen := -1
+			if s[fLen].min == s[fLen].max {
+				inLen = int(s[fLen].min)
+			}
+			return s, errOutLen(cl.op, int(s[fBad].maxRank), int(code-2), inLen)
+		}
 		return s, invalid(cl.op, nil, "rank %d passed invalid arguments", s[fBad].maxRank)
 	}
 	if a.rooted {
@@ -234,6 +264,16 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// errOutLen is the error of an *Into call whose out has outLen elements
+// on rank r, where in has inLen (-1: unknown here, because the ranks' in
+// lengths differ too).
+func errOutLen(op opcode, r, outLen, inLen int) error {
+	if inLen < 0 {
+		return invalid(op, nil, "rank %d passed out of length %d, not its in's length", r, outLen)
+	}
+	return invalid(op, nil, "rank %d passed out of length %d for in of length %d", r, outLen, inLen)
 }
 
 // argError is an invalid argument: errors.Is(err, ErrInvalidArg), and

@@ -10,7 +10,8 @@ import (
 
 // scratchPool holds the scratch memory of the halving, as 8-byte
 // words (aligned for every raw kind), so that a large AllreduceSlice
-// allocates its result and nothing else of its size: fresh memory costs
+// allocates its result and nothing else of its size (AllreduceSliceInto
+// nothing at all of its size): fresh memory costs
 // zeroing, and the garbage it becomes costs collections and the pages the
 // scavenger returns to the OS and faults back in.
 var scratchPool sync.Pool // *[]uint64
@@ -52,7 +53,19 @@ func getScratch[E any](k elems[E], n int) ([]E, *[]uint64) {
 // once, straight into place: the fold into scratch, the first halving step
 // into the result's half that the rank keeps, later halving steps into
 // scratch (n/4 + n/8 + ... elements), and the allgather steps into the
-// result's halves that the rank gave away. Its messages carry the call's
+// result's halves that the rank gave away.
+//
+// In place (the result's memory is v: AllreduceSliceInto with out = in),
+// v's kept half must not be overwritten before it is combined, and a rank
+// that folds must not lose v(r) before it is: the first halving step
+// receives into scratch too (n/2 more) and is combined into the result
+// like the later ones, and the fold is combined into the result (v(r−1)
+// on the left, as otherwise) instead of into scratch. The result's other
+// memory is written only by the allgather and, on the even rank of a fold,
+// by the result coming back; both come from partners that have received
+// everything this rank sends from that memory. Every combination is the
+// same expression on the same operands, so the bits are the same as out of
+// place. Its messages carry the call's
 // tag with fanoutBit set, so the posted receives never match the agreement
 // step's messages (AllreduceSlice never fans out). A halving step k ≥ 1
 // sends from the result's memory that allgather step k later receives
@@ -69,6 +82,8 @@ type halving[E any] struct {
 	tag int
 	v   []E
 	out []E
+	// inPlace: out is v (see postHalving).
+	inPlace bool
 
 	root             int // ReduceSlice's root; -1 for AllreduceSlice
 	foldTo, foldFrom int // the partner of the fold, or -1
@@ -87,17 +102,22 @@ type halving[E any] struct {
 type step[E any] struct {
 	peer                           int
 	keepLo, keepHi, giveLo, giveHi int
-	scr                            []E // where halving step i ≥ 1 receives
+	// scr is where the halving step receives when that is not the result's
+	// kept half: in steps i ≥ 1, and in step 0 too in place.
+	scr []E
 }
 
+// direct reports whether halving step i receives straight into the
+// result's kept half, to be combined with mine's.
+func (h *halving[E]) direct(i int) bool { return i == 0 && !h.inPlace }
+
 // postHalving posts the receives of AllreduceSlice (root < 0) or of
-// ReduceSlice to root.
-func postHalving[E any](cl *call, k elems[E], v []E, root int) (h *halving[E], err error) {
+// ReduceSlice to root, whose result goes into out (len(v) elements; at
+// ReduceSlice's other ranks nil). inPlace says that out is v.
+func postHalving[E any](cl *call, k elems[E], v, out []E, inPlace bool, root int) (h *halving[E], err error) {
 	p, r, n := cl.p, cl.r, len(v)
-	h = &halving[E]{cl: cl, k: k, tag: cl.tag | fanoutBit, v: v, root: root, foldTo: -1, foldFrom: -1, mine: v}
-	if root < 0 || r == root {
-		h.out = make([]E, n)
-	}
+	h = &halving[E]{cl: cl, k: k, tag: cl.tag | fanoutBit, v: v, out: out, inPlace: inPlace, root: root,
+		foldTo: -1, foldFrom: -1, mine: v}
 	defer func() {
 		if err != nil {
 			h.cancel()
@@ -137,7 +157,7 @@ func postHalving[E any](cl *call, k elems[E], v []E, root int) (h *halving[E], e
 		if nr&(1<<i) != 0 {
 			s.keepLo, s.keepHi, s.giveLo, s.giveHi = mid, hi, lo, mid
 		}
-		if i > 0 {
+		if !h.direct(i) {
 			scrLen += s.keepHi - s.keepLo
 		}
 		h.steps[i] = s
@@ -152,9 +172,10 @@ func postHalving[E any](cl *call, k elems[E], v []E, root int) (h *halving[E], e
 	var scratch []E
 	scratch, h.scratch = getScratch(k, scrLen)
 	off := 0
-	for i := 1; i < lg; i++ {
-		s := &h.steps[i]
-		s.scr, off = scratch[off:off+s.keepHi-s.keepLo], off+s.keepHi-s.keepLo
+	for i := range h.steps {
+		if s := &h.steps[i]; !h.direct(i) {
+			s.scr, off = scratch[off:off+s.keepHi-s.keepLo], off+s.keepHi-s.keepLo
+		}
 	}
 	if h.out == nil {
 		h.out, off = scratch[off:off+n], off+n
@@ -170,7 +191,7 @@ func postHalving[E any](cl *call, k elems[E], v []E, root int) (h *halving[E], e
 	h.rs = make([]*comm.Request, lg)
 	for i, s := range h.steps {
 		b := s.scr
-		if i == 0 {
+		if h.direct(i) {
 			b = h.out[s.keepLo:s.keepHi]
 		}
 		if h.rs[i], err = h.post(s.peer, b); err != nil {
@@ -290,11 +311,11 @@ func (h *halving[E]) wait(ctx context.Context, q *comm.Request, src int, b []E) 
 	return nil
 }
 
-// run does the schedule that postHalving posted and returns the result. On
-// an error it cancels every request.
-func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err error) {
-	cl, r, mine := h.cl, h.cl.r, h.mine
-	out = h.out
+// run does the schedule that postHalving posted, leaving the result in
+// h.out (at ReduceSlice's root; everywhere for AllreduceSlice). On an error
+// it cancels every request.
+func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (err error) {
+	cl, r, mine, out := h.cl, h.cl.r, h.mine, h.out
 	defer func() {
 		if err != nil {
 			h.cancel()
@@ -302,26 +323,30 @@ func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err e
 	}()
 	if h.foldTo >= 0 {
 		if err := h.send(h.foldTo, h.v); err != nil {
-			return nil, err
+			return err
 		}
 		switch {
 		case h.root < 0:
 			err = h.wait(ctx, h.fold, h.foldTo, out)
 		case r == h.root:
 			err = h.waitBlocks(ctx)
-		default:
-			out = nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return out, h.finish(ctx)
+		return h.finish(ctx)
 	}
 	if h.foldFrom >= 0 {
 		if err := h.wait(ctx, h.fold, h.foldFrom, mine); err != nil {
-			return nil, err
+			return err
 		}
-		cl.guard(func() { combineRight(op, mine, h.v) }) // v(r-1) op v(r)
+		if h.inPlace { // v(r-1) op v(r), into v
+			in := mine
+			cl.guard(func() { combineLeft(op, in, h.v) })
+			mine = h.v
+		} else {
+			cl.guard(func() { combineRight(op, mine, h.v) })
+		}
 	}
 	for i, s := range h.steps {
 		src := mine
@@ -329,12 +354,12 @@ func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err e
 			src = out
 		}
 		if err := h.send(s.peer, src[s.giveLo:s.giveHi]); err != nil {
-			return nil, err
+			return err
 		}
 		acc := out[s.keepLo:s.keepHi]
-		if i == 0 {
+		if h.direct(i) {
 			if err := h.wait(ctx, h.rs[i], s.peer, acc); err != nil {
-				return nil, err
+				return err
 			}
 			in := mine[s.keepLo:s.keepHi]
 			cl.guard(func() {
@@ -347,7 +372,7 @@ func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err e
 			continue
 		}
 		if err := h.wait(ctx, h.rs[i], s.peer, s.scr); err != nil {
-			return nil, err
+			return err
 		}
 		cl.guard(func() {
 			if s.peer < r {
@@ -360,34 +385,34 @@ func (h *halving[E]) run(ctx context.Context, op func(a, b E) E) (out []E, err e
 	if h.root >= 0 { // ReduceSlice: every block to the root
 		if r == h.root {
 			if err := h.waitBlocks(ctx); err != nil {
-				return nil, err
+				return err
 			}
-			return out, h.finish(ctx)
+			return h.finish(ctx)
 		}
 		lo, hi := 0, len(out)
 		if last := len(h.steps) - 1; last >= 0 {
 			lo, hi = h.steps[last].keepLo, h.steps[last].keepHi
 		}
 		if err := h.send(h.root, out[lo:hi]); err != nil {
-			return nil, err
+			return err
 		}
-		return nil, h.finish(ctx) // out is scratch
+		return h.finish(ctx) // out is scratch
 	}
 	for i := len(h.steps) - 1; i >= 0; i-- {
 		s := h.steps[i]
 		if err := h.send(s.peer, out[s.keepLo:s.keepHi]); err != nil {
-			return nil, err
+			return err
 		}
 		if err := h.wait(ctx, h.ag[i], s.peer, out[s.giveLo:s.giveHi]); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if h.foldFrom >= 0 {
 		if err := h.send(h.foldFrom, out); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return out, h.finish(ctx)
+	return h.finish(ctx)
 }
 
 // finish waits for the sends, then gives the scratch memory back: every
