@@ -74,14 +74,13 @@ func (r *runner) collOp(b string, n int) (func(context.Context) error, error) {
 			_, err := collectives.Bcast(ctx, c, buf, 0)
 			return err
 		}, nil
-	case Allreduce:
-		v := make([]float64, n/8)
+	case Allreduce: // into a result buffer allocated once, as osu_allreduce
+		v, out := make([]float64, n/8), make([]float64, n/8)
 		for i := range v {
 			v[i] = float64(i)
 		}
 		return func(ctx context.Context) error {
-			_, err := collectives.AllreduceSlice(ctx, c, v, collectives.Sum)
-			return err
+			return collectives.AllreduceSliceInto(ctx, c, v, out, collectives.Sum)
 		}, nil
 	case Gather:
 		part := make([]byte, n)

@@ -22,7 +22,10 @@
 //     collectives; each op is timed alone with an untimed barrier between
 //     ops (OSU style); the row gives the max, mean and min over ranks of each
 //     rank's mean time per op. Gather, scatter and alltoall move size bytes
-//     per rank (per pair for alltoall), allreduce sums size/8 float64s.
+//     per rank (per pair for alltoall), allreduce sums size/8 float64s
+//     with collectives.AllreduceSliceInto into a result buffer allocated
+//     once, as osu_allreduce reuses its buffers (every benchmark allocates
+//     its buffers once).
 //   - tasks: no-op task calls per second through package deco: deco.Run
 //     over all ranks, and on rank 0 blocks of TaskCalls (10,000) Assign
 //     calls of a function that returns its argument, each block timed from
