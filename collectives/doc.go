@@ -32,7 +32,14 @@
 //     0..Rank(); Exscan: over ranks 0..Rank()-1 (the zero T on rank 0).
 //   - ReduceSlice, AllreduceSlice(ctx, c, v []E, op) []E: element-wise
 //     reductions of equal-length slices, with bandwidth-optimal algorithms
-//     for large vectors. ReduceScatter(ctx, c, v []E, op) []E: block Rank()
+//     for large vectors. AllreduceSliceInto(ctx, c, in, out []E, op) and
+//     ReduceSliceInto(ctx, c, in, out []E, op, root) write the same result
+//     into out, MPI's receive buffer (ReduceSliceInto at root only; out may
+//     be nil elsewhere): len(out) must equal len(in), out may be in itself
+//     (in place, MPI_IN_PLACE) but must not otherwise overlap it. The plain
+//     forms are these with a new result, and ranks may mix the two forms in
+//     one call. Reusing out saves the result's allocation, which at 1 MiB is
+//     the largest cost of AllreduceSlice (see Costs). ReduceScatter(ctx, c, v []E, op) []E: block Rank()
 //     of the element-wise reduction (len(v) divisible by Size()).
 //     ScanSlice, ExscanSlice(ctx, c, v []E, op) []E: element-wise Scan and
 //     Exscan (nil on rank 0), MPI_Scan and MPI_Exscan of a buffer. Every
@@ -75,7 +82,8 @@
 // Agreement. Every collective but Barrier starts with a dissemination
 // exchange of a 224-byte header (which collective, a hash of the element
 // type, the root, one length, whether lengths must be equal, a local-error
-// code, the largest Bcast this rank can take part in by fan-out): lg p
+// code that carries len(out) when an *Into call's out has the wrong length,
+// the largest Bcast this rank can take part in by fan-out): lg p
 // rounds in which rank
 // r sends what it knows to r+2^k and merges what r−2^k knows, keeping each
 // field's minimum and maximum with the ranks that passed them. Cost lg p·α.
@@ -122,7 +130,15 @@
 //     (its messages carry the call's tag with bit 30 set, like a Bcast's
 //     fan-out message, so they never match the agreement's); a rank
 //     holds its result and at most n/2 of scratch (3n/2 on the ranks that
-//     fold), kept in a pool between calls. Nothing is gathered at one rank.
+//     fold), kept in a pool between calls. In place (AllreduceSliceInto with
+//     out = in) the first halving step cannot receive into the result, which
+//     still holds the rank's input: it receives into scratch too (n/2 more,
+//     the same copies and the same bits), and a rank that folds combines the
+//     fold into the result. AllreduceSliceInto thus allocates nothing of the
+//     vector's size at steady state (go test -bench AllreduceInto
+//     -benchmem: a few hundred bytes of requests per call in this package;
+//     over shared memory the transport still copies frames that wrap its
+//     ring's end into new memory). Nothing is gathered at one rank.
 //   - ReduceSlice of n ≥ 64 KiB (numeric elements, p ≥ 3): the same fold
 //     and reduce-scatter by recursive halving, then each of the q ranks
 //     sends its block to the root, which posted their receives into the
@@ -174,8 +190,8 @@
 // 2 loaded cores) recursive doubling took 2.8–6.9 ms at 64 KiB against
 // 2.0–2.1 ms for Rabenseifner's algorithm; at 16 and 32 KiB neither was
 // faster in every sitting.
-// BenchmarkBcast, BenchmarkAllreduce and BenchmarkAlltoall measure 8 B, 64
-// KiB and 1 MiB on 2, 4 and 8 ranks.
+// BenchmarkBcast, BenchmarkAllreduce (and its Into and InPlace forms) and
+// BenchmarkAlltoall measure 8 B, 64 KiB and 1 MiB on 2, 4 and 8 ranks.
 //
 // AllreduceSlice of float64 with Sum, µs per call, mean over ranks, the
 // pairwise reduce-scatter and ring (before) and Rabenseifner's algorithm
@@ -189,6 +205,17 @@
 // largest cost: the garbage makes each rank collect every second or third
 // call, and a collection's pauses on oversubscribed cores hold up every
 // rank (with GOGC=400 the same calls took 6.4–7.2 ms).
+//
+// AllreduceSliceInto into a result allocated once (what decorun bench
+// allreduce now measures, as osu_allreduce reuses its buffers) against
+// AllreduceSlice's new result per call, the two builds alternated three
+// times in one sitting on 2 shared cores (load 3–5; decorun bench -n N
+// allreduce --sizes 8,64K,1M, mean µs over ranks): 8 ranks over shared
+// memory, 1 MiB 14281, 16058, 16980 before, 6103, 7176, 7536 after
+// (0.43–0.45; Open MPI over TCP: 7.2 ms), 64 KiB 4159–5088 before,
+// 3861–4488 after; 4 ranks, 1 MiB 7168–7953 before, 2314–2748 after
+// (0.29–0.38), 64 KiB 2501–2880 before, 2059–2777 after; 8 B the same;
+// 8 ranks over NATS (once), 1 MiB 46967 before, 32145 after (0.68).
 //
 // # Matching and concurrency
 //
@@ -220,12 +247,19 @@
 // Reduce, Allreduce, Scan and Exscan of slices when any rank's op came
 // from Elementwise), a root whose len(data) is not
 // divisible by Size() for Scatter, and a local argument error on some rank
-// (a wrong number of parts for Scatterv or Alltoallv) all return an error on
+// (a wrong number of parts for Scatterv or Alltoallv; an *Into call's out
+// whose length differs from in's, or that overlaps in without being it)
+// all return an error on
 // every rank that names the ranks and values: a [*MismatchError] (errors.Is
 // ErrMismatch) or an error wrapping [ErrInvalidArg]. A root out of range is
 // ErrInvalidArg on every rank; the rank still takes part in the agreement,
 // since a rank that alone passed a bad root must not leave the others
-// waiting for it. Collectives do not check mismatches that would need the
+// waiting for it. A bad out, likewise, is not an early return on its own
+// rank: the rank reports it in the agreement step, without touching out or
+// posting a receive, and every rank returns ErrInvalidArg before any data
+// moves ("collectives: AllreduceSliceInto: rank 3 passed out of length 99
+// for in of length 100" on every rank; other local errors name only the
+// rank elsewhere). Collectives do not check mismatches that would need the
 // data itself, nor lengths of whole values passed to Reduce, Allreduce,
 // Scan and Exscan with an op of your own (ops such as concatenation accept
 // different lengths; an element-wise op of your own should be an element

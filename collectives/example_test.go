@@ -71,6 +71,37 @@ func ExampleAllreduceSlice() {
 	// rank 3: [6 60], max 3 at rank 1
 }
 
+// The result goes into a buffer of the caller's, reused from call to call
+// (MPI_Allreduce with a receive buffer), or into the input itself (out =
+// in, MPI_IN_PLACE). An out of the wrong length, here on rank 1 only,
+// fails the call on every rank.
+func ExampleAllreduceSliceInto() {
+	ranks(3, func(ctx context.Context, c *comm.Comm) (string, error) {
+		r := float64(c.Rank())
+		in, out := []float64{r, 0.5}, make([]float64, 2)
+		for step := range 2 { // no allocation of out per call
+			in[1] = float64(step)
+			if err := collectives.AllreduceSliceInto(ctx, c, in, out, collectives.Sum); err != nil {
+				return "", err
+			}
+		}
+		v := []float64{1, r}
+		if err := collectives.AllreduceSliceInto(ctx, c, v, v, collectives.Max); err != nil { // in place
+			return "", err
+		}
+		bad := out
+		if c.Rank() == 1 {
+			bad = out[:1]
+		}
+		err := collectives.AllreduceSliceInto(ctx, c, in, bad, collectives.Sum)
+		return fmt.Sprintf("%v %v; %v", out, v, err), nil
+	})
+	// Output:
+	// rank 0: [3 3] [1 2]; collectives: AllreduceSliceInto: rank 1 passed out of length 1 for in of length 2
+	// rank 1: [3 3] [1 2]; collectives: AllreduceSliceInto: rank 1 passed out of length 1 for in of length 2
+	// rank 2: [3 3] [1 2]; collectives: AllreduceSliceInto: rank 1 passed out of length 1 for in of length 2
+}
+
 // Any value that CBOR can encode can be broadcast: here a struct from rank 0.
 func ExampleBcast() {
 	type config struct {
