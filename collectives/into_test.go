@@ -65,26 +65,28 @@ func TestAllreduceSliceInto(t *testing.T) {
 						add(check(fmt.Sprintf("AllreduceSliceInto(compose, %d elems) beside plain", m), v, want, eqS))
 					}
 					for root := range n {
-						// Non-roots pass a sentinel out (ignored, untouched)
-						// or nil; the root alternates in place and not.
-						in := vec(me, m)
-						var out []affine
-						switch {
-						case me == root && root%2 == 0:
-							out = in
-						case me == root || me%2 == 0:
-							out = garbage[affine](m, 7)
-						}
-						add(collectives.ReduceSliceInto(ctx, c, in, out, compose, root))
-						what := fmt.Sprintf("ReduceSliceInto(compose, %d elems, root %d)", m, root)
-						switch {
-						case me == root:
-							add(check(what, out, want, eqS))
-						case out != nil:
-							add(check(what+" non-root out", out, garbage[affine](m, 7), eqS))
-						}
-						if me != root || out == nil || len(out) == 0 || &out[0] != &in[0] {
-							add(check(what+" in", in, vec(me, m), eqS))
+						for _, inPlace := range []bool{false, true} {
+							// Non-roots pass a sentinel out (ignored,
+							// untouched) or nil.
+							in := vec(me, m)
+							var out []affine
+							switch {
+							case me == root && inPlace:
+								out = in
+							case me == root || me%2 == 0:
+								out = garbage[affine](m, 7)
+							}
+							add(collectives.ReduceSliceInto(ctx, c, in, out, compose, root))
+							what := fmt.Sprintf("ReduceSliceInto(compose, %d elems, root %d, in place %v)", m, root, inPlace)
+							switch {
+							case me == root:
+								add(check(what, out, want, eqS))
+							case out != nil:
+								add(check(what+" non-root out", out, garbage[affine](m, 7), eqS))
+							}
+							if me != root || !inPlace {
+								add(check(what+" in", in, vec(me, m), eqS))
+							}
 						}
 					}
 				}
