@@ -27,8 +27,9 @@
 //     may have at most W bytes of frames outstanding to it; the receiver
 //     returns credit as it consumes frames (an eager message is consumed when
 //     a receive matches it). Receivers therefore never buffer more than
-//     (size-1)·W bytes of unexpected data, and the job's NATS server never
-//     queues more than that for one rank: W = 32 MiB/(size-1), clamped to
+//     (size-1)·W bytes of unexpected data (held in buffers of up to twice
+//     their size when they came through shared memory, see Cost), and the
+//     job's NATS server never queues more than that for one rank: W = 32 MiB/(size-1), clamped to
 //     [64 KiB, 16 MiB], keeps it at most half of nats-server's 64 MiB per
 //     connection limit (and below the 75% mark where it starts stalling
 //     publishers) for jobs of up to 512 ranks, and nats.go's client-side
@@ -62,7 +63,12 @@
 // own receive buffer when the sender has credit. That is the NATS path
 // (decorun --transport=nats); by default (auto) frames between ranks of one
 // host go through shared-memory rings instead (internal/shm): no server hop,
-// two copies, and no system call while the receiver polls; and frames
+// two copies, and no system call while the receiver polls (the ring lends
+// each frame to the engine only while it handles it, so the payload of an
+// unexpected message is copied into a buffer of the engine's pool: power-of-
+// two classes from 4 KiB, reused once a RecvInto copied it out, given away
+// to a Recv that has no buffer of its own, and at most 32 MiB of free
+// buffers kept); and frames
 // between ranks of different hosts go over direct TCP connections
 // (internal/tcp; --transport=tcp for every pair): no server hop, a copy
 // into the sender's queue, one write and one read system call per batch,

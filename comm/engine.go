@@ -53,6 +53,7 @@ type engine struct {
 
 	freeM []*inMsg
 	freeR []*rreq
+	pool  bufPool // copies of lent payloads of unexpected messages
 
 	// NATS fan-out (see multicast).
 	mc    transport.Multicaster // link, if it can multicast; else nil
@@ -73,6 +74,7 @@ func (e *engine) newMsg() *inMsg {
 }
 
 func (e *engine) freeMsg(m *inMsg) {
+	e.unpool(m)
 	if len(e.freeM) < maxFree {
 		*m = inMsg{}
 		e.freeM = append(e.freeM, m)
@@ -144,10 +146,14 @@ type inMsg struct {
 	typ  string
 	size int
 	data []byte // eager payload
-	rdv  bool
-	id   uint64
-	cost int64 // credit returned when consumed
-	m    match.Msg[*inMsg]
+	// data (pooled) and parts[i] (partPooled[i]) are buffers of the
+	// engine's pool, which unpool returns to it.
+	pooled     bool
+	partPooled []bool
+	rdv        bool
+	id         uint64
+	cost       int64 // credit returned when consumed
+	m          match.Msg[*inMsg]
 	// A long eager message (larger than one frame, see engine.send) arrives
 	// as a head frame (data) and Data frames (parts); got counts the bytes
 	// so far. Until a receive matches it, it is in its sender's longIn.
@@ -460,6 +466,32 @@ func keep(b []byte, lent bool) []byte {
 	return b
 }
 
+// keepPooled is keep for a payload that stays with the engine until a
+// receive takes it: a copy goes into a buffer of the pool (pooled true).
+// mu held.
+func (e *engine) keepPooled(b []byte, lent bool) (k []byte, pooled bool) {
+	if lent {
+		return e.pool.copyOf(b)
+	}
+	return b, false
+}
+
+// unpool returns m's pooled buffers to the pool, once their bytes were
+// copied out or m is dropped; m must not be used for its data afterwards.
+// mu held.
+func (e *engine) unpool(m *inMsg) {
+	if m.pooled {
+		e.pool.put(m.data)
+		m.data, m.pooled = nil, false
+	}
+	for i, p := range m.partPooled {
+		if p {
+			e.pool.put(m.parts[i])
+			m.parts[i], m.partPooled[i] = nil, false
+		}
+	}
+}
+
 // handle processes one frame; lent says whether it must be copied to be
 // kept.
 func (e *engine) handle(frame []byte, lent bool) {
@@ -510,7 +542,9 @@ func (e *engine) handle(frame []byte, lent bool) {
 		if r == nil {
 			if m := p.longIn[h.ID]; m != nil && int(h.N) == m.got && m.got+len(payload) <= m.size {
 				// More of a long eager message no receive has matched.
-				m.parts = append(m.parts, keep(payload, lent))
+				b, pooled := e.keepPooled(payload, lent)
+				m.parts = append(m.parts, b)
+				m.partPooled = append(m.partPooled, pooled)
 				m.got += len(payload)
 				m.cost += frameCost(h, len(payload))
 				if m.got == m.size {
@@ -605,7 +639,7 @@ func (e *engine) arrive(from int, h *wire.Header, payload []byte, lent bool) {
 		}
 		e.deliver(r.Val, m)
 	} else {
-		m.data = keep(m.data, lent)
+		m.data, m.pooled = e.keepPooled(m.data, lent)
 		if m.long {
 			e.peers[from].longIn[m.id] = m
 		}
@@ -706,7 +740,9 @@ func (e *engine) deliver(r *rreq, m *inMsg) {
 		case r.into:
 			r.data = r.buf[:copy(r.buf, m.data)]
 		default:
-			r.data = m.data
+			// The payload becomes the caller's: a pooled buffer
+			// leaves the pool for good.
+			r.data, m.pooled = m.data, false
 		}
 		e.finishRecv(r, nil)
 		return
@@ -749,10 +785,17 @@ func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
 			r.data = make([]byte, m.size)
 		}
 		off := copy(r.data, m.data)
-		for _, b := range m.parts {
-			off += copy(r.data[off:], b)
+		garbage := 0
+		if !m.pooled {
+			garbage += len(m.data)
 		}
-		e.collect(m.got)
+		for i, b := range m.parts {
+			off += copy(r.data[off:], b)
+			if !m.partPooled[i] {
+				garbage += len(b)
+			}
+		}
+		e.collect(garbage) // the pooled buffers go back to the pool (freeMsg)
 	}
 	if m.got < m.size {
 		r.rdvFrom, r.rdvID = m.from, m.id

@@ -31,6 +31,7 @@ var pathTests = []struct {
 	{"PeerClosed", TestPeerClosed},
 	{"SplitAndIsolation", TestSplitAndIsolation},
 	{"PostedAndUnexpected", TestPostedAndUnexpected},
+	{"UnexpectedBuffersOneOwner", TestUnexpectedBuffersOneOwner},
 }
 
 func onPath(t *testing.T, tr string) {

@@ -102,8 +102,11 @@
 //
 // A frame is copied twice: into the ring (SendV takes the frame's head and
 // payload apart, so comm does not join them first), and out of it, by comm,
-// into the receive buffer when a receive is posted, or into a fresh buffer
-// (unexpected messages; frames that wrap). A small frame costs
+// into the receive buffer when a receive is posted, or, for an unexpected
+// message, into a buffer of comm's pool that is reused once a receive took
+// it (in fresh buffers, the page faults, zeroing and collections cost five
+// times the copy); frames that wrap around the ring's end come in a fresh
+// buffer. A small frame costs
 // two atomic stores, two loads and, only when the receiver sleeps, a
 // futex_wake system call. Each rank commits (number of shm peers) × RingSize bytes of
 // /dev/shm for the job's lifetime plus one header page; comm sets RingSize
