@@ -43,9 +43,11 @@
 // One goroutine per Link (the pump) reads every inbound ring and hands each
 // whole frame to comm's engine: a frame that lies whole and contiguous in
 // its ring is lent (Config.OnView: a view into the ring, whose room is
-// freed when the callback returns; the engine copies what it keeps), any
-// other (one that wraps around the ring's end, or is larger than what the
-// ring had) in a fresh slice the callee owns, to the same onFrame callback
+// freed when the callback returns; the engine copies what it keeps), and
+// so is one that lies whole in the ring but wraps around its end, copied
+// into the pump's scratch buffer first (reused, as large as the largest
+// such frame); any other (one larger than what the ring had) comes in a
+// fresh slice the callee owns, to the same onFrame callback
 // the NATS link uses (so frames of different peers may be delivered
 // concurrently with NATS's; comm's engine serialises them). The
 // pump also finishes writes that did not fit: Send never blocks (comm calls
@@ -105,8 +107,8 @@
 // into the receive buffer when a receive is posted, or, for an unexpected
 // message, into a buffer of comm's pool that is reused once a receive took
 // it (in fresh buffers, the page faults, zeroing and collections cost five
-// times the copy); frames that wrap around the ring's end come in a fresh
-// buffer. A small frame costs
+// times the copy); a frame that wraps around the ring's end costs one copy
+// more (into the pump's scratch buffer). A small frame costs
 // two atomic stores, two loads and, only when the receiver sleeps, a
 // futex_wake system call. Each rank commits (number of shm peers) × RingSize bytes of
 // /dev/shm for the job's lifetime plus one header page; comm sets RingSize

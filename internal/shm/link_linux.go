@@ -38,10 +38,12 @@ type Config struct {
 	// than ranks let the others run. Zero: it sleeps as soon as it finds
 	// nothing to do.
 	Spin time.Duration
-	// OnView, when set, receives the frames that lie whole and contiguous
-	// in their ring as a view into the ring, valid only until OnView
-	// returns (the caller copies what it keeps), instead of a copy for
-	// onFrame: one copy less per frame. Other frames still go to onFrame.
+	// OnView, when set, receives the frames that lie whole in their ring
+	// as a view into the ring (or, for one that wraps around the ring's
+	// end, into a scratch buffer the pump reuses), valid only until OnView
+	// returns (the caller copies what it keeps), instead of a fresh copy
+	// for onFrame. Frames larger than what the ring held still go to
+	// onFrame.
 	// Calls to both are sequential and in order per sender.
 	OnView func(frame []byte)
 }
@@ -76,6 +78,7 @@ type Link struct {
 	expect  uint64                      // peers expected to map own
 	onFrame func([]byte)
 	onFatal func(error)
+	scratch []byte // the readers' Scratch: wrapped frames lent to OnView
 
 	unlinked  atomic.Bool
 	closed    atomic.Bool
@@ -144,7 +147,7 @@ func Open(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error) 
 			os.Remove(l.path)
 			return nil, fmt.Errorf("shm: own segment has no ring for rank %d: %v", p, err)
 		}
-		l.readers = append(l.readers, &inbound{src: p, rd: Reader{R: r, Max: cfg.MaxFrame}})
+		l.readers = append(l.readers, &inbound{src: p, rd: Reader{R: r, Max: cfg.MaxFrame, Scratch: &l.scratch}})
 	}
 	empty := make([]*outbound, cfg.Size)
 	l.outs.Store(&empty)

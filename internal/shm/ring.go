@@ -219,6 +219,12 @@ func (w *Writer) Drop() { w.q, w.off = nil, 0 }
 type Reader struct {
 	R   *Ring
 	Max int // largest frame accepted; a longer length is ErrCorrupt
+	// Scratch, when set, is where NextView assembles a whole frame that
+	// wraps around the ring's end, to lend it like a view (rather than
+	// in a fresh slice, whose page faults and zeroing cost several times
+	// the copy); it grows to the largest such frame and is reused, so
+	// Readers used by one goroutine may share one.
+	Scratch *[]byte
 
 	cur  []byte // frame being assembled
 	got  int
@@ -259,9 +265,11 @@ func (rd *Reader) Next() ([]byte, error) {
 // NextView is Next, except that a frame that lies whole and contiguous in
 // the ring is returned as a view into the ring (view true) rather than a
 // copy: its room stays taken, and the frame stays valid, until Release,
-// which must be called before the next call to NextView or Next. Frames
-// that wrap around the ring's end or are still arriving come as Next
-// returns them (view false).
+// which must be called before the next call to NextView or Next. A whole
+// frame that wraps around the ring's end is copied into Scratch, when set,
+// and lent the same way (its room is free at once; Scratch is valid until
+// the next call). Other frames (those still arriving) come as Next returns
+// them (view false).
 func (rd *Reader) NextView() (f []byte, view bool, err error) {
 	if !rd.have {
 		r := rd.R
@@ -280,6 +288,16 @@ func (rd *Reader) NextView() (f []byte, view bool, err error) {
 		if j := int((t + lenSize) & r.mask); avail-lenSize >= int(n) && j+int(n) <= len(r.data) {
 			rd.held = lenSize + int(n)
 			return r.data[j : j+int(n) : j+int(n)], true, nil
+		}
+		if rd.Scratch != nil && avail-lenSize >= int(n) {
+			if cap(*rd.Scratch) < int(n) {
+				*rd.Scratch = make([]byte, n)
+			}
+			f = (*rd.Scratch)[:n:n]
+			j := int((t + lenSize) & r.mask)
+			copy(f[copy(f, r.data[j:]):], r.data)
+			r.tail.Store(t + lenSize + uint64(n))
+			return f, true, nil
 		}
 	}
 	f, err = rd.Next()

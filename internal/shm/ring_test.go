@@ -233,4 +233,26 @@ func TestNextViewLends(t *testing.T) {
 	if free := r.Free(); free != 64 {
 		t.Fatalf("after a copy: %d bytes free, want 64", free)
 	}
+	// With Scratch, a wrapped frame is lent from it, its room free at once.
+	var scratch []byte
+	rd.Scratch = &scratch
+	w.Write(make([]byte, 30)) // at 3: 3..37, whole
+	if f, view, _ = rd.NextView(); !view || len(f) != 30 {
+		t.Fatalf("a contiguous frame: view %v, %d bytes", view, len(f))
+	}
+	rd.Release()
+	big2 := bytes.Repeat([]byte{9}, 40) // at 37 and 27: both wrap
+	for i, b := range [][]byte{big, big2} {
+		if !w.Write(b) {
+			t.Fatalf("frame %d does not fit an empty 64-byte ring", i)
+		}
+		f, view, err = rd.NextView()
+		if err != nil || !view || !bytes.Equal(f, b) || &f[0] != &scratch[0] {
+			t.Fatalf("NextView of wrapped frame %d with Scratch = %d bytes, view %v, %v; want %d bytes lent from Scratch", i, len(f), view, err, len(b))
+		}
+		if free := r.Free(); free != 64 {
+			t.Fatalf("frame %d lent from Scratch: %d bytes free, want 64", i, free)
+		}
+		rd.Release()
+	}
 }
