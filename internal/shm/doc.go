@@ -60,9 +60,10 @@
 // finite.
 //
 // Waiting: the pump polls its rings, spins for a short while (Config.Spin;
-// between polls runtime.Gosched and sched_yield, so goroutines of its own
-// process and other processes run: ranks that outnumber the cores still
-// make progress), then sleeps on the segment's doorbell, a Linux futex
+// between polls runtime.Gosched, and every 8th time sched_yield, so
+// goroutines of its own process and other processes run: ranks that
+// outnumber the cores still make progress; a sched_yield every time, 2 µs
+// under load, delayed a frame that arrived during one), then sleeps on the segment's doorbell, a Linux futex
 // word in the shared mapping (FUTEX_WAIT without FUTEX_PRIVATE_FLAG works
 // across processes).
 // A producer that publishes data rings the receiver's doorbell only when
