@@ -60,10 +60,11 @@
 // finite.
 //
 // Waiting: the pump polls its rings, spins for a short while (Config.Spin;
-// between polls runtime.Gosched, and every 8th time sched_yield, so
-// goroutines of its own process and other processes run: ranks that
-// outnumber the cores still make progress; a sched_yield every time, 2 µs
-// under load, delayed a frame that arrived during one), then sleeps on the segment's doorbell, a Linux futex
+// between polls runtime.Gosched, so goroutines of its own process run, and
+// after the first 10 µs also sched_yield, so other processes run: ranks
+// that outnumber the cores still make progress, while a partner that
+// answers within 10 µs does not find the pump waiting for the CPU behind
+// another job), then sleeps on the segment's doorbell, a Linux futex
 // word in the shared mapping (FUTEX_WAIT without FUTEX_PRIVATE_FLAG works
 // across processes).
 // A producer that publishes data rings the receiver's doorbell only when

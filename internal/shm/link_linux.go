@@ -33,9 +33,9 @@ type Config struct {
 	// MaxFrame is the largest frame accepted; zero means 64 MiB.
 	MaxFrame int
 	// Spin is how long the pump polls before it sleeps on its doorbell;
-	// between polls it yields to its process's goroutines and, every few
-	// polls, to other processes (sched_yield), so spinning ranks on a host
-	// with fewer cores than ranks let the others run. Zero: it sleeps as soon as it finds
+	// between polls it yields to its process's goroutines and, after its
+	// first 10 µs, to other processes (sched_yield), so spinning ranks on
+	// a host with fewer cores than ranks let the others run. Zero: it sleeps as soon as it finds
 	// nothing to do.
 	Spin time.Duration
 	// OnView, when set, receives the frames that lie whole in their ring
@@ -52,13 +52,17 @@ type Config struct {
 var ErrClosed = errors.New("shm: link closed")
 
 // While it spins, the pump yields to its own process's goroutines
-// (runtime.Gosched) every round and to other processes (sched_yield) every
-// yieldEvery-th: sched_yield took 2 µs a call on the 2-core test VM under
-// load (it runs whatever else is runnable), and a frame that arrives
-// meanwhile waits for it (8-byte latency, minimum of 8 runs alternating
-// under load: 1.12-1.86 µs with a yield every round, 0.54-1.64 µs every
-// 8th).
-const yieldEvery = 8
+// (runtime.Gosched) every round, and to other processes (sched_yield)
+// every round once it has spun for spinAlone. On the 2-core test VM under
+// load sched_yield took 2 µs a call and often handed the core to another
+// job for longer, while a frame that arrived waited: with a yield every
+// round the 8-byte latency's median was 12-20 µs in most runs, with a
+// yield every 8th round 11-13 µs, and with none in the first 10 µs
+// 1.6-1.8 µs in most runs (8 runs each, alternating, load 8-11), while an
+// 8-rank Allreduce on the 2 cores (where spinning ranks must let the
+// others run) took about as long as with a yield every 8th round
+// (1.24-1.52 against 1.13-1.63 ms at 8 B, three runs each).
+const spinAlone = 10 * time.Microsecond
 
 // pollWait bounds each sleep of the pump while frames wait for room in a
 // peer's ring, so that it notices a dead peer; idleWait bounds the others.
@@ -330,7 +334,6 @@ func (l *Link) unlink() {
 func (l *Link) pump() {
 	defer l.wg.Done()
 	var idle time.Time // when the pump last found nothing to do; zero while busy
-	spins := 0
 	for !l.closed.Load() {
 		if l.poll() {
 			idle = time.Time{}
@@ -343,7 +346,7 @@ func (l *Link) pump() {
 			}
 			if now.Sub(idle) < l.cfg.Spin {
 				runtime.Gosched()
-				if spins++; spins%yieldEvery == 0 {
+				if now.Sub(idle) >= spinAlone {
 					syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 				}
 				continue
