@@ -78,6 +78,7 @@ const (
 	shmMaxRing  = maxWindow
 	shmMaxPeers = 256
 	shmSpin     = 50 * time.Microsecond
+	recvSpin    = 5 * time.Microsecond
 )
 
 // dial connects job's NATS link and sets up the direct paths the job's
@@ -89,24 +90,26 @@ const (
 // listening rank has subscribed to the address records): it publishes this
 // rank's address, opens the peers' segments, dials the peers that take TCP
 // and fixes each peer's path. settle, when not nil, is for Close to call
-// before it closes the link (see tcpPath.settle).
+// before it closes the link (see tcpPath.settle). spin is how long a
+// receive polls for its completion before it sleeps: recvSpin when frames
+// may come through shared memory (see engine.waitRecv), else zero.
 func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
-	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, err error) {
+	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, spin time.Duration, err error) {
 	tr := job.Transport
 	if tr == "" {
 		tr = DefaultTransport
 	}
 	t, err = transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, 0, err
 	}
 	none := func() error { return nil }
 	if tr == jobenv.TransportNATS || job.Size == 1 {
-		return t, t, none, nil, nil
+		return t, t, none, nil, 0, nil
 	}
-	fail := func(err error) (*transport.NATS, transport.Link, func() error, func(context.Context, func(int) bool) error, error) {
+	fail := func(err error) (*transport.NATS, transport.Link, func() error, func(context.Context, func(int) bool) error, time.Duration, error) {
 		t.Close()
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, nil, 0, err
 	}
 	sl, shmPeers, err := openSHM(job, tr, t, onFrame, onView, onFatal)
 	if err != nil {
@@ -120,7 +123,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		return fail(err)
 	}
 	if sl == nil && tp == nil {
-		return t, t, none, nil, nil
+		return t, t, none, nil, 0, nil
 	}
 	link = t
 	if tp != nil && tp.l != nil {
@@ -131,6 +134,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	if sl != nil {
 		mux = transport.NewMux(link, sl)
 		link = mux
+		spin = recvSpin
 	}
 	start = func() error {
 		if tp != nil {
@@ -167,7 +171,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	if tp != nil {
 		settle = func(ctx context.Context, departed func(int) bool) error { return tp.settle(ctx, job, tr, departed) }
 	}
-	return t, link, start, settle, nil
+	return t, link, start, settle, spin, nil
 }
 
 // openSHM creates this rank's shared-memory segment, unless the job asked

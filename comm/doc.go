@@ -68,8 +68,9 @@
 // unexpected message is copied into a buffer of the engine's pool: power-of-
 // two classes from 4 KiB, reused once a RecvInto copied it out, given away
 // to a Recv that has no buffer of its own, and at most 32 MiB of free
-// buffers kept); and frames
-// between ranks of different hosts go over direct TCP connections
+// buffers kept; and a blocked receive polls for its completion for 5 µs
+// before it parks, so that the pump completing it need not wake it); and
+// frames between ranks of different hosts go over direct TCP connections
 // (internal/tcp; --transport=tcp for every pair): no server hop, a copy
 // into the sender's queue, one write and one read system call per batch,
 // and TLS when the job's NATS connection uses it. Comm.Path tells which
