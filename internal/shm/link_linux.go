@@ -62,7 +62,12 @@ var ErrClosed = errors.New("shm: link closed")
 // 1.6-1.8 µs in most runs (8 runs each, alternating, load 8-11), while an
 // 8-rank Allreduce on the 2 cores (where spinning ranks must let the
 // others run) took about as long as with a yield every 8th round
-// (1.24-1.52 against 1.13-1.63 ms at 8 B, three runs each).
+// (1.24-1.52 against 1.13-1.63 ms at 8 B, three runs each). Under other
+// jobs' load the median is bimodal: a later series (load 5-6, with the 5 µs
+// receive spin of comm) gave 0.62-0.64 µs in 5 of 8 runs and 14-42 µs in
+// the others, where a yield every round gave 2.1-11.4 µs throughout and
+// a yield every 8th round 1.8-11.1 µs; a yield only after one that ran
+// something else (over 1 µs) behaved like a yield every round.
 const spinAlone = 10 * time.Microsecond
 
 // pollWait bounds each sleep of the pump while frames wait for room in a
