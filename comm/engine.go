@@ -944,10 +944,13 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 	if e.spin > 0 {
 		var start time.Time
+	spin:
 		for i := 0; ; i++ {
-			select {
+			select { // as the blocking select below, without blocking
 			case <-r.done:
 				return r.err
+			case <-ctx.Done():
+				break spin
 			default:
 			}
 			if i%8 == 0 {
