@@ -81,12 +81,6 @@
 // doorbell when it queues the first frame for a peer, so the shorter bound
 // takes effect at once.
 //
-// Warming: after Connect a goroutine reads one word of every page of the
-// rank's segment and of its rings in the peers' segments, yielding between
-// pages, so that frames do not pay the first access to each page (8-23 µs
-// a page on the 2-core test VM, where neither MAP_POPULATE nor
-// MADV_POPULATE_WRITE made it cheaper); Close stops it.
-//
 // # Guarantees
 //
 //   - Frames to one destination arrive in the order sent, whole, exactly

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // Config describes one rank's shared-memory link.
@@ -208,43 +207,7 @@ func (l *Link) Connect() (reach []bool, why map[int]error) {
 		reach[p] = true
 	}
 	l.outs.Store(&outs)
-	mems := [][]byte{l.own.mem}
-	for _, o := range outs {
-		if o != nil {
-			mems = append(mems, o.w.R.data)
-		}
-	}
-	l.wg.Add(1)
-	go l.prefault(mems)
 	return reach, why
-}
-
-// prefault reads one word of every page of mems (this rank's segment and
-// its rings in the peers' segments), yielding between pages, so that
-// those pages are mapped before frames pass through them. On the 2-core
-// test VM the first access to each page of a mapping cost 8-23 µs
-// (MAP_POPULATE and MADV_POPULATE_WRITE did not make later accesses
-// cheaper; only an access did), 40 ms and more for a 16 MiB ring, which
-// the first pass of frames through a ring paid on both sides (the 64 KiB
-// ping-pong of a short benchmark took 560 µs one way instead of 55). It
-// stops when the link closes.
-func (l *Link) prefault(mems [][]byte) {
-	defer l.wg.Done()
-	for _, m := range mems {
-		if len(m) == 0 {
-			continue
-		}
-		// The first page-aligned word: the same page offset in every
-		// process's mapping, whose base is page-aligned.
-		i := int(-uintptr(unsafe.Pointer(&m[0])) & (pageSize - 1))
-		for ; i+4 <= len(m); i += pageSize {
-			if l.closed.Load() {
-				return
-			}
-			(*atomic.Uint32)(unsafe.Pointer(&m[i])).Load()
-			runtime.Gosched()
-		}
-	}
 }
 
 // MaxFrame is the largest frame Send accepts.
