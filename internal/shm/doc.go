@@ -21,7 +21,13 @@
 // ever grow, so full and empty are head-tail == size and head == tail.
 // Frames travel unchanged as a 4-byte length and the frame bytes, and a
 // frame may be larger than the ring: it streams through it across
-// wraparound in as many pieces as needed. comm's credit windows,
+// wraparound in as many pieces as needed. A producer that finds the ring
+// empty, and is at least 4 KiB and 16 times the next frame's size into it,
+// writes a skip mark (length 0xFFFFFFFF) and starts the frame at index 0,
+// so that a ring the consumer keeps empty reuses its first, mapped and
+// cached pages (the first access to a page of the mapping costs 8-23 µs
+// on the VM this was measured on); the skipped bytes are free once the
+// consumer reads the mark, and 16 frames' room stays free meanwhile. comm's credit windows,
 // rendezvous, sequence numbers and ordering rules sit above and are
 // untouched; a ring delivers one pair's frames in order, which is all comm
 // asks of a Link.

@@ -30,6 +30,9 @@ type Ring struct {
 	wait *atomic.Uint32
 	data []byte
 	mask uint64
+	// rewindAt and rewindRoom are rewindMin and rewindFrames, or smaller
+	// in tests of small rings.
+	rewindAt, rewindRoom int
 }
 
 // NewRing returns a view of the ring stored in mem: RingHeader bytes of
@@ -44,11 +47,13 @@ func NewRing(mem []byte) (*Ring, error) {
 		return nil, errors.New("shm: ring memory is not 8-byte aligned")
 	}
 	return &Ring{
-		head: (*atomic.Uint64)(unsafe.Pointer(&mem[offHead])),
-		tail: (*atomic.Uint64)(unsafe.Pointer(&mem[offTail])),
-		wait: (*atomic.Uint32)(unsafe.Pointer(&mem[offWait])),
-		data: mem[RingHeader:],
-		mask: uint64(n - 1),
+		head:       (*atomic.Uint64)(unsafe.Pointer(&mem[offHead])),
+		tail:       (*atomic.Uint64)(unsafe.Pointer(&mem[offTail])),
+		wait:       (*atomic.Uint32)(unsafe.Pointer(&mem[offWait])),
+		data:       mem[RingHeader:],
+		mask:       uint64(n - 1),
+		rewindAt:   rewindMin,
+		rewindRoom: rewindFrames,
 	}, nil
 }
 
@@ -94,6 +99,58 @@ func (r *Ring) WriteV(parts ...[]byte) bool {
 	}
 	r.head.Store(at)
 	return true
+}
+
+// skipMark is the length word of a skip: the bytes from it to the end of
+// the ring's data are not a frame, and the next frame starts at index 0.
+// No frame is that long (frames are below 2 GiB).
+const skipMark = 0xFFFFFFFF
+
+// rewindMin is how far into the ring the producer must be before it skips
+// back to index 0: below it, a skip would gain little. rewindFrames is how
+// many frames of the size about to be written must fit before the
+// producer's position: the skipped bytes stay taken until the consumer
+// reads the mark, so a skip must leave room for a stream to go on while
+// the consumer wakes up.
+const (
+	rewindMin    = 4096
+	rewindFrames = 16
+)
+
+// rewind skips back to the start of the ring's data when the ring is empty
+// and the producer is at least rewindMin bytes and rewindFrames times n
+// (the next frame with its length) into it: it writes skipMark at head and
+// publishes head at the next multiple of the ring's size. So a ring that
+// the consumer keeps empty (ping-pong, or a stream that the consumer keeps
+// up with) reuses its first pages, which are mapped and in the cache,
+// instead of walking through all of them: on this VM the first access to a
+// page of the mapping costs 8-23 µs, and a 64 KiB ping-pong through a 16
+// MiB ring paid it for 256 round trips. Frames of more than 1/16 of the
+// ring never skip. The skipped bytes are free again as soon as the
+// consumer reads the mark. Producer side only.
+func (r *Ring) rewind(n int) {
+	h := r.head.Load()
+	i := int(h & r.mask)
+	if i < r.rewindAt || i < r.rewindRoom*n || len(r.data)-i < lenSize || r.tail.Load() != h {
+		return
+	}
+	binary.LittleEndian.PutUint32(r.data[i:], skipMark)
+	r.head.Store(h + uint64(len(r.data)-i))
+}
+
+// skip reports whether the length word l at tail t is a skip mark, and if
+// so frees the bytes up to the end of the ring's data. A mark whose skip the
+// producer has not published with it is ErrCorrupt. Consumer side.
+func (r *Ring) skip(t uint64, l uint32) (bool, error) {
+	if l != skipMark {
+		return false, nil
+	}
+	end := t + uint64(len(r.data)-int(t&r.mask))
+	if h := r.head.Load(); h < end {
+		return false, fmt.Errorf("%w: a skip to %d past the producer's position %d", ErrCorrupt, end, h)
+	}
+	r.tail.Store(end)
+	return true, nil
 }
 
 func (r *Ring) put(at uint64, p []byte) {
@@ -181,8 +238,11 @@ func (w *Writer) Write(frame []byte) bool { return w.Write2(frame, nil) }
 func (w *Writer) Write2(head, body []byte) bool {
 	var l [lenSize]byte
 	binary.LittleEndian.PutUint32(l[:], uint32(len(head)+len(body)))
-	if w.Queued() == 0 && w.R.WriteV(l[:], head, body) {
-		return true
+	if w.Queued() == 0 {
+		w.R.rewind(lenSize + len(head) + len(body))
+		if w.R.WriteV(l[:], head, body) {
+			return true
+		}
 	}
 	if w.off > 0 && w.off >= len(w.q)/2 {
 		w.q = w.q[:copy(w.q, w.q[w.off:])]
@@ -239,12 +299,22 @@ type Reader struct {
 // Max.
 func (rd *Reader) Next() ([]byte, error) {
 	if !rd.have {
-		if rd.R.Avail() < lenSize {
+		r := rd.R
+		t := r.tail.Load()
+		if int(r.head.Load()-t) < lenSize {
 			return nil, nil
 		}
 		var l [lenSize]byte
-		rd.R.Read(l[:])
+		i := int(t & r.mask)
+		copy(l[copy(l[:], r.data[i:]):], r.data)
 		n := binary.LittleEndian.Uint32(l[:])
+		if skipped, err := r.skip(t, n); err != nil || skipped {
+			if err != nil {
+				return nil, err
+			}
+			return rd.Next()
+		}
+		r.tail.Store(t + lenSize)
 		if int64(n) > int64(rd.Max) {
 			return nil, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
 		}
@@ -282,6 +352,12 @@ func (rd *Reader) NextView() (f []byte, view bool, err error) {
 		i := int(t & r.mask)
 		copy(l[copy(l[:], r.data[i:]):], r.data)
 		n := binary.LittleEndian.Uint32(l[:])
+		if skipped, err := r.skip(t, n); err != nil || skipped {
+			if err != nil {
+				return nil, false, err
+			}
+			return rd.NextView()
+		}
 		if int64(n) > int64(rd.Max) {
 			return nil, false, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
 		}

@@ -66,10 +66,14 @@ func frames(rng *rand.Rand, n, max int) [][]byte {
 // one goroutine to another; every frame must arrive whole and in order.
 // Under -race this also checks the ring's memory ordering.
 func TestRingConcurrent(t *testing.T) {
-	for _, size := range []int{64, 4096} {
+	for _, size := range []int{64, 4096, 4097} { // 4097: a 4096-byte ring that skips back to its start
+		r := newTestRing(t, size&^1)
+		if size&1 != 0 {
+			size--
+			r.rewindAt, r.rewindRoom = 100, 1
+		}
 		rng := rand.New(rand.NewPCG(1, uint64(size)))
 		want := frames(rng, 2000, 3*size)
-		r := newTestRing(t, size)
 		go func() {
 			w := Writer{R: r}
 			for _, f := range want {
@@ -120,58 +124,63 @@ func TestReaderRejectsLongFrame(t *testing.T) {
 func FuzzRing(f *testing.F) {
 	f.Add([]byte{5, 200, 0, 1, 64, 255, 3, 17})
 	f.Add([]byte{0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, steps []byte) {
-		r := newTestRing(t, 32)
-		w := Writer{R: r}
-		rd := Reader{R: r, Max: 300}
-		var want, got [][]byte
-		for i, s := range steps {
-			switch s % 3 {
-			case 0, 1: // write a frame of s bytes (up to 255 > ring)
-				fr := bytes.Repeat([]byte{byte(i)}, int(s))
-				if len(fr) > 1 { // so a frame's start and end are told apart
-					fr[0] = byte(i >> 8)
-					fr[len(fr)-1] = ^byte(i)
-				}
-				want = append(want, fr)
-				if i%2 == 0 {
-					w.Write(fr)
-				} else { // in two parts, split anywhere
-					cut := int(s) % (len(fr) + 1)
-					w.Write2(fr[:cut], fr[cut:])
-				}
-			case 2:
-				w.Drain()
+	f.Fuzz(fuzzRing)
+}
+
+func fuzzRing(t *testing.T, steps []byte) {
+	r := newTestRing(t, 32)
+	if len(steps) > 0 {
+		r.rewindAt, r.rewindRoom = int(steps[0]%40), 1 // 32 and above: never
+	}
+	w := Writer{R: r}
+	rd := Reader{R: r, Max: 300}
+	var want, got [][]byte
+	for i, s := range steps {
+		switch s % 3 {
+		case 0, 1: // write a frame of s bytes (up to 255 > ring)
+			fr := bytes.Repeat([]byte{byte(i)}, int(s))
+			if len(fr) > 1 { // so a frame's start and end are told apart
+				fr[0] = byte(i >> 8)
+				fr[len(fr)-1] = ^byte(i)
 			}
-			for k := 0; k < int(s%4); k++ {
-				got = next(t, &rd, got, (i+k)%2 == 0)
+			want = append(want, fr)
+			if i%2 == 0 {
+				w.Write(fr)
+			} else { // in two parts, split anywhere
+				cut := int(s) % (len(fr) + 1)
+				w.Write2(fr[:cut], fr[cut:])
 			}
-		}
-		for tries := 0; len(got) < len(want); tries++ {
-			if tries > 10*len(want)+100 {
-				t.Fatalf("%d of %d frames after %d tries", len(got), len(want), tries)
-			}
+		case 2:
 			w.Drain()
-			got = next(t, &rd, got, tries%2 == 0)
 		}
-		if len(got) != len(want) {
-			t.Fatalf("%d frames read, %d written", len(got), len(want))
+		for k := 0; k < int(s%4); k++ {
+			got = next(t, &rd, got, (i+k)%2 == 0)
 		}
-		for i := range want {
-			if !bytes.Equal(got[i], want[i]) {
-				t.Fatalf("frame %d: got %v, want %v", i, got[i], want[i])
-			}
+	}
+	for tries := 0; len(got) < len(want); tries++ {
+		if tries > 10*len(want)+100 {
+			t.Fatalf("%d of %d frames after %d tries", len(got), len(want), tries)
 		}
-		// Garbage in a ring: an error or frames, no panic.
-		g := newTestRing(t, 32)
-		g.Write(steps)
-		grd := Reader{R: g, Max: 16}
-		for range 40 {
-			if fr, err := grd.Next(); err != nil || fr == nil {
-				break
-			}
+		w.Drain()
+		got = next(t, &rd, got, tries%2 == 0)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d frames read, %d written", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d: got %v, want %v", i, got[i], want[i])
 		}
-	})
+	}
+	// Garbage in a ring: an error or frames, no panic.
+	g := newTestRing(t, 32)
+	g.Write(steps)
+	grd := Reader{R: g, Max: 16}
+	for range 40 {
+		if fr, err := grd.Next(); err != nil || fr == nil {
+			break
+		}
+	}
 }
 
 // next reads one frame, with NextView (copying a view before Release) or
@@ -254,5 +263,94 @@ func TestNextViewLends(t *testing.T) {
 			t.Fatalf("frame %d lent from Scratch: %d bytes free, want 64", i, free)
 		}
 		rd.Release()
+	}
+}
+
+// TestRewind checks that a producer that finds the ring empty far enough
+// into it skips back to its start, so that a ping-pong stays in the ring's
+// first bytes, and that the skip is invisible to the Reader: every frame
+// whole, in order, and the whole ring free after each.
+func TestRewind(t *testing.T) {
+	r := newTestRing(t, 4096)
+	r.rewindAt, r.rewindRoom = 256, 1
+	w := Writer{R: r}
+	rd := Reader{R: r, Max: 4096}
+	skips := 0
+	for i := range 500 {
+		fr := bytes.Repeat([]byte{byte(i)}, 1+i%300)
+		before := r.head.Load()
+		if !w.Write2(fr[:1], fr[1:]) {
+			t.Fatalf("frame %d (%d bytes) does not fit an empty ring", i, len(fr))
+		}
+		if r.head.Load()-before > uint64(lenSize+len(fr)) {
+			skips++
+		}
+		got, err := next1(&rd, i%2 == 0)
+		if err != nil || !bytes.Equal(got, fr) {
+			t.Fatalf("frame %d: got %d bytes, %v; want %d bytes", i, len(got), err, len(fr))
+		}
+		// A frame that does not fit before the producer's index is
+		// written where it is, so the index may pass rewindAt by two
+		// frames.
+		if at, most := int(r.tail.Load()&r.mask), 256+2*(lenSize+300); at >= most {
+			t.Fatalf("frame %d: consumer at index %d; skips should have kept it below %d", i, at, most)
+		}
+		if r.Free() != 4096 || rd.Partial() {
+			t.Fatalf("frame %d: %d bytes free after reading it, partial %v", i, r.Free(), rd.Partial())
+		}
+	}
+	if skips == 0 {
+		t.Fatal("no skip back to the ring's start in 500 frames")
+	}
+	// Never while the ring holds bytes: the consumer's data would be skipped.
+	w.Write(make([]byte, 300))
+	before := r.head.Load()
+	w.Write(make([]byte, 10))
+	if d := r.head.Load() - before; d != lenSize+10 {
+		t.Fatalf("a 10-byte frame written after unread bytes took %d bytes of the ring, want %d", d, lenSize+10)
+	}
+}
+
+// next1 reads one frame with NextView (copying and releasing a view) or
+// Next.
+func next1(rd *Reader, view bool) ([]byte, error) {
+	if !view {
+		return rd.Next()
+	}
+	f, lent, err := rd.NextView()
+	if lent {
+		f = append([]byte(nil), f...)
+		rd.Release()
+	}
+	return f, err
+}
+
+// TestRewindLeavesRoom checks that a skip leaves room for rewindFrames
+// frames of the size being written: a frame skips back only once the
+// producer is 16 times its size into the ring.
+func TestRewindLeavesRoom(t *testing.T) {
+	r := newTestRing(t, 1<<20)
+	w := Writer{R: r}
+	rd := Reader{R: r, Max: 1 << 20}
+	fr := make([]byte, 60<<10)
+	skips := 0
+	for i := range 40 {
+		before := r.head.Load()
+		if !w.Write(fr) {
+			t.Fatalf("frame %d does not fit an empty ring", i)
+		}
+		skipped := r.head.Load()-before > uint64(lenSize+len(fr))
+		if want := int(before&r.mask) >= rewindFrames*(lenSize+len(fr)); skipped != want {
+			t.Fatalf("frame %d at index %d: skipped %v, want %v", i, before&r.mask, skipped, want)
+		}
+		if skipped {
+			skips++
+		}
+		if _, err := next1(&rd, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if skips == 0 {
+		t.Fatal("no skip in 40 frames of 60 KiB through a 1 MiB ring")
 	}
 }
