@@ -223,13 +223,7 @@ func TestAllreduceSliceLargeMismatch(t *testing.T) {
 		if err := healthy(ctx, c); err != nil {
 			return err
 		}
-		return checkAllreduceSlice(ctx, c, "AllreduceSlice afterwards", func(r int) []float64 {
-			v := make([]float64, 1<<13)
-			for i := range v {
-				v[i] = float64(i + r)
-			}
-			return v
-		}, collectives.Sum[float64])
+		return largeAllreduceWorks(ctx, c)
 	})
 }
 
@@ -276,4 +270,16 @@ func TestReduceSliceLargePanic(t *testing.T) {
 			})
 		})
 	}
+}
+
+// largeAllreduceWorks checks a large AllreduceSlice (64 KiB of float64) on
+// c, as the test of a communicator that must still be usable.
+func largeAllreduceWorks(ctx context.Context, c *comm.Comm) error {
+	return checkAllreduceSlice(ctx, c, "AllreduceSlice afterwards", func(r int) []float64 {
+		v := make([]float64, 1<<13)
+		for i := range v {
+			v[i] = float64(i + r)
+		}
+		return v
+	}, collectives.Sum[float64])
 }

@@ -156,19 +156,10 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	} else {
 		out = nil
 	}
-	var h *halving[E]
-	if a.bad == nil && cl.large(k.raw, len(v)*k.size) && root >= 0 && root < cl.p {
-		// As in AllreduceSlice, the receives come before the agreement.
-		var err error
-		if h, err = postHalving(cl, k, v, out, same, root); err != nil {
-			return cl.wrap(err)
-		}
-	}
-	if _, err := cl.check(ctx, a); err != nil {
-		if h != nil {
-			h.cancel()
-		}
-		return cl.wrap(err)
+	large := cl.large(k.raw, len(v)*k.size) && root >= 0 && root < cl.p
+	h, err := agreeSlice(ctx, cl, k, a, v, out, same, large, root)
+	if err != nil {
+		return err
 	}
 	if cl.p == 1 {
 		copy(out, v)
@@ -233,21 +224,9 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 	k := elemsOf[E]()
 	a := sliceParams(cl, k, v, false, 0)
 	same := checkOut(cl, v, out, &a)
-	var h *halving[E]
-	if a.bad == nil && cl.largeAll(k.raw, len(v)*k.size) {
-		// Every receive is posted before the agreement step, so that a
-		// partner that finishes it first finds them (a mismatch then
-		// withdraws them: nobody sends).
-		var err error
-		if h, err = postHalving(cl, k, v, out, same, -1); err != nil {
-			return cl.wrap(err)
-		}
-	}
-	if _, err := cl.check(ctx, a); err != nil {
-		if h != nil {
-			h.cancel()
-		}
-		return cl.wrap(err)
+	h, err := agreeSlice(ctx, cl, k, a, v, out, same, cl.largeAll(k.raw, len(v)*k.size), -1)
+	if err != nil {
+		return err
 	}
 	if cl.p == 1 {
 		copy(out, v)
@@ -373,4 +352,26 @@ func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 		return nil, err
 	}
 	return scan(ctx, cl, valuesOf[[]E](), v, lift(op))
+}
+
+// agreeSlice runs the agreement step of ReduceSlice (root ≥ 0) and
+// AllreduceSlice (root -1). When large, it first posts the recursive
+// halving's receives, so that a partner that finishes the agreement first
+// finds them; a mismatch withdraws them (nobody sends). It returns the
+// halving, nil when not large.
+func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, out []E, same, large bool, root int) (*halving[E], error) {
+	var h *halving[E]
+	if a.bad == nil && large {
+		var err error
+		if h, err = postHalving(cl, k, v, out, same, root); err != nil {
+			return nil, cl.wrap(err)
+		}
+	}
+	if _, err := cl.check(ctx, a); err != nil {
+		if h != nil {
+			h.cancel()
+		}
+		return nil, cl.wrap(err)
+	}
+	return h, nil
 }
