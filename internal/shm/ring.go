@@ -299,27 +299,13 @@ type Reader struct {
 // Max.
 func (rd *Reader) Next() ([]byte, error) {
 	if !rd.have {
-		r := rd.R
-		t := r.tail.Load()
-		if int(r.head.Load()-t) < lenSize {
-			return nil, nil
+		t, avail, n, ok, err := rd.peek()
+		if !ok {
+			return nil, err
 		}
-		var l [lenSize]byte
-		i := int(t & r.mask)
-		copy(l[copy(l[:], r.data[i:]):], r.data)
-		n := binary.LittleEndian.Uint32(l[:])
-		if skipped, err := r.skip(t, n); err != nil || skipped {
-			if err != nil {
-				return nil, err
-			}
-			return rd.Next()
-		}
-		r.tail.Store(t + lenSize)
-		if int64(n) > int64(rd.Max) {
-			return nil, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
-		}
-		if rd.R.Avail() >= int(n) { // the common case: the whole frame is there
-			return rd.R.clone(int(n)), nil
+		rd.R.tail.Store(t + lenSize)
+		if avail-lenSize >= n { // the common case: the whole frame is there
+			return rd.R.clone(n), nil
 		}
 		rd.cur, rd.got, rd.have = make([]byte, n), 0, true
 	}
@@ -343,23 +329,9 @@ func (rd *Reader) Next() ([]byte, error) {
 func (rd *Reader) NextView() (f []byte, view bool, err error) {
 	if !rd.have {
 		r := rd.R
-		t := r.tail.Load()
-		avail := int(r.head.Load() - t)
-		if avail < lenSize {
-			return nil, false, nil
-		}
-		var l [lenSize]byte
-		i := int(t & r.mask)
-		copy(l[copy(l[:], r.data[i:]):], r.data)
-		n := binary.LittleEndian.Uint32(l[:])
-		if skipped, err := r.skip(t, n); err != nil || skipped {
-			if err != nil {
-				return nil, false, err
-			}
-			return rd.NextView()
-		}
-		if int64(n) > int64(rd.Max) {
-			return nil, false, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, n, rd.Max)
+		t, avail, n, ok, err := rd.peek()
+		if !ok {
+			return nil, false, err
 		}
 		if j := int((t + lenSize) & r.mask); avail-lenSize >= int(n) && j+int(n) <= len(r.data) {
 			rd.held = lenSize + int(n)
@@ -378,6 +350,37 @@ func (rd *Reader) NextView() (f []byte, view bool, err error) {
 	}
 	f, err = rd.Next()
 	return f, false, err
+}
+
+// peek reads the length of the next frame at the consumer's position t,
+// passing any skip marks, and checks it against Max. ok is false when no
+// whole length is there yet (err nil) or the ring is corrupt (err wraps
+// ErrCorrupt). avail counts the bytes from t, the length included.
+// Consumer side, between frames; it frees only skipped bytes.
+func (rd *Reader) peek() (t uint64, avail, n int, ok bool, err error) {
+	r := rd.R
+	for {
+		t = r.tail.Load()
+		avail = int(r.head.Load() - t)
+		if avail < lenSize {
+			return t, avail, 0, false, nil
+		}
+		var l [lenSize]byte
+		i := int(t & r.mask)
+		copy(l[copy(l[:], r.data[i:]):], r.data)
+		m := binary.LittleEndian.Uint32(l[:])
+		skipped, err := r.skip(t, m)
+		if err != nil {
+			return t, avail, 0, false, err
+		}
+		if skipped {
+			continue
+		}
+		if int64(m) > int64(rd.Max) {
+			return t, avail, 0, false, fmt.Errorf("%w: frame length %d above the limit of %d bytes", ErrCorrupt, m, rd.Max)
+		}
+		return t, avail, int(m), true, nil
+	}
 }
 
 // Release frees the room of the frame NextView last returned as a view.
