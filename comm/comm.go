@@ -150,7 +150,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.peerLost(ev.Rank, ev.Msg)
 		}
 	}
-	t, link, start, settle, spin, err := dial(ctx, job, onFrame, onView, onFatal, onEvent)
+	t, link, start, settle, drv, spin, err := dial(ctx, job, onFrame, onView, onFatal, onEvent)
 	if err != nil {
 		close(ready)
 		return nil, fmt.Errorf("comm: %w", err)
@@ -163,7 +163,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e = newEngine(job.Rank, job.Size, link)
-	e.spin = spin
+	e.drv, e.spin = drv, spin
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/internal/match"
+	"github.com/decorun/decorun/internal/shm"
 	"github.com/decorun/decorun/internal/tcp"
 	"github.com/decorun/decorun/internal/transport"
 	"github.com/decorun/decorun/internal/wire"
@@ -40,7 +41,8 @@ type engine struct {
 	nextID uint64
 
 	scratch []byte        // frame being built; the link copies it
-	spin    time.Duration // see waitRecv; set before use
+	drv     *shm.Link     // shared-memory link to drive while waiting (see drive), or nil; set before use
+	spin    time.Duration // how long drive polls
 	rx      wire.Header
 
 	lost     []bool     // peers that died (decorun --keep-going)
@@ -881,6 +883,14 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 	if s == nil {
 		return nil
 	}
+	e.drive(ctx, func() bool {
+		select {
+		case <-s.done: // closed
+			return true
+		default:
+			return false
+		}
+	})
 	select {
 	case <-s.done:
 		return s.err
@@ -932,37 +942,8 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 }
 
 // waitRecv waits for r, withdrawing it if ctx ends first.
-//
-// With a shared-memory link it first polls r for up to spin, yielding to
-// the process's other goroutines (the pump among them) between polls: a
-// receive that completes meanwhile finds its caller runnable, where waking
-// a parked caller costs the pump a futex wake-up (runtime.wakep, in the
-// 8-byte latency profile) on the way. 8-byte latency medians, 4 and 8 runs
-// alternating on the loaded VM: 1.62-1.65 against 1.82-2.17 µs, and
-// 18.7-62.6 against 48.0-64.3 µs. A 50 µs spin (the pump's) made it worse
-// under load: four spinning threads on two cores.
 func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
-	if e.spin > 0 {
-		var start time.Time
-	spin:
-		for i := 0; ; i++ {
-			select { // as the blocking select below, without blocking
-			case <-r.done:
-				return r.err
-			case <-ctx.Done():
-				break spin
-			default:
-			}
-			if i%8 == 0 {
-				if i == 0 {
-					start = time.Now()
-				} else if time.Since(start) > e.spin {
-					break
-				}
-			}
-			runtime.Gosched()
-		}
-	}
+	e.drive(ctx, func() bool { return len(r.done) > 0 }) // done is sent to once: a receive would take it
 	select {
 	case <-r.done:
 		return r.err
@@ -977,6 +958,48 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 	e.abandonRecv(r)
 	e.mu.Unlock()
 	return ctx.Err()
+}
+
+// drive lets a caller about to block until done reports true wait
+// awake for up to e.spin first, and returns when done reports true, ctx
+// ends or the time has passed. With e.drv (as many cores as ranks on this
+// host) it drives the shared-memory rings itself (see shm.Link.Drive): a
+// frame that completes the wait costs no wake-up, since the goroutine
+// waiting for it delivers it, and the pump, which would otherwise spin
+// beside it, sleeps. Without (more ranks than cores) it polls done,
+// yielding to the process's other goroutines, the pump among them: a
+// receive that completes meanwhile finds its caller runnable, where
+// waking a parked caller costs the pump a futex wake-up on the way.
+func (e *engine) drive(ctx context.Context, done func() bool) {
+	if e.spin <= 0 {
+		return
+	}
+	stop := func() bool {
+		if done() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return true
+		default:
+			return false
+		}
+	}
+	if e.drv != nil {
+		e.drv.Drive(stop, e.spin)
+		return
+	}
+	var start time.Time
+	for i := 0; !stop(); i++ {
+		if i%8 == 0 {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > e.spin {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
 }
 
 func (e *engine) abandonRecv(r *rreq) {

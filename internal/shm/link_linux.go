@@ -84,6 +84,19 @@ const (
 	idleWait = 2 * time.Second
 )
 
+// asideWait is how long the pump stands aside after a caller's Drive
+// ended with its wait over (see Drive): the caller is likely to wait again
+// at once (a ping-pong, a collective's next step), and a pump that spun
+// meanwhile would be a second spinning thread in the rank. After it the pump
+// polls again itself, so frames that arrive while no caller drives wait at
+// most about this long (plus the kernel's timer slack) to be delivered.
+const asideWait = 200 * time.Microsecond
+
+// epoch makes Link.lastDrive a monotonic clock reading.
+var epoch = time.Now()
+
+func mono() int64 { return int64(time.Since(epoch)) }
+
 // Link moves frames to and from the ranks on this host that share memory
 // with this one. It is safe for concurrent use.
 type Link struct {
@@ -97,6 +110,13 @@ type Link struct {
 	onFrame func([]byte)
 	onFatal func(error)
 	scratch []byte // the readers' Scratch: wrapped frames lent to OnView
+
+	// tok is held by whoever polls the rings (the pump or a caller in
+	// Drive): readers, scratch and the callbacks are theirs alone. Close
+	// takes it for good.
+	tok       sync.Mutex
+	drivers   atomic.Int32 // callers in Drive
+	lastDrive atomic.Int64 // mono() when a Drive last ended with its wait over; 0: handed back
 
 	unlinked  atomic.Bool
 	closed    atomic.Bool
@@ -308,6 +328,9 @@ func (l *Link) Close() error {
 		l.own.bell.Add(1)
 		futexWake(l.own.bell)
 		l.wg.Wait()
+		for l.drivers.Load() > 0 { // a caller in Drive sees closed within a poll
+			runtime.Gosched()
+		}
 		for _, o := range *l.outs.Load() {
 			if o != nil {
 				o.mu.Lock()
@@ -335,12 +358,27 @@ func (l *Link) unlink() {
 }
 
 // pump reads the inbound rings and drains queued writes, spinning briefly
-// and then sleeping on the doorbell when there is nothing to do.
+// and then sleeping on the doorbell when there is nothing to do. While a
+// caller drives the rings (Drive), and for asideWait after one last did, it
+// stands aside: it sleeps without asking producers to ring for it.
 func (l *Link) pump() {
 	defer l.wg.Done()
 	var idle time.Time // when the pump last found nothing to do; zero while busy
 	for !l.closed.Load() {
-		if l.poll() {
+		v := l.own.bell.Load() // before standAside: a hand-back bumps it after
+		if l.standAside() {
+			futexWait(l.own.bell, v, asideWait)
+			// Whoever drove has spun: poll once, then sleep if idle.
+			idle = time.Now().Add(-l.cfg.Spin)
+			continue
+		}
+		if !l.tok.TryLock() { // a caller starts to drive
+			runtime.Gosched()
+			continue
+		}
+		prog := l.poll()
+		l.tok.Unlock()
+		if prog {
 			idle = time.Time{}
 			continue
 		}
@@ -357,11 +395,17 @@ func (l *Link) pump() {
 				continue
 			}
 		}
-		v := l.own.bell.Load()
+		v = l.own.bell.Load()
 		l.own.sleep.Store(1)
 		// A producer stores head, then loads sleep; we stored sleep and
 		// now load every head: one of us sees the other.
-		if l.poll() || l.closed.Load() {
+		if !l.tok.TryLock() {
+			l.own.sleep.Store(0)
+			continue
+		}
+		prog = l.poll()
+		l.tok.Unlock()
+		if prog || l.closed.Load() || l.standAside() {
 			l.own.sleep.Store(0)
 			idle = time.Time{}
 			continue
@@ -378,6 +422,82 @@ func (l *Link) pump() {
 		}
 		idle = time.Time{}
 	}
+}
+
+// standAside reports whether a caller drives the rings or did until less
+// than asideWait ago.
+func (l *Link) standAside() bool {
+	if l.drivers.Load() > 0 {
+		return true
+	}
+	t := l.lastDrive.Load()
+	return t != 0 && mono()-t < int64(asideWait)
+}
+
+// Drive polls the rings on the calling goroutine, delivering frames as
+// the pump does, until done reports true or d has passed, and returns
+// done's last answer. It is for a caller about to block until a frame
+// arrives (comm's blocking receives and sends): meanwhile the pump stands
+// aside, so a waiting rank has one spinning thread, the waiter, where the
+// pump's spinning and the waiter's would be two, and a frame costs no
+// wake-up of another thread on its way to the waiter. Between polls the
+// caller yields as the pump does (see Config.Spin). Ending with done
+// true, Drive leaves the pump aside for asideWait more, for the caller's
+// next wait; ending with done false (the caller goes to sleep) it wakes
+// the pump to take over at once.
+func (l *Link) Drive(done func() bool, d time.Duration) bool {
+	if done() {
+		return true
+	}
+	if d <= 0 {
+		return false
+	}
+	// Close waits for drivers to reach zero before it unmaps, and a
+	// driver that counted itself in after Close set closed leaves at once.
+	l.drivers.Add(1)
+	var start time.Time
+	ok := false
+	for i := 0; !l.closed.Load(); i++ {
+		if l.tok.TryLock() {
+			prog := l.poll()
+			l.tok.Unlock()
+			if prog {
+				start = time.Time{} // d counts from the last frame moved
+			}
+		}
+		if done() {
+			ok = true
+			break
+		}
+		if i%8 != 0 {
+			continue
+		}
+		now := time.Now()
+		if start.IsZero() {
+			start = now
+		}
+		spun := now.Sub(start)
+		if spun >= d {
+			break
+		}
+		if spun >= spinAlone {
+			syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
+		}
+		runtime.Gosched()
+	}
+	if ok {
+		l.lastDrive.Store(mono())
+	} else {
+		l.lastDrive.Store(0)
+		if l.drivers.Load() == 1 && !l.closed.Load() {
+			// The caller goes to sleep and nobody else drives: hand the
+			// rings back to the pump now.
+			l.own.bell.Add(1)
+			futexWake(l.own.bell)
+		}
+	}
+	l.drivers.Add(-1)
+	return ok
 }
 
 // poll does one round of work and reports whether it did anything.

@@ -46,6 +46,9 @@ func (*Link) Send(int, []byte) error { return errors.ErrUnsupported }
 // SendV fails.
 func (*Link) SendV(int, []byte, []byte) (bool, error) { return true, errors.ErrUnsupported }
 
+// Drive reports done().
+func (*Link) Drive(done func() bool, _ time.Duration) bool { return done() }
+
 // Flush does nothing.
 func (*Link) Flush(context.Context) error { return nil }
 
