@@ -364,3 +364,34 @@ func TestDrivePingPong(t *testing.T) {
 		}
 	}
 }
+
+// TestDriveClose closes a link while callers drive it: they return false
+// once it is closed, not after their full minute, and Close waits for them.
+func TestDriveClose(t *testing.T) {
+	ls, _ := world(t, t.TempDir(), 2, 4096)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ls[0].Drive(func() bool { return false }, time.Minute) {
+				t.Error("Drive reported done for a condition that never holds")
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	ls[0].Close()
+	out := make(chan struct{})
+	go func() { wg.Wait(); close(out) }()
+	select {
+	case <-out:
+	case <-time.After(30 * time.Second):
+		t.Fatal("drivers still spinning 30 s after Close")
+	}
+	if ls[0].Drive(func() bool { return false }, time.Minute) {
+		t.Error("Drive on a closed link reported done")
+	}
+	if !ls[0].Drive(func() bool { return true }, time.Minute) {
+		t.Error("Drive on a closed link with its condition met reported not done")
+	}
+}
