@@ -112,8 +112,8 @@ type Link struct {
 	scratch []byte // the readers' Scratch: wrapped frames lent to OnView
 
 	// tok is held by whoever polls the rings (the pump or a caller in
-	// Drive): readers, scratch and the callbacks are theirs alone. Close
-	// takes it for good.
+	// Drive): readers, scratch and the callbacks are theirs alone. It is
+	// only ever taken with TryLock and never held across a system call.
 	tok       sync.Mutex
 	drivers   atomic.Int32 // callers in Drive
 	lastDrive atomic.Int64 // mono() when a Drive last ended with its wait over; 0: handed back
@@ -435,8 +435,9 @@ func (l *Link) standAside() bool {
 }
 
 // Drive polls the rings on the calling goroutine, delivering frames as
-// the pump does, until done reports true or d has passed, and returns
-// done's last answer. It is for a caller about to block until a frame
+// the pump does, until done reports true, d has passed since it started or
+// last moved a frame, or the link is closed, and returns done's last
+// answer. It is for a caller about to block until a frame
 // arrives (comm's blocking receives and sends): meanwhile the pump stands
 // aside, so a waiting rank has one spinning thread, the waiter, where the
 // pump's spinning and the waiter's would be two, and a frame costs no
