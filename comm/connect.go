@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"time"
@@ -142,7 +143,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		// thread; with more ranks than cores, spinning callers starve the
 		// ranks that would send (Allreduce over 8 ranks on 2 cores: 1.5-1.8
 		// times slower than the pump alone).
-		if len(shmPeers) < runtime.NumCPU() {
+		if len(shmPeers) < hostCores() {
 			drv, spin = sl, shmSpin
 		} else {
 			spin = recvSpin
@@ -184,6 +185,17 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		settle = func(ctx context.Context, departed func(int) bool) error { return tp.settle(ctx, job, tr, departed) }
 	}
 	return t, link, start, settle, drv, spin, nil
+}
+
+// hostCores is how many CPUs this process may run on: the CPUs in its
+// affinity mask, or fewer when the Go runtime found a lower CPU quota
+// (a container's cgroup limit) and GOMAXPROCS was not set by hand.
+func hostCores() int {
+	n := runtime.NumCPU()
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		n = min(n, runtime.GOMAXPROCS(0))
+	}
+	return n
 }
 
 // openSHM creates this rank's shared-memory segment, unless the job asked
