@@ -98,8 +98,8 @@
 // the pump stands aside: it sleeps on its doorbell without setting its
 // sleep flag, so producers do not ring for it, and a waiting rank has one
 // spinning thread where the pump's and the waiter's would be two. A Drive
-// ends when the caller's condition holds or after Config.Spin-like d
-// without a frame moved; ending without its condition (the caller goes to
+// ends when the caller's condition holds or when it has moved no frame
+// for its time limit (comm: 50 µs, as the pump's Config.Spin); ending without its condition (the caller goes to
 // sleep) it rings the pump's doorbell so that the pump takes over at once.
 // Close waits for drivers to leave (each checks closed at every poll)
 // before it unmaps.
