@@ -144,7 +144,7 @@
 // futex_wake and a wake-up, tens of µs). A driving caller spins instead of
 // the pump, for up to 50 µs after the last frame moved; the pump, standing
 // aside, wakes every 200 µs to look (about 5,000 wake-ups a second while
-// a rank waits, none while it computes).
+// callers keep driving, none while the rank computes).
 //
 // The package is Linux-only (futex, /dev/shm); elsewhere Open returns
 // ErrUnsupported and comm uses NATS.
