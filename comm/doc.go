@@ -68,8 +68,11 @@
 // unexpected message is copied into a buffer of the engine's pool: power-of-
 // two classes from 4 KiB, reused once a RecvInto copied it out, given away
 // to a Recv that has no buffer of its own, and at most 32 MiB of free
-// buffers kept; and a blocked receive polls for its completion for 5 µs
-// before it parks, so that the pump completing it need not wake it); and
+// buffers kept; a blocked receive, send or wait drives the rings itself
+// for up to 50 µs after the last frame it moved, so that the frame it waits
+// for reaches it with no thread woken, when the host has a core per rank;
+// with more ranks than cores it polls its own request for 5 µs before it
+// parks, and the shared-memory pump delivers); and
 // frames between ranks of different hosts go over direct TCP connections
 // (internal/tcp; --transport=tcp for every pair): no server hop, a copy
 // into the sender's queue, one write and one read system call per batch,
