@@ -143,7 +143,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		// thread; with more ranks than cores, spinning callers starve the
 		// ranks that would send (Allreduce over 8 ranks on 2 cores: 1.5-1.8
 		// times slower than the pump alone).
-		if len(shmPeers) < hostCores() {
+		if !crowded(len(shmPeers)) {
 			drv, spin = sl, shmSpin
 		} else {
 			spin = recvSpin
@@ -187,15 +187,16 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	return t, link, start, settle, drv, spin, nil
 }
 
-// hostCores is how many CPUs this process may run on: the CPUs in its
-// affinity mask, or fewer when the Go runtime found a lower CPU quota
-// (a container's cgroup limit) and GOMAXPROCS was not set by hand.
-func hostCores() int {
+// crowded reports whether this rank and its peers on this host are more
+// than the CPUs it may run on: the CPUs in its affinity mask, or fewer
+// when the Go runtime found a lower CPU quota (a container's cgroup limit)
+// and GOMAXPROCS was not set by hand.
+func crowded(peers int) bool {
 	n := runtime.NumCPU()
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		n = min(n, runtime.GOMAXPROCS(0))
 	}
-	return n
+	return peers+1 > n
 }
 
 // openSHM creates this rank's shared-memory segment, unless the job asked
@@ -227,7 +228,7 @@ func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func(
 		ring /= 2
 	}
 	sl, err := shm.Open(shm.Config{ID: job.ID, Key: job.ID + "\x00" + job.Prefix + "\x00" + job.Secret,
-		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, OnView: onView},
+		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, Crowded: crowded(len(peers)), OnView: onView},
 		onFrame, onFatal)
 	if err != nil {
 		if tr == jobenv.TransportSHM {

@@ -70,7 +70,9 @@
 // after the first 10 µs also sched_yield, so other processes run: ranks
 // that outnumber the cores still make progress, while a partner that
 // answers within 10 µs does not find the pump waiting for the CPU behind
-// another job), then sleeps on the segment's doorbell, a Linux futex
+// another job; with Config.Crowded, when the host has more ranks than
+// cores, sched_yield from the first round; the clock is read every 8th
+// round), then sleeps on the segment's doorbell, a Linux futex
 // word in the shared mapping (FUTEX_WAIT without FUTEX_PRIVATE_FLAG works
 // across processes).
 // A producer that publishes data rings the receiver's doorbell only when
