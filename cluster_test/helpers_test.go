@@ -97,9 +97,19 @@ type proc struct {
 // start runs decorun with args (programs named by bare name are in bin).
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, nil, args...)
+}
+
+// startEnv is start with env (NAME=value) added to decorun's own
+// environment.
+func startEnv(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, lines: make(chan string, 1<<16), done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bin, "decorun"), args...)
 	p.cmd.Dir = repo
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

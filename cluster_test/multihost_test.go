@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -185,6 +186,19 @@ func TestMultiHostPaths(t *testing.T) {
 	}
 	if got, want := sortedLines(p.out()), wantPaths(4, 2, "nats", "nats"); got != want {
 		t.Errorf("--transport=nats: paths\n%s\nwant\n%s", got, want)
+	}
+	// DECORUN_TRANSPORT in decorun's own environment is the flag: the
+	// ranks on the other hosts, started without that environment (as ssh
+	// starts them; here env -u), get it too. (They used to take auto and
+	// wait for ever for the TCP addresses of the ranks on NATS.)
+	envArgs := slices.Clone(args)
+	envArgs[slices.Index(envArgs, "--launch-agent")+1] = "env -u DECORUN_TRANSPORT ip netns exec {host}"
+	p = startEnv(t, []string{"DECORUN_TRANSPORT=nats"}, append(envArgs, "-n", "6", "--timeout", "30", prog(t, "paths"))...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("DECORUN_TRANSPORT=nats: exit %d; stderr:\n%s", code, p.errText())
+	}
+	if got, want := sortedLines(p.out()), wantPaths(6, 2, "nats", "nats"); got != want {
+		t.Errorf("DECORUN_TRANSPORT=nats: paths\n%s\nwant\n%s", got, want)
 	}
 	noLeftovers(t)
 }

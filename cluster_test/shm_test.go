@@ -64,7 +64,7 @@ func TestStaleSegmentSwept(t *testing.T) {
 
 func TestTransportFlag(t *testing.T) {
 	p := start(t, "--transport=udp", "true")
-	if code := p.wait(time.Minute); code != 2 || !strings.Contains(p.errText(), `--transport must be auto, nats, shm or tcp, got "udp"`) {
+	if code := p.wait(time.Minute); code != 2 || !strings.Contains(p.errText(), `--transport (or DECORUN_TRANSPORT) must be auto, nats, shm or tcp, got "udp"`) {
 		t.Errorf("--transport=udp: exit %d, stderr %q; want 2 and a message naming the flag", code, p.errText())
 	}
 	p = start(t, "-n", "2", "-x", "DECORUN_TRANSPORT=bogus", prog(t, "ring"))

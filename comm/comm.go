@@ -114,6 +114,9 @@ func Init(ctx context.Context) (*Comm, error) {
 // connect builds the world communicator of job; tests use it to run several
 // ranks in one process.
 func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
+	if job.Transport == "" {
+		job.Transport = DefaultTransport // named, for the start-up barrier's check that every rank agrees
+	}
 	c := &Comm{rank: job.Rank, size: job.Size, job: job}
 	c.host, _ = os.Hostname()
 	if job.URL == "" {

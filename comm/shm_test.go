@@ -2,12 +2,16 @@ package comm
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/shm"
 	"github.com/decorun/decorun/internal/transport"
 )
@@ -183,4 +187,42 @@ func TestPostedAndUnexpected(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTransportMismatch starts a job whose ranks ask for different data
+// paths (join mode with DECORUN_TRANSPORT set differently per rank): every
+// rank fails at start-up naming the ranks that differ, where they used to
+// wait for each other's direct-path records for ever.
+func TestTransportMismatch(t *testing.T) {
+	url, secret := startServer(t)
+	trs := []string{"nats", "auto", "nats", "tcp"}
+	n := len(trs)
+	errs := make([]error, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for r := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret,
+				Prefix: "test.mismatch", Transport: trs[r]}
+			c, err := connect(ctx, job)
+			if err == nil {
+				c.Close()
+			}
+			errs[r] = err
+		}()
+	}
+	wg.Wait()
+	for r, err := range errs {
+		switch {
+		case err == nil:
+			t.Errorf("rank %d: started; want a mismatch error", r)
+		case ctx.Err() != nil:
+			t.Errorf("rank %d: %v (it waited until the test's deadline)", r, err)
+		case !strings.Contains(err.Error(), "rank 0 asked for --transport=nats, rank 1 asked for auto, rank 3 asked for tcp"):
+			t.Errorf("rank %d: error %q does not name the ranks that differ", r, err)
+		}
+	}
 }

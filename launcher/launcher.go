@@ -196,7 +196,7 @@ func (cfg *Config) validate() error {
 	switch cfg.Transport {
 	case "", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM, jobenv.TransportTCP:
 	default:
-		return usageError("--transport must be %s, %s, %s or %s, got %q", jobenv.TransportAuto, jobenv.TransportNATS,
+		return usageError("--transport (or %s) must be %s, %s, %s or %s, got %q", jobenv.EnvTransport, jobenv.TransportAuto, jobenv.TransportNATS,
 			jobenv.TransportSHM, jobenv.TransportTCP, cfg.Transport)
 	}
 	if cfg.MaxPending < 0 {

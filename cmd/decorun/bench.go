@@ -14,6 +14,7 @@ import (
 
 	"github.com/decorun/decorun/comm"
 	"github.com/decorun/decorun/internal/bench"
+	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/launcher"
 	"github.com/urfave/cli/v2"
 )
@@ -61,7 +62,7 @@ func benchFlags(n int) []cli.Flag {
 		&cli.StringFlag{Name: "sizes", Usage: "message sizes: `LIST` of sizes (8, 64K, 1M) and MIN:MAX power-of-two ranges (default 0:4M point to point, 8:1M collectives)"},
 		&cli.IntFlag{Name: "iters", Usage: "timed iterations `N` per size, or startup runs", DefaultText: "OSU-like, by size"},
 		&cli.IntFlag{Name: "warmup", Usage: "untimed iterations `N` before them", DefaultText: "OSU-like, or iters/10"},
-		&cli.StringFlag{Name: "transport", Usage: "data path of the benchmark jobs: `auto`, nats, shm or tcp, as decorun --transport (default: decorun's, auto)"},
+		&cli.StringFlag{Name: "transport", EnvVars: []string{jobenv.EnvTransport}, Usage: "data path of the benchmark jobs: `auto`, nats, shm or tcp, as decorun --transport (default: decorun's, auto)"},
 		&cli.StringFlag{Name: "timeout", Usage: "stop the benchmark job after `D` (a Go duration or seconds)"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write each rank's CPU profile to `PATH`.rankR"},
 		&cli.StringFlag{Name: "memprofile", Usage: "write each rank's allocation profile to `PATH`.rankR"},

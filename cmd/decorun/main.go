@@ -24,6 +24,7 @@ import (
 	"unsafe"
 
 	"github.com/decorun/decorun/internal/agent"
+	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/launcher"
 	"github.com/urfave/cli/v2"
 )
@@ -69,7 +70,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.StringFlag{Name: "nats-ca", Usage: "CA certificates `FILE` (PEM) to verify the --nats-url server's TLS certificate"},
 			&cli.StringFlag{Name: "nats-cert", Usage: "client certificate `FILE` (PEM) for --nats-url"},
 			&cli.StringFlag{Name: "nats-key", Usage: "client certificate key `FILE` (PEM) for --nats-url"},
-			&cli.StringFlag{Name: "transport", Usage: "data path between ranks: `auto` (shared memory on one host, direct TCP between hosts, NATS where neither can be set up), nats (everything through NATS), shm (like auto; a same-host rank unreachable through shared memory is an error) or tcp (direct TCP to every rank, on one host too; a rank it cannot reach is an error); default auto"},
+			&cli.StringFlag{Name: "transport", EnvVars: []string{jobenv.EnvTransport}, Usage: "data path between ranks: `auto` (shared memory on one host, direct TCP between hosts, NATS where neither can be set up), nats (everything through NATS), shm (like auto; a same-host rank unreachable through shared memory is an error) or tcp (direct TCP to every rank, on one host too; a rank it cannot reach is an error); default auto"},
 			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
 		},
 		HideHelpCommand:           true,

@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -276,6 +277,13 @@ const bootRetry = 50 * time.Millisecond
 // rank 0 subscribed after it, so the server delivers the announcement to
 // it. (Polling every 2 ms instead cost up to 65 requests per job start at
 // -n 8 on two cores, CPU the starting ranks needed.)
+//
+// Each request carries the rank's data path (the job's Transport, which
+// comm sets before it dials), and rank 0 checks that every rank asked for
+// its own: ranks that disagree would wait for each other's direct-path
+// records for ever (a rank on NATS alone never publishes one). On a
+// mismatch rank 0 answers every rank with the error, naming the ranks
+// that differ, and every rank's Boot returns it.
 func (t *NATS) Boot(ctx context.Context) error {
 	subj := jobenv.BootSubject(t.job.Prefix)
 	size := t.job.Size
@@ -293,26 +301,42 @@ func (t *NATS) Boot(ctx context.Context) error {
 			return fmt.Errorf("transport: boot announcement: %w", err)
 		}
 		seen := make(map[int]*nats.Msg, size-1)
+		var differ []string
 		for len(seen) < size-1 {
 			select {
 			case m := <-ch:
 				var r, s int
-				if _, err := fmt.Sscanf(string(m.Data), "%d %d", &r, &s); err != nil || s != size || r <= 0 || r >= size {
+				var tr string
+				if _, err := fmt.Sscanf(string(m.Data), "%d %d %s", &r, &s, &tr); err != nil || s != size || r <= 0 || r >= size {
 					return fmt.Errorf("transport: boot: rank 0 of a %d-rank job got a join from %q", size, m.Data)
+				}
+				if _, dup := seen[r]; !dup && tr != t.bootTransport() {
+					differ = append(differ, fmt.Sprintf("rank %d asked for %s", r, tr))
 				}
 				seen[r] = m
 			case <-ctx.Done():
 				return fmt.Errorf("transport: boot: %d of %d ranks arrived: %w", len(seen)+1, size, ctx.Err())
 			}
 		}
+		reply := []byte("ok")
+		var mismatch error
+		if len(differ) > 0 {
+			slices.Sort(differ)
+			mismatch = fmt.Errorf("the ranks of a job must use one data path: rank 0 asked for --transport=%s, %s (decorun gives every rank its --transport or DECORUN_TRANSPORT; in join mode set DECORUN_TRANSPORT alike for every rank)",
+				t.bootTransport(), strings.Join(differ, ", "))
+			reply = []byte(mismatch.Error())
+		}
 		for _, m := range seen {
-			if err := m.Respond([]byte("ok")); err != nil {
+			if err := m.Respond(reply); err != nil {
 				return fmt.Errorf("transport: boot reply: %w", err)
 			}
 		}
+		if mismatch != nil {
+			return fmt.Errorf("transport: boot: %w", mismatch)
+		}
 		return nil // what rank 0 sends next follows the replies
 	}
-	msg := []byte(fmt.Sprintf("%d %d", t.job.Rank, size))
+	msg := []byte(fmt.Sprintf("%d %d %s", t.job.Rank, size, t.bootTransport()))
 	up := make(chan struct{}, 1)
 	upSub, err := t.nc.Subscribe(jobenv.BootUpSubject(t.job.Prefix), func(*nats.Msg) {
 		select {
@@ -325,8 +349,11 @@ func (t *NATS) Boot(ctx context.Context) error {
 	}
 	defer upSub.Unsubscribe()
 	for {
-		_, err := t.nc.RequestWithContext(ctx, subj, msg)
+		m, err := t.nc.RequestWithContext(ctx, subj, msg)
 		if err == nil {
+			if string(m.Data) != "ok" {
+				return fmt.Errorf("transport: boot: rank %d: %s", t.job.Rank, m.Data)
+			}
 			return nil
 		}
 		if !errors.Is(err, nats.ErrNoResponders) {
@@ -339,6 +366,15 @@ func (t *NATS) Boot(ctx context.Context) error {
 			return fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, ctx.Err())
 		}
 	}
+}
+
+// bootTransport is the data path a rank states in its boot request:
+// "default" when the job names none (comm names it before it dials).
+func (t *NATS) bootTransport() string {
+	if t.job.Transport == "" {
+		return "default"
+	}
+	return t.job.Transport
 }
 
 // Ctl sends a control message to the launcher. With wait it is a request
