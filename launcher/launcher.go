@@ -122,6 +122,8 @@ type Config struct {
 	// reached through shared memory fails the rank at start-up) or "tcp"
 	// (direct TCP to every peer, on one host too; a peer it cannot reach
 	// fails the rank). Empty: comm's default (comm.DefaultTransport).
+	// An export of DECORUN_TRANSPORT in Env (decorun -x) replaces it, so
+	// that every rank, remote ones included, gets the same one.
 	// Every rank also gets DECORUN_HOST_RANKS, the ranks on its host, and
 	// in a multi-host job the ranks on this host DECORUN_TCP_ADDR, the
 	// address (ServerAddr) peers on other hosts dial them at.
@@ -179,9 +181,19 @@ func (cfg *Config) validate() error {
 		return usageError("no program given")
 	}
 	for _, e := range cfg.Env {
-		name, _, _ := strings.Cut(e, "=")
+		name, v, set := strings.Cut(e, "=")
 		if name == "" {
 			return usageError("-x %q: no variable name", e)
+		}
+		if name == jobenv.EnvTransport {
+			if !set {
+				v = os.Getenv(name)
+			}
+			tr, err := jobenv.ParseTransport(v)
+			if err != nil {
+				return usageError("-x: %v", err)
+			}
+			cfg.Transport = tr
 		}
 	}
 	if cfg.Timeout < 0 {
