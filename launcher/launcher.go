@@ -185,10 +185,10 @@ func (cfg *Config) validate() error {
 		if name == "" {
 			return usageError("-x %q: no variable name", e)
 		}
-		if name == jobenv.EnvTransport {
-			if !set {
-				v = os.Getenv(name)
-			}
+		if !set {
+			v, set = os.LookupEnv(name) // a bare -x NAME exports nothing when NAME is unset
+		}
+		if name == jobenv.EnvTransport && set {
 			tr, err := jobenv.ParseTransport(v)
 			if err != nil {
 				return usageError("-x: %v", err)

@@ -92,19 +92,23 @@
 // Driving: a caller about to block until a frame arrives (comm's blocking
 // receives and sends, when the host has a core per rank) may poll the
 // rings itself with Link.Drive instead of waiting for the pump to deliver
-// and wake it. Whoever polls holds the Link's polling token (a mutex taken
-// with TryLock only, never held across a system call), so the readers,
-// the scratch buffer and the callbacks still have one user at a time.
-// While a caller drives, and for 200 µs after its wait ended (it is
-// likely to wait again at once: a ping-pong, a collective's next step),
-// the pump stands aside: it sleeps on its doorbell without setting its
-// sleep flag, so producers do not ring for it, and a waiting rank has one
-// spinning thread where the pump's and the waiter's would be two. A Drive
-// ends when the caller's condition holds or when it has moved no frame
-// for its time limit (comm: 50 µs, as the pump's Config.Spin); ending without its condition (the caller goes to
-// sleep) it rings the pump's doorbell so that the pump takes over at once.
-// Close waits for drivers to leave (each checks closed at every poll)
-// before it unmaps.
+// and wake it. Whoever polls holds the Link's polling token (a mutex
+// taken with TryLock only, and let go of before a Drive wakes the pump),
+// so the readers, the scratch buffer and the callbacks still have one
+// user at a time. While a caller drives, and for 200 µs after its wait
+// ended (it is likely to wait again at once: a ping-pong, a collective's
+// next step), the pump stands aside: it sleeps on its doorbell without
+// setting its sleep flag, so producers do not ring for it, and a waiting
+// rank has one spinning thread where the pump's and the waiter's would be
+// two. A Drive ends when the caller's condition holds or when it has
+// moved no frame for its time limit (comm: 50 µs, as the pump's
+// Config.Spin); when the last driver ends without its condition (the
+// caller goes to sleep), it rings the pump's doorbell so that the pump
+// takes over at once. The pump, standing aside, still polls whenever it
+// wakes (a doorbell rung means work) and sleeps only what is left of the
+// 200 µs, so a frame that arrives after the last drive ended waits at most
+// about 200 µs. Close waits for drivers to leave (each checks closed at
+// every poll) before it unmaps.
 //
 // # Guarantees
 //

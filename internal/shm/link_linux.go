@@ -117,9 +117,12 @@ type Link struct {
 
 	// tok is held by whoever polls the rings (the pump or a caller in
 	// Drive): readers, scratch and the callbacks are theirs alone. It is
-	// only ever taken with TryLock and never held across a system call.
+	// only ever taken with TryLock, and a Drive hands the rings back (a
+	// futex wake) after it has let go of it: a holder descheduled there
+	// kept the pump spinning on TryLock.
 	tok       sync.Mutex
-	drivers   atomic.Int32 // callers in Drive
+	drivers   atomic.Int32 // callers in Drive, until they no longer touch the mapping (Close waits for 0)
+	active    atomic.Int32 // callers in Drive that still poll: the pump stands aside while > 0
 	lastDrive atomic.Int64 // mono() when a Drive last ended with its wait over; 0: handed back
 
 	unlinked  atomic.Bool
@@ -371,19 +374,22 @@ func (l *Link) pump() {
 	var rounds int     // idle rounds since then
 	var alone bool     // yield to other processes too (see spinAlone)
 	for !l.closed.Load() {
-		v := l.own.bell.Load() // before standAside: a hand-back bumps it after
-		if l.standAside() {
-			futexWait(l.own.bell, v, asideWait)
-			// Whoever drove has spun: poll once, then sleep if idle.
+		v := l.own.bell.Load() // before aside: a hand-back bumps it after
+		// Poll first, even when standing aside: a doorbell that woke the
+		// pump (a producer, or the hand-back) means work now.
+		prog, polled := false, false
+		if l.tok.TryLock() { // fails only while a caller drives
+			prog, polled = l.poll(), true
+			l.tok.Unlock()
+		}
+		if rem := l.aside(); rem > 0 || !polled {
+			if !prog {
+				futexWait(l.own.bell, v, max(rem, spinAlone))
+			}
+			// Whoever drove has spun: poll once more, then sleep if idle.
 			idle, rounds = time.Now().Add(-l.cfg.Spin), 7
 			continue
 		}
-		if !l.tok.TryLock() { // a caller starts to drive
-			runtime.Gosched()
-			continue
-		}
-		prog := l.poll()
-		l.tok.Unlock()
 		if prog {
 			idle = time.Time{}
 			continue
@@ -417,7 +423,7 @@ func (l *Link) pump() {
 		}
 		prog = l.poll()
 		l.tok.Unlock()
-		if prog || l.closed.Load() || l.standAside() {
+		if prog || l.closed.Load() || l.aside() > 0 {
 			l.own.sleep.Store(0)
 			idle = time.Time{}
 			continue
@@ -436,14 +442,18 @@ func (l *Link) pump() {
 	}
 }
 
-// standAside reports whether a caller drives the rings or did until less
-// than asideWait ago.
-func (l *Link) standAside() bool {
-	if l.drivers.Load() > 0 {
-		return true
+// aside says how much longer the pump stands aside: asideWait while a
+// caller drives the rings, what is left of asideWait after the last Drive
+// that ended with its wait over, else zero.
+func (l *Link) aside() time.Duration {
+	if l.active.Load() > 0 {
+		return asideWait
 	}
 	t := l.lastDrive.Load()
-	return t != 0 && mono()-t < int64(asideWait)
+	if t == 0 {
+		return 0
+	}
+	return asideWait - time.Duration(mono()-t)
 }
 
 // Drive polls the rings on the calling goroutine, delivering frames as
@@ -453,11 +463,12 @@ func (l *Link) standAside() bool {
 // arrives (comm's blocking receives and sends): meanwhile the pump stands
 // aside, so a waiting rank has one spinning thread, the waiter, where the
 // pump's spinning and the waiter's would be two, and a frame costs no
-// wake-up of another thread on its way to the waiter. Between polls the
-// caller yields as the pump does (see Config.Spin). Ending with done
-// true, Drive leaves the pump aside for asideWait more, for the caller's
-// next wait; ending with done false (the caller goes to sleep) it wakes
-// the pump to take over at once.
+// wake-up of another thread on its way to the waiter. Every 8th poll the
+// caller yields to its process's goroutines (runtime.Gosched), and once
+// it has spun for spinAlone to other processes too (sched_yield). Ending
+// with done true, Drive leaves the pump aside for asideWait more, for the
+// caller's next wait; the last driver to end with done false (the caller
+// goes to sleep) wakes the pump to take over at once.
 func (l *Link) Drive(done func() bool, d time.Duration) bool {
 	if done() {
 		return true
@@ -468,6 +479,7 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 	// Close waits for drivers to reach zero before it unmaps, and a
 	// driver that counted itself in after Close set closed leaves at once.
 	l.drivers.Add(1)
+	l.active.Add(1)
 	var start time.Time
 	ok := false
 	for i := 0; !l.closed.Load(); i++ {
@@ -499,17 +511,20 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 		runtime.Gosched()
 	}
 	if ok {
-		l.lastDrive.Store(mono())
+		l.lastDrive.Store(mono()) // before active drops: the pump stays aside
+		l.active.Add(-1)
 	} else {
 		l.lastDrive.Store(0)
-		if l.drivers.Load() == 1 && !l.closed.Load() {
+		if l.active.Add(-1) == 0 && !l.closed.Load() {
 			// The caller goes to sleep and nobody else drives: hand the
-			// rings back to the pump now.
+			// rings back to the pump now. (The bump follows active's
+			// drop, so a pump that saw active > 0 has loaded the old
+			// value and its futex wait returns at once.)
 			l.own.bell.Add(1)
 			futexWake(l.own.bell)
 		}
 	}
-	l.drivers.Add(-1)
+	l.drivers.Add(-1) // last: Close may unmap the doorbell once it is 0
 	return ok
 }
 
