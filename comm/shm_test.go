@@ -85,10 +85,13 @@ func TestSHM(t *testing.T) {
 			}
 		}
 		// Every peer has mapped every segment: no name is left in /dev/shm.
-		for {
+		for deadline := time.Now().Add(30 * time.Second); ; {
 			names, _ := filepath.Glob(filepath.Join(shm.DefaultDir, "decorun-t-*"))
 			if len(names) == 0 {
 				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("segments still named in %s after 30 s: %v", shm.DefaultDir, names)
 			}
 			waitBriefly()
 		}
@@ -205,7 +208,7 @@ func TestTransportMismatch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "mismatch", URL: url, Secret: secret,
 				Prefix: "test.mismatch", Transport: trs[r]}
 			c, err := connect(ctx, job)
 			if err == nil {
@@ -223,6 +226,14 @@ func TestTransportMismatch(t *testing.T) {
 			t.Errorf("rank %d: %v (it waited until the test's deadline)", r, err)
 		case !strings.Contains(err.Error(), "rank 0 asked for --transport=nats, rank 1 asked for auto, rank 3 asked for tcp"):
 			t.Errorf("rank %d: error %q does not name the ranks that differ", r, err)
+		}
+	}
+	// Rank 1 (auto) made a shared-memory segment; giving up before
+	// Connect, it removed the name (no launcher here would).
+	if names, _ := filepath.Glob(filepath.Join(shm.DefaultDir, "decorun-mismatch-*")); len(names) > 0 {
+		t.Errorf("segments left behind: %v", names)
+		for _, n := range names {
+			os.Remove(n)
 		}
 	}
 }

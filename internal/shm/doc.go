@@ -116,9 +116,9 @@
 //     once, or the link reports a fatal error (a corrupt length in a ring).
 //   - Send never blocks; Flush returns once every queued frame is in its
 //     ring (or its receiver is dead or closed); Close marks the segment
-//     closed, stops the pump, unmaps and unlinks (unless a peer has not
-//     mapped the segment yet: the name then stays for it until the
-//     launcher removes the job's segments), and returns once the pump has
+//     closed, stops the pump, unmaps and unlinks (unless Connect was
+//     called and a peer has not mapped the segment yet: the name then
+//     stays for it until the launcher removes the job's segments), and returns once the pump has
 //     exited.
 //   - A dead peer never hangs anything: a frame half written by a peer that
 //     died stays half read without blocking other rings; frames for a peer

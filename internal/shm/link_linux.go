@@ -126,6 +126,7 @@ type Link struct {
 	lastDrive atomic.Int64 // mono() when a Drive last ended with its wait over; 0: handed back
 
 	unlinked  atomic.Bool
+	connected atomic.Bool // Connect was called (see Close)
 	closed    atomic.Bool
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the pump
@@ -210,6 +211,7 @@ func (l *Link) Path() string { return l.path }
 // rank, whether frames to it go through shared memory, and for every peer
 // it could not reach, why.
 func (l *Link) Connect() (reach []bool, why map[int]error) {
+	l.connected.Store(true)
 	reach = make([]bool, l.cfg.Size)
 	why = map[int]error{}
 	outs := make([]*outbound, l.cfg.Size)
@@ -349,8 +351,10 @@ func (l *Link) Close() error {
 		// A peer that has not mapped the segment yet (a rank slow to
 		// leave the start-up barrier while this one already finished) still
 		// needs the name: leave it, for the launcher to remove when the job
-		// ends.
-		if l.own.opened.Load() >= l.expect {
+		// ends. A rank that closes before Connect gave up during start-up
+		// (its job failed), and nobody will need the name: remove it, so
+		// that jobs without a launcher (comm.Connect) leave nothing behind.
+		if l.own.opened.Load() >= l.expect || !l.connected.Load() {
 			l.unlink()
 		}
 		l.own.unmap()
