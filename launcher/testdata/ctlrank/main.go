@@ -50,10 +50,21 @@ func run() error {
 		return fmt.Errorf("no job: %v", err)
 	}
 	if dir := os.Getenv("PIDDIR"); dir != "" {
-		os.WriteFile(filepath.Join(dir, strconv.Itoa(job.Rank)), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		// Written whole, then renamed: a rank killed mid-write (the job
+		// ends as soon as the acting rank acts) leaves no empty pid file.
+		tmp := filepath.Join(dir, "."+strconv.Itoa(job.Rank))
+		os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())), 0o644)
+		os.Rename(tmp, filepath.Join(dir, strconv.Itoa(job.Rank)))
 		// Act only once every rank has written its pid.
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if ents, _ := os.ReadDir(dir); len(ents) >= job.Size {
+			n := 0
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if !strings.HasPrefix(e.Name(), ".") {
+					n++
+				}
+			}
+			if n >= job.Size {
 				break
 			}
 		}
