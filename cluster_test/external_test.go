@@ -108,14 +108,22 @@ func TestExistingCluster(t *testing.T) {
 		}
 	}
 	for i, s := range srvs {
-		cz, err := s.Connz(&server.ConnzOptions{State: server.ConnClosed})
-		if err != nil {
-			t.Fatal(err)
-		}
+		// A server files a connection as closed when its read loop sees
+		// the close, which may come after decorun has exited: wait a little.
 		ranks := 0
-		for _, c := range cz.Conns {
-			if strings.HasPrefix(c.Name, "decorun rank ") {
-				ranks++
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			cz, err := s.Connz(&server.ConnzOptions{State: server.ConnClosed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ranks = 0
+			for _, c := range cz.Conns {
+				if strings.HasPrefix(c.Name, "decorun rank ") {
+					ranks++
+				}
+			}
+			if ranks >= 4 || time.Now().After(deadline) {
+				break
 			}
 		}
 		if ranks != 4 { // 2 jobs x 6 ranks over 3 nodes: ranks r, r+3 of each job
