@@ -100,10 +100,7 @@ const (
 // while the pump carries the frames; without shared memory, spin is zero.
 func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
 	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, drv *shm.Link, spin time.Duration, err error) {
-	tr := job.Transport
-	if tr == "" {
-		tr = DefaultTransport
-	}
+	tr := job.Transport // named by connect
 	t, err = transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
 		return nil, nil, nil, nil, nil, 0, err

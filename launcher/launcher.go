@@ -205,9 +205,7 @@ func (cfg *Config) validate() error {
 	if cfg.KillGrace == 0 {
 		cfg.KillGrace = DefaultKillGrace
 	}
-	switch cfg.Transport {
-	case "", jobenv.TransportAuto, jobenv.TransportNATS, jobenv.TransportSHM, jobenv.TransportTCP:
-	default:
+	if _, err := jobenv.ParseTransport(cfg.Transport); err != nil {
 		return usageError("--transport (or %s) must be %s, %s, %s or %s, got %q", jobenv.EnvTransport, jobenv.TransportAuto, jobenv.TransportNATS,
 			jobenv.TransportSHM, jobenv.TransportTCP, cfg.Transport)
 	}
