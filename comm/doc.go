@@ -23,31 +23,50 @@
 //     a per-(sender, receiver) sequence number and a gap is fatal; so are a
 //     lost NATS connection (the client never reconnects, since a reconnect
 //     loses what was in flight) and any slow-consumer report.
-//   - Bounded memory: each sender holds a credit window W per receiver and
-//     may have at most W bytes of frames outstanding to it; the receiver
-//     returns credit as it consumes frames (an eager message is consumed when
-//     a receive matches it). Receivers therefore never buffer more than
-//     (size-1)·W bytes of unexpected data (held in buffers of up to twice
-//     their size when they came through shared memory, see Cost), and the
-//     job's NATS server never queues more than that for one rank: W = 32 MiB/(size-1), clamped to
-//     [64 KiB, 16 MiB], keeps it at most half of nats-server's 64 MiB per
-//     connection limit (and below the 75% mark where it starts stalling
-//     publishers) for jobs of up to 512 ranks, and nats.go's client-side
-//     pending limits are switched off so the client never drops.
+//   - Progress (MPI's progress rule): a send and the receive that matches
+//     it complete, whatever else is outstanding between the two ranks. No
+//     frame ever waits behind a frame it does not depend on: an envelope
+//     (an eager message or a request-to-send) is published when its send
+//     is called, and control frames (clear-to-send, credit returns,
+//     revokes, Fin) when they arise; only the Data of a rendezvous whose
+//     receive is posted waits, for the stream window, which the receiver
+//     always returns as the data lands. So a rank that has a window's
+//     worth of messages to a peer that no receive matched yet can still
+//     send that peer a message on another tag or communicator (a Dup, the
+//     Shadow that collectives use) and take part in a Barrier with it.
+//   - Bounded memory: each sender holds, per receiver, an eager window W
+//     and a stream window W/2. An eager message is sent eagerly only when
+//     its sender has eager credit for all of it; the credit comes back
+//     when a receive matches it (it is "unexpected" until then). A message
+//     the eager window has no room for goes by rendezvous, like a large
+//     one: its request-to-send travels outside the windows and the data
+//     follows once a receive matched it. Rendezvous Data takes stream
+//     credit, returned as soon as it is copied into the receive buffer.
+//     So a receiver buffers at most (size-1)·W bytes of unexpected data
+//     (held in buffers of up to twice their size when they came through
+//     shared memory, see Cost), plus a small envelope (about 200 bytes)
+//     per request-to-send no receive matched yet, one per send its peers
+//     have outstanding (the senders' own requests bound them, as in MPI);
+//     and no more than (size-1)·1.5·W bytes of data are ever in flight to
+//     one rank: W = 32 MiB/(size-1), clamped to [64 KiB, 16 MiB], keeps
+//     that within 75% of nats-server's 64 MiB per-connection limit (where
+//     it starts stalling publishers, never dropping) for jobs of up to 512
+//     ranks, and nats.go's client-side pending limits are switched off so
+//     the client never drops.
 //   - Eager up to W/4: a message of up to W/4 bytes is sent as soon as the
-//     sender has credit for all of it, whether or not a receive matches it
-//     yet: in one frame up to NATS max_payload - 64 KiB, above that as a
-//     head frame and Data chunks published together (a "long eager"
-//     message, which the receiver keeps in its frames until a receive
-//     matches it). Like every eager message it holds its credit until
-//     received.
-//   - Any size: a message larger than W/4 is sent by rendezvous: a
-//     request-to-send frame is matched like an eager message, the receiver
-//     answers clear-to-send once a receive matched it and its buffer exists,
-//     and the data then streams in chunks under the same credit window
-//     straight from the sender's buffer into the receiver's. A 1 GiB Send
-//     costs one 1 GiB buffer at the receiver and W bytes in flight; no
-//     second full copy.
+//     sender has eager credit for all of it, whether or not a receive
+//     matches it yet: in one frame up to NATS max_payload - 64 KiB, above
+//     that as a head frame and Data chunks published together (a "long
+//     eager" message, which the receiver keeps in its frames until a
+//     receive matches it). Like every eager message it holds its credit
+//     until received.
+//   - Any size: a message larger than W/4 (or one the eager window has no
+//     room for) is sent by rendezvous: a request-to-send frame is matched
+//     like an eager message, the receiver answers clear-to-send once a
+//     receive matched it and its buffer exists, and the data then streams
+//     in chunks under the stream window straight from the sender's buffer
+//     into the receiver's. A 1 GiB Send costs one 1 GiB buffer at the
+//     receiver and W/2 bytes in flight; no second full copy.
 //   - Start-up: every rank subscribes its inbox before it joins a start-up
 //     barrier at rank 0 (on the same connection, so the server has the
 //     subscription first), so nothing is published to a rank that is not
@@ -58,9 +77,11 @@
 // A small message is one NATS publish (a copy into nats.go's write buffer)
 // and two hops through the server; the receive path hands the payload nats.go
 // allocated to the caller without another copy. Credit returns cost one small
-// frame per W/4 bytes consumed. Messages above W/4 add one round trip (RTS/CTS).
+// frame per W/4 bytes consumed (W/8 of rendezvous data). Messages above
+// W/4, and those that find the eager window full, add one round trip
+// (RTS/CTS).
 // The []byte Send/Recv path allocates nothing per message beyond nats.go's
-// own receive buffer when the sender has credit. That is the NATS path
+// own receive buffer when the sender has eager credit. That is the NATS path
 // (decorun --transport=nats); by default (auto) frames between ranks of one
 // host go through shared-memory rings instead (internal/shm): no server hop,
 // two copies, and no system call while the receiver polls (the ring lends

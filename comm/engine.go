@@ -34,7 +34,8 @@ type engine struct {
 	probes []chan struct{}
 	err    error // set once: closed or failed
 
-	window int64 // credit window per peer, bytes
+	window int64 // eager credit window per peer, bytes
+	swin   int64 // stream credit window per peer, bytes
 	eager  int   // largest payload sent eagerly in one frame
 	long   int   // largest payload sent eagerly in several frames
 	chunk  int   // largest Data payload
@@ -182,24 +183,25 @@ type rreq struct {
 	rdvFrom   int
 	rdvID     uint64
 	abandoned bool // its caller gave up; arriving data is discarded
+	// longEager: the Data frames streaming into it are the rest of a long
+	// eager message, charged to the eager window (not the stream window).
+	longEager bool
 }
 
 type sendPhase uint8
 
 const (
-	phEnvelope sendPhase = iota // eager frame or RTS waiting for credit
-	phWaitCTS                   // RTS sent
-	phStream                    // streaming Data under credit
+	phWaitCTS sendPhase = iota // RTS sent
+	phStream                   // streaming Data under the stream window
 	phDone
 )
 
-// sreq is a send that could not complete at once.
+// sreq is a send that could not complete at once: one sent by rendezvous
+// (an eager send completes when it is published).
 type sreq struct {
 	dst    int
 	hdr    wire.Header
 	data   []byte
-	rdv    bool
-	long   bool // eager, but in several frames, all published together
 	off    int
 	phase  sendPhase
 	err    error
@@ -208,14 +210,18 @@ type sreq struct {
 }
 
 type peer struct {
-	credit int64
-	owed   int64
-	txSeq  uint64
-	rxSeq  uint64
-	outq   []*sreq
-	rdvOut map[uint64]*sreq
-	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
-	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
+	credit  int64 // eager window left
+	owed    int64 // eager credit consumed, not yet returned
+	scredit int64 // stream window left
+	sowed   int64 // stream credit consumed, not yet returned
+	txSeq   uint64
+	rxSeq   uint64
+	// streams: sends whose receiver cleared them (CTS), waiting for stream
+	// credit, in CTS order. Nothing else ever waits to be sent.
+	streams []*sreq
+	rdvOut  map[uint64]*sreq
+	rdvIn   map[uint64]*rreq  // receives that Data frames stream into
+	longIn  map[uint64]*inMsg // long eager messages still arriving, unmatched
 
 	rxMc uint64 // multicast frames received from this peer
 	// A Fin that arrived before the peer's last multicast frames (they
@@ -241,6 +247,7 @@ func newEngine(me, size int, link transport.Link) *engine {
 		w = min(max(w, minWindow), maxWindow)
 	}
 	e.window = w
+	e.swin = w / 2
 	if !multicastOff() {
 		e.mc, _ = link.(transport.Multicaster)
 	}
@@ -253,7 +260,7 @@ func newEngine(me, size int, link transport.Link) *engine {
 	e.eager = e.chunk
 	e.long = max(int(w/4), e.eager)
 	for i := range e.peers {
-		e.peers[i] = peer{credit: w, rdvOut: map[uint64]*sreq{}, rdvIn: map[uint64]*rreq{}, longIn: map[uint64]*inMsg{}}
+		e.peers[i] = peer{credit: w, scredit: e.swin, rdvOut: map[uint64]*sreq{}, rdvIn: map[uint64]*rreq{}, longIn: map[uint64]*inMsg{}}
 	}
 	return e
 }
@@ -272,10 +279,10 @@ func (e *engine) fail(err error) {
 	}
 	for i := range e.peers {
 		p := &e.peers[i]
-		for _, s := range p.outq {
+		for _, s := range p.streams {
 			e.finishSend(s, err)
 		}
-		p.outq = nil
+		p.streams = nil
 		for id, s := range p.rdvOut {
 			e.finishSend(s, err)
 			delete(p.rdvOut, id)
@@ -350,62 +357,27 @@ func (e *engine) publish(dst int, h *wire.Header, p []byte) error {
 	return nil
 }
 
-// pump sends what the credit to dst allows from its queue. mu held.
+// pump streams the Data of the sends that dst cleared, as far as the
+// stream window to dst allows. mu held.
 func (e *engine) pump(dst int) {
 	p := &e.peers[dst]
-	for len(p.outq) > 0 && e.err == nil {
-		s := p.outq[0]
-		switch s.phase {
-		case phEnvelope:
-			if s.long {
-				if p.credit < e.longCost(&s.hdr, len(s.data)) {
-					return
-				}
-				if !e.publishLong(dst, s) {
-					return
-				}
-				p.outq = p.outq[1:]
-				e.finishSend(s, nil)
-				continue
-			}
-			var payload []byte
-			if !s.rdv {
-				payload = s.data
-			}
-			cost := frameCost(&s.hdr, len(payload))
-			if p.credit < cost {
-				return
-			}
-			p.credit -= cost
-			if e.publish(dst, &s.hdr, payload) != nil {
-				return
-			}
-			p.outq = p.outq[1:]
-			if s.rdv {
-				s.phase = phWaitCTS
-				p.rdvOut[s.hdr.ID] = s
-			} else {
-				e.finishSend(s, nil)
-			}
-		case phStream:
-			n := min(e.chunk, len(s.data)-s.off)
-			h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(s.off)}
-			cost := frameCost(&h, n)
-			if p.credit < cost {
-				return
-			}
-			p.credit -= cost
-			if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
-				return
-			}
-			s.off += n
-			if s.off == len(s.data) {
-				p.outq = p.outq[1:]
-				delete(p.rdvOut, s.hdr.ID)
-				e.finishSend(s, nil)
-			}
-		default:
-			panic("comm: send in queue in phase " + fmt.Sprint(s.phase))
+	for len(p.streams) > 0 && e.err == nil {
+		s := p.streams[0]
+		n := min(e.chunk, len(s.data)-s.off)
+		h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(s.off)}
+		cost := frameCost(&h, n)
+		if p.scredit < cost {
+			return
+		}
+		p.scredit -= cost
+		if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
+			return
+		}
+		s.off += n
+		if s.off == len(s.data) {
+			p.streams = p.streams[1:]
+			delete(p.rdvOut, s.hdr.ID)
+			e.finishSend(s, nil)
 		}
 	}
 }
@@ -441,7 +413,8 @@ func (e *engine) publishLong(dst int, s *sreq) bool {
 	return true
 }
 
-// consume returns credit for a frame of cost c from world rank from. mu held.
+// consume returns eager credit for a frame of cost c from world rank from.
+// mu held.
 func (e *engine) consume(from int, c int64) {
 	if from == e.me || c == 0 {
 		return
@@ -451,6 +424,18 @@ func (e *engine) consume(from int, c int64) {
 	if p.owed >= e.window/4 {
 		h := wire.Header{Kind: wire.Credit, N: uint64(p.owed)}
 		p.owed = 0
+		e.publish(from, &h, nil)
+	}
+}
+
+// consumeStream returns stream credit for a rendezvous Data frame of cost c
+// from world rank from. mu held.
+func (e *engine) consumeStream(from int, c int64) {
+	p := &e.peers[from]
+	p.sowed += c
+	if p.sowed >= e.swin/4 {
+		h := wire.Header{Kind: wire.Credit, Flags: wire.FlagStream, N: uint64(p.sowed)}
+		p.sowed = 0
 		e.publish(from, &h, nil)
 	}
 }
@@ -539,7 +524,7 @@ func (e *engine) handle(frame []byte, lent bool) {
 			return
 		}
 		s.phase = phStream
-		p.outq = append(p.outq, s)
+		p.streams = append(p.streams, s) // the receive is posted: streaming depends on nothing else
 		e.pump(from)
 	case wire.Data:
 		r := p.rdvIn[h.ID]
@@ -576,14 +561,22 @@ func (e *engine) handle(frame []byte, lent bool) {
 				e.collect(len(payload))
 			}
 		}
-		e.consume(from, frameCost(h, len(payload)))
+		if r.longEager {
+			e.consume(from, frameCost(h, len(payload)))
+		} else {
+			e.consumeStream(from, frameCost(h, len(payload)))
+		}
 		if r.recvd == r.size {
 			delete(p.rdvIn, h.ID)
 			e.finishRecv(r, nil)
 		}
 	case wire.Credit:
-		p.credit += int64(h.N)
-		e.pump(from)
+		if h.Flags&wire.FlagStream != 0 {
+			p.scredit += int64(h.N)
+			e.pump(from)
+		} else {
+			p.credit += int64(h.N)
+		}
 	case wire.Fin:
 		if p.rxMc < h.N { // its multicasts are still on their way
 			p.finWait, p.finMc = true, h.N
@@ -626,8 +619,7 @@ func (e *engine) arrive(from int, h *wire.Header, payload []byte, lent bool) {
 	m := e.newMsg()
 	m.from, m.tag, m.typ, m.rdv, m.id = from, int(h.Tag), h.Type, h.Kind == wire.RTS, h.ID
 	if m.rdv {
-		m.size = int(h.N)
-		m.cost = frameCost(h, 0)
+		m.size = int(h.N) // an RTS takes no credit (see engine.send)
 	} else if h.Flags&wire.FlagLong != 0 { // head of a long eager message
 		m.long, m.size, m.data, m.got = true, int(h.N), payload, len(payload)
 		m.cost = frameCost(h, len(payload))
@@ -802,7 +794,7 @@ func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
 		e.collect(garbage) // the pooled buffers go back to the pool (freeMsg)
 	}
 	if m.got < m.size {
-		r.rdvFrom, r.rdvID = m.from, m.id
+		r.rdvFrom, r.rdvID, r.longEager = m.from, m.id, true
 		p.rdvIn[m.id] = r
 	}
 	if m.got == m.size || tooBig {
@@ -840,41 +832,43 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 	}
 	p := &e.peers[dst]
 	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ}
-	if len(data) <= e.eager {
-		cost := frameCost(&h, len(data))
-		if len(p.outq) == 0 && p.credit >= cost {
+	switch {
+	case len(data) <= e.eager:
+		if cost := frameCost(&h, len(data)); p.credit >= cost {
 			p.credit -= cost
 			if err := e.publish(dst, &h, data); err != nil {
 				return nil, err
 			}
 			return nil, nil
 		}
-		s := &sreq{dst: dst, hdr: h, data: data, done: make(chan struct{})}
-		p.outq = append(p.outq, s)
-		e.pump(dst)
-		return s, nil
-	}
-	e.nextID++
-	h.ID = e.nextID
-	if len(data) <= e.long {
-		// Long eager: like an eager message, it waits for credit for all
-		// of it and may then arrive before a receive matches it (the
+	case len(data) <= e.long:
+		// Long eager: like an eager message, it takes credit for all of
+		// it and may then arrive before a receive matches it (the
 		// receiver keeps its frames); no RTS/CTS round trip.
-		if len(p.outq) == 0 && p.credit >= e.longCost(&h, len(data)) {
+		e.nextID++
+		h.ID = e.nextID
+		if p.credit >= e.longCost(&h, len(data)) {
 			if !e.publishLong(dst, &sreq{hdr: h, data: data}) {
 				return nil, e.err
 			}
 			return nil, nil
 		}
-		s := &sreq{dst: dst, hdr: h, data: data, long: true, done: make(chan struct{})}
-		p.outq = append(p.outq, s)
-		e.pump(dst)
-		return s, nil
 	}
-	h.Kind = wire.RTS
-	s := &sreq{dst: dst, hdr: h, data: data, rdv: true, done: make(chan struct{})}
-	p.outq = append(p.outq, s)
-	e.pump(dst)
+	// Rendezvous: a large message, or one the eager window has no room
+	// for (the receiver holds a window's worth of messages no receive
+	// matched yet). The RTS goes at once, outside the window, so that
+	// nothing sent later waits behind a message that waits for its
+	// receive; the receiver keeps it as a small unexpected envelope.
+	if h.ID == 0 {
+		e.nextID++
+		h.ID = e.nextID
+	}
+	h.Kind, h.Flags = wire.RTS, 0
+	s := &sreq{dst: dst, hdr: h, data: data, phase: phWaitCTS, done: make(chan struct{})}
+	if err := e.publish(dst, &s.hdr, nil); err != nil {
+		return nil, err
+	}
+	p.rdvOut[h.ID] = s
 	return s, nil
 }
 
@@ -907,17 +901,17 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 
 func (e *engine) cancelSend(s *sreq) {
 	p := &e.peers[s.dst]
-	for i, x := range p.outq {
+	for i, x := range p.streams {
 		if x == s {
-			p.outq = append(p.outq[:i], p.outq[i+1:]...)
+			p.streams = append(p.streams[:i], p.streams[i+1:]...)
 			break
 		}
 	}
-	if s.rdv && s.phase != phEnvelope {
-		delete(p.rdvOut, s.hdr.ID)
-		h := wire.Header{Kind: wire.Revoke, ID: s.hdr.ID}
-		e.publish(s.dst, &h, nil)
-	}
+	// Its RTS left when it was sent: the receiver drops it, or the
+	// receive that matched it waits again.
+	delete(p.rdvOut, s.hdr.ID)
+	h := wire.Header{Kind: wire.Revoke, ID: s.hdr.ID}
+	e.publish(s.dst, &h, nil)
 	e.finishSend(s, context.Canceled)
 	e.pump(s.dst)
 }
@@ -1085,10 +1079,10 @@ func (e *engine) peerLost(r int, how string) {
 // mu held.
 func (e *engine) gone(r int, err error) {
 	p := &e.peers[r]
-	for _, s := range p.outq {
+	for _, s := range p.streams {
 		e.finishSend(s, err)
 	}
-	p.outq = nil
+	p.streams = nil
 	for id, s := range p.rdvOut {
 		e.finishSend(s, err)
 		delete(p.rdvOut, id)

@@ -63,8 +63,15 @@ var jobSeq int
 // memory.
 func World(tb testing.TB, n int) []*comm.Comm {
 	tb.Helper()
+	return WorldOn(tb, n, os.Getenv("DECORUN_TRANSPORT"))
+}
+
+// WorldOn is World with the data path named: "auto" (or ""), "nats",
+// "shm" or "tcp".
+func WorldOn(tb testing.TB, n int, transport string) []*comm.Comm {
+	tb.Helper()
 	url, token := Server(tb)
-	cs, err := connect(url, token, n)
+	cs, err := connect(url, token, n, transport)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -81,7 +88,7 @@ func Start(n int) (cs []*comm.Comm, stop func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if cs, err = connect(url, token, n); err != nil {
+	if cs, err = connect(url, token, n, os.Getenv("DECORUN_TRANSPORT")); err != nil {
 		stopServer()
 		return nil, nil, err
 	}
@@ -90,7 +97,7 @@ func Start(n int) (cs []*comm.Comm, stop func(), err error) {
 
 // connect connects the n ranks of a new job over the server at url; if a
 // rank fails, it closes the others and names the rank.
-func connect(url, token string, n int) ([]*comm.Comm, error) {
+func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
 	jobs.Lock()
 	jobSeq++
 	id := fmt.Sprintf("commtest%d", jobSeq)
@@ -105,7 +112,7 @@ func connect(url, token string, n int) ([]*comm.Comm, error) {
 		go func() {
 			defer wg.Done()
 			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id,
-				Transport: os.Getenv("DECORUN_TRANSPORT")})
+				Transport: transport})
 		}()
 	}
 	wg.Wait()

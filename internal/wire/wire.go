@@ -14,7 +14,8 @@
 //	20  8    seq: per (sender, receiver) frame sequence number, from 1;
 //	         with FlagMulticast, the sender's multicast sequence number
 //	28  8    id: message id (RTS, CTS, Data, Revoke, Eager with FlagLong)
-//	36  8    n: total size (Eager, RTS), offset (Data), bytes (Credit),
+//	36  8    n: total size (Eager, RTS), offset (Data), bytes (Credit;
+//	         with FlagStream, of the stream window),
 //	         multicast frames sent before it (Fin)
 //	44  2    length of the type name that follows the header
 //	46  2    reserved, zero
@@ -76,6 +77,9 @@ const (
 	// job, published once on the sender's multicast subject (see
 	// transport.Multicaster); its seq counts the sender's multicast frames.
 	FlagMulticast uint8 = 4
+	// FlagStream on a Credit frame: the credit is for rendezvous Data
+	// frames (the stream window), not for eager messages.
+	FlagStream uint8 = 8
 )
 
 // Magic is the first byte of every frame.
