@@ -107,7 +107,7 @@ func TestMultiHostCutWhilePrinting(t *testing.T) {
 	p.waitLine("line 0 ", time.Minute)
 	remote := jobProcesses()
 	delete(remote, p.cmd.Process.Pid) // decorun itself
-	if len(remote) != 3 { // the agent and 2 ranks
+	if len(remote) != 3 {             // the agent and 2 ranks
 		t.Fatalf("want the agent and 2 ranks running, found %v", remote)
 	}
 	t.Cleanup(func() { // whatever the outcome, by pid
