@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // TestMultiHostSlowReader: decorun's stdout is read by a reader that stops
@@ -64,6 +66,9 @@ func TestMultiHostSlowReader(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decorun: %v, after %d lines; stderr:\n%s", err, next, stderr.String())
 	}
+	if strings.Contains(stderr.String(), "WARNING") {
+		t.Errorf("a job on decorun's own server (TLS) warned:\n%s", stderr.String())
+	}
 	if next != count || len(bad) > 0 {
 		t.Fatalf("got %d lines in order, want %d; out of order or mangled: %v", next, count, bad[:min(len(bad), 5)])
 	}
@@ -106,8 +111,8 @@ func TestMultiHostCutWhilePrinting(t *testing.T) {
 	p.waitLine("line 1 ", time.Minute)
 	p.waitLine("line 0 ", time.Minute)
 	remote := jobProcesses()
-	delete(remote, p.cmd.Process.Pid) // decorun itself
-	if len(remote) != 3 {             // the agent and 2 ranks
+	delete(remote, p.cmd.Process.Pid) // decorun itself: left are the agent and 2 ranks
+	if len(remote) != 3 {
 		t.Fatalf("want the agent and 2 ranks running, found %v", remote)
 	}
 	t.Cleanup(func() { // whatever the outcome, by pid
@@ -171,4 +176,32 @@ func jobProcesses() map[int]string {
 func running(pid int) bool {
 	_, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	return err == nil
+}
+
+// TestMultiHostClearTextWarning: a job with ranks on another host, on an
+// existing server reached with a nats:// URL and no TLS, runs but warns
+// loudly that its traffic crosses the network in clear text.
+func TestMultiHostClearTextWarning(t *testing.T) {
+	nh := makeHosts(t, 1)
+	s, err := server.NewServer(&server.Options{Host: nh.server, Port: -1, NoLog: true, NoSigs: true, Authorization: "tok3n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	url := fmt.Sprintf("nats://%s:%d", nh.server, s.Addr().(*net.TCPAddr).Port)
+	p := start(t, append(nh.args(1), "--nats-url", url, "--nats-token", "tok3n", "-n", "1", prog(t, "talk"), "0", "1", "0")...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	if want := "decorun: WARNING: this job has ranks on other hosts and its NATS connection (--nats-url) does not use TLS: " +
+		"its messages cross the network in CLEAR TEXT"; !strings.Contains(p.errText(), want) {
+		t.Fatalf("stderr does not warn %q:\n%s", want, p.errText())
+	}
+	if strings.Contains(p.errText(), "tok3n") {
+		t.Errorf("the warning shows the token:\n%s", p.errText())
+	}
 }
