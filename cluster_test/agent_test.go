@@ -129,25 +129,31 @@ func TestMultiHostCutWhilePrinting(t *testing.T) {
 		t.Fatalf("stderr does not name the lost host:\n%s", e)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	var left map[int]string
-	for {
-		left = map[int]string{}
-		for pid, what := range remote {
-			if running(pid) {
-				left[pid] = what
+	goneAt := map[int]time.Duration{} // after the cut
+	for len(goneAt) < len(remote) && time.Now().Before(deadline) {
+		for pid := range remote {
+			if _, seen := goneAt[pid]; !seen && !running(pid) {
+				goneAt[pid] = time.Since(cut).Round(10 * time.Millisecond)
 			}
 		}
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	gone := time.Now()
-	t.Logf("cut-off host: decorun exited %v after the cut; its agent and ranks were gone %v after the cut (%v after decorun)",
-		p.ended.Sub(cut).Round(10*time.Millisecond), gone.Sub(cut).Round(10*time.Millisecond), gone.Sub(p.ended).Round(10*time.Millisecond))
+	var report, left []string
+	for pid, what := range remote {
+		if d, ok := goneAt[pid]; ok {
+			who := "rank " + fmt.Sprint(pid)
+			if strings.Contains(what, "__agent") {
+				who = "agent " + fmt.Sprint(pid)
+			}
+			report = append(report, fmt.Sprintf("%s gone %v after the cut", who, d))
+		} else {
+			left = append(left, fmt.Sprintf("pid %d (%s)", pid, what))
+		}
+	}
+	t.Logf("cut-off host: decorun exited %v after the cut; %s", p.ended.Sub(cut).Round(10*time.Millisecond), strings.Join(report, ", "))
 	if len(left) > 0 {
 		t.Fatalf("still running on the cut-off host %v after decorun exited: %v; relay server's stderr:\n%s",
-			gone.Sub(p.ended).Round(time.Second), left, srvLog.String())
+			time.Since(p.ended).Round(time.Second), left, srvLog.String())
 	}
 	if !regexp.MustCompile(`decorun agent on ` + regexp.QuoteMeta(host) + `: no heartbeat from the launcher for [0-9.]+s; killed its ranks`).MatchString(srvLog.String()) {
 		t.Errorf("the agent did not say why it killed its ranks; relay server's stderr:\n%s", srvLog.String())

@@ -26,7 +26,8 @@
 // process group) when its stdin ends or when the launcher's heartbeats stop
 // for HeartbeatTimeout (a cut link or a dead launcher host), within
 // HeartbeatTimeout plus HeartbeatInterval/5 of the last heartbeat however
-// much the ranks print, drops their pending output, and exits; each rank
+// much the ranks print, and exits at most giveUpFlush later (dropping the
+// output the stream has not taken by then); each rank
 // also has a parent-death signal, so no rank outlives its agent. Costs: one
 // JSON line per output line, up to OutputBudget bytes (plus a line) held per
 // host, and two small heartbeats per HeartbeatInterval.
@@ -257,15 +258,35 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 	return 0
 }
 
-// giveUp kills every rank because the launcher is gone (why), drops their
-// output and returns Run's code once they are reaped.
+// giveUp kills every rank because the launcher is gone (why), and returns
+// Run's code once they are reaped. It tells the launcher how they ended if
+// the stream still flows (a local pipe to a launcher that is alive but
+// unreachable through the network), and drops what the stream has not taken
+// after giveUpFlush.
 func (a *agentState) giveUp(why string, wg *sync.WaitGroup, errw io.Writer) int {
 	a.kill(why)
-	a.out.abort()
-	wg.Wait() // reaped, and their pipes read to the end or for drainTimeout
 	fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", a.spec.Host, why)
+	expired := time.After(giveUpFlush)
+	reaped := make(chan struct{})
+	go func() { wg.Wait(); close(reaped) }() // reaped, pipes read to the end or for drainTimeout
+	select {
+	case <-reaped:
+		a.out.close()
+		select {
+		case <-a.out.done:
+			return 1
+		case <-expired:
+		}
+	case <-expired:
+	}
+	a.out.abort() // wakes the copiers waiting for room
+	<-reaped
 	return 1
 }
+
+// giveUpFlush bounds how long an agent that lost the launcher still tries
+// to deliver its ranks' exits.
+const giveUpFlush = time.Second
 
 // watch publishes the agent's heartbeats on the job's server and reports on
 // gone when the launcher's stop for HeartbeatTimeout. It runs apart from
