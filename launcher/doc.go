@@ -138,7 +138,7 @@
 // server every 0.5 s, from goroutines that never wait for output; the
 // launcher ends the job naming the host after 3 s without one (30 s before
 // the first, for a slow ssh), and an agent that loses the launcher kills
-// its ranks within 3.6 s however much they print. Output is paused, never
+// its ranks within 3.5 s however much they print. Output is paused, never
 // dropped: when decorun's stdout is read slowly, each agent holds up to
 // 1 MiB and then the ranks' writes block. Each remote rank also has
 // Pdeathsig against its agent. Costs per remote host: one agent process,
