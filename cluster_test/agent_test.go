@@ -27,8 +27,9 @@ func TestMultiHostSlowReader(t *testing.T) {
 	const count = 7000
 	cmd := exec.Command(filepath.Join(bin, "decorun"), append(nh.args(1), "-n", "2", prog(t, "talk"), "1", "1000", fmt.Sprint(count))...)
 	cmd.Dir = repo
+	var errMu sync.Mutex
 	var stderr strings.Builder
-	cmd.Stderr = &lockedWriter{mu: new(sync.Mutex), b: &stderr}
+	cmd.Stderr = &lockedWriter{mu: &errMu, b: &stderr}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -61,6 +62,8 @@ func TestMultiHostSlowReader(t *testing.T) {
 	select {
 	case err = <-done:
 	case <-time.After(time.Minute):
+		errMu.Lock()
+		defer errMu.Unlock()
 		t.Fatalf("decorun still running a minute after its stdout ended; stderr:\n%s", stderr.String())
 	}
 	if err != nil {
@@ -88,8 +91,14 @@ func TestMultiHostCutWhilePrinting(t *testing.T) {
 	relay, talk := prog(t, "relay"), prog(t, "talk")
 	addr := net.JoinHostPort(host, "7070")
 	srv := exec.Command("ip", "netns", "exec", nh.names[0], relay, "serve", addr)
+	var srvMu sync.Mutex
 	var srvLog strings.Builder
-	srv.Stderr = &lockedWriter{mu: new(sync.Mutex), b: &srvLog}
+	srv.Stderr = &lockedWriter{mu: &srvMu, b: &srvLog}
+	srvText := func() string {
+		srvMu.Lock()
+		defer srvMu.Unlock()
+		return srvLog.String()
+	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +110,7 @@ func TestMultiHostCutWhilePrinting(t *testing.T) {
 			break
 		}
 		if i > 100 {
-			t.Fatalf("relay server did not start: %v\n%s", err, srvLog.String())
+			t.Fatalf("relay server did not start: %v\n%s", err, srvText())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -153,10 +162,10 @@ func TestMultiHostCutWhilePrinting(t *testing.T) {
 	t.Logf("cut-off host: decorun exited %v after the cut; %s", p.ended.Sub(cut).Round(10*time.Millisecond), strings.Join(report, ", "))
 	if len(left) > 0 {
 		t.Fatalf("still running on the cut-off host %v after decorun exited: %v; relay server's stderr:\n%s",
-			time.Since(p.ended).Round(time.Second), left, srvLog.String())
+			time.Since(p.ended).Round(time.Second), left, srvText())
 	}
-	if !regexp.MustCompile(`decorun agent on ` + regexp.QuoteMeta(host) + `: no heartbeat from the launcher for [0-9.]+s; killed its ranks`).MatchString(srvLog.String()) {
-		t.Errorf("the agent did not say why it killed its ranks; relay server's stderr:\n%s", srvLog.String())
+	if !regexp.MustCompile(`decorun agent on ` + regexp.QuoteMeta(host) + `: no heartbeat from the launcher for [0-9.]+s; killed its ranks`).MatchString(srvText()) {
+		t.Errorf("the agent did not say why it killed its ranks; relay server's stderr:\n%s", srvText())
 	}
 }
 
