@@ -80,7 +80,7 @@ type RankSpec struct {
 
 // Msg is one protocol message.
 type Msg struct {
-	Op     string `json:"op"` // started, out, exit, hb, sig
+	Op     string `json:"op"` // started, out, exit (agent to launcher); sig (launcher to agent)
 	Rank   int    `json:"rank"`
 	Pid    int    `json:"pid,omitempty"`
 	FD     int    `json:"fd,omitempty"`
@@ -175,8 +175,10 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 	auth, err := transport.Auth(job)
 	var nc *nats.Conn
 	if err == nil {
+		// A write stuck longer than HeartbeatTimeout (a cut link) fails,
+		// so that neither heartbeats nor Close wait on it for long.
 		nc, err = nats.Connect(job.URL, append(auth, nats.Name("decorun agent "+spec.Host), nats.NoReconnect(),
-			nats.Timeout(10*time.Second))...)
+			nats.Timeout(10*time.Second), nats.FlusherTimeout(HeartbeatTimeout))...)
 	}
 	if err != nil {
 		why := fmt.Sprintf("the agent on %s cannot reach the job's server at %s: %v", spec.Host, job.URL, err)
