@@ -133,13 +133,18 @@
 // stdout: "started" (pid), "out" (one whole line), "exit" (status). Signals
 // for remote ranks go down the same pipe. The embedded server then listens
 // on all interfaces with TLS, a certificate made in memory per job and
-// pinned by the ranks, plus the token. Liveness: the launcher and every
-// agent publish heartbeats on the job's server every 0.5 s; the launcher
-// ends the job naming the host after 3 s without one (30 s before the
-// first, for a slow ssh), and an agent that loses the launcher kills its
-// ranks. Each remote rank also has Pdeathsig against its agent. Costs per
-// remote host: one agent process, three launcher goroutines (reader, writer
-// and heartbeats), a JSON line per output line, and 4 heartbeats a second.
+// pinned by the ranks, plus the token. Liveness never depends on those
+// streams: the launcher and every agent publish heartbeats on the job's
+// server every 0.5 s, from goroutines that never wait for output; the
+// launcher ends the job naming the host after 3 s without one (30 s before
+// the first, for a slow ssh), and an agent that loses the launcher kills
+// its ranks within 3.5 s however much they print. Output is paused, never
+// dropped: when decorun's stdout is read slowly, each agent holds up to
+// 1 MiB and then the ranks' writes block. Each remote rank also has
+// Pdeathsig against its agent. Costs per remote host: one agent process,
+// three launcher goroutines (reader, writer and heartbeat watcher, plus one
+// heartbeat publisher per job), a JSON line per output line, and 4
+// heartbeats a second.
 //
 // With [Config.NATS] no server is started: the job runs on an existing
 // server or cluster under its per-job subject prefix.

@@ -93,7 +93,9 @@ type Config struct {
 	MapByNode     bool
 	Oversubscribe bool
 	// LaunchAgent is the command that runs a command on a host, with
-	// "{host}" standing for the host name (appended when absent). Default:
+	// "{host}" standing for the host name (appended when absent), split
+	// into words as a shell would (quotes and backslashes; no expansions,
+	// no shell is run). Default:
 	// DefaultLaunchAgent (ssh in batch mode). "ip netns exec {host}" runs
 	// "hosts" that are network namespaces of this machine.
 	LaunchAgent string
@@ -223,6 +225,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.LaunchAgent == "" {
 		cfg.LaunchAgent = DefaultLaunchAgent
+	}
+	if _, err := splitWords(cfg.LaunchAgent); err != nil {
+		return usageError("--launch-agent %q: %v", cfg.LaunchAgent, err)
 	}
 	if cfg.AgentPath == "" {
 		p, err := os.Executable()

@@ -112,9 +112,15 @@ func (r *remoteRank) finish(st proc.Status, err error) {
 }
 
 // agentCommand is the launch agent template with {host} replaced, followed
-// by decorun AgentArg.
+// by decorun AgentArg. The template is split into words as a POSIX shell
+// would, without expansions: blanks separate words, 'single quotes' and
+// "double quotes" group them, and a backslash escapes the next character
+// (in double quotes only \, ", $ and `).
 func agentCommand(template, host, decorun string) ([]string, error) {
-	f := strings.Fields(template)
+	f, err := splitWords(template)
+	if err != nil {
+		return nil, usageError("--launch-agent %q: %v", template, err)
+	}
 	if len(f) == 0 {
 		return nil, usageError("--launch-agent is empty")
 	}
@@ -129,6 +135,57 @@ func agentCommand(template, host, decorun string) ([]string, error) {
 		f = append(f, host) // like ssh: the host comes last
 	}
 	return append(f, decorun, AgentArg), nil
+}
+
+// splitWords splits s into words as described at agentCommand.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+			continue
+		case c == '\\':
+			if i+1 == len(s) {
+				return nil, errors.New("a backslash ends it")
+			}
+			i++
+			w.WriteByte(s[i])
+		case c == '\'':
+			end := strings.IndexByte(s[i+1:], '\'')
+			if end < 0 {
+				return nil, fmt.Errorf("the single quote at byte %d is not closed", i)
+			}
+			w.WriteString(s[i+1 : i+1+end])
+			i += 1 + end
+		case c == '"':
+			j := i + 1
+			for ; j < len(s) && s[j] != '"'; j++ {
+				if s[j] == '\\' && j+1 < len(s) && strings.IndexByte("\\\"$`", s[j+1]) >= 0 {
+					j++
+				}
+				w.WriteByte(s[j])
+			}
+			if j == len(s) {
+				return nil, fmt.Errorf("the double quote at byte %d is not closed", i)
+			}
+			i = j
+		default:
+			w.WriteByte(c)
+		}
+		inWord = true
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	return words, nil
 }
 
 // AgentArg is the first argument that makes decorun an agent (package
@@ -160,7 +217,12 @@ func (j *job) startHost(host string, ranks []int) *ExitError {
 		ranks: map[int]*remoteRank{}, lastHB: time.Now()}
 	j.remotesMu.Lock()
 	j.remotes = append(j.remotes, h)
+	first := len(j.remotes) == 1
 	j.remotesMu.Unlock()
+	if first {
+		j.warnClearText()
+		j.wg.Go(func() { j.beat(h.done) }) // teardown closes every host's done
+	}
 	wd, _ := os.Getwd()
 	spec := agent.Spec{Host: host, Program: j.path, Args: j.cfg.Args, Dir: wd,
 		Env: append(j.remoteEnv(), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(j.hostRanks(ranks[0])))}
@@ -176,6 +238,7 @@ func (j *job) startHost(host string, ranks []int) *ExitError {
 		p.Signal(syscall.SIGKILL)
 	}
 	j.wg.Go(func() { h.write(enc, stdin) })
+	j.wg.Go(h.watch)
 	j.wg.Go(func() { h.read(stdout) })
 	return nil
 }
@@ -200,19 +263,29 @@ func (j *job) remoteEnv() []string {
 	return append(append(env, info.Environ()...), "DECORUN_SIZE="+fmt.Sprint(j.cfg.NP))
 }
 
-// write feeds the agent's stdin: queued messages and heartbeats, and
-// watches the agent's heartbeats; it closes stdin at teardown.
+// write feeds the agent's stdin with queued messages until teardown, then
+// closes it. It may block on a stalled stream: liveness is watch's.
 func (h *remoteHost) write(enc *agent.Encoder, stdin io.Closer) {
 	defer stdin.Close()
-	tick := time.NewTicker(agent.HeartbeatInterval)
-	defer tick.Stop()
 	for {
 		select {
 		case m := <-h.send:
 			enc.Send(m)
+		case <-h.done:
+			return
+		}
+	}
+}
+
+// watch gives the host up when its agent's heartbeats (through the job's
+// server, never through the agent's streams, which may stall behind output
+// for any time) stop for agent.HeartbeatTimeout. It ends at teardown.
+func (h *remoteHost) watch() {
+	tick := time.NewTicker(agent.HeartbeatInterval / 5)
+	defer tick.Stop()
+	for {
+		select {
 		case <-tick.C:
-			enc.Send(agent.Msg{Op: "hb"})
-			h.j.srv.nc.Publish(jobenv.HeartbeatSubject(h.j.prefix, "launcher"), nil)
 			h.mu.Lock()
 			silent, limit := time.Since(h.lastHB), agent.HeartbeatTimeout
 			if !h.seen {
@@ -224,6 +297,23 @@ func (h *remoteHost) write(enc *agent.Encoder, stdin io.Closer) {
 				return
 			}
 		case <-h.done:
+			return
+		}
+	}
+}
+
+// beat publishes the launcher's heartbeats for every agent of the job until
+// done is closed (at teardown).
+func (j *job) beat(done <-chan struct{}) {
+	subject := jobenv.HeartbeatSubject(j.prefix, "launcher")
+	j.srv.nc.Publish(subject, nil)
+	tick := time.NewTicker(agent.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			j.srv.nc.Publish(subject, nil)
+		case <-done:
 			return
 		}
 	}
@@ -248,7 +338,7 @@ func (h *remoteHost) read(stdout io.Reader) {
 		}
 		r := h.ranks[m.Rank]
 		switch {
-		case m.Op == "hb" || r == nil:
+		case r == nil:
 		case m.Op == "started":
 			r.mu.Lock()
 			r.pid = m.Pid
@@ -302,4 +392,26 @@ func (j *job) remoteOutput(n, fd int, line []byte) {
 		line = append([]byte(fmt.Sprintf("[%d] ", n)), line...)
 	}
 	dst.Write(line)
+}
+
+// warnClearText warns, for a job with ranks on other hosts, when their
+// traffic will cross the network unencrypted: an existing NATS server
+// reached without TLS, or one whose TLS the ranks cannot know about (a
+// nats:// URL without --nats-ca), so their direct TCP goes in clear text.
+// The URL is not printed: it may hold a password.
+func (j *job) warnClearText() {
+	if j.srv.s != nil || j.srv.info.TLS() {
+		return // the embedded server of a multi-host job, or a tls:// job: all encrypted
+	}
+	if _, err := j.srv.nc.TLSConnectionState(); err != nil {
+		fmt.Fprintln(j.errw, "decorun: WARNING: this job has ranks on other hosts and its NATS connection (--nats-url) "+
+			"does not use TLS: its messages cross the network in CLEAR TEXT, through NATS and over the ranks' direct TCP "+
+			"connections; use a tls:// URL (with --nats-ca FILE if the server's certificate is not in the system's roots)")
+		return
+	}
+	if j.cfg.Transport != jobenv.TransportNATS {
+		fmt.Fprintln(j.errw, "decorun: WARNING: this job has ranks on other hosts and its --nats-url is not tls:// "+
+			"(nor is --nats-ca or --nats-cert given): the server upgraded the connection to TLS, but the ranks' direct "+
+			"TCP connections will carry data in CLEAR TEXT; write the URL as tls://... to encrypt them, or use --transport=nats")
+	}
 }

@@ -5,21 +5,32 @@
 // and forwards signals to them.
 //
 // The protocol is newline-delimited JSON. On the agent's stdin the launcher
-// first sends a Spec, then Msgs: "sig" (signal a rank, or all with Rank -1)
-// heartbeats. On its stdout the agent sends Msgs: "started", "out" (one
-// whole output line), "exit", and "hb". The job secret travels on stdin,
-// never on a command line.
+// first sends a Spec, then Msgs: "sig" (signal a rank, or all with Rank -1).
+// On its stdout the agent sends Msgs: "started", "out" (one whole output
+// line), and "exit" (after every line of that rank). The job secret travels
+// on stdin, never on a command line.
 //
-// Liveness does not rely on stdin, which may be a local pipe (ip netns
-// exec) while the host's network is gone: the agent and the launcher publish
-// heartbeats on the job's NATS server (jobenv.HeartbeatSubject) every
-// HeartbeatInterval, and each gives the other up after HeartbeatTimeout.
+// Liveness never depends on the output stream, which may stall for any time
+// (decorun's own stdout read slowly, a congested ssh connection) or may be a
+// local pipe (ip netns exec) while the host's network is gone: the agent and
+// the launcher publish heartbeats on the job's NATS server
+// (jobenv.HeartbeatSubject) every HeartbeatInterval, from goroutines that
+// never touch the stream, and each gives the other up after
+// HeartbeatTimeout.
+//
+// Output is paused, never dropped, while the launcher is alive: one
+// goroutine writes the stream, and once OutputBudget bytes wait for it the
+// ranks' next writes block until it has caught up.
 //
 // Guarantees: the agent kills every rank it started (SIGKILL to each
 // process group) when its stdin ends or when the launcher's heartbeats stop
-// for HeartbeatTimeout (a cut link or a dead launcher host), and each rank
+// for HeartbeatTimeout (a cut link or a dead launcher host), within
+// HeartbeatTimeout plus HeartbeatInterval/5 of the last heartbeat however
+// much the ranks print, and exits at most giveUpFlush later (dropping the
+// output the stream has not taken by then); each rank
 // also has a parent-death signal, so no rank outlives its agent. Costs: one
-// JSON line per output line and two small heartbeats per HeartbeatInterval.
+// JSON line per output line, up to OutputBudget bytes (plus a line) held per
+// host, and two small heartbeats per HeartbeatInterval.
 package agent
 
 import (
@@ -69,7 +80,7 @@ type RankSpec struct {
 
 // Msg is one protocol message.
 type Msg struct {
-	Op     string `json:"op"` // started, out, exit, hb, sig
+	Op     string `json:"op"` // started, out, exit (agent to launcher); sig (launcher to agent)
 	Rank   int    `json:"rank"`
 	Pid    int    `json:"pid,omitempty"`
 	FD     int    `json:"fd,omitempty"`
@@ -95,20 +106,31 @@ func (e *Encoder) Send(m any) error {
 	return e.enc.Encode(m)
 }
 
-// lineSink turns each whole line CopyLines writes into an "out" message.
+// lineSink turns each whole line CopyLines writes into an "out" message,
+// waiting while the outbox is over its budget.
 type lineSink struct {
-	enc      *Encoder
+	out      *outbox
 	rank, fd int
 }
 
 func (s lineSink) Write(p []byte) (int, error) {
-	s.enc.Send(Msg{Op: "out", Rank: s.rank, FD: s.fd, Data: p})
-	return len(p), nil // a launcher that is gone is noticed on stdin
+	if err := s.out.put(Msg{Op: "out", Rank: s.rank, FD: s.fd, Data: p}, true); err != nil {
+		return 0, err // CopyLines then reads on and discards, so the rank never blocks
+	}
+	return len(p), nil
 }
 
+// drainTimeout bounds how long the output of killed ranks is still read:
+// only a descendant that left its rank's process group keeps a pipe open.
+const drainTimeout = 500 * time.Millisecond
+
 // Run is `decorun agent`: it reads a Spec from in, runs the ranks and
-// returns when they have all exited (0), or when the launcher is gone
-// (after killing them; 1).
+// returns when they have all exited and their output is delivered (0), or
+// when the launcher is gone: its stdin ended, or its heartbeats stopped for
+// HeartbeatTimeout, however much the ranks print and however slowly out is
+// read. It then kills the ranks and returns 1 without waiting for out,
+// which may be a stream whose other end is unreachable: one goroutine may
+// stay blocked writing to it, so the caller should exit the process.
 func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 	signal.Ignore(syscall.SIGPIPE) // a vanished launcher shows up as write errors, not death
 	dec := json.NewDecoder(bufio.NewReader(in))
@@ -117,74 +139,12 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 		fmt.Fprintf(errw, "decorun agent: reading the job spec: %v\n", err)
 		return 2
 	}
-	enc := NewEncoder(out)
-	a := &agentState{spec: spec, enc: enc, procs: map[int]*proc.Proc{}}
+	ob := newOutbox(out, OutputBudget)
+	go ob.run() // ends at close or abort, unless blocked writing to an unreachable launcher
+	a := &agentState{spec: spec, out: ob, procs: map[int]*proc.Proc{}}
 
-	// Heartbeats travel over the network, through the job's server, so
-	// that a cut link is noticed even when stdin is a local pipe.
-	job := jobenv.FromList(spec.Env)
-	// This host's shared-memory segments (internal/shm): what dead
-	// processes left, and this job's when it ends, as the launcher does on
-	// its host.
-	shm.SweepStale("")
-	defer shm.RemoveJob("", job.ID)
-	auth, err := transport.Auth(job)
-	var nc *nats.Conn
-	if err == nil {
-		nc, err = nats.Connect(job.URL, append(auth, nats.Name("decorun agent "+spec.Host), nats.NoReconnect(),
-			nats.Timeout(10*time.Second))...)
-	}
-	if err != nil {
-		why := fmt.Sprintf("the agent on %s cannot reach the job's server at %s: %v", spec.Host, job.URL, err)
-		for _, rs := range spec.Ranks {
-			enc.Send(Msg{Op: "exit", Rank: rs.Rank, Code: 1, Err: why})
-		}
-		return 1
-	}
-	defer nc.Close()
-	var last sync.Mutex
-	lastHB := time.Now()
-	hbSub, err := nc.Subscribe(jobenv.HeartbeatSubject(job.Prefix, "launcher"), func(*nats.Msg) {
-		last.Lock()
-		lastHB = time.Now()
-		last.Unlock()
-	})
-	if err != nil {
-		fmt.Fprintf(errw, "decorun agent on %s: %v\n", spec.Host, err)
-		return 1
-	}
-	defer hbSub.Unsubscribe()
-	myHB := jobenv.HeartbeatSubject(job.Prefix, spec.Host)
-	nc.Publish(myHB, nil)
-
-	var wg sync.WaitGroup
-	exits := make(chan struct{}, len(spec.Ranks))
-	for _, rs := range spec.Ranks {
-		p, copiers, err := a.start(rs)
-		if err != nil {
-			enc.Send(Msg{Op: "exit", Rank: rs.Rank, Code: 127, Err: err.Error()})
-			exits <- struct{}{}
-			continue
-		}
-		enc.Send(Msg{Op: "started", Rank: rs.Rank, Pid: p.Pid()})
-		wg.Go(func() {
-			st, err := p.Wait()
-			for _, c := range copiers {
-				<-c
-			}
-			m := Msg{Op: "exit", Rank: rs.Rank, Code: st.Code, Signal: int(st.Signal)}
-			if err != nil {
-				m.Code, m.Err = 1, err.Error()
-			}
-			if why := a.why(); why != "" {
-				m.Err = why
-			}
-			exits <- struct{}{} // counted before the launcher can see the exit and hang up
-			enc.Send(m)
-		})
-	}
-
-	// Launcher messages.
+	// The launcher is gone when its stdin ends (the launcher closes it
+	// once it has every exit) or when its heartbeats stop (watch).
 	gone := make(chan string, 2)
 	go func() { // ends when in does: the launcher closes it, or dies
 		for {
@@ -203,8 +163,77 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 			}
 		}
 	}()
-	tick := time.NewTicker(HeartbeatInterval)
-	defer tick.Stop()
+
+	// Heartbeats travel over the network, through the job's server, so
+	// that a cut link is noticed even when stdin is a local pipe.
+	job := jobenv.FromList(spec.Env)
+	// This host's shared-memory segments (internal/shm): what dead
+	// processes left, and this job's when it ends, as the launcher does on
+	// its host.
+	shm.SweepStale("")
+	defer shm.RemoveJob("", job.ID)
+	auth, err := transport.Auth(job)
+	var nc *nats.Conn
+	if err == nil {
+		// A write stuck longer than HeartbeatTimeout (a cut link) fails,
+		// so that neither heartbeats nor Close wait on it for long.
+		nc, err = nats.Connect(job.URL, append(auth, nats.Name("decorun agent "+spec.Host), nats.NoReconnect(),
+			nats.Timeout(10*time.Second), nats.FlusherTimeout(HeartbeatTimeout))...)
+	}
+	if err != nil {
+		why := fmt.Sprintf("the agent on %s cannot reach the job's server at %s: %v", spec.Host, job.URL, err)
+		for _, rs := range spec.Ranks {
+			ob.put(Msg{Op: "exit", Rank: rs.Rank, Code: 1, Err: why}, false)
+		}
+		ob.close()
+		select { // the launcher gives a host without heartbeats up after firstHeartbeat
+		case <-ob.done:
+		case <-gone:
+		case <-time.After(30 * time.Second):
+		}
+		return 1
+	}
+	defer nc.Close()
+	stopWatch := make(chan struct{})
+	watched, err := watch(nc, job.Prefix, spec.Host, gone, stopWatch)
+	if err != nil {
+		fmt.Fprintf(errw, "decorun agent on %s: %v\n", spec.Host, err)
+		return 1
+	}
+	defer func() { close(stopWatch); <-watched }()
+
+	var wg sync.WaitGroup
+	exits := make(chan struct{}, len(spec.Ranks))
+	for _, rs := range spec.Ranks {
+		select {
+		case why := <-gone:
+			return a.giveUp(why, &wg, errw)
+		default:
+		}
+		p, copiers, err := a.start(rs)
+		if err != nil {
+			ob.put(Msg{Op: "exit", Rank: rs.Rank, Code: 127, Err: err.Error()}, false)
+			exits <- struct{}{}
+			continue
+		}
+		ob.put(Msg{Op: "started", Rank: rs.Rank, Pid: p.Pid()}, false)
+		wg.Go(func() {
+			st, err := p.Wait()
+			for _, c := range copiers {
+				<-c
+			}
+			m := Msg{Op: "exit", Rank: rs.Rank, Code: st.Code, Signal: int(st.Signal)}
+			if err != nil {
+				m.Code, m.Err = 1, err.Error()
+			}
+			if why := a.why(); why != "" {
+				m.Err = why
+			}
+			exits <- struct{}{} // counted before the launcher can see the exit and hang up
+			ob.put(m, false)
+		})
+	}
+
 	for left := len(spec.Ranks); left > 0; {
 		select {
 		case <-exits:
@@ -216,44 +245,122 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 				<-exits
 				left--
 			}
-			if left == 0 {
-				break
-			}
-			a.kill(why)
-			wg.Wait()
-			fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", spec.Host, why)
-			return 1
-		case <-tick.C:
-			enc.Send(Msg{Op: "hb"})
-			nc.Publish(myHB, nil)
-			last.Lock()
-			silent := time.Since(lastHB)
-			last.Unlock()
-			if silent > HeartbeatTimeout {
-				why := fmt.Sprintf("no heartbeat from the launcher for %v", silent.Round(100*time.Millisecond))
-				a.kill(why)
-				wg.Wait()
-				fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", spec.Host, why)
-				return 1
+			if left > 0 {
+				return a.giveUp(why, &wg, errw)
 			}
 		}
 	}
 	wg.Wait()
+	// Every exit is queued: deliver what is, unless the launcher goes first.
+	ob.close()
+	select {
+	case <-ob.done:
+	case <-gone:
+	}
 	return 0
 }
 
-type agentState struct {
-	spec   Spec
-	enc    *Encoder
-	mu     sync.Mutex
-	procs  map[int]*proc.Proc
-	reason string // why the agent killed its ranks
+// giveUp kills every rank because the launcher is gone (why), and returns
+// Run's code once they are reaped. It tells the launcher how they ended if
+// the stream still flows (a local pipe to a launcher that is alive but
+// unreachable through the network), and drops what the stream has not taken
+// after giveUpFlush.
+func (a *agentState) giveUp(why string, wg *sync.WaitGroup, errw io.Writer) int {
+	a.kill(why)
+	fmt.Fprintf(errw, "decorun agent on %s: %s; killed its ranks\n", a.spec.Host, why)
+	expired := time.After(giveUpFlush)
+	reaped := make(chan struct{})
+	go func() { wg.Wait(); close(reaped) }() // reaped, pipes read to the end or for drainTimeout
+	select {
+	case <-reaped:
+		a.out.close()
+		select {
+		case <-a.out.done:
+			return 1
+		case <-expired:
+		}
+	case <-expired:
+	}
+	a.out.abort() // wakes the copiers waiting for room
+	<-reaped
+	return 1
 }
 
-// kill kills every rank, recording why for their exit messages.
+// giveUpFlush bounds how long an agent that lost the launcher still tries
+// to deliver its ranks' exits.
+const giveUpFlush = time.Second
+
+// watch publishes the agent's heartbeats on the job's server and reports on
+// gone when the launcher's stop for HeartbeatTimeout. It runs apart from
+// the output stream, which may be stalled for any time, until stop is
+// closed; watched is closed when its goroutines have ended.
+func watch(nc *nats.Conn, prefix, host string, gone chan<- string, stop <-chan struct{}) (watched chan struct{}, err error) {
+	var mu sync.Mutex
+	last := time.Now()
+	sub, err := nc.Subscribe(jobenv.HeartbeatSubject(prefix, "launcher"), func(*nats.Msg) {
+		mu.Lock()
+		last = time.Now()
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscribing to the launcher's heartbeats: %w", err)
+	}
+	mine := jobenv.HeartbeatSubject(prefix, host)
+	nc.Publish(mine, nil)
+	var wg sync.WaitGroup
+	wg.Go(func() { // publishes; a connection that cannot send only delays this one
+		t := time.NewTicker(HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				nc.Publish(mine, nil)
+			case <-stop:
+				return
+			}
+		}
+	})
+	wg.Go(func() { // checks
+		defer sub.Unsubscribe()
+		t := time.NewTicker(HeartbeatInterval / 5)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				mu.Lock()
+				silent := time.Since(last)
+				mu.Unlock()
+				if silent > HeartbeatTimeout {
+					gone <- fmt.Sprintf("no heartbeat from the launcher for %v", silent.Round(100*time.Millisecond))
+					return
+				}
+			case <-stop:
+				return
+			}
+		}
+	})
+	watched = make(chan struct{})
+	go func() { wg.Wait(); close(watched) }()
+	return watched, nil
+}
+
+type agentState struct {
+	spec    Spec
+	out     *outbox
+	mu      sync.Mutex
+	procs   map[int]*proc.Proc
+	readers []*os.File // read ends of the ranks' output pipes
+	reason  string     // why the agent killed its ranks
+}
+
+// kill kills every rank, recording why for their exit messages, and stops
+// reading their output after drainTimeout.
 func (a *agentState) kill(why string) {
 	a.mu.Lock()
 	a.reason = fmt.Sprintf("host %s lost the launcher (%s); its ranks were killed", a.spec.Host, why)
+	for _, r := range a.readers {
+		r.SetReadDeadline(time.Now().Add(drainTimeout))
+	}
 	a.mu.Unlock()
 	a.signal(-1, syscall.SIGKILL)
 }
@@ -282,7 +389,10 @@ func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {
 		closeAfter = append(closeAfter, w)
 		done := make(chan struct{})
 		copiers = append(copiers, done)
-		sink := lineSink{enc: a.enc, rank: rs.Rank, fd: fd}
+		a.mu.Lock()
+		a.readers = append(a.readers, r)
+		a.mu.Unlock()
+		sink := lineSink{out: a.out, rank: rs.Rank, fd: fd}
 		defer func() {
 			go func() { // ends at the rank's EOF
 				defer close(done)
