@@ -237,6 +237,10 @@ const (
 	frameSlack   = 64 << 10 // headroom under max_payload for header and NATS protocol
 )
 
+// testWindow, when not zero, is the eager window of every engine made
+// after it is set: tests fill windows with a few MiB instead of hundreds.
+var testWindow int64
+
 func newEngine(me, size int, link transport.Link) *engine {
 	e := &engine{me: me, size: size, link: link, peers: make([]peer, size),
 		lost: make([]bool, size), lostHow: make([]string, size),
@@ -245,6 +249,9 @@ func newEngine(me, size int, link transport.Link) *engine {
 	if size > 1 {
 		w = windowBudget / int64(size-1)
 		w = min(max(w, minWindow), maxWindow)
+	}
+	if testWindow != 0 {
+		w = testWindow
 	}
 	e.window = w
 	e.swin = w / 2

@@ -41,6 +41,12 @@ func startServer(t testing.TB) (url, secret string) {
 // and closes them at the end of the test.
 func world(t testing.TB, n int) []*Comm {
 	t.Helper()
+	return worldOn(t, n, testTransport)
+}
+
+// worldOn is world over the data path tr.
+func worldOn(t testing.TB, n int, tr string) []*Comm {
+	t.Helper()
 	url, secret := startServer(t)
 	id := t.Name()
 	cs := make([]*Comm, n)
@@ -53,7 +59,7 @@ func world(t testing.TB, n int) []*Comm {
 		go func() {
 			defer wg.Done()
 			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret,
-				Prefix: "test." + sanitize(id), Transport: testTransport}
+				Prefix: "test." + sanitize(id), Transport: tr}
 			cs[r], errs[r] = connect(ctx, job)
 		}()
 	}
