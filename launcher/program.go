@@ -6,8 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
+	"time"
 
 	"github.com/decorun/decorun/internal/proc"
 )
@@ -58,33 +58,15 @@ func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
 	cleanup := func() { os.RemoveAll(tmp) }
 	out := filepath.Join(tmp, filepath.Base(abs))
 
-	bctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg  sync.WaitGroup
-		got os.Signal // a stopping signal that arrived during the build
-	)
-	if cfg.Signals != nil {
-		wg.Go(func() {
-			select {
-			case s := <-cfg.Signals:
-				got = s
-				cancel()
-			case <-bctx.Done():
-			}
-		})
-	}
-	cmd := exec.CommandContext(bctx, gobin, "build", "-o", out, ".")
+	// The go command and the compilers it runs form one process group,
+	// killed as a whole when ctx ends (SIGINT or SIGTERM: see setupWatch).
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, ".")
 	cmd.Dir = abs
 	cmd.Stdout, cmd.Stderr = cfg.Stderr, cfg.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // output copying after a kill
 	err = cmd.Run()
-	cancel()
-	wg.Wait()
-	if got != nil {
-		cleanup()
-		// Any signal ends the build: there are no ranks to forward it to.
-		return "", nop, interrupted(got)
-	}
 	if ctx.Err() != nil {
 		cleanup()
 		return "", nop, ctx.Err()
