@@ -295,7 +295,7 @@ func (j *job) exited(ev exitEvent) {
 	}
 	switch {
 	case ev.err != nil:
-		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d (%s): %v", r.n, where(r.p), ev.err), Err: ev.err}, syscall.SIGTERM)
+		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: jobenv.Redact(fmt.Sprintf("rank %d (%s): %v", r.n, where(r.p), ev.err)), Err: jobenv.RedactError(ev.err)}, syscall.SIGTERM)
 	case ev.st.Failed() && j.cfg.KeepGoing && r.n != 0:
 		j.lose(r)
 	case ev.st.Failed():

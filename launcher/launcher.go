@@ -180,6 +180,11 @@ func (cfg *Config) validate() error {
 	if cfg.Program == "" {
 		return usageError("no program given")
 	}
+	for i, h := range cfg.Hosts {
+		if err := checkHostName(h.Name); err != nil {
+			return usageError("host %d of %d: %v", i+1, len(cfg.Hosts), err)
+		}
+	}
 	for _, e := range cfg.Env {
 		name, v, set := strings.Cut(e, "=")
 		if name == "" {

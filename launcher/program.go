@@ -2,7 +2,9 @@ package launcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +48,9 @@ func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
 	if err != nil {
 		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: %v", cfg.Program, err), Err: err}
 	}
+	if err := checkMain(abs); err != nil {
+		return "", nop, &ExitError{Code: ExitUsage, Rank: -1, Msg: fmt.Sprintf("cannot run %s: %v", cfg.Program, err), Err: err}
+	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return "", nop, &ExitError{Code: ExitNotFound, Rank: -1,
@@ -76,6 +81,22 @@ func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
 		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: go build: %v", cfg.Program, err), Err: err}
 	}
 	return out, cleanup, nil
+}
+
+// errNotMain is the cause when a Go package given as the program is a
+// library.
+var errNotMain = errors.New("not a main package")
+
+// checkMain makes sure the Go package in dir is a program (package main)
+// before it is built: `go build -o FILE` writes a library package's archive
+// to FILE, which then cannot be executed. Other problems (no buildable
+// file, several packages) are left to go build, which explains them.
+func checkMain(dir string) error {
+	p, err := build.ImportDir(dir, 0)
+	if err != nil || p.IsCommand() {
+		return nil
+	}
+	return fmt.Errorf("it holds Go package %s, %w (a program is package main with a func main)", p.Name, errNotMain)
 }
 
 // interrupted is the failure for a stopping signal the launcher received.
