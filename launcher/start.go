@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -177,6 +178,10 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 			j.stdinW.Close()
 			j.stdinW = nil
 		}
+		if hint := exhausted(err); hint != "" {
+			return &ExitError{Code: 1, Rank: n,
+				Msg: fmt.Sprintf("rank %d: cannot start %q: %v (%s)", n, j.cfg.Program, err, hint), Err: err}
+		}
 		return &ExitError{Code: ExitNotFound, Rank: n,
 			Msg: fmt.Sprintf("cannot execute %q: %v", j.cfg.Program, err), Err: err}
 	}
@@ -209,4 +214,20 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 		j.exits <- exitEvent{rank: n, st: st, err: err}
 	})
 	return nil
+}
+
+// exhausted names the kind of limit behind a failure to start a process,
+// or returns "" when err is not about a limit.
+func exhausted(err error) string {
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		return "a limit on processes was reached: RLIMIT_NPROC (ulimit -u), a pids cgroup, kernel.pid_max or kernel.threads-max"
+	case errors.Is(err, syscall.EMFILE):
+		return "decorun reached its limit of open files, RLIMIT_NOFILE (ulimit -n)"
+	case errors.Is(err, syscall.ENFILE):
+		return "the system's limit of open files was reached (fs.file-max)"
+	case errors.Is(err, syscall.ENOMEM):
+		return "out of memory"
+	}
+	return ""
 }
