@@ -69,7 +69,8 @@ type Config struct {
 	// Signals, when not nil, delivers signals the launcher received.
 	// SIGINT and SIGTERM are forwarded to every rank's process group and
 	// then stop the job (exit code 128+N); a second one kills at once.
-	// Any other signal is only forwarded.
+	// Any other signal is only forwarded. They act at any point, before
+	// and while the ranks start too: see Start-up in the package doc.
 	Signals <-chan os.Signal
 
 	// KeepGoing lets the job go on when a rank other than rank 0 fails
