@@ -51,8 +51,9 @@ func (j *job) planStarts() *ExitError {
 		}
 		return nil
 	}
-	// Agents' heartbeats (a slice read under each host's lock; j.remotes is
-	// complete before any agent can publish).
+	// Agents' heartbeats: j.heartbeat reads j.remotes under remotesMu, as
+	// startHost appends to it (agents start one per step of the loop, so an
+	// agent may publish before the next one exists).
 	hb, err := j.srv.nc.Subscribe(jobenv.HeartbeatWildcard(j.prefix), func(m *nats.Msg) { j.heartbeat(m.Subject) })
 	if err != nil {
 		return &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to heartbeats: " + err.Error(), Err: err}
