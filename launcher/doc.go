@@ -9,12 +9,16 @@
 //
 // Run, in order:
 //
-//  1. validates the Config (usage errors: exit code 2), resolves the program
-//     like os/exec does (a name without a slash is looked up in PATH; a
-//     program that cannot be executed: exit code 127), or, when Program is a
-//     directory holding .go files, builds it with `go build -o TMP/NAME DIR`
-//     into a temporary directory that is removed before Run returns (build
-//     failure: the compiler output goes to Stderr, exit code 1);
+//  1. validates the Config (usage errors: exit code 2): an empty program
+//     name, a host name that is empty, starts with "-" or holds white space,
+//     and more ranks than this host can run (see Limits) are refused before
+//     anything starts; resolves the program like os/exec does (a name
+//     without a slash is looked up in PATH; a program that cannot be
+//     executed: exit code 127), or, when Program is a directory holding .go
+//     files, builds it with `go build -o TMP/NAME DIR` into a temporary
+//     directory that is removed before Run returns (a package other than
+//     main: usage error; build failure: the compiler output goes to Stderr,
+//     exit code 1);
 //  2. starts an embedded nats-server on 127.0.0.1 with a random port and a
 //     random 32-byte token (hex), NoSigs (the launcher owns signals), a write
 //     deadline of 24 h (a rank stopped with SIGSTOP must not have its
@@ -22,15 +26,57 @@
 //     own credit windows) and a per-connection MaxPending of 64 MiB;
 //  3. connects an in-process client, subscribes to the control subject
 //     [jobenv.CtlSubject] and flushes, before any rank exists;
-//  4. starts the ranks, each with the variables of package jobenv
-//     (DECORUN_RANK, DECORUN_SIZE, DECORUN_LOCAL_RANK, DECORUN_LOCAL_SIZE,
-//     DECORUN_JOB, DECORUN_NATS_URL, DECORUN_SECRET, DECORUN_PREFIX) added to
-//     the launcher's environment and the exports of [Config.Env];
+//  4. starts the ranks one at a time from its event loop, each with the
+//     variables of package jobenv (DECORUN_RANK, DECORUN_SIZE,
+//     DECORUN_LOCAL_RANK, DECORUN_LOCAL_SIZE, DECORUN_JOB, DECORUN_NATS_URL,
+//     DECORUN_SECRET, DECORUN_PREFIX) added to the launcher's environment
+//     and the exports of [Config.Env]; before each start the loop handles
+//     every event that is ready (see Start-up);
 //  5. waits for every rank to exit, reacting at once to each exit, control
 //     message, signal and the timeout (one goroutine per rank blocks in
 //     waitid and feeds one event loop);
 //  6. tears down: every rank gone, output drained, server shut down, all its
 //     own goroutines ended; only then does Run return.
+//
+// # Start-up
+//
+// A job can be stopped at any moment of its start-up, as soon as it is
+// running. Until the first rank starts (building a Go package, starting
+// the server, connecting to [Config.NATS], finding the route to other
+// hosts), SIGINT and SIGTERM on [Config.Signals] and the end of ctx abort
+// the step under way (the go command's process group is killed, a
+// connection being made is closed) and Run returns at once with 128+N, or
+// ctx.Err(); other signals are dropped, as there is no rank to forward them
+// to. While ranks are being started, the event loop handles every exit,
+// control message, signal, timer and the end of ctx that is ready before
+// it starts the next rank (a fork and exec, a few ms), so whatever stops
+// the job (a signal, the timeout, ctx, a rank that fails, Abort) stops
+// the launch too: no further rank starts, the ranks already started are
+// stopped as below, and the job ends with the code of what stopped it.
+// A signal other than SIGINT and SIGTERM reaches the ranks started by
+// then. Agents of other hosts are started the same way, one per step,
+// after the ranks of this host.
+//
+// # Limits
+//
+// Before anything starts, Run compares the ranks placed on this host with
+// what the host can run and returns a usage error (exit code 2) naming
+// every limit that starting them would hit, with the number of ranks that
+// fit under it. Per rank on this host the launcher keeps 3 open files
+// (the rank's pidfd and its two output pipes; 1 with OutputDir) plus one
+// for the rank's connection to the embedded server (each remote rank's
+// connection counts too), and a thread that waits for it; each rank is
+// one more task. The limits checked are RLIMIT_NOFILE; kernel.pid_max,
+// kernel.threads-max, the pids cgroup and, for users without
+// CAP_SYS_RESOURCE, RLIMIT_NPROC, against the tasks already running; the
+// Go runtime's limit of 10000 threads (runtime/debug.SetMaxThreads); and
+// memory, at 320 KiB per rank (what a rank that does nothing costs) against
+// MemAvailable and the memory cgroup. These are lower bounds: a program
+// that uses more threads, files or memory can still run out, in which case
+// the rank that cannot start fails the job with a message naming the kind
+// of limit. The number of cores is no limit: more ranks than cores is
+// allowed. Limits of other hosts are not checked beforehand; a rank that
+// cannot start there fails the job.
 //
 // # Control messages
 //
@@ -108,6 +154,11 @@
 // SIGTTIN); a terminal or another reader is copied into a pipe that is
 // closed at EOF; the other ranks read from /dev/null.
 //
+// Secrets in messages. A password or token in a URL (nats://user:pass@host,
+// nats://token@host) is replaced by "xxxxx" in every message of the
+// launcher, of its agents and of the ranks' connection errors
+// (jobenv.Redact); the ranks still get the URL as given.
+//
 // Security. A single-host job's server listens on 127.0.0.1 only and every
 // client must present the job's token, drawn from crypto/rand for each job.
 // The token reaches the ranks through the environment, which only the same
@@ -118,8 +169,9 @@
 //
 // Per job: one in-process NATS server (a few goroutines, one TCP listener),
 // three goroutines per rank when output goes to the terminal (waiter, stdout
-// and stderr readers; one with OutputDir), and one extra copy of every
-// output byte through the launcher. Start-up is dominated by the server
+// and stderr readers; one with OutputDir), of which the waiter holds an OS
+// thread while it blocks in waitid, the open files listed under Limits, and
+// one extra copy of every output byte through the launcher. Start-up is dominated by the server
 // (a few ms) and, for a Go package, by `go build`. Teardown after a failure
 // takes at most KillGrace plus the time the kernel needs to reap the ranks.
 //

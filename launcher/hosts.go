@@ -2,10 +2,12 @@ package launcher
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Host is a machine that runs ranks: Open MPI's host list and hostfile
@@ -27,6 +29,9 @@ func ParseHostList(s string) ([]Host, error) {
 			return nil, usageError("-H %q: empty host name", s)
 		}
 		name, n, hasN := strings.Cut(item, ":")
+		if err := checkHostName(name); err != nil {
+			return nil, usageError("-H %q: %v", s, err)
+		}
 		h := Host{Name: name, Slots: 1}
 		if hasN {
 			v, err := strconv.Atoi(n)
@@ -55,6 +60,9 @@ func ParseHostfile(path string) ([]Host, error) {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
+		}
+		if err := checkHostName(fields[0]); err != nil {
+			return nil, usageError("--hostfile %s line %d: %v", path, ln, err)
 		}
 		h := Host{Name: fields[0], Slots: 1}
 		for _, kv := range fields[1:] {
@@ -153,6 +161,22 @@ func sortStable(p []int) {
 			p[j-1], p[j] = p[j], p[j-1]
 		}
 	}
+}
+
+// checkHostName rejects a host name that the launch agent would not take
+// as one: empty, starting with "-" (ssh would read an option) or holding
+// white space or control characters (the agent's command line is split on
+// spaces).
+func checkHostName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty host name")
+	case strings.HasPrefix(name, "-"):
+		return fmt.Errorf("host name %q starts with \"-\"", name)
+	case strings.IndexFunc(name, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Errorf("host name %q holds white space or a control character", name)
+	}
+	return nil
 }
 
 // isLocal reports whether a host name means this machine.

@@ -17,7 +17,7 @@ func TestParseHostList(t *testing.T) {
 	if !reflect.DeepEqual(hs, want) {
 		t.Fatalf("got %v", hs)
 	}
-	for _, bad := range []string{"a:0", "a:x", "a,,b", ""} {
+	for _, bad := range []string{"a:0", "a:x", "a,,b", "", ":3", "a,:2", "-oProxyCommand=x", "a b"} {
 		if _, err := ParseHostList(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +55,9 @@ type job struct {
 	ctl   chan *nats.Msg // control messages, read by the loop only
 	exits chan exitEvent // one per started rank
 
-	ranks []*rank // started ranks
+	ranks []*rank     // started ranks
+	steps []startStep // the launch, taken in order by the loop
+	next  int         // index of the next step
 
 	out, errw io.Writer      // shared destinations of the ranks' lines
 	wg        sync.WaitGroup // waiters and output copiers
@@ -176,7 +176,7 @@ func (j *job) run(ctx context.Context) error {
 		timeout = t.C
 	}
 	j.ranks = make([]*rank, j.cfg.NP)
-	if err := j.startAll(); err != nil {
+	if err := j.planStarts(); err != nil {
 		j.fail(err, syscall.SIGKILL)
 	}
 	j.loop(ctx, timeout)
@@ -187,132 +187,30 @@ func (j *job) run(ctx context.Context) error {
 	return j.ctxErr
 }
 
-// startRank starts rank n and its waiter and output copiers.
-func (j *job) startRank(n int) *ExitError {
-	cmd := exec.Command(j.path, j.cfg.Args...)
-	if !j.built {
-		cmd.Args[0] = j.cfg.Program // argv[0] as given, as a shell does
-	}
-	s := strconv.Itoa(n)
-	local, localSize := n, j.cfg.NP
-	if j.place != nil {
-		local, localSize = 0, 0
-		for m, h := range j.place {
-			if h == j.place[n] {
-				if m < n {
-					local++
-				}
-				localSize++
-			}
-		}
-	}
-	cmd.Env = append(j.env[:len(j.env):len(j.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+strconv.Itoa(local),
-		jobenv.EnvLocalSize+"="+strconv.Itoa(localSize), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(j.hostRanks(n)))
-
-	var closeAfterStart []*os.File
-	defer func() {
-		for _, f := range closeAfterStart {
-			f.Close()
-		}
-	}()
-	type copier struct {
-		r   *os.File
-		dst io.Writer
-	}
-	var copiers []copier
-	if j.cfg.OutputDir != "" {
-		dir := filepath.Join(j.cfg.OutputDir, "rank."+s)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output directory: %v", n, err), Err: err}
-		}
-		for _, name := range []string{"stdout", "stderr"} {
-			f, err := os.Create(filepath.Join(dir, name))
-			if err != nil {
-				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output file: %v", n, err), Err: err}
-			}
-			closeAfterStart = append(closeAfterStart, f)
-		}
-		cmd.Stdout, cmd.Stderr = closeAfterStart[0], closeAfterStart[1]
-	} else {
-		for _, dst := range []io.Writer{j.out, j.errw} {
-			r, w, err := os.Pipe()
-			if err != nil {
-				for _, c := range copiers {
-					c.r.Close()
-				}
-				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output pipe: %v", n, err), Err: err}
-			}
-			closeAfterStart = append(closeAfterStart, w)
-			copiers = append(copiers, copier{r, dst})
-		}
-		cmd.Stdout, cmd.Stderr = closeAfterStart[0], closeAfterStart[1]
-	}
-
-	var stdinSrc io.Reader
-	if n == 0 && j.cfg.Stdin != nil {
-		if f, ok := j.cfg.Stdin.(*os.File); ok && !isTerminal(f) {
-			cmd.Stdin = f
-		} else {
-			r, w, err := os.Pipe()
-			if err != nil {
-				for _, c := range copiers {
-					c.r.Close()
-				}
-				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create stdin pipe: %v", n, err), Err: err}
-			}
-			closeAfterStart = append(closeAfterStart, r)
-			cmd.Stdin, j.stdinW, stdinSrc = r, w, j.cfg.Stdin
-		}
-	}
-
-	p, err := proc.Start(cmd)
-	if err != nil {
-		for _, c := range copiers {
-			c.r.Close()
-		}
-		if j.stdinW != nil {
-			j.stdinW.Close()
-			j.stdinW = nil
-		}
-		return &ExitError{Code: ExitNotFound, Rank: n,
-			Msg: fmt.Sprintf("cannot execute %q: %v", j.cfg.Program, err), Err: err}
-	}
-	r := &rank{n: n, p: p}
-	j.ranks[n] = r
-	j.live++
-
-	var prefix []byte
-	if j.cfg.TagOutput {
-		prefix = []byte("[" + s + "] ")
-	}
-	for _, c := range copiers {
-		j.readers = append(j.readers, c.r)
-		j.wg.Go(func() {
-			defer c.r.Close()
-			proc.CopyLines(c.dst, c.r, prefix, MaxLine)
-		})
-	}
-	if stdinSrc != nil {
-		j.stdinDone = make(chan struct{})
-		w := j.stdinW
-		go func() { // not counted in wg: Stdin.Read may never return
-			defer close(j.stdinDone)
-			io.Copy(w, onlyReader{stdinSrc}) // plain reads: no splice that cannot be interrupted
-			w.Close()
-		}()
-	}
-	j.wg.Go(func() {
-		st, err := p.Wait()
-		j.exits <- exitEvent{rank: n, st: st, err: err}
-	})
-	return nil
-}
-
-// loop handles exits, control messages, signals and timers until every
-// started rank is reaped.
+// loop starts the ranks and handles exits, control messages, signals and
+// timers until every started rank is reaped. While ranks are being
+// started, whatever event is ready is handled before the next start, so a
+// signal, the timeout or a failing rank stops the launch at once.
 func (j *job) loop(ctx context.Context, timeout <-chan time.Time) {
 	done := ctx.Done()
-	for j.live > 0 || (!j.stopping && j.pending > 0) {
+	for {
+		if j.starting() {
+			if !j.step(ctx, &done, timeout, false) {
+				j.startNext()
+			}
+			continue
+		}
+		if j.live == 0 && (j.stopping || j.pending == 0) {
+			return
+		}
+		j.step(ctx, &done, timeout, true)
+	}
+}
+
+// step handles one event: the next one to come when block is set, else
+// one that is ready, reporting false when none is.
+func (j *job) step(ctx context.Context, done *<-chan struct{}, timeout <-chan time.Time, block bool) bool {
+	if !block {
 		select {
 		case ev := <-j.exits:
 			j.exited(ev)
@@ -321,16 +219,48 @@ func (j *job) loop(ctx context.Context, timeout <-chan time.Time) {
 		case s := <-j.cfg.Signals:
 			j.signal(s)
 		case <-timeout:
-			j.fail(&ExitError{Code: ExitTimeout, Rank: -1, Msg: fmt.Sprintf("job timed out after %v", j.cfg.Timeout)}, syscall.SIGTERM)
+			j.timedOut()
 		case <-j.graceC:
-			j.graceC = nil
-			j.signalAll(syscall.SIGKILL)
-		case <-done:
-			done = nil
-			j.ctxErr = ctx.Err()
-			j.fail(nil, syscall.SIGTERM)
+			j.graceOver()
+		case <-*done:
+			*done = nil
+			j.cancelled(ctx)
+		default:
+			return false
 		}
+		return true
 	}
+	select {
+	case ev := <-j.exits:
+		j.exited(ev)
+	case m := <-j.ctl:
+		j.control(m)
+	case s := <-j.cfg.Signals:
+		j.signal(s)
+	case <-timeout:
+		j.timedOut()
+	case <-j.graceC:
+		j.graceOver()
+	case <-*done:
+		*done = nil
+		j.cancelled(ctx)
+	}
+	return true
+}
+
+func (j *job) timedOut() {
+	j.fail(&ExitError{Code: ExitTimeout, Rank: -1, Msg: fmt.Sprintf("job timed out after %v", j.cfg.Timeout)}, syscall.SIGTERM)
+}
+
+// graceOver kills what is left of a job being stopped.
+func (j *job) graceOver() {
+	j.graceC = nil
+	j.signalAll(syscall.SIGKILL)
+}
+
+func (j *job) cancelled(ctx context.Context) {
+	j.ctxErr = ctx.Err()
+	j.fail(nil, syscall.SIGTERM)
 }
 
 // fail stops the job because of failure (nil: ctx ended it), unless it is
@@ -365,7 +295,7 @@ func (j *job) exited(ev exitEvent) {
 	}
 	switch {
 	case ev.err != nil:
-		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d (%s): %v", r.n, where(r.p), ev.err), Err: ev.err}, syscall.SIGTERM)
+		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: jobenv.Redact(fmt.Sprintf("rank %d (%s): %v", r.n, where(r.p), ev.err)), Err: jobenv.RedactError(ev.err)}, syscall.SIGTERM)
 	case ev.st.Failed() && j.cfg.KeepGoing && r.n != 0:
 		j.lose(r)
 	case ev.st.Failed():
@@ -474,46 +404,6 @@ func (j *job) signal(s os.Signal) {
 
 // teardown waits for the output copiers and the stdin copier once every
 // rank is reaped.
-// startAll starts every rank: local ones directly, remote ones through one
-// agent per host.
-func (j *job) startAll() *ExitError {
-	if j.place == nil {
-		for n := range j.cfg.NP {
-			if err := j.startRank(n); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// Agents' heartbeats (a slice read under each host's lock; j.remotes is
-	// complete before any agent can publish).
-	hb, err := j.srv.nc.Subscribe(jobenv.HeartbeatWildcard(j.prefix), func(m *nats.Msg) { j.heartbeat(m.Subject) })
-	if err != nil {
-		return &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to heartbeats: " + err.Error(), Err: err}
-	}
-	j.hbSub = hb
-	byHost := map[int][]int{}
-	var order []int
-	for n, h := range j.place {
-		if !isLocal(j.cfg.Hosts[h].Name) {
-			if byHost[h] == nil {
-				order = append(order, h)
-			}
-			byHost[h] = append(byHost[h], n)
-			continue
-		}
-		if err := j.startRank(n); err != nil {
-			return err
-		}
-	}
-	for _, h := range order {
-		if err := j.startHost(j.cfg.Hosts[h].Name, byHost[h]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (j *job) teardown() {
 	if j.hbSub != nil {
 		j.hbSub.Unsubscribe()

@@ -69,7 +69,8 @@ type Config struct {
 	// Signals, when not nil, delivers signals the launcher received.
 	// SIGINT and SIGTERM are forwarded to every rank's process group and
 	// then stop the job (exit code 128+N); a second one kills at once.
-	// Any other signal is only forwarded.
+	// Any other signal is only forwarded. They act at any point, before
+	// and while the ranks start too: see Start-up in the package doc.
 	Signals <-chan os.Signal
 
 	// KeepGoing lets the job go on when a rank other than rank 0 fails
@@ -182,6 +183,11 @@ func (cfg *Config) validate() error {
 	if cfg.Program == "" {
 		return usageError("no program given")
 	}
+	for i, h := range cfg.Hosts {
+		if err := checkHostName(h.Name); err != nil {
+			return usageError("host %d of %d: %v", i+1, len(cfg.Hosts), err)
+		}
+	}
 	for _, e := range cfg.Env {
 		name, v, set := strings.Cut(e, "=")
 		if name == "" {
@@ -255,15 +261,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	path, cleanup, err := resolveProgram(ctx, &cfg)
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-
 	var place []int
 	remote := false
 	if len(cfg.Hosts) > 0 {
+		var err error
 		if place, err = Map(cfg.Hosts, cfg.NP, cfg.MapByNode, cfg.Oversubscribe); err != nil {
 			return err
 		}
@@ -271,25 +272,29 @@ func Run(ctx context.Context, cfg Config) error {
 			remote = remote || !isLocal(cfg.Hosts[h].Name)
 		}
 	}
+	if err := checkCapacity(&cfg, place); err != nil {
+		return err
+	}
+
+	// Until the loop of the job takes over Config.Signals, a stopping
+	// signal cancels w.ctx, which every step of the set-up obeys.
+	w := watchSetup(ctx, cfg.Signals)
+	defer w.stop(ctx)
 	var srv *jobServer
 	var remoteURL string
-	if cfg.NATS.URL != "" {
-		srv, err = connectExternal(cfg.NATS)
-		if err != nil {
-			return &ExitError{Code: 1, Rank: -1, Msg: "cannot connect to the NATS server at " + cfg.NATS.URL + ": " + err.Error(), Err: err}
+	path, cleanup, err := resolveProgram(w.ctx, &cfg)
+	defer cleanup()
+	if err == nil {
+		srv, remoteURL, err = jobServerFor(w.ctx, cfg, place, remote)
+	}
+	if serr := w.stop(ctx); serr != nil {
+		if srv != nil {
+			srv.close()
 		}
-	} else {
-		var addr string
-		if remote {
-			if addr, err = serverAddr(cfg, place); err != nil {
-				return err
-			}
-		}
-		srv, err = startServer(cfg.MaxPending, addr)
-		if err != nil {
-			return &ExitError{Code: 1, Rank: -1, Msg: "cannot start the job's NATS server: " + err.Error(), Err: err}
-		}
-		remoteURL = srv.remoteURL
+		return serr
+	}
+	if err != nil {
+		return err
 	}
 	defer srv.close()
 
@@ -299,4 +304,29 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	j.place, j.remoteURL, j.remoteFiles = place, remoteURL, map[string]*os.File{}
 	return j.run(ctx)
+}
+
+// jobServerFor connects to the NATS server the job runs on, starting an
+// embedded one unless Config.NATS names one. remoteURL is how ranks on other
+// hosts reach an embedded server.
+func jobServerFor(ctx context.Context, cfg Config, place []int, remote bool) (srv *jobServer, remoteURL string, err error) {
+	if cfg.NATS.URL != "" {
+		srv, err = connectExternal(ctx, cfg.NATS)
+		if err != nil {
+			err = &ExitError{Code: 1, Rank: -1, Msg: jobenv.Redact("cannot connect to the NATS server at " + cfg.NATS.URL + ": " + err.Error()),
+				Err: jobenv.RedactError(err)}
+		}
+		return srv, "", err
+	}
+	var addr string
+	if remote {
+		if addr, err = serverAddr(ctx, cfg, place); err != nil {
+			return nil, "", err
+		}
+	}
+	srv, err = startServer(ctx, cfg.MaxPending, addr)
+	if err != nil {
+		return nil, "", &ExitError{Code: 1, Rank: -1, Msg: "cannot start the job's NATS server: " + err.Error(), Err: err}
+	}
+	return srv, srv.remoteURL, nil
 }

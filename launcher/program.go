@@ -2,12 +2,14 @@ package launcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"go/build"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
+	"time"
 
 	"github.com/decorun/decorun/internal/proc"
 )
@@ -46,6 +48,9 @@ func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
 	if err != nil {
 		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: %v", cfg.Program, err), Err: err}
 	}
+	if err := checkMain(abs); err != nil {
+		return "", nop, &ExitError{Code: ExitUsage, Rank: -1, Msg: fmt.Sprintf("cannot run %s: %v", cfg.Program, err), Err: err}
+	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return "", nop, &ExitError{Code: ExitNotFound, Rank: -1,
@@ -58,33 +63,15 @@ func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
 	cleanup := func() { os.RemoveAll(tmp) }
 	out := filepath.Join(tmp, filepath.Base(abs))
 
-	bctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg  sync.WaitGroup
-		got os.Signal // a stopping signal that arrived during the build
-	)
-	if cfg.Signals != nil {
-		wg.Go(func() {
-			select {
-			case s := <-cfg.Signals:
-				got = s
-				cancel()
-			case <-bctx.Done():
-			}
-		})
-	}
-	cmd := exec.CommandContext(bctx, gobin, "build", "-o", out, ".")
+	// The go command and the compilers it runs form one process group,
+	// killed as a whole when ctx ends (SIGINT or SIGTERM: see setupWatch).
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, ".")
 	cmd.Dir = abs
 	cmd.Stdout, cmd.Stderr = cfg.Stderr, cfg.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second // output copying after a kill
 	err = cmd.Run()
-	cancel()
-	wg.Wait()
-	if got != nil {
-		cleanup()
-		// Any signal ends the build: there are no ranks to forward it to.
-		return "", nop, interrupted(got)
-	}
 	if ctx.Err() != nil {
 		cleanup()
 		return "", nop, ctx.Err()
@@ -94,6 +81,22 @@ func buildPackage(ctx context.Context, cfg *Config) (string, func(), error) {
 		return "", nop, &ExitError{Code: 1, Rank: -1, Msg: fmt.Sprintf("cannot build %s: go build: %v", cfg.Program, err), Err: err}
 	}
 	return out, cleanup, nil
+}
+
+// errNotMain is the cause when a Go package given as the program is a
+// library.
+var errNotMain = errors.New("not a main package")
+
+// checkMain makes sure the Go package in dir is a program (package main)
+// before it is built: `go build -o FILE` writes a library package's archive
+// to FILE, which then cannot be executed. Other problems (no buildable
+// file, several packages) are left to go build, which explains them.
+func checkMain(dir string) error {
+	p, err := build.ImportDir(dir, 0)
+	if err != nil || p.IsCommand() {
+		return nil
+	}
+	return fmt.Errorf("it holds Go package %s, %w (a program is package main with a func main)", p.Name, errNotMain)
 }
 
 // interrupted is the failure for a stopping signal the launcher received.

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -35,7 +36,7 @@ func randomHex(n int) string {
 // fresh random token, and connects to it in process. With remoteAddr set,
 // it listens on all interfaces instead and requires TLS with a certificate
 // made for this job (for 127.0.0.1 and remoteAddr), which the ranks pin.
-func startServer(maxPending int64, remoteAddr string) (*jobServer, error) {
+func startServer(ctx context.Context, maxPending int64, remoteAddr string) (*jobServer, error) {
 	secret := randomHex(32)
 	js := &jobServer{info: jobenv.Job{Secret: secret}}
 	opts := &server.Options{
@@ -62,10 +63,16 @@ func startServer(maxPending int64, remoteAddr string) (*jobServer, error) {
 		return nil, fmt.Errorf("nats-server: %w", err)
 	}
 	s.Start()
-	if !s.ReadyForConnections(5 * time.Second) {
-		s.Shutdown()
-		s.WaitForShutdown()
-		return nil, errors.New("nats-server: not ready for connections after 5s")
+	for deadline := time.Now().Add(5 * time.Second); !s.ReadyForConnections(10 * time.Millisecond); {
+		err := ctx.Err()
+		if err == nil && time.Now().After(deadline) {
+			err = errors.New("nats-server: not ready for connections after 5s")
+		}
+		if err != nil {
+			s.Shutdown()
+			s.WaitForShutdown()
+			return nil, err
+		}
 	}
 	js.s, js.info.URL = s, s.ClientURL()
 	if remoteAddr != "" {
@@ -84,15 +91,24 @@ func startServer(maxPending int64, remoteAddr string) (*jobServer, error) {
 	return js, nil
 }
 
-// connectExternal connects to an existing server or cluster.
-func connectExternal(c NATSConfig) (*jobServer, error) {
+// connectExternal connects to an existing server or cluster; it gives up
+// as soon as ctx ends.
+func connectExternal(ctx context.Context, c NATSConfig) (*jobServer, error) {
 	info := jobenv.Job{URL: c.URL, Secret: c.Token, User: c.User, Password: c.Password,
 		CredsFile: c.CredsFile, NkeyFile: c.NkeyFile, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
 	opts, err := transport.Auth(info)
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(c.URL, append(opts, nats.Name("decorun"), nats.NoReconnect(), nats.Timeout(10*time.Second))...)
+	// The dialer resolves names under ctx too (SkipHostLookup).
+	d := &ctxDialer{ctx: ctx, timeout: 10 * time.Second}
+	nc, err := nats.Connect(c.URL, append(opts, nats.Name("decorun"), nats.NoReconnect(), nats.Timeout(10*time.Second),
+		nats.SetCustomDialer(d), nats.SkipHostLookup())...)
+	d.release()
+	if err == nil && ctx.Err() != nil {
+		nc.Close()
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, err
 	}

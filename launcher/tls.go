@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -60,7 +61,7 @@ func jobCert(addr string) (*tls.Config, string, error) {
 
 // serverAddr is the address remote hosts reach this machine at: ServerAddr,
 // or the source address of the route to the first remote host.
-func serverAddr(cfg Config, place []int) (string, error) {
+func serverAddr(ctx context.Context, cfg Config, place []int) (string, error) {
 	if cfg.ServerAddr != "" {
 		return cfg.ServerAddr, nil
 	}
@@ -69,7 +70,11 @@ func serverAddr(cfg Config, place []int) (string, error) {
 		if isLocal(name) {
 			continue
 		}
-		c, err := net.Dial("udp", net.JoinHostPort(name, "9")) // sends nothing
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "udp", net.JoinHostPort(name, "9")) // sends nothing
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
 		if err != nil {
 			return "", usageError("cannot tell which address host %s reaches this machine at (%v): pass --server-addr", name, err)
 		}

@@ -45,6 +45,7 @@ func (e *usageError) Error() string { return e.msg }
 // run is decorun with its arguments and files; it returns the exit code.
 func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	var cfg launcher.Config
+	ran := false // the Action filled cfg (not --help)
 	app := &cli.App{
 		Name:      "decorun",
 		Usage:     "run N copies of a program as one SPMD job",
@@ -88,6 +89,10 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			if c.NArg() == 0 {
 				return &usageError{"no program given (usage: decorun -n N PROG [ARGS...])"}
 			}
+			if c.Args().First() == "" {
+				return &usageError{"the program name is empty (usage: decorun -n N PROG [ARGS...])"}
+			}
+			ran = true
 			cfg.NP = c.Int("n")
 			cfg.Program = c.Args().First()
 			cfg.Args = c.Args().Tail()
@@ -146,7 +151,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "decorun: %v\n", err)
 		return 1
 	}
-	if cfg.Program == "" {
+	if !ran {
 		return 0 // --help
 	}
 
@@ -163,7 +168,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "decorun: %v\n", err)
+	fmt.Fprintf(stderr, "decorun: %v\n", jobenv.Redact(err.Error()))
 	var ee *launcher.ExitError
 	if errors.As(err, &ee) {
 		return ee.Code

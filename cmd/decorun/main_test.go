@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,6 +77,12 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"-n", "2", "decorun-no-such-program"}, 127, "decorun: cannot execute \"decorun-no-such-program\": exec: \"decorun-no-such-program\": executable file not found in $PATH\n"},
 		{[]string{"-n", "3", "sh", "-c", "exit $((DECORUN_RANK+4))"}, 0, ""}, // code checked below
 		{[]string{"--timeout", "0.2", "-n", "2", "sleep", "30"}, 110, "decorun: job timed out after 200ms\n"},
+		{[]string{"-n", "2", ""}, 2, "decorun: the program name is empty (usage: decorun -n N PROG [ARGS...])\n"},
+		{[]string{"-H", ":3", "true"}, 2, "decorun: -H \":3\": empty host name\n"},
+		{[]string{"-H", "a,-oProxyCommand=x", "true"}, 2, "decorun: -H \"a,-oProxyCommand=x\": host name \"-oProxyCommand=x\" starts with \"-\"\n"},
+		{[]string{"-n", "2", "../../internal/jobenv"}, 2, "decorun: cannot run ../../internal/jobenv: it holds Go package jobenv, not a main package (a program is package main with a func main)\n"},
+		{[]string{"--nats-url", "nats://user:s3cretpw@127.0.0.1:x", "true"}, 1, "decorun: cannot connect to the NATS server at nats://user:xxxxx@127.0.0.1:x: parse \"nats://user:xxxxx@127.0.0.1:x\": invalid port \":x\" after host\n"},
+		{[]string{"-n", "64", "true"}, 0, ""}, // more ranks than cores: fine
 	} {
 		code, _, stderr := exitCode(t, tc.args...)
 		if len(tc.args) > 3 && tc.args[1] == "3" {
@@ -213,5 +220,139 @@ func TestStdin(t *testing.T) {
 	}
 	if len(lines) != 2 || !(lines[0] == "[0] got hello" && lines[1] == "[1] got" || lines[1] == "[0] got hello" && lines[0] == "[1] got") {
 		t.Errorf("output %q; want rank 0 to get the line and rank 1 nothing", lines)
+	}
+}
+
+// A password or token in --nats-url never reaches the terminal.
+func TestNATSURLRedacted(t *testing.T) {
+	for _, url := range []string{"nats://user:s3cretpw@127.0.0.1:1", "nats://s3cretpw@127.0.0.1:1", "nats://127.0.0.1:1,nats://u:s3cretpw@127.0.0.1:2"} {
+		code, out, stderr := exitCode(t, "--nats-url", url, "true")
+		if code != 1 || !strings.Contains(stderr, "cannot connect to the NATS server at nats://") || strings.Contains(out+stderr, "s3cretpw") {
+			t.Errorf("decorun --nats-url %s: code %d, stderr %q; want 1 and the URL without its secret", url, code, stderr)
+		}
+	}
+}
+
+// SIGTERM while ranks are being started stops the launch: the ranks
+// started are ended, the others never start, and decorun exits 143.
+func TestSIGTERMDuringStartup(t *testing.T) {
+	const np = 500
+	dir := t.TempDir()
+	cmd := exec.Command(decorun, "-n", strconv.Itoa(np), "sh", "-c", `echo $$ > `+dir+`/$DECORUN_RANK; exec sleep 100`)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Millisecond) {
+		if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("no rank started in 20s: %q", stderr.String())
+		}
+	}
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	t.Logf("decorun exited %v after SIGTERM", time.Since(sent))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("decorun after SIGTERM: %v; want exit code 143", err)
+	}
+	if got := stderr.String(); got != "decorun: interrupted by SIGTERM\n" {
+		t.Errorf("stderr = %q", got)
+	}
+	ents, _ := os.ReadDir(dir)
+	t.Logf("%d of %d ranks had started", len(ents), np)
+	if len(ents) >= np/2 {
+		t.Errorf("%d of %d ranks started; want the launch stopped", len(ents), np)
+	}
+	time.Sleep(20 * time.Millisecond) // a rank may be writing its pid file
+	var pids []int
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	assertGone(t, pids)
+}
+
+// -n beyond what the host can run is a usage error naming the limit, before
+// any rank starts; the limit is the real one (here RLIMIT_NOFILE lowered
+// with prlimit).
+func TestTooManyRanks(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(decorun, "-n", "1000000", "sh", "-c", "echo > "+dir+"/$DECORUN_RANK")
+	var stderrB bytes.Buffer
+	cmd.Stderr = &stderrB
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	guard := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() }) // a hang guard
+	err := cmd.Wait()
+	if !guard.Stop() {
+		t.Fatal("decorun -n 1000000 still running after 60s")
+	}
+	code, stderr := cmd.ProcessState.ExitCode(), stderrB.String()
+	if code != 2 || !strings.HasPrefix(stderr, "decorun: -n 1000000 is more ranks than this host can run: ") || !strings.Contains(stderr, "room for") {
+		t.Errorf("decorun -n 1000000: code %d, stderr %q; want 2 and the limits", code, stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("%d ranks ran", len(ents))
+	}
+
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("no prlimit")
+	}
+	out, err := exec.Command(prlimit, "--nofile=256:256", decorun, "-n", "100", "sleep", "5").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 ||
+		!regexp.MustCompile(`^decorun: -n 100 is more ranks than this host can run: open files: decorun keeps 4 per rank open and RLIMIT_NOFILE \(ulimit -n\) is 256: room for \d+; ask for fewer ranks`).Match(out) {
+		t.Errorf("decorun -n 100 with 256 open files: %v, %q; want exit 2 naming RLIMIT_NOFILE", err, out)
+	}
+	if out, err := exec.Command(prlimit, "--nofile=256:256", decorun, "-n", "20", "true").CombinedOutput(); err != nil {
+		t.Errorf("decorun -n 20 with 256 open files: %v, %q; want it to run", err, out)
+	}
+}
+
+// RLIMIT_NPROC counts for a user that is not root: run decorun as nobody.
+func TestTooManyProcesses(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if os.Getuid() != 0 || err != nil {
+		t.Skip("needs root and setpriv to become another user")
+	}
+	dir, err := os.MkdirTemp("", "decorun-nobody-") // t.TempDir's parent is not open to others
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "decorun")
+	b, err := os.ReadFile(decorun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	as := func(n string, prog ...string) *exec.Cmd {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+			"prlimit", "--nproc=200:200", bin, "-n", n}, prog...)...)
+		cmd.Dir = dir
+		return cmd
+	}
+	out, err := as("150", "sleep", "5").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 ||
+		!regexp.MustCompile(`^decorun: -n 150 is more ranks than this host can run: processes: each rank takes 2 tasks \(the rank and a decorun thread\), RLIMIT_NPROC \(ulimit -u\) is 200 and this user has \d+: room for \d+; ask`).Match(out) {
+		t.Errorf("decorun -n 150 as nobody with 200 processes: %v, %q; want exit 2 naming RLIMIT_NPROC", err, out)
+	}
+	if out, err := as("10", "true").CombinedOutput(); err != nil {
+		t.Errorf("decorun -n 10 as nobody with 200 processes: %v, %q; want it to run", err, out)
 	}
 }

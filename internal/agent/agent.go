@@ -181,7 +181,7 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 			nats.Timeout(10*time.Second), nats.FlusherTimeout(HeartbeatTimeout))...)
 	}
 	if err != nil {
-		why := fmt.Sprintf("the agent on %s cannot reach the job's server at %s: %v", spec.Host, job.URL, err)
+		why := jobenv.Redact(fmt.Sprintf("the agent on %s cannot reach the job's server at %s: %v", spec.Host, job.URL, err))
 		for _, rs := range spec.Ranks {
 			ob.put(Msg{Op: "exit", Rank: rs.Rank, Code: 1, Err: why}, false)
 		}

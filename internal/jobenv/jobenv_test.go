@@ -75,3 +75,19 @@ func TestHeartbeatWildcard(t *testing.T) {
 		}
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"nats://user:s3cret@host:4222", "nats://user:xxxxx@host:4222"},
+		{"nats://tok3n@host", "nats://xxxxx@host"},
+		{"nats://host:4222", "nats://host:4222"},
+		{`parse "nats://u:p@ss@h:x": invalid port`, `parse "nats://u:xxxxx@h:x": invalid port`},
+		{"nats://a:pw1@h1,tls://b:pw2@h2/x", "nats://a:xxxxx@h1,tls://b:xxxxx@h2/x"},
+		{"connect to nats://a:b@h failed: dial user@example", "connect to nats://a:xxxxx@h failed: dial user@example"},
+		{"mail me@x.org", "mail me@x.org"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}

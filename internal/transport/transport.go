@@ -118,7 +118,7 @@ func DialNATS(ctx context.Context, job jobenv.Job, onFrame func([]byte), onFatal
 	}
 	nc, err := nats.Connect(URLFor(job.URL, job.Rank), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("transport: rank %d cannot connect to %s: %w", job.Rank, job.URL, err)
+		return nil, fmt.Errorf("transport: rank %d cannot connect to %s: %w", job.Rank, jobenv.Redact(job.URL), jobenv.RedactError(err))
 	}
 	t.nc = nc
 	t.max = int(nc.MaxPayload())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,5 +108,16 @@ func TestDialBadToken(t *testing.T) {
 	_, err := transport.DialNATS(context.Background(), job, func([]byte) {}, func(error) {}, func(jobenv.Ctl) {})
 	if err == nil {
 		t.Fatal("connected with a wrong token")
+	}
+}
+
+// A password or token in the job's URL stays out of the error that names it.
+func TestDialErrorRedactsURL(t *testing.T) {
+	for _, url := range []string{"nats://user:s3cretpw@127.0.0.1:1", "nats://s3cretpw@127.0.0.1:1", "nats://u:s3cretpw@127.0.0.1:x"} {
+		job := jobenv.Job{Rank: 0, Size: 2, URL: url, Prefix: "t"}
+		_, err := transport.DialNATS(context.Background(), job, func([]byte) {}, func(error) {}, func(jobenv.Ctl) {})
+		if err == nil || strings.Contains(err.Error(), "s3cretpw") || !strings.Contains(err.Error(), "cannot connect to nats://") {
+			t.Errorf("DialNATS(%s) = %v; want an error naming the URL without its secret", url, err)
+		}
 	}
 }
