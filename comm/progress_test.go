@@ -127,4 +127,3 @@ func floodThenOthers(ctx context.Context, c, dup *comm.Comm, k int) error {
 	}
 	return nil
 }
-
