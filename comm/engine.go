@@ -183,9 +183,6 @@ type rreq struct {
 	rdvFrom   int
 	rdvID     uint64
 	abandoned bool // its caller gave up; arriving data is discarded
-	// longEager: the Data frames streaming into it are the rest of a long
-	// eager message, charged to the eager window (not the stream window).
-	longEager bool
 }
 
 type sendPhase uint8
@@ -365,18 +362,26 @@ func (e *engine) publish(dst int, h *wire.Header, p []byte) error {
 }
 
 // pump streams the Data of the sends that dst cleared, as far as the
-// stream window to dst allows. mu held.
+// stream window to dst allows, and beyond it what the eager window has
+// free (FlagStream on a Data frame says which window it took, so that the
+// receiver returns the credit to it; both come back as the data lands).
+// mu held.
 func (e *engine) pump(dst int) {
 	p := &e.peers[dst]
 	for len(p.streams) > 0 && e.err == nil {
 		s := p.streams[0]
 		n := min(e.chunk, len(s.data)-s.off)
-		h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(s.off)}
+		h := wire.Header{Kind: wire.Data, Flags: wire.FlagStream, ID: s.hdr.ID, N: uint64(s.off)}
 		cost := frameCost(&h, n)
-		if p.scredit < cost {
+		switch {
+		case p.scredit >= cost:
+			p.scredit -= cost
+		case p.credit >= cost:
+			p.credit -= cost
+			h.Flags = 0
+		default:
 			return
 		}
-		p.scredit -= cost
 		if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
 			return
 		}
@@ -568,10 +573,10 @@ func (e *engine) handle(frame []byte, lent bool) {
 				e.collect(len(payload))
 			}
 		}
-		if r.longEager {
-			e.consume(from, frameCost(h, len(payload)))
-		} else {
+		if h.Flags&wire.FlagStream != 0 {
 			e.consumeStream(from, frameCost(h, len(payload)))
+		} else { // the rest of a long eager message, or a stream in eager credit
+			e.consume(from, frameCost(h, len(payload)))
 		}
 		if r.recvd == r.size {
 			delete(p.rdvIn, h.ID)
@@ -580,10 +585,10 @@ func (e *engine) handle(frame []byte, lent bool) {
 	case wire.Credit:
 		if h.Flags&wire.FlagStream != 0 {
 			p.scredit += int64(h.N)
-			e.pump(from)
 		} else {
 			p.credit += int64(h.N)
 		}
+		e.pump(from)
 	case wire.Fin:
 		if p.rxMc < h.N { // its multicasts are still on their way
 			p.finWait, p.finMc = true, h.N
@@ -801,7 +806,7 @@ func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
 		e.collect(garbage) // the pooled buffers go back to the pool (freeMsg)
 	}
 	if m.got < m.size {
-		r.rdvFrom, r.rdvID, r.longEager = m.from, m.id, true
+		r.rdvFrom, r.rdvID = m.from, m.id
 		p.rdvIn[m.id] = r
 	}
 	if m.got == m.size || tooBig {

@@ -77,8 +77,9 @@ const (
 	// job, published once on the sender's multicast subject (see
 	// transport.Multicaster); its seq counts the sender's multicast frames.
 	FlagMulticast uint8 = 4
-	// FlagStream on a Credit frame: the credit is for rendezvous Data
-	// frames (the stream window), not for eager messages.
+	// FlagStream on a Credit frame: the credit is for the stream window
+	// (rendezvous Data), not the eager window; on a Data frame: the frame
+	// took credit from the stream window.
 	FlagStream uint8 = 8
 )
 
