@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -70,5 +71,65 @@ func TestTransportFlag(t *testing.T) {
 	p = start(t, "-n", "2", "-x", "DECORUN_TRANSPORT=bogus", prog(t, "ring"))
 	if code := p.wait(time.Minute); code == 0 || !strings.Contains(p.errText(), `DECORUN_TRANSPORT="bogus"`) {
 		t.Errorf("DECORUN_TRANSPORT=bogus: exit %d, stderr %q; want a failure naming the variable", code, p.errText())
+	}
+}
+
+// plantedJob runs testdata/shmplant on 2 ranks (rank 1 has uid 65534 plant
+// a forged segment before it joins; see there) and returns decorun's exit
+// code, its stdout and stderr, and the planted file's path, which the test
+// removes at the end.
+func plantedJob(t *testing.T, how string, args ...string) (int, string, string, string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the attacker as uid 65534")
+	}
+	if _, err := os.Stat("/dev/shm"); err != nil {
+		t.Skip("no /dev/shm")
+	}
+	a := append([]string{"-n", "2", "--timeout", "30s", "-x", "SHMPLANT=" + how}, args...)
+	p := start(t, append(a, prog(t, "shmplant"))...)
+	code := p.wait(2 * time.Minute)
+	var planted string
+	for _, l := range strings.Split(p.out(), "\n") {
+		if f, ok := strings.CutPrefix(l, "planted "); ok {
+			planted = f
+		}
+	}
+	if planted == "" {
+		t.Fatalf("rank 1 planted nothing (exit %d); stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
+	}
+	t.Cleanup(func() { os.Remove(planted) })
+	return code, p.out(), p.errText(), planted
+}
+
+// plantedIntact checks that the file uid 65534 planted is still there,
+// still that user's, and holds what was planted (rank 1 compared it).
+func plantedIntact(t *testing.T, out, planted string) {
+	t.Helper()
+	if !strings.Contains(out, "intact "+planted) {
+		t.Errorf("the planted file changed; stdout:\n%s", out)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(planted, &st); err != nil || st.Uid != 65534 {
+		t.Errorf("the planted file %s is gone or changed owner (%v, uid %d)", planted, err, st.Uid)
+	}
+}
+
+// TestForgedSegmentObservedName: another user plants, under rank 1's
+// number, a file named like rank 0's segment as anyone sees it in
+// /dev/shm (with a header that claims to be rank 1's, ring for rank 0
+// included). The names of a job's ranks share nothing, so the planted name
+// is not rank 1's; the job runs over shared memory with correct results
+// and no byte reaches the planted file.
+func TestForgedSegmentObservedName(t *testing.T) {
+	code, out, errText, planted := plantedJob(t, "observed", "--transport=auto")
+	if code != 0 {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, out, errText)
+	}
+	plantedIntact(t, out, planted)
+	for _, want := range []string{"0: 0=self 1=shm", "1: 0=shm 1=self"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
 	}
 }

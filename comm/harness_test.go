@@ -52,7 +52,7 @@ func world(t testing.TB, n int) []*Comm {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret, JobKey: secret,
 				Prefix: "test." + sanitize(id), Transport: testTransport}
 			cs[r], errs[r] = connect(ctx, job)
 		}()

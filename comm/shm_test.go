@@ -208,7 +208,7 @@ func TestTransportMismatch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "mismatch", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "mismatch", URL: url, Secret: secret, JobKey: secret,
 				Prefix: "test.mismatch", Transport: trs[r]}
 			c, err := connect(ctx, job)
 			if err == nil {

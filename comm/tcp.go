@@ -2,7 +2,6 @@ package comm
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -35,17 +34,14 @@ type tcpPath struct {
 }
 
 // tcpKey derives the key that authenticates a job's ranks to each other
-// from what only they know: the job's token (or NATS password).
+// from the job's secret key (DECORUN_JOB_KEY), which only they know: not
+// from the NATS credentials, which others on a shared NATS account hold
+// too. A job without one has no key (nil).
 func tcpKey(job jobenv.Job) []byte {
-	secret := job.Secret
-	if secret == "" {
-		secret = job.Password
-	}
-	if secret == "" {
+	if job.JobKey == "" {
 		return nil
 	}
-	k := sha256.Sum256([]byte("decorun tcp\x00" + job.ID + "\x00" + job.Prefix + "\x00" + secret))
-	return k[:]
+	return jobenv.DeriveKey(job.JobKey, "decorun tcp", job.ID, job.Prefix)
 }
 
 // jobTLS reports whether the job's NATS connection uses TLS; TCP between
@@ -75,7 +71,7 @@ func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte
 	}
 	key := tcpKey(job)
 	if key == nil {
-		tp.why = errors.New("the job has no token to authenticate TCP peers with")
+		tp.why = fmt.Errorf("the job has no secret key (%s) to authenticate TCP peers with", jobenv.EnvJobKey)
 	} else {
 		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: jobTLS(job),
 			MaxFrame: t.MaxFrame(), Grace: tcpGrace}, onFrame, onFatal)

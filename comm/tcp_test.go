@@ -49,7 +49,7 @@ func hostWorld(t *testing.T, n int, tr string, tcpAddr map[int]string) ([]*Comm,
 	var wg sync.WaitGroup
 	for r := range n {
 		wg.Go(func() {
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret, JobKey: secret,
 				Prefix: "test." + sanitize(t.Name()), Transport: tr, HostRanks: []int{r}, TCPAddr: tcpAddr[r]}
 			cs[r], errs[r] = connect(ctx, job)
 		})
@@ -205,7 +205,7 @@ func TestTCPQuickClose(t *testing.T) {
 		var wg sync.WaitGroup
 		for r := range n {
 			wg.Go(func() {
-				job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret,
+				job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret, JobKey: secret,
 					Prefix: fmt.Sprintf("test.quick%d", round), Transport: "tcp", HostRanks: []int{r}}
 				c, err := connect(t.Context(), job)
 				if err != nil {

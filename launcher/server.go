@@ -37,7 +37,7 @@ func randomHex(n int) string {
 // made for this job (for 127.0.0.1 and remoteAddr), which the ranks pin.
 func startServer(maxPending int64, remoteAddr string) (*jobServer, error) {
 	secret := randomHex(32)
-	js := &jobServer{info: jobenv.Job{Secret: secret}}
+	js := &jobServer{info: jobenv.Job{Secret: secret, JobKey: randomHex(32)}}
 	opts := &server.Options{
 		Host:          "127.0.0.1",
 		Port:          server.RANDOM_PORT,
@@ -86,7 +86,9 @@ func startServer(maxPending int64, remoteAddr string) (*jobServer, error) {
 
 // connectExternal connects to an existing server or cluster.
 func connectExternal(c NATSConfig) (*jobServer, error) {
-	info := jobenv.Job{URL: c.URL, Secret: c.Token, User: c.User, Password: c.Password,
+	// The job's own secret key, apart from the credentials: others on
+	// the same NATS account know those.
+	info := jobenv.Job{URL: c.URL, Secret: c.Token, JobKey: randomHex(32), User: c.User, Password: c.Password,
 		CredsFile: c.CredsFile, NkeyFile: c.NkeyFile, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
 	opts, err := transport.Auth(info)
 	if err != nil {
