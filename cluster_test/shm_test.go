@@ -133,3 +133,45 @@ func TestForgedSegmentObservedName(t *testing.T) {
 		}
 	}
 }
+
+// TestForgedSegmentTakenName: another user takes rank 1's own segment name
+// (computed here from the job's secret key: the worst case) before rank 1
+// can create it. With auto, rank 1 says once why it has no shared memory,
+// every pair with rank 1 takes NATS both ways, the job completes with
+// correct results and no byte reaches the planted file; with shm, the job
+// fails naming rank 1 and the path.
+func TestForgedSegmentTakenName(t *testing.T) {
+	code, out, errText, planted := plantedJob(t, "secret", "--transport=auto")
+	if code != 0 {
+		t.Fatalf("auto: exit %d; stdout:\n%s\nstderr:\n%s", code, out, errText)
+	}
+	plantedIntact(t, out, planted)
+	for _, want := range []string{"0: 0=self 1=nats", "1: 0=nats 1=self"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("auto: stdout lacks %q:\n%s", want, out)
+		}
+	}
+	warn := "comm: rank 1: shared memory off, its peers on this host reach it through NATS: shm: rank 1 cannot create its segment " +
+		planted + ": the name is taken by a file, another user's (uid 65534; this user is uid 0), mode 0666"
+	if n := strings.Count(errText, warn); n != 1 {
+		t.Errorf("auto: stderr says %d times %q; want once:\n%s", n, warn, errText)
+	}
+	if strings.Count(errText, "shared memory off") != 1 {
+		t.Errorf("auto: stderr warns more than once:\n%s", errText)
+	}
+
+	code, out, errText, planted = plantedJob(t, "secret", "--transport=shm")
+	if code == 0 {
+		t.Fatalf("shm: exit 0; want a failure; stdout:\n%s\nstderr:\n%s", out, errText)
+	}
+	// Whichever rank fails first (decorun then ends the other) names
+	// rank 1, its path and whose file holds it.
+	for _, want := range []string{"--transport=shm: ", "rank 1 cannot create its segment " + planted + ": the name is taken by a file, another user's (uid 65534"} {
+		if !strings.Contains(errText, want) {
+			t.Errorf("shm: stderr lacks %q:\n%s", want, errText)
+		}
+	}
+	if b, err := os.ReadFile(planted); err != nil || len(b) != 4096+256+1<<20 || strings.Trim(string(b[4096:]), "\x00") != "" {
+		t.Errorf("shm: the planted file changed (%v)", err)
+	}
+}

@@ -290,7 +290,7 @@ func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func(
 	for ring > shmMinRing && ring*len(peers) > shmBudget {
 		ring /= 2
 	}
-	nameKey, authKey := shmKeys(job)
+	nameKey, authKey := job.SHMKeys()
 	sl, err = shm.Open(shm.Config{ID: job.ID, NameKey: nameKey, AuthKey: authKey,
 		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, Crowded: crowded(len(peers)), OnView: onView},
 		onFrame, onFatal)
@@ -304,18 +304,4 @@ func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func(
 		return nil, nil, err, nil
 	}
 	return sl, peers, nil, nil
-}
-
-// shmKeys derives the keys that name a job's segments and authenticate
-// their headers, apart, from the job's secret key (without one, from its
-// NATS token and password: then whoever knows those can tell the names,
-// and so take one first and keep shared memory from that rank, but still
-// cannot make a segment its peers accept).
-func shmKeys(job jobenv.Job) (nameKey, authKey []byte) {
-	secret := job.JobKey
-	if secret == "" {
-		secret = "\x00" + job.Secret + "\x00" + job.Password
-	}
-	return jobenv.DeriveKey(secret, "decorun shm name", job.ID, job.Prefix),
-		jobenv.DeriveKey(secret, "decorun shm auth", job.ID, job.Prefix)
 }

@@ -33,17 +33,6 @@ type tcpPath struct {
 	mux *transport.Mux
 }
 
-// tcpKey derives the key that authenticates a job's ranks to each other
-// from the job's secret key (DECORUN_JOB_KEY), which only they know: not
-// from the NATS credentials, which others on a shared NATS account hold
-// too. A job without one has no key (nil).
-func tcpKey(job jobenv.Job) []byte {
-	if job.JobKey == "" {
-		return nil
-	}
-	return jobenv.DeriveKey(job.JobKey, "decorun tcp", job.ID, job.Prefix)
-}
-
 // jobTLS reports whether the job's NATS connection uses TLS; TCP between
 // ranks is then encrypted too.
 func jobTLS(job jobenv.Job) bool {
@@ -69,7 +58,7 @@ func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte
 	if host == "" {
 		host = t.LocalIP()
 	}
-	key := tcpKey(job)
+	key := job.TCPKey()
 	if key == nil {
 		tp.why = fmt.Errorf("the job has no secret key (%s) to authenticate TCP peers with", jobenv.EnvJobKey)
 	} else {

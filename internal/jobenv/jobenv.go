@@ -295,6 +295,30 @@ func DeriveKey(jobKey, label string, parts ...string) []byte {
 	return m.Sum(nil)
 }
 
+// SHMKeys are the keys that name a job's shared-memory segments and
+// authenticate their headers, derived apart from the job's secret key
+// (without one, from its NATS token and password: then whoever knows
+// those can tell the names, and so take one first and keep shared memory
+// from that rank, but still cannot make a segment its peers accept).
+func (j Job) SHMKeys() (nameKey, authKey []byte) {
+	secret := j.JobKey
+	if secret == "" {
+		secret = "\x00" + j.Secret + "\x00" + j.Password
+	}
+	return DeriveKey(secret, "decorun shm name", j.ID, j.Prefix), DeriveKey(secret, "decorun shm auth", j.ID, j.Prefix)
+}
+
+// TCPKey is the key that authenticates a job's ranks to each other over
+// direct TCP, derived from the job's secret key, which only they know (not
+// from the NATS credentials, which others on a shared NATS account may
+// hold too); nil for a job without one.
+func (j Job) TCPKey() []byte {
+	if j.JobKey == "" {
+		return nil
+	}
+	return DeriveKey(j.JobKey, "decorun tcp", j.ID, j.Prefix)
+}
+
 // DefaultPrefix is the subject prefix of a job with the given id.
 func DefaultPrefix(jobID string) string { return "decorun." + jobID }
 

@@ -18,7 +18,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -167,11 +166,19 @@ func forged(keyHex string) []byte {
 	le.PutUint64(b[40:], 2)
 	le.PutUint64(b[48:], ring)
 	le.PutUint64(b[256:], 4096) // rank 0's ring
-	_ = sha256.Sum256
 	return b
 }
 
+// secretName is rank 1's segment name, computed as comm does from the
+// job's secret key.
 func secretName() string {
-	log.Fatal("SHMPLANT=secret needs the job secret")
-	return ""
+	job, _, err := jobenv.FromEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if job.JobKey == "" {
+		log.Fatalf("rank 1: no %s", jobenv.EnvJobKey)
+	}
+	nameKey, _ := job.SHMKeys()
+	return filepath.Join(shm.DefaultDir, shm.Name(job.ID, nameKey, 1))
 }
