@@ -17,6 +17,7 @@ type Config struct {
 	RingSize         int
 	MaxFrame         int
 	Spin             time.Duration
+	Crowded          bool
 	OnView           func([]byte)
 }
 
