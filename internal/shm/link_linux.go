@@ -3,7 +3,6 @@ package shm
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -212,50 +211,6 @@ func Open(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error) 
 // Path is the file name of this rank's segment (unlinked once every peer
 // has mapped it).
 func (l *Link) Path() string { return l.path }
-
-// Nonce is the random value in this rank's segment header, in hex: the
-// rank announces it to its peers over the job's authenticated NATS
-// connection, and a peer maps the segment only if it holds that nonce.
-func (l *Link) Nonce() string { return hex.EncodeToString(l.nonce) }
-
-// Connect opens the segments of the peers, which must have been created
-// (by Open in their processes) before it is called; nonces holds what
-// each peer announced (its Nonce), and a peer without one is not opened.
-// It returns, for every rank, whether frames to it go through shared
-// memory, and for every peer it could not reach, why.
-func (l *Link) Connect(nonces map[int]string) (reach []bool, why map[int]error) {
-	l.connected.Store(true)
-	reach = make([]bool, l.cfg.Size)
-	why = map[int]error{}
-	outs := make([]*outbound, l.cfg.Size)
-	for _, p := range l.cfg.Peers {
-		nonce, err := hex.DecodeString(nonces[p])
-		if _, ok := nonces[p]; !ok || err != nil || len(nonce) != nonceLen {
-			why[p] = fmt.Errorf("rank %d announced no segment", p)
-			continue
-		}
-		path := filepath.Join(l.cfg.Dir, Name(l.cfg.ID, l.cfg.NameKey, p))
-		seg, err := open(path, l.cfg.AuthKey, nonce, p, l.cfg.Size)
-		if err != nil {
-			why[p] = err
-			continue
-		}
-		r, err := seg.ring(l.cfg.Rank)
-		if err == nil && r == nil {
-			err = fmt.Errorf("%s has no ring for rank %d", path, l.cfg.Rank)
-		}
-		if err != nil {
-			seg.unmap()
-			why[p] = err
-			continue
-		}
-		seg.opened.Add(1)
-		outs[p] = &outbound{dst: p, seg: seg, w: Writer{R: r}}
-		reach[p] = true
-	}
-	l.outs.Store(&outs)
-	return reach, why
-}
 
 // MaxFrame is the largest frame Send accepts.
 func (l *Link) MaxFrame() int { return l.cfg.MaxFrame }
