@@ -277,7 +277,7 @@ func segments(pids ...int) []string {
 		b := make([]byte, 16)
 		_, err = f.ReadAt(b, 0)
 		f.Close()
-		if err != nil || string(b[:8]) != "DCRSHM01" {
+		if err != nil || !strings.HasPrefix(string(b[:8]), "DCRSHM0") {
 			continue
 		}
 		if slices.Contains(pids, int(binary.LittleEndian.Uint64(b[8:]))) {

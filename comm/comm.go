@@ -173,13 +173,9 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		link.Close()
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
 	}
-	if err := t.Boot(ctx); err != nil {
+	if err := start(); err != nil { // the start-up barrier, then the direct paths
 		link.Close()
 		return nil, fmt.Errorf("comm: %w", err)
-	}
-	if err := start(); err != nil {
-		link.Close()
-		return nil, fmt.Errorf("comm: rank %d: %w", job.Rank, err)
 	}
 	return c, nil
 }

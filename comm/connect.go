@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
@@ -24,6 +27,12 @@ type Job struct {
 	Token      string
 	ID         string
 	Prefix     string
+	// Key is the job's secret key, as DECORUN_JOB_KEY: random per job
+	// and known to its ranks only (it never crosses NATS). The keys that
+	// name and authenticate shared-memory segments and authenticate
+	// direct TCP connections derive from it. Empty: no direct TCP, and
+	// segment names derive from the NATS credentials.
+	Key string
 
 	// Other credentials, as for decorun --nats-url.
 	User, Password    string
@@ -61,7 +70,7 @@ func Connect(ctx context.Context, j Job) (*Comm, error) {
 		prefix = jobenv.DefaultPrefix(j.ID)
 	}
 	return connect(ctx, jobenv.Job{Rank: j.Rank, Size: j.Size, LocalRank: j.Rank, LocalSize: j.Size,
-		ID: j.ID, URL: j.URL, Secret: j.Token, Prefix: prefix, User: j.User, Password: j.Password,
+		ID: j.ID, URL: j.URL, Secret: j.Token, JobKey: j.Key, Prefix: prefix, User: j.User, Password: j.Password,
 		CredsFile: j.CredsFile, NkeyFile: j.NkeyFile, CAFile: j.CAFile, CertFile: j.CertFile, KeyFile: j.KeyFile,
 		Transport: tr, Joined: "connect"})
 }
@@ -87,11 +96,12 @@ const (
 // transport asks for: this rank's shared-memory segment (unless the job
 // asked for NATS or TCP only) and its TCP listener (when peers may be on
 // other hosts, or the job asked for TCP). It returns the NATS link (the
-// control plane), the data path for comm's engine, and start, to be called
-// after the start-up barrier (when every rank's segment exists and every
-// listening rank has subscribed to the address records): it publishes this
-// rank's address, opens the peers' segments, dials the peers that take TCP
-// and fixes each peer's path. settle, when not nil, is for Close to call
+// control plane), the data path for comm's engine, and start, which runs
+// the start-up barrier (NATS.Boot: every rank's inbox and segment exist
+// once it returns, and each rank learns the nonces of its host's segments
+// from it), then publishes this rank's address, opens the peers' segments
+// whose nonces it learned, dials the peers that take TCP and fixes each
+// peer's path. settle, when not nil, is for Close to call
 // before it closes the link (see tcpPath.settle). drv and spin say how
 // a blocked receive or send waits before it sleeps (see engine.drive):
 // with shared memory and no more ranks on this host than cores, drv is the
@@ -105,7 +115,14 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	if err != nil {
 		return nil, nil, nil, nil, nil, 0, err
 	}
-	none := func() error { return nil }
+	group := "*" // the ranks of this host, named by the lowest; "*": unknown
+	if len(job.HostRanks) > 0 {
+		group = strconv.Itoa(job.HostRanks[0])
+	}
+	none := func() error {
+		_, err := t.Boot(ctx, group, "")
+		return err
+	}
 	if tr == jobenv.TransportNATS || job.Size == 1 {
 		return t, t, none, nil, nil, 0, nil
 	}
@@ -113,9 +130,19 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		t.Close()
 		return nil, nil, nil, nil, nil, 0, err
 	}
-	sl, shmPeers, err := openSHM(job, tr, t, onFrame, onView, onFatal)
+	sl, shmPeers, off, err := openSHM(job, tr, t, onFrame, onView, onFatal)
 	if err != nil {
 		return fail(err)
+	}
+	// What this rank announces at the barrier: its segment's nonce, or
+	// why it has none (its peers then reach it through NATS, or with shm
+	// fail naming it).
+	rec := ""
+	switch {
+	case sl != nil:
+		rec = sl.Nonce()
+	case off != nil:
+		rec = noSegment + strings.ReplaceAll(off.Error(), "\n", " ")
 	}
 	tp, err := listenTCP(job, tr, t, onFrame, onFatal)
 	if err != nil {
@@ -125,7 +152,18 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		return fail(err)
 	}
 	if sl == nil && tp == nil {
-		return t, t, none, nil, nil, 0, nil
+		if off != nil && tr == jobenv.TransportSHM {
+			return t, t, func() error {
+				if _, err := t.Boot(ctx, group, rec); err != nil {
+					return err
+				}
+				return fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, off)
+			}, nil, nil, 0, nil
+		}
+		return t, t, func() error {
+			_, err := t.Boot(ctx, group, rec)
+			return err
+		}, nil, nil, 0, nil
 	}
 	link = t
 	if tp != nil && tp.l != nil {
@@ -147,30 +185,47 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		}
 	}
 	start = func() error {
+		recs, err := t.Boot(ctx, group, rec)
+		if err != nil {
+			return err
+		}
+		if off != nil && tr == jobenv.TransportSHM {
+			return fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, off)
+		}
 		if tp != nil {
 			if err := tp.dir.Publish(tp.rec); err != nil {
-				return fmt.Errorf("publishing its TCP address: %w", err)
+				return fmt.Errorf("rank %d: publishing its TCP address: %w", job.Rank, err)
 			}
 		}
 		reach := make([]bool, job.Size)
 		if sl != nil {
+			nonces := map[int]string{}
+			for p, r := range recs {
+				if !strings.HasPrefix(r, noSegment) {
+					nonces[p] = r
+				}
+			}
 			var why map[int]error
-			reach, why = sl.Connect()
+			reach, why = sl.Connect(nonces)
 			if tr == jobenv.TransportSHM {
 				var errs []error
 				for _, p := range shmPeers {
-					if !reach[p] {
-						errs = append(errs, fmt.Errorf("--transport=shm: rank %d cannot be reached through shared memory: %w", p, why[p]))
+					if reach[p] {
+						continue
 					}
+					if r, ok := strings.CutPrefix(recs[p], noSegment); ok {
+						why[p] = fmt.Errorf("it has no segment: %s", r)
+					}
+					errs = append(errs, fmt.Errorf("--transport=shm: rank %d cannot be reached through shared memory: %w", p, why[p]))
 				}
 				if err := errors.Join(errs...); err != nil {
-					return err
+					return fmt.Errorf("rank %d: %w", job.Rank, err)
 				}
 			}
 		}
 		if tp != nil {
 			if err := tp.start(ctx, job, tr, reach); err != nil {
-				return err
+				return fmt.Errorf("rank %d: %w", job.Rank, err)
 			}
 		}
 		if mux != nil {
@@ -183,6 +238,14 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	}
 	return t, link, start, settle, drv, spin, nil
 }
+
+// noSegment starts the start-up record of a rank that has no
+// shared-memory segment ("- why"); a rank with one announces its nonce.
+const noSegment = "- "
+
+// warnings is where a rank says, once, why it runs without a direct path
+// it would have used (tests replace it).
+var warnings io.Writer = os.Stderr
 
 // crowded reports whether this rank and its peers on this host are more
 // than the CPUs it may run on: the CPUs in its affinity mask, or fewer
@@ -197,13 +260,16 @@ func crowded(peers int) bool {
 }
 
 // openSHM creates this rank's shared-memory segment, unless the job asked
-// for TCP, and returns it (nil when no peer may share this host, or with
-// auto when it cannot be made) with the peers it has rings for.
-func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func([]byte), onFatal func(error)) (*shm.Link, []int, error) {
+// for TCP, and returns it (nil when no peer may share this host) with the
+// peers it has rings for. A segment that cannot be made (its name is
+// taken, /dev/shm is full) is no error here: openSHM returns why in off,
+// after saying so on warnings with auto; the rank announces it at the
+// start-up barrier, so that its peers reach it through NATS (with auto)
+// or every rank fails naming it (with shm).
+func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func([]byte), onFatal func(error)) (sl *shm.Link, peers []int, off, err error) {
 	if tr == jobenv.TransportTCP {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	var peers []int
 	switch {
 	case job.HostRanks != nil:
 		peers = slices.DeleteFunc(slices.Clone(job.HostRanks), func(r int) bool { return r == job.Rank })
@@ -214,24 +280,28 @@ func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func(
 			}
 		}
 	case tr == jobenv.TransportSHM:
-		return nil, nil, fmt.Errorf("rank %d: --transport=shm: a job of %d ranks needs %s to say which ranks share this host",
+		return nil, nil, nil, fmt.Errorf("rank %d: --transport=shm: a job of %d ranks needs %s to say which ranks share this host",
 			job.Rank, job.Size, jobenv.EnvHostRanks)
 	}
 	if len(peers) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	ring := shmMaxRing
 	for ring > shmMinRing && ring*len(peers) > shmBudget {
 		ring /= 2
 	}
-	sl, err := shm.Open(shm.Config{ID: job.ID, Key: job.ID + "\x00" + job.Prefix + "\x00" + job.Secret,
+	nameKey, authKey := job.SHMKeys()
+	sl, err = shm.Open(shm.Config{ID: job.ID, NameKey: nameKey, AuthKey: authKey,
 		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, Crowded: crowded(len(peers)), OnView: onView},
 		onFrame, onFatal)
-	if err != nil {
-		if tr == jobenv.TransportSHM {
-			return nil, nil, fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, err)
-		}
-		return nil, nil, nil // auto: NATS carries everything
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return nil, nil, nil, nil // not Linux: NATS carries everything
+	case err != nil && tr != jobenv.TransportSHM:
+		fmt.Fprintf(warnings, "comm: rank %d: shared memory off, its peers on this host reach it through NATS: %v\n", job.Rank, err)
+		return nil, nil, err, nil
+	case err != nil:
+		return nil, nil, err, nil
 	}
-	return sl, peers, nil
+	return sl, peers, nil, nil
 }

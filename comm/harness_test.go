@@ -58,7 +58,7 @@ func worldOn(t testing.TB, n int, tr string) []*Comm {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "t", URL: url, Secret: secret, JobKey: secret,
 				Prefix: "test." + sanitize(id), Transport: tr}
 			cs[r], errs[r] = connect(ctx, job)
 		}()

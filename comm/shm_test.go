@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,7 +209,7 @@ func TestTransportMismatch(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "mismatch", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "mismatch", URL: url, Secret: secret, JobKey: secret,
 				Prefix: "test.mismatch", Transport: trs[r]}
 			c, err := connect(ctx, job)
 			if err == nil {
@@ -237,3 +238,128 @@ func TestTransportMismatch(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentNameTaken: rank 1 of 3 cannot create its segment: a segment
+// of this user's from another run (another key, another nonce, the same
+// name) holds the name. With auto rank 1 says why once, every pair with
+// rank 1 takes NATS both ways while ranks 0 and 2 keep shared memory,
+// messages arrive intact, and no frame reaches the other run's segment.
+// With shm every rank fails, naming rank 1 and the path.
+func TestSegmentNameTaken(t *testing.T) {
+	if _, err := os.Stat(shm.DefaultDir); err != nil {
+		t.Skip("no", shm.DefaultDir)
+	}
+	var warned strings.Builder
+	var warnMu sync.Mutex
+	old := warnings
+	warnings = writerFunc(func(b []byte) (int, error) {
+		warnMu.Lock()
+		defer warnMu.Unlock()
+		return warned.Write(b)
+	})
+	t.Cleanup(func() { warnings = old })
+	for _, tr := range []string{"auto", "shm"} {
+		t.Run(tr, func(t *testing.T) {
+			warned.Reset()
+			url, secret := startServer(t)
+			const n = 3
+			jobs := make([]jobenv.Job, n)
+			for r := range jobs {
+				jobs[r] = jobenv.Job{Rank: r, Size: n, LocalRank: r, LocalSize: n, ID: "taken" + tr, URL: url, Secret: secret,
+					JobKey: secret, Prefix: "test.taken." + tr, Transport: tr, HostRanks: []int{0, 1, 2}}
+			}
+			nameKey, _ := jobs[0].SHMKeys()
+			path := filepath.Join(shm.DefaultDir, shm.Name(jobs[0].ID, nameKey, 1))
+			var strayFrames atomic.Int64
+			stray, err := shm.Open(shm.Config{ID: jobs[0].ID, NameKey: nameKey, AuthKey: []byte("another run"), Rank: 1, Size: n,
+				Peers: []int{0, 2}, RingSize: 4096}, func([]byte) { strayFrames.Add(1) }, func(error) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stray.Close()
+			if stray.Path() != path {
+				t.Fatalf("the stray segment is %s, not %s", stray.Path(), path)
+			}
+			ctx := tctx(t)
+			cs := make([]*Comm, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for r := range n {
+				wg.Go(func() { cs[r], errs[r] = connect(ctx, jobs[r]) })
+			}
+			wg.Wait()
+			defer func() {
+				for _, c := range cs {
+					if c != nil {
+						c.Close()
+					}
+				}
+			}()
+			if tr == "shm" {
+				for r, err := range errs {
+					if err == nil || !strings.Contains(err.Error(), "--transport=shm") ||
+						!strings.Contains(err.Error(), "rank 1 cannot create its segment "+path+": the name is taken by a file, this user's, mode 0600") {
+						t.Errorf("rank %d: %v; want an error naming rank 1 and %s", r, err, path)
+					}
+				}
+				return
+			}
+			for r, err := range errs {
+				if err != nil {
+					t.Fatalf("rank %d: %v", r, err)
+				}
+			}
+			want := "comm: rank 1: shared memory off, its peers on this host reach it through NATS: shm: rank 1 cannot create its segment " + path
+			if got := warned.String(); strings.Count(got, "shared memory off") != 1 || !strings.Contains(got, want) {
+				t.Errorf("warnings %q; want once %q", got, want)
+			}
+			for r, c := range cs {
+				for p := range n {
+					want := "shm"
+					switch {
+					case p == r:
+						want = "self"
+					case p == 1 || r == 1:
+						want = "nats"
+					}
+					if got := c.Path(p); got != want {
+						t.Errorf("rank %d: Path(%d) = %s; want %s", r, p, got, want)
+					}
+				}
+			}
+			par(t, cs, func(c *Comm) error {
+				msg := func(from, to int) []byte { return bytes.Repeat([]byte{byte(10*from + to)}, 100<<10) }
+				var reqs []*Request
+				for p := range n {
+					if p != c.Rank() {
+						r, err := c.Isend(p, 7, msg(c.Rank(), p))
+						if err != nil {
+							return err
+						}
+						reqs = append(reqs, r)
+					}
+				}
+				for p := range n {
+					if p == c.Rank() {
+						continue
+					}
+					b, _, err := c.Recv(ctx, p, 7)
+					if err != nil {
+						return err
+					}
+					if !bytes.Equal(b, msg(p, c.Rank())) {
+						return fmt.Errorf("the message from rank %d differs", p)
+					}
+				}
+				return WaitAll(ctx, reqs...)
+			})
+			if got := strayFrames.Load(); got != 0 {
+				t.Errorf("%d frames reached the other run's segment", got)
+			}
+		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }

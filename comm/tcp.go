@@ -2,7 +2,6 @@ package comm
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -34,20 +33,6 @@ type tcpPath struct {
 	mux *transport.Mux
 }
 
-// tcpKey derives the key that authenticates a job's ranks to each other
-// from what only they know: the job's token (or NATS password).
-func tcpKey(job jobenv.Job) []byte {
-	secret := job.Secret
-	if secret == "" {
-		secret = job.Password
-	}
-	if secret == "" {
-		return nil
-	}
-	k := sha256.Sum256([]byte("decorun tcp\x00" + job.ID + "\x00" + job.Prefix + "\x00" + secret))
-	return k[:]
-}
-
 // jobTLS reports whether the job's NATS connection uses TLS; TCP between
 // ranks is then encrypted too.
 func jobTLS(job jobenv.Job) bool {
@@ -73,9 +58,9 @@ func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte
 	if host == "" {
 		host = t.LocalIP()
 	}
-	key := tcpKey(job)
+	key := job.TCPKey()
 	if key == nil {
-		tp.why = errors.New("the job has no token to authenticate TCP peers with")
+		tp.why = fmt.Errorf("the job has no secret key (%s) to authenticate TCP peers with", jobenv.EnvJobKey)
 	} else {
 		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: jobTLS(job),
 			MaxFrame: t.MaxFrame(), Grace: tcpGrace}, onFrame, onFatal)

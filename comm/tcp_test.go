@@ -2,6 +2,9 @@ package comm
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,7 +52,7 @@ func hostWorld(t *testing.T, n int, tr string, tcpAddr map[int]string) ([]*Comm,
 	var wg sync.WaitGroup
 	for r := range n {
 		wg.Go(func() {
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret,
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret, JobKey: secret,
 				Prefix: "test." + sanitize(t.Name()), Transport: tr, HostRanks: []int{r}, TCPAddr: tcpAddr[r]}
 			cs[r], errs[r] = connect(ctx, job)
 		})
@@ -205,7 +208,7 @@ func TestTCPQuickClose(t *testing.T) {
 		var wg sync.WaitGroup
 		for r := range n {
 			wg.Go(func() {
-				job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret,
+				job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret, JobKey: secret,
 					Prefix: fmt.Sprintf("test.quick%d", round), Transport: "tcp", HostRanks: []int{r}}
 				c, err := connect(t.Context(), job)
 				if err != nil {
@@ -220,6 +223,65 @@ func TestTCPQuickClose(t *testing.T) {
 			if err != nil {
 				t.Errorf("round %d: rank %d: %v", round, r, err)
 			}
+		}
+	}
+}
+
+// TestTCPKeyNotFromCredentials: the key that authenticates ranks over
+// direct TCP comes from the job's secret key, not from what others on the
+// job's NATS account know (token, job id, prefix): a client that derives
+// a key from those, as a co-tenant could, cannot make a rank's listener
+// prove itself, and the job's own ranks connect.
+func TestTCPKeyNotFromCredentials(t *testing.T) {
+	url, token := startServer(t)
+	key := make([]byte, 16)
+	rand.Read(key)
+	const n = 2
+	cs := make([]*Comm, n)
+	errs := make([]error, n)
+	jobs := make([]jobenv.Job, n)
+	var wg sync.WaitGroup
+	for r := range n {
+		jobs[r] = jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "tcpkey", URL: url, Secret: token,
+			JobKey: hex.EncodeToString(key), Prefix: "test.tcpkey", Transport: "tcp", HostRanks: []int{r}}
+		wg.Go(func() { cs[r], errs[r] = connect(tctx(t), jobs[r]) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	if got := cs[0].Path(1); got != "tcp" {
+		t.Fatalf("rank 0's path to rank 1 is %s; want tcp", got)
+	}
+	_, fast := cs[0].link.(*transport.Mux).Links()
+	target := fast.(*tcp.Link).Self()
+	j := jobs[0]
+	guesses := map[string][]byte{
+		"sha256(label, id, prefix, token)": func() []byte {
+			k := sha256.Sum256([]byte("decorun tcp\x00" + j.ID + "\x00" + j.Prefix + "\x00" + j.Secret))
+			return k[:]
+		}(),
+		"DeriveKey(token, ...)":    jobenv.DeriveKey(j.Secret, "decorun tcp", j.ID, j.Prefix),
+		"DeriveKey(no secret,...)": jobenv.DeriveKey("", "decorun tcp", j.ID, j.Prefix),
+	}
+	for what, guess := range guesses {
+		l, err := tcp.Listen(tcp.Config{Rank: 1, Size: n, Key: guess, Host: "127.0.0.1"}, func([]byte) {}, func(error) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reach, why := l.Connect(tctx(t), map[int]tcp.Peer{0: target})
+		l.Close()
+		if reach[0] || !errors.Is(why[0], tcp.ErrAuth) || !strings.Contains(why[0].Error(), "could not prove that it is rank 0 of this job") {
+			t.Errorf("a client with the key %s: reach %v, %v; want rank 0's proof refused", what, reach[0], why[0])
 		}
 	}
 }

@@ -29,7 +29,8 @@
 //  4. starts the ranks one at a time from its event loop, each with the
 //     variables of package jobenv (DECORUN_RANK, DECORUN_SIZE,
 //     DECORUN_LOCAL_RANK, DECORUN_LOCAL_SIZE, DECORUN_JOB, DECORUN_NATS_URL,
-//     DECORUN_SECRET, DECORUN_PREFIX) added to the launcher's environment
+//     DECORUN_SECRET, DECORUN_JOB_KEY,
+//     DECORUN_PREFIX) added to the launcher's environment
 //     and the exports of [Config.Env]; before each start the loop handles
 //     every event that is ready (see Start-up);
 //  5. waits for every rank to exit, reacting at once to each exit, control
@@ -162,8 +163,12 @@
 // Security. A single-host job's server listens on 127.0.0.1 only and every
 // client must present the job's token, drawn from crypto/rand for each job.
 // The token reaches the ranks through the environment, which only the same
-// user (and root) can read (/proc/PID/environ is mode 0400). A multi-host
-// job adds TLS (see Several hosts).
+// user (and root) can read (/proc/PID/environ is mode 0400). So does the
+// job key (DECORUN_JOB_KEY, also random per job, with --nats-url too, and
+// never sent over NATS): the ranks derive from it the names and
+// authentication of their shared-memory segments and the key of their
+// direct TCP connections, which nobody else on a shared NATS account can
+// then derive. A multi-host job adds TLS (see Several hosts).
 //
 // # Costs
 //

@@ -38,7 +38,7 @@ func randomHex(n int) string {
 // made for this job (for 127.0.0.1 and remoteAddr), which the ranks pin.
 func startServer(ctx context.Context, maxPending int64, remoteAddr string) (*jobServer, error) {
 	secret := randomHex(32)
-	js := &jobServer{info: jobenv.Job{Secret: secret}}
+	js := &jobServer{info: jobenv.Job{Secret: secret, JobKey: randomHex(32)}}
 	opts := &server.Options{
 		Host:          "127.0.0.1",
 		Port:          server.RANDOM_PORT,
@@ -94,7 +94,9 @@ func startServer(ctx context.Context, maxPending int64, remoteAddr string) (*job
 // connectExternal connects to an existing server or cluster; it gives up
 // as soon as ctx ends.
 func connectExternal(ctx context.Context, c NATSConfig) (*jobServer, error) {
-	info := jobenv.Job{URL: c.URL, Secret: c.Token, User: c.User, Password: c.Password,
+	// The job's own secret key, apart from the credentials: others on
+	// the same NATS account know those.
+	info := jobenv.Job{URL: c.URL, Secret: c.Token, JobKey: randomHex(32), User: c.User, Password: c.Password,
 		CredsFile: c.CredsFile, NkeyFile: c.NkeyFile, CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile}
 	opts, err := transport.Auth(info)
 	if err != nil {

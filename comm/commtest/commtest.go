@@ -104,6 +104,8 @@ func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
 	jobs.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	key := make([]byte, 32)
+	rand.Read(key)
 	cs := make([]*comm.Comm, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -111,7 +113,7 @@ func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id,
+			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id, Key: hex.EncodeToString(key),
 				Transport: transport})
 		}()
 	}

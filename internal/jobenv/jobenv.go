@@ -6,6 +6,8 @@
 package jobenv
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -21,7 +23,8 @@ const (
 	EnvLocalSize = "DECORUN_LOCAL_SIZE" // number of ranks on this host
 	EnvJob       = "DECORUN_JOB"        // job id, unique per run
 	EnvURL       = "DECORUN_NATS_URL"   // where the job's NATS server listens
-	EnvSecret    = "DECORUN_SECRET"     // per-job token every client presents
+	EnvSecret    = "DECORUN_SECRET"     // token every client presents to the NATS server (random per job with decorun's own server)
+	EnvJobKey    = "DECORUN_JOB_KEY"    // random per job, known to its ranks only: keys for shared memory and direct TCP derive from it (see DeriveKey)
 	EnvPrefix    = "DECORUN_PREFIX"     // subject prefix of the job (default "decorun.<job>")
 	EnvTransport = "DECORUN_TRANSPORT"  // data path: auto, nats, shm or tcp (see Transport*); unset: comm's default
 	EnvHostRanks = "DECORUN_HOST_RANKS" // the world ranks on this rank's host, as "0-3,8,10-11"; unset: unknown
@@ -59,6 +62,11 @@ type Job struct {
 	URL                  string // one URL, or several separated by commas
 	Secret               string // token
 	Prefix               string
+	// JobKey is the job's own secret: random per job, handed to its ranks
+	// only (never sent over NATS), so that nothing on a shared NATS
+	// account can derive the keys made from it. Empty: none (join mode
+	// without DECORUN_JOB_KEY).
+	JobKey string
 
 	User, Password            string
 	CredsFile, NkeyFile       string
@@ -87,7 +95,7 @@ func FromList(env []string) Job {
 			m[k] = v
 		}
 	}
-	return Job{URL: m[EnvURL], Secret: m[EnvSecret], ID: m[EnvJob], Prefix: m[EnvPrefix], Transport: m[EnvTransport],
+	return Job{URL: m[EnvURL], Secret: m[EnvSecret], JobKey: m[EnvJobKey], ID: m[EnvJob], Prefix: m[EnvPrefix], Transport: m[EnvTransport],
 		User: m[EnvUser], Password: m[EnvPassword], CredsFile: m[EnvCreds], NkeyFile: m[EnvNkey],
 		CAFile: m[EnvCA], CertFile: m[EnvCert], KeyFile: m[EnvKey], CAPEM: m[EnvCAPEM]}
 }
@@ -163,6 +171,7 @@ func FromEnv() (j Job, ok bool, err error) {
 	}
 	j.URL = os.Getenv(EnvURL)
 	j.Secret = os.Getenv(EnvSecret)
+	j.JobKey = os.Getenv(EnvJobKey)
 	j.Prefix = os.Getenv(EnvPrefix)
 	j.User, j.Password = os.Getenv(EnvUser), os.Getenv(EnvPassword)
 	j.CredsFile, j.NkeyFile = os.Getenv(EnvCreds), os.Getenv(EnvNkey)
@@ -190,7 +199,7 @@ func FromEnv() (j Job, ok bool, err error) {
 // server (not its rank), for a launcher to pass on.
 func (j Job) Environ() []string {
 	env := []string{EnvURL + "=" + j.URL, EnvJob + "=" + j.ID, EnvPrefix + "=" + j.Prefix}
-	for _, kv := range [][2]string{{EnvSecret, j.Secret}, {EnvUser, j.User}, {EnvPassword, j.Password},
+	for _, kv := range [][2]string{{EnvSecret, j.Secret}, {EnvJobKey, j.JobKey}, {EnvUser, j.User}, {EnvPassword, j.Password},
 		{EnvCreds, j.CredsFile}, {EnvNkey, j.NkeyFile}, {EnvCA, j.CAFile}, {EnvCert, j.CertFile},
 		{EnvKey, j.KeyFile}, {EnvCAPEM, j.CAPEM}, {EnvTransport, j.Transport}} {
 		if kv[1] != "" {
@@ -268,6 +277,46 @@ func ParseRanks(s string, size int) ([]int, error) {
 		}
 	}
 	return rs, nil
+}
+
+// DeriveKey derives the key for one use from the job's secret key:
+// HMAC-SHA256(jobKey, label 0x00 part 0x00 part ...). Keys with different
+// labels or parts are unrelated: knowing one (or a value computed from
+// one, such as a file name) tells nothing about the others or about
+// jobKey. With an empty jobKey the result is as public as the label and
+// parts.
+func DeriveKey(jobKey, label string, parts ...string) []byte {
+	m := hmac.New(sha256.New, []byte(jobKey))
+	m.Write([]byte(label))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return m.Sum(nil)
+}
+
+// SHMKeys are the keys that name a job's shared-memory segments and
+// authenticate their headers, derived apart from the job's secret key
+// (without one, from its NATS token and password: then whoever knows
+// those can tell the names, and so take one first and keep shared memory
+// from that rank, but still cannot make a segment its peers accept).
+func (j Job) SHMKeys() (nameKey, authKey []byte) {
+	secret := j.JobKey
+	if secret == "" {
+		secret = "\x00" + j.Secret + "\x00" + j.Password
+	}
+	return DeriveKey(secret, "decorun shm name", j.ID, j.Prefix), DeriveKey(secret, "decorun shm auth", j.ID, j.Prefix)
+}
+
+// TCPKey is the key that authenticates a job's ranks to each other over
+// direct TCP, derived from the job's secret key, which only they know (not
+// from the NATS credentials, which others on a shared NATS account may
+// hold too); nil for a job without one.
+func (j Job) TCPKey() []byte {
+	if j.JobKey == "" {
+		return nil
+	}
+	return DeriveKey(j.JobKey, "decorun tcp", j.ID, j.Prefix)
 }
 
 // DefaultPrefix is the subject prefix of a job with the given id.

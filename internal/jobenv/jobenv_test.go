@@ -91,3 +91,40 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestJobKeys: the keys for shared-memory names, their authentication and
+// TCP are unrelated, change with the job's secret key and not only with
+// what others can see (id, prefix, NATS credentials); without a job key
+// there is no TCP key; the key reaches the ranks through Environ and
+// FromEnv.
+func TestJobKeys(t *testing.T) {
+	a := Job{ID: "j", Prefix: "decorun.j", Secret: "tok", JobKey: "k1"}
+	b := a
+	b.JobKey = "k2"
+	na, aa := a.SHMKeys()
+	nb, ab := b.SHMKeys()
+	keys := map[string]string{"name": string(na), "auth": string(aa), "tcp": string(a.TCPKey()),
+		"name, other job key": string(nb), "auth, other job key": string(ab), "tcp, other job key": string(b.TCPKey())}
+	seen := map[string]string{}
+	for what, k := range keys {
+		if len(k) != 32 {
+			t.Errorf("%s key has %d bytes", what, len(k))
+		}
+		if other, dup := seen[k]; dup {
+			t.Errorf("the %s and %s keys are equal", what, other)
+		}
+		seen[k] = what
+	}
+	if k := (Job{ID: "j", Prefix: "decorun.j", Secret: "tok"}).TCPKey(); k != nil {
+		t.Errorf("TCPKey without a job key = %x; want nil", k)
+	}
+	t.Setenv(EnvRank, "0")
+	t.Setenv(EnvSize, "1")
+	for _, kv := range a.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	if j, _, err := FromEnv(); err != nil || j.JobKey != "k1" {
+		t.Errorf("FromEnv: job key %q, %v; want k1", j.JobKey, err)
+	}
+}

@@ -8,12 +8,15 @@
 // Each rank creates one segment, a file in /dev/shm mapped with
 // syscall.Mmap (MAP_SHARED; pure Go, no cgo), named
 //
-//	/dev/shm/decorun-<job id>-<key>-<rank>
+//	/dev/shm/decorun-<job id>-<hash>-<rank>
 //
-// where key is a hash of the job id, subject prefix and token that every
-// rank of the job can compute, so that no rank ever opens another job's
-// segment. The segment belongs to its receiver: a header page (owner pid,
-// pid namespace, job key, a doorbell word) followed by one inbound ring per
+// where hash is HMAC-SHA256(name key, rank), cut to 64 bits: every rank of
+// the job computes every name, nobody else can (comm derives the name key
+// from the job's secret key, DECORUN_JOB_KEY, which only the job's ranks
+// hold), and the names of one job share nothing but the job id, so a name
+// seen in /dev/shm gives away no other. The segment belongs to its
+// receiver: a header page (owner pid, pid namespace, a random nonce, an
+// authentication tag, a doorbell word) followed by one inbound ring per
 // peer that may write to it. A ring is a single-producer single-consumer byte
 // stream: the producer (the peer) copies bytes in and publishes a 64-bit
 // head with an atomic store, the consumer (the owner) copies bytes out and
@@ -32,19 +35,32 @@
 // untouched; a ring delivers one pair's frames in order, which is all comm
 // asks of a Link.
 //
-// Wire-up: a rank creates its segment before comm's start-up barrier and
-// opens its peers' segments after it, so every segment exists by then. A
-// peer is reached through shared memory when its segment exists in this
-// host's /dev/shm, carries the job's key, belongs to a process in the same
-// pid namespace and has a ring for this rank; otherwise the peer is reached
-// through NATS. Once every expected peer has mapped a segment its owner
+// Wire-up: a rank creates its segment (O_CREAT|O_EXCL, mode 0600 whatever
+// the umask, a fresh 128-bit nonce and HMAC-SHA256(auth key, rank, size,
+// nonce) in the header) before comm's start-up barrier, announces the
+// nonce at the barrier (Link.Nonce; comm sends it over the job's
+// authenticated NATS connection, and each rank learns the nonces of its
+// host's ranks from rank 0's answer, with no round trip of its own), and
+// opens its peers' segments after it (Connect), so every segment exists by
+// then. A peer is reached through shared memory only if it announced a
+// nonce and its segment, opened with O_NOFOLLOW, is a regular file owned
+// by this process's effective user, mode 0600, with one link, whose header
+// names that rank, carries the tag of the job's auth key and the announced
+// nonce, and whose owner is in the same pid namespace; otherwise the peer
+// is reached through NATS, and Connect says why (a refused file is named
+// with what is wrong with it). So another user cannot have a rank map a
+// file of theirs: they cannot make a file this user owns, and cannot tell
+// a name. A rank whose name is taken (Open fails, saying whose file holds
+// the name) announces that it has no segment, so that no peer maps the
+// file that holds its name and every pair with it takes one path, NATS,
+// both ways. Once every expected peer has mapped a segment its owner
 // unlinks the file (the mappings stay valid), so a running job normally
 // leaves no name in /dev/shm at all. If a rank dies before that, the
-// launcher (and decorun's agent on each other host) removes
-// /dev/shm/decorun-<job id>-* when the job ends, and every
+// launcher (and decorun's agent on each other host) removes this user's
+// /dev/shm/decorun-<job id>-* files when the job ends, and every
 // rank that creates a segment first removes the segments of decorun
-// processes that no longer exist (owner pid gone, same pid namespace), so
-// even a SIGKILLed launcher leaves nothing behind for long.
+// processes that no longer exist (this user's, owner pid gone, same pid
+// namespace), so even a SIGKILLed launcher leaves nothing behind for long.
 //
 // One goroutine per Link (the pump) reads every inbound ring and hands each
 // whole frame to comm's engine: a frame that lies whole and contiguous in
@@ -129,7 +145,15 @@
 //   - Memory is bounded: each segment is fallocated at creation (so a full
 //     /dev/shm is an error at start-up, never a SIGBUS later), with rings of
 //     Config.RingSize bytes.
-//   - Only processes of the same user can open a segment (mode 0600).
+//   - A segment is read and written only by the processes of its job's
+//     user (mode 0600), and a rank writes only into segments that its
+//     peers made for this job (owner, mode, links, tag and nonce checked
+//     as above). Another user who takes a rank's name first (possible
+//     only if they know the name: with a job key, they cannot) costs that
+//     rank shared memory (comm: NATS instead, or with shm a start-up
+//     error naming the rank and the path), never a message. Root, and the
+//     job's own user, can read any segment: the guarantee is against
+//     other users.
 //
 // # Cost
 //

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -18,9 +19,13 @@ import (
 type Config struct {
 	// Dir holds the segments; DefaultDir ("/dev/shm") when empty.
 	Dir string
-	// ID is the job id and Key a string every rank of the job knows and
-	// no other job shares (comm uses id, subject prefix and token).
-	ID, Key string
+	// ID is the job id. NameKey makes the segments' names (see Name) and
+	// AuthKey their headers' tags: two keys derived apart from a secret
+	// that only the job's ranks know, so that nobody else can predict a
+	// name or make a header that passes; comm derives both from the job's
+	// DECORUN_JOB_KEY.
+	ID               string
+	NameKey, AuthKey []byte
 	// Rank and Size place this rank in the job.
 	Rank, Size int
 	// Peers are the ranks that may be on this host: each gets a ring in
@@ -105,7 +110,7 @@ func mono() int64 { return int64(time.Since(epoch)) }
 // with this one. It is safe for concurrent use.
 type Link struct {
 	cfg     Config
-	key     uint64
+	nonce   []byte // in own's header, announced over NATS
 	path    string
 	own     *segment
 	readers []*inbound
@@ -179,9 +184,10 @@ func Open(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error) 
 	slices.Sort(peers)
 	cfg.Peers = peers
 	SweepStale(cfg.Dir)
-	l := &Link{cfg: cfg, key: keyNum(cfg.Key), onFrame: onFrame, onFatal: onFatal,
-		path: filepath.Join(cfg.Dir, Name(cfg.ID, cfg.Key, cfg.Rank)), expect: uint64(len(peers))}
-	own, err := create(l.path, l.key, cfg.Rank, cfg.Size, peers, cfg.RingSize)
+	l := &Link{cfg: cfg, nonce: make([]byte, nonceLen), onFrame: onFrame, onFatal: onFatal,
+		path: filepath.Join(cfg.Dir, Name(cfg.ID, cfg.NameKey, cfg.Rank)), expect: uint64(len(peers))}
+	rand.Read(l.nonce) // never fails (crypto/rand)
+	own, err := create(l.path, cfg.AuthKey, l.nonce, cfg.Rank, cfg.Size, peers, cfg.RingSize)
 	if err != nil {
 		return nil, err
 	}
@@ -205,39 +211,6 @@ func Open(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error) 
 // Path is the file name of this rank's segment (unlinked once every peer
 // has mapped it).
 func (l *Link) Path() string { return l.path }
-
-// Connect opens the segments of the peers, which must have been created
-// (by Open in their processes) before it is called. It returns, for every
-// rank, whether frames to it go through shared memory, and for every peer
-// it could not reach, why.
-func (l *Link) Connect() (reach []bool, why map[int]error) {
-	l.connected.Store(true)
-	reach = make([]bool, l.cfg.Size)
-	why = map[int]error{}
-	outs := make([]*outbound, l.cfg.Size)
-	for _, p := range l.cfg.Peers {
-		path := filepath.Join(l.cfg.Dir, Name(l.cfg.ID, l.cfg.Key, p))
-		seg, err := open(path, l.key, p, l.cfg.Size)
-		if err != nil {
-			why[p] = err
-			continue
-		}
-		r, err := seg.ring(l.cfg.Rank)
-		if err == nil && r == nil {
-			err = fmt.Errorf("%s has no ring for rank %d", path, l.cfg.Rank)
-		}
-		if err != nil {
-			seg.unmap()
-			why[p] = err
-			continue
-		}
-		seg.opened.Add(1)
-		outs[p] = &outbound{dst: p, seg: seg, w: Writer{R: r}}
-		reach[p] = true
-	}
-	l.outs.Store(&outs)
-	return reach, why
-}
 
 // MaxFrame is the largest frame Send accepts.
 func (l *Link) MaxFrame() int { return l.cfg.MaxFrame }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +51,7 @@ func world(t *testing.T, dir string, n, ringSize int) ([]*Link, []*got) {
 	id := fmt.Sprintf("test%d", rand.Int64())
 	for r := range n {
 		gs[r] = &got{by: map[int][][]byte{}, ch: make(chan struct{}, 1)}
-		l, err := Open(Config{Dir: dir, ID: id, Key: id + "key", Rank: r, Size: n, Peers: all, RingSize: ringSize,
+		l, err := Open(Config{Dir: dir, ID: id, NameKey: []byte(id + "name"), AuthKey: []byte(id + "auth"), Rank: r, Size: n, Peers: all, RingSize: ringSize,
 			MaxFrame: 1 << 20, Spin: 20 * time.Microsecond}, gs[r].onFrame, func(err error) { t.Errorf("rank %d: %v", r, err) })
 		if err != nil {
 			t.Fatal(err)
@@ -57,8 +59,12 @@ func world(t *testing.T, dir string, n, ringSize int) ([]*Link, []*got) {
 		ls[r] = l
 		t.Cleanup(func() { l.Close() })
 	}
+	nonces := map[int]string{}
 	for r, l := range ls {
-		reach, why := l.Connect()
+		nonces[r] = l.Nonce()
+	}
+	for r, l := range ls {
+		reach, why := l.Connect(nonces)
 		for p := range n {
 			if p != r && !reach[p] {
 				t.Fatalf("rank %d cannot reach rank %d: %v", r, p, why[p])
@@ -177,20 +183,21 @@ func deadPID(t *testing.T) int {
 // gone the queue is dropped and Flush returns.
 func TestSendToStoppedAndDeadPeer(t *testing.T) {
 	dir := t.TempDir()
-	id, key := "stopped", "k"
+	id, key := "stopped", []byte("k")
 	// Rank 1's segment, made by hand: nobody reads it.
-	seg, err := create(filepath.Join(dir, Name(id, key, 1)), keyNum(key), 1, 2, []int{0}, 4096)
+	nonce := make([]byte, nonceLen)
+	seg, err := create(filepath.Join(dir, Name(id, key, 1)), key, nonce, 1, 2, []int{0}, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer seg.unmap()
-	l, err := Open(Config{Dir: dir, ID: id, Key: key, Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096},
+	l, err := Open(Config{Dir: dir, ID: id, NameKey: key, AuthKey: key, Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096},
 		func([]byte) {}, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if reach, why := l.Connect(); !reach[1] {
+	if reach, why := l.Connect(map[int]string{1: hex.EncodeToString(nonce)}); !reach[1] {
 		t.Fatal(why[1])
 	}
 	for i := range 10 {
@@ -216,13 +223,13 @@ func TestSendToStoppedAndDeadPeer(t *testing.T) {
 func TestCorruptRing(t *testing.T) {
 	dir := t.TempDir()
 	fatal := make(chan error, 1)
-	l, err := Open(Config{Dir: dir, ID: "c", Key: "k", Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096, MaxFrame: 100},
+	l, err := Open(Config{Dir: dir, ID: "c", NameKey: []byte("k"), AuthKey: []byte("k"), Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096, MaxFrame: 100},
 		func([]byte) {}, func(err error) { fatal <- err })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	seg, err := open(l.Path(), keyNum("k"), 0, 2)
+	seg, err := open(l.Path(), []byte("k"), l.nonce, 0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,28 +244,32 @@ func TestCorruptRing(t *testing.T) {
 
 func TestConnectOtherJob(t *testing.T) {
 	dir := t.TempDir()
-	a, err := Open(Config{Dir: dir, ID: "j", Key: "one", Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096}, func([]byte) {}, func(error) {})
+	one, two := []byte("one"), []byte("two")
+	a, err := Open(Config{Dir: dir, ID: "j", NameKey: one, AuthKey: one, Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096}, func([]byte) {}, func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
 	// Same id, another key: another file name; and a file planted under
-	// the right name with the wrong key is refused.
-	path := filepath.Join(dir, Name("j", "two", 1))
-	seg, err := create(path, keyNum("other"), 1, 2, []int{0}, 4096)
+	// the right name with the wrong key is refused, even with the nonce
+	// that was announced.
+	path := filepath.Join(dir, Name("j", two, 1))
+	nonce := make([]byte, nonceLen)
+	seg, err := create(path, []byte("other"), nonce, 1, 2, []int{0}, 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
 	seg.unmap()
-	b, err := Open(Config{Dir: dir, ID: "j", Key: "two", Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096}, func([]byte) {}, func(error) {})
+	b, err := Open(Config{Dir: dir, ID: "j", NameKey: two, AuthKey: two, Rank: 0, Size: 2, Peers: []int{1}, RingSize: 4096}, func([]byte) {}, func(error) {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if reach, why := b.Connect(); reach[1] || why[1] == nil {
+	nonces := map[int]string{1: hex.EncodeToString(nonce)}
+	if reach, why := b.Connect(nonces); reach[1] || why[1] == nil || !strings.Contains(why[1].Error(), "not made with this job's key") {
 		t.Errorf("Connect to another job's segment: reach %v, why %v; want refused", reach, why)
 	}
-	if reach, why := a.Connect(); reach[1] || why[1] == nil {
+	if reach, why := a.Connect(nonces); reach[1] || why[1] == nil {
 		t.Errorf("Connect to a missing segment: reach %v, why %v; want refused", reach, why)
 	}
 }
@@ -266,8 +277,8 @@ func TestConnectOtherJob(t *testing.T) {
 func TestSweepAndRemove(t *testing.T) {
 	dir := t.TempDir()
 	mk := func(id string, rank, pid int) string {
-		p := filepath.Join(dir, Name(id, "k", rank))
-		s, err := create(p, keyNum("k"), rank, 2, []int{1 - rank}, 4096)
+		p := filepath.Join(dir, Name(id, []byte("k"), rank))
+		s, err := create(p, []byte("k"), make([]byte, nonceLen), rank, 2, []int{1 - rank}, 4096)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,7 +304,7 @@ func TestSweepAndRemove(t *testing.T) {
 	if len(ents) != 2 { // b's and the stranger
 		t.Errorf("after RemoveJob(a): %d files; want 2", len(ents))
 	}
-	if got := Name("a/../b c", "k", 3); filepath.Base(got) != got || !segName.MatchString(got) {
+	if got := Name("a/../b c", []byte("k"), 3); filepath.Base(got) != got || !segName.MatchString(got) {
 		t.Errorf("Name of an odd id = %q", got)
 	}
 }

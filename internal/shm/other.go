@@ -10,13 +10,15 @@ import (
 
 // Config describes one rank's shared-memory link (see the Linux version).
 type Config struct {
-	Dir, ID, Key string
-	Rank, Size   int
-	Peers        []int
-	RingSize     int
-	MaxFrame     int
-	Spin         time.Duration
-	OnView       func([]byte)
+	Dir, ID          string
+	NameKey, AuthKey []byte
+	Rank, Size       int
+	Peers            []int
+	RingSize         int
+	MaxFrame         int
+	Spin             time.Duration
+	Crowded          bool
+	OnView           func([]byte)
 }
 
 // DefaultDir is where segments live.
@@ -34,8 +36,11 @@ func Open(Config, func([]byte), func(error)) (*Link, error) { return nil, errors
 // Path is empty.
 func (*Link) Path() string { return "" }
 
+// Nonce is empty.
+func (*Link) Nonce() string { return "" }
+
 // Connect reaches nobody.
-func (*Link) Connect() ([]bool, map[int]error) { return nil, nil }
+func (*Link) Connect(map[int]string) ([]bool, map[int]error) { return nil, nil }
 
 // MaxFrame is 0.
 func (*Link) MaxFrame() int { return 0 }

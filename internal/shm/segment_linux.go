@@ -2,7 +2,9 @@ package shm
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -20,31 +22,36 @@ import (
 // Segment header layout (the first page(s) of a segment file).
 //
 //	off  size   field
-//	0    8      magic "DCRSHM01"
+//	0    8      magic "DCRSHM02"
 //	8    8      owner pid
 //	16   8      owner's pid namespace (inode of /proc/self/ns/pid)
-//	24   8      job key
+//	24   8      reserved (0)
 //	32   8      owner rank
 //	40   8      job size
 //	48   8      ring size (data bytes per ring)
 //	56   8      opened: how many peers have mapped the segment (atomic)
 //	64   4      closed: 1 once the owner closed its link (atomic)
+//	72   16     nonce: random, announced by the owner over NATS
+//	88   32     tag: HMAC-SHA256(auth key, magic | rank | size | nonce)
 //	128  4      bell: the owner's futex word (atomic)
 //	192  4      sleep: 1 while the owner's pump sleeps on bell (atomic)
 //	256  8·size slot table: offset of the ring from rank r, 0 when none
 const (
-	magic      = "DCRSHM01"
+	magic      = "DCRSHM02"
+	magicStem  = "DCRSHM0" // any layout version: pid and pid namespace sit at the same offsets
 	hdrPid     = 8
 	hdrPidNS   = 16
-	hdrKey     = 24
 	hdrRank    = 32
 	hdrSize    = 40
 	hdrRing    = 48
 	hdrOpened  = 56
 	hdrClosed  = 64
+	hdrNonce   = 72
+	hdrTag     = 88
 	hdrBell    = 128
 	hdrSleep   = 192
 	hdrSlots   = 256
+	nonceLen   = 16
 	pageSize   = 4096
 	namePrefix = "decorun-"
 )
@@ -101,19 +108,26 @@ func headerLen(size int) int { return roundUp(hdrSlots+8*size, pageSize) }
 
 func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
-// Name is the file name of rank's segment in job id whose key is key.
-func Name(id, key string, rank int) string {
-	return namePrefix + sanitize(id) + "-" + keyHex(key) + "-" + strconv.Itoa(rank)
+// Name is the file name of rank's segment in job id: the hash in it is
+// HMAC-SHA256(nameKey, rank), so that the names of one job's ranks share
+// nothing but the job id, and one name tells nothing about another (nor
+// about the authentication key, derived apart from nameKey).
+func Name(id string, nameKey []byte, rank int) string {
+	m := hmac.New(sha256.New, nameKey)
+	m.Write([]byte("rank " + strconv.Itoa(rank)))
+	return namePrefix + sanitize(id) + "-" + hex.EncodeToString(m.Sum(nil)[:8]) + "-" + strconv.Itoa(rank)
 }
 
-func keyHex(key string) string {
-	h := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(h[:8])
-}
-
-func keyNum(key string) uint64 {
-	h := sha256.Sum256([]byte(key))
-	return binary.LittleEndian.Uint64(h[:8])
+// tag is the authentication tag of a segment's header.
+func tag(authKey []byte, rank, size int, nonce []byte) []byte {
+	m := hmac.New(sha256.New, authKey)
+	m.Write([]byte(magic))
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(rank))
+	binary.LittleEndian.PutUint64(b[8:], uint64(size))
+	m.Write(b[:])
+	m.Write(nonce)
+	return m.Sum(nil)
 }
 
 // sanitize keeps a job id usable in a file name: letters, digits, '.' and
@@ -144,8 +158,12 @@ func RemoveJob(dir, id string) {
 		dir = DefaultDir
 	}
 	names, _ := filepath.Glob(filepath.Join(dir, namePrefix+globEscape(sanitize(id))+"-*"))
+	uid := os.Geteuid()
 	for _, p := range names {
-		if segName.MatchString(filepath.Base(p)) {
+		var st syscall.Stat_t
+		// Only this user's files: a name another user planted stays.
+		if segName.MatchString(filepath.Base(p)) && syscall.Lstat(p, &st) == nil &&
+			st.Mode&syscall.S_IFMT == syscall.S_IFREG && int(st.Uid) == uid {
 			os.Remove(p)
 		}
 	}
@@ -167,7 +185,7 @@ func SweepStale(dir string) int {
 	if err != nil {
 		return 0
 	}
-	ns, uid, n := pidNS(), os.Getuid(), 0
+	ns, uid, n := pidNS(), os.Geteuid(), 0
 	for _, e := range ents {
 		if !segName.MatchString(e.Name()) {
 			continue
@@ -185,13 +203,13 @@ func stale(p string, ns uint64, uid int) bool {
 	if syscall.Lstat(p, &st) != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || int(st.Uid) != uid {
 		return false
 	}
-	f, err := os.Open(p)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	var h [hdrKey]byte
-	if _, err := f.ReadAt(h[:], 0); err != nil || !bytes.Equal(h[:8], []byte(magic)) {
+	var h [hdrPidNS + 8]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil || !bytes.HasPrefix(h[:], []byte(magicStem)) {
 		return time.Since(time.Unix(st.Mtim.Unix())) > time.Minute
 	}
 	pid := int(binary.LittleEndian.Uint64(h[hdrPid:]))
@@ -217,19 +235,28 @@ func pidNS() uint64 {
 }
 
 // create makes, sizes and maps this rank's segment with a ring for every
-// rank in peers.
-func create(path string, key uint64, rank, size int, peers []int, ringSize int) (*segment, error) {
+// rank in peers; its header carries nonce and the tag made with authKey.
+// A name that exists already (another user may have planted it) is an
+// error that says whose file holds it.
+func create(path string, authKey, nonce []byte, rank, size int, peers []int, ringSize int) (*segment, error) {
 	hl := headerLen(size)
 	stride := roundUp(RingHeader+ringSize, pageSize)
 	total := hl + len(peers)*stride
-	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, 0o600)
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err == syscall.EEXIST {
+		return nil, fmt.Errorf("shm: rank %d cannot create its segment %s: the name is taken by %s: %w", rank, path, describe(path), err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("shm: create %s: %w", path, err)
+		return nil, fmt.Errorf("shm: rank %d cannot create its segment %s: %w", rank, path, err)
 	}
 	defer syscall.Close(fd)
 	fail := func(what string, err error) (*segment, error) {
 		os.Remove(path)
-		return nil, fmt.Errorf("shm: %s %s (%d bytes): %w", what, path, total, err)
+		return nil, fmt.Errorf("shm: rank %d: %s %s (%d bytes): %w", rank, what, path, total, err)
+	}
+	// Exactly 0600 whatever the umask: peers accept nothing else.
+	if err := syscall.Fchmod(fd, 0o600); err != nil {
+		return fail("chmod", err)
 	}
 	// fallocate, not ftruncate: a full /dev/shm fails here rather than as a
 	// SIGBUS when a page is first touched.
@@ -243,10 +270,11 @@ func create(path string, key uint64, rank, size int, peers []int, ringSize int) 
 	le := binary.LittleEndian
 	le.PutUint64(mem[hdrPid:], uint64(os.Getpid()))
 	le.PutUint64(mem[hdrPidNS:], pidNS())
-	le.PutUint64(mem[hdrKey:], key)
 	le.PutUint64(mem[hdrRank:], uint64(rank))
 	le.PutUint64(mem[hdrSize:], uint64(size))
 	le.PutUint64(mem[hdrRing:], uint64(ringSize))
+	copy(mem[hdrNonce:hdrNonce+nonceLen], nonce)
+	copy(mem[hdrTag:hdrTag+sha256.Size], tag(authKey, rank, size, nonce))
 	for i, p := range peers {
 		le.PutUint64(mem[hdrSlots+8*p:], uint64(hl+i*stride))
 	}
@@ -254,10 +282,83 @@ func create(path string, key uint64, rank, size int, peers []int, ringSize int) 
 	return newSegment(mem), nil
 }
 
-// open maps the segment of another rank and checks that it belongs to the
-// same job and pid namespace.
-func open(path string, key uint64, rank, size int) (*segment, error) {
-	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+// describe says what holds path (for an error): its type, owner and mode.
+func describe(path string) string {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return "a file that cannot be examined (" + err.Error() + ")"
+	}
+	what := "a file"
+	switch st.Mode & syscall.S_IFMT {
+	case syscall.S_IFLNK:
+		what = "a symbolic link"
+	case syscall.S_IFDIR:
+		what = "a directory"
+	case syscall.S_IFREG:
+	default:
+		what = "a special file"
+	}
+	who := "this user's"
+	if int(st.Uid) != os.Geteuid() {
+		who = fmt.Sprintf("another user's (uid %d; this user is uid %d)", st.Uid, os.Geteuid())
+	}
+	return fmt.Sprintf("%s, %s, mode %04o", what, who, st.Mode&0o7777)
+}
+
+// Nonce is the random value in this rank's segment header, in hex: the
+// rank announces it to its peers over the job's authenticated NATS
+// connection, and a peer maps the segment only if it holds that nonce.
+func (l *Link) Nonce() string { return hex.EncodeToString(l.nonce) }
+
+// Connect opens the segments of the peers, which must have been created
+// (by Open in their processes) before it is called; nonces holds what
+// each peer announced (its Nonce), and a peer without one is not opened.
+// It returns, for every rank, whether frames to it go through shared
+// memory, and for every peer it could not reach, why.
+func (l *Link) Connect(nonces map[int]string) (reach []bool, why map[int]error) {
+	l.connected.Store(true)
+	reach = make([]bool, l.cfg.Size)
+	why = map[int]error{}
+	outs := make([]*outbound, l.cfg.Size)
+	for _, p := range l.cfg.Peers {
+		nonce, err := hex.DecodeString(nonces[p])
+		if _, ok := nonces[p]; !ok || err != nil || len(nonce) != nonceLen {
+			why[p] = fmt.Errorf("rank %d announced no segment", p)
+			continue
+		}
+		path := filepath.Join(l.cfg.Dir, Name(l.cfg.ID, l.cfg.NameKey, p))
+		seg, err := open(path, l.cfg.AuthKey, nonce, p, l.cfg.Size)
+		if err != nil {
+			why[p] = err
+			continue
+		}
+		r, err := seg.ring(l.cfg.Rank)
+		if err == nil && r == nil {
+			err = fmt.Errorf("%s has no ring for rank %d", path, l.cfg.Rank)
+		}
+		if err != nil {
+			seg.unmap()
+			why[p] = err
+			continue
+		}
+		seg.opened.Add(1)
+		outs[p] = &outbound{dst: p, seg: seg, w: Writer{R: r}}
+		reach[p] = true
+	}
+	l.outs.Store(&outs)
+	return reach, why
+}
+
+// open maps the segment of another rank after checking that it is the one
+// that rank made: a regular file (not through a symbolic link) of this
+// user, mode 0600, with one link, whose header names rank of size, carries
+// the tag of authKey and the nonce the rank announced, and whose owner is
+// in this pid namespace.
+func open(path string, authKey, nonce []byte, rank, size int) (*segment, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err == syscall.ELOOP {
+		return nil, fmt.Errorf("%s is a symbolic link, not a segment", path)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -266,8 +367,20 @@ func open(path string, key uint64, rank, size int) (*segment, error) {
 	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
-	if st.Size < int64(headerLen(size)) {
-		return nil, fmt.Errorf("%s is %d bytes, shorter than its header", path, st.Size)
+	refuse := func(format string, args ...any) (*segment, error) {
+		return nil, fmt.Errorf("refused %s: "+format, append([]any{path}, args...)...)
+	}
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		return refuse("not a regular file (mode %07o)", st.Mode)
+	case int(st.Uid) != os.Geteuid():
+		return refuse("owned by uid %d, not by this user (uid %d)", st.Uid, os.Geteuid())
+	case st.Mode&0o7777 != 0o600:
+		return refuse("mode %04o, not 0600", st.Mode&0o7777)
+	case st.Nlink != 1:
+		return refuse("%d links, not 1", st.Nlink)
+	case st.Size < int64(headerLen(size)):
+		return refuse("%d bytes, shorter than its header", st.Size)
 	}
 	mem, err := syscall.Mmap(fd, 0, int(st.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
 	if err != nil {
@@ -276,15 +389,17 @@ func open(path string, key uint64, rank, size int) (*segment, error) {
 	s := newSegment(mem)
 	bad := func(format string, args ...any) (*segment, error) {
 		syscall.Munmap(mem)
-		return nil, fmt.Errorf("%s: "+format, append([]any{path}, args...)...)
+		return refuse(format, args...)
 	}
 	switch {
 	case string(mem[:8]) != magic:
-		return bad("not a decorun segment")
-	case s.u64(hdrKey) != key:
-		return bad("belongs to another job")
+		return bad("not a decorun segment of this version")
 	case int(s.u64(hdrRank)) != rank || int(s.u64(hdrSize)) != size:
-		return bad("is rank %d of %d, want rank %d of %d", s.u64(hdrRank), s.u64(hdrSize), rank, size)
+		return bad("it is rank %d of %d, want rank %d of %d", s.u64(hdrRank), s.u64(hdrSize), rank, size)
+	case !hmac.Equal(mem[hdrTag:hdrTag+sha256.Size], tag(authKey, rank, size, mem[hdrNonce:hdrNonce+nonceLen])):
+		return bad("its header was not made with this job's key")
+	case subtle.ConstantTimeCompare(mem[hdrNonce:hdrNonce+nonceLen], nonce) != 1:
+		return bad("it is not the segment rank %d announced (another nonce)", rank)
 	case s.u64(hdrPidNS) != pidNS():
 		return bad("its owner is in another pid namespace")
 	}

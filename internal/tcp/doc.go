@@ -18,8 +18,11 @@
 // that talk both ways hold two connections.
 //
 // Authentication is a challenge-response over HMAC-SHA256 with a key every
-// rank of the job derives from the job's token (Config.Key; the token never
-// crosses the connection):
+// rank of the job derives from the job's secret key (Config.Key; comm
+// derives it from DECORUN_JOB_KEY, random per job and handed to the ranks
+// only, never sent over NATS, and not from the NATS token, job id or
+// subject prefix, which others on a shared NATS account may know; neither
+// key nor job key ever crosses the connection):
 //
 //	dialer -> acceptor   "DECOTCP1", src rank, dst rank, 32-byte nonce Nd
 //	acceptor -> dialer   32-byte nonce Na, HMAC(K, "acceptor" | hello | Na | B)
@@ -87,9 +90,12 @@
 //     incoming connection being read and a 64 KiB read buffer per incoming
 //     connection; the pools of queue buffers and recycled frames hold no
 //     more than was in flight, and the garbage collector empties them.
-//   - Only ranks that know the job's key get a frame delivered; a stray or
+//   - Only ranks that know the job's key get a frame delivered, and a rank
+//     sends only to a listener that proved it knows the key: a stray or
 //     hostile client is dropped after a failed proof or after
-//     Config.Timeout, whichever comes first.
+//     Config.Timeout, whichever comes first, and an address record forged
+//     on NATS leads a dialer to a listener that cannot prove itself, which
+//     the dialer refuses (ErrAuth).
 //
 // # Cost
 //

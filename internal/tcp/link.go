@@ -22,7 +22,7 @@ type Config struct {
 	Rank, Size int
 	// Key authenticates the ranks of the job to each other: every rank of
 	// the job has the same, nobody else has it (comm derives it from the
-	// job's token). Required.
+	// job's secret key, DECORUN_JOB_KEY). Required.
 	Key []byte
 	// Host is the address to listen on and publish; "127.0.0.1" when
 	// empty. The port is chosen by the kernel.
@@ -194,7 +194,7 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 	case cfg.Size < 1 || cfg.Rank < 0 || cfg.Rank >= cfg.Size:
 		return nil, fmt.Errorf("tcp: rank %d out of range for a job of %d ranks", cfg.Rank, cfg.Size)
 	case len(cfg.Key) == 0:
-		return nil, errors.New("tcp: no key to authenticate peers with (the job has no token)")
+		return nil, errors.New("tcp: no key to authenticate peers with (the job has no secret key)")
 	case cfg.MaxFrame < 0 || cfg.MaxFrame > 1<<31-1:
 		return nil, fmt.Errorf("tcp: max frame %d out of range", cfg.MaxFrame)
 	}

@@ -284,59 +284,97 @@ const bootRetry = 50 * time.Millisecond
 // records for ever (a rank on NATS alone never publishes one). On a
 // mismatch rank 0 answers every rank with the error, naming the ranks
 // that differ, and every rank's Boot returns it.
-func (t *NATS) Boot(ctx context.Context) error {
+//
+// Each request also carries the rank's group (the ranks of one host: comm
+// names it by the host's lowest rank, "*" when unknown) and a record of
+// one line (comm: its shared-memory segment's nonce, or why it has none).
+// Rank 0's answer to each rank lists the non-empty records of the ranks
+// in that rank's group, and Boot returns them by rank (this rank's own
+// excluded): every rank learns its host's records with no round trip
+// beyond the barrier's, and the answers total (ranks) × (ranks per host)
+// records.
+func (t *NATS) Boot(ctx context.Context, group, rec string) (map[int]string, error) {
 	subj := jobenv.BootSubject(t.job.Prefix)
 	size := t.job.Size
 	if size == 1 {
-		return nil
+		return map[int]string{}, nil
+	}
+	rec = strings.ReplaceAll(rec, "\n", " ")
+	group = strings.ReplaceAll(group, " ", "_")
+	if group == "" {
+		group = "*"
 	}
 	if t.job.Rank == 0 {
 		ch := make(chan *nats.Msg, size)
 		sub, err := t.nc.ChanSubscribe(subj, ch)
 		if err != nil {
-			return fmt.Errorf("transport: boot subscribe: %w", err)
+			return nil, fmt.Errorf("transport: boot subscribe: %w", err)
 		}
 		defer sub.Unsubscribe()
 		if err := t.nc.Publish(jobenv.BootUpSubject(t.job.Prefix), nil); err != nil {
-			return fmt.Errorf("transport: boot announcement: %w", err)
+			return nil, fmt.Errorf("transport: boot announcement: %w", err)
 		}
 		seen := make(map[int]*nats.Msg, size-1)
+		groups := map[int]string{0: group}
+		recs := map[int]string{0: rec}
 		var differ []string
 		for len(seen) < size-1 {
 			select {
 			case m := <-ch:
+				f := strings.SplitN(string(m.Data), " ", 5)
 				var r, s int
-				var tr string
-				if _, err := fmt.Sscanf(string(m.Data), "%d %d %s", &r, &s, &tr); err != nil || s != size || r <= 0 || r >= size {
-					return fmt.Errorf("transport: boot: rank 0 of a %d-rank job got a join from %q", size, m.Data)
+				var err error
+				if len(f) == 5 {
+					r, err = strconv.Atoi(f[0])
+					if err == nil {
+						s, err = strconv.Atoi(f[1])
+					}
 				}
-				if _, dup := seen[r]; !dup && tr != t.bootTransport() {
-					differ = append(differ, fmt.Sprintf("rank %d asked for %s", r, tr))
+				if len(f) != 5 || err != nil || s != size || r <= 0 || r >= size {
+					return nil, fmt.Errorf("transport: boot: rank 0 of a %d-rank job got a join from %q", size, m.Data)
 				}
-				seen[r] = m
+				if _, dup := seen[r]; !dup && f[2] != t.bootTransport() {
+					differ = append(differ, fmt.Sprintf("rank %d asked for %s", r, f[2]))
+				}
+				seen[r], groups[r], recs[r] = m, f[3], f[4]
 			case <-ctx.Done():
-				return fmt.Errorf("transport: boot: %d of %d ranks arrived: %w", len(seen)+1, size, ctx.Err())
+				return nil, fmt.Errorf("transport: boot: %d of %d ranks arrived: %w", len(seen)+1, size, ctx.Err())
 			}
 		}
-		reply := []byte("ok")
 		var mismatch error
 		if len(differ) > 0 {
 			slices.Sort(differ)
 			mismatch = fmt.Errorf("the ranks of a job must use one data path: rank 0 asked for --transport=%s, %s (decorun gives every rank its --transport or DECORUN_TRANSPORT; in join mode set DECORUN_TRANSPORT alike for every rank)",
 				t.bootTransport(), strings.Join(differ, ", "))
-			reply = []byte(mismatch.Error())
 		}
-		for _, m := range seen {
+		// One table per group, each answer the table of its rank's group.
+		tables := map[string]*strings.Builder{}
+		for r := range size {
+			b := tables[groups[r]]
+			if b == nil {
+				b = &strings.Builder{}
+				b.WriteString("ok")
+				tables[groups[r]] = b
+			}
+			if recs[r] != "" {
+				fmt.Fprintf(b, "\n%d %s", r, recs[r])
+			}
+		}
+		for r, m := range seen {
+			reply := []byte(tables[groups[r]].String())
+			if mismatch != nil {
+				reply = []byte(mismatch.Error())
+			}
 			if err := m.Respond(reply); err != nil {
-				return fmt.Errorf("transport: boot reply: %w", err)
+				return nil, fmt.Errorf("transport: boot reply: %w", err)
 			}
 		}
 		if mismatch != nil {
-			return fmt.Errorf("transport: boot: %w", mismatch)
+			return nil, fmt.Errorf("transport: boot: %w", mismatch)
 		}
-		return nil // what rank 0 sends next follows the replies
+		return bootTable(tables[group].String(), 0), nil // what rank 0 sends next follows the replies
 	}
-	msg := []byte(fmt.Sprintf("%d %d %s", t.job.Rank, size, t.bootTransport()))
+	msg := []byte(fmt.Sprintf("%d %d %s %s %s", t.job.Rank, size, t.bootTransport(), group, rec))
 	up := make(chan struct{}, 1)
 	upSub, err := t.nc.Subscribe(jobenv.BootUpSubject(t.job.Prefix), func(*nats.Msg) {
 		select {
@@ -345,27 +383,41 @@ func (t *NATS) Boot(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("transport: boot subscribe: %w", err)
+		return nil, fmt.Errorf("transport: boot subscribe: %w", err)
 	}
 	defer upSub.Unsubscribe()
 	for {
 		m, err := t.nc.RequestWithContext(ctx, subj, msg)
 		if err == nil {
-			if string(m.Data) != "ok" {
-				return fmt.Errorf("transport: boot: rank %d: %s", t.job.Rank, m.Data)
+			body := string(m.Data)
+			if body != "ok" && !strings.HasPrefix(body, "ok\n") {
+				return nil, fmt.Errorf("transport: boot: rank %d: %s", t.job.Rank, m.Data)
 			}
-			return nil
+			return bootTable(body, t.job.Rank), nil
 		}
 		if !errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, err)
+			return nil, fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, err)
 		}
 		select {
 		case <-up:
 		case <-time.After(bootRetry):
 		case <-ctx.Done():
-			return fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, ctx.Err())
+			return nil, fmt.Errorf("transport: boot: rank %d waiting for rank 0: %w", t.job.Rank, ctx.Err())
 		}
 	}
+}
+
+// bootTable reads rank 0's answer ("ok", then a line "rank record" per
+// record) into records by rank, without self's.
+func bootTable(body string, self int) map[int]string {
+	out := map[int]string{}
+	for _, l := range strings.Split(body, "\n")[1:] {
+		r, rec, _ := strings.Cut(l, " ")
+		if n, err := strconv.Atoi(r); err == nil && n != self {
+			out[n] = rec
+		}
+	}
+	return out
 }
 
 // bootTransport is the data path a rank states in its boot request:

@@ -31,7 +31,8 @@ func serve(t *testing.T) *server.Server {
 }
 
 // TestOrderBootAndLoss: frames arrive in order; Boot returns only when all
-// ranks are subscribed; a server that goes away is reported as ErrLost.
+// ranks are subscribed, with the records of the other ranks of the
+// rank's group; a server that goes away is reported as ErrLost.
 func TestOrderBootAndLoss(t *testing.T) {
 	s := serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -45,6 +46,8 @@ func TestOrderBootAndLoss(t *testing.T) {
 	rs := make([]*rank, n)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
+	tables := make([]map[int]string, n)
+	groups := []string{"h0", "h0", "h2"}
 	for r := n - 1; r >= 0; r-- { // rank 0 last: the others must wait for it
 		rk := &rank{frames: make(chan []byte, 10000), fatal: make(chan error, 10)}
 		rs[r] = rk
@@ -56,7 +59,7 @@ func TestOrderBootAndLoss(t *testing.T) {
 			rk.t, err = transport.DialNATS(ctx, job, func(f []byte) { rk.frames <- f },
 				func(err error) { rk.fatal <- err }, func(jobenv.Ctl) {})
 			if err == nil {
-				err = rk.t.Boot(ctx)
+				tables[r], err = rk.t.Boot(ctx, groups[r], fmt.Sprintf("record of %d", r))
 			}
 			errs[r] = err
 		}()
@@ -66,6 +69,11 @@ func TestOrderBootAndLoss(t *testing.T) {
 	for r, err := range errs {
 		if err != nil {
 			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	for r, want := range []string{"map[1:record of 1]", "map[0:record of 0]", "map[]"} {
+		if got := fmt.Sprint(tables[r]); got != want {
+			t.Errorf("rank %d: Boot's records %s; want %s", r, got, want)
 		}
 	}
 	for i := 0; i < 1000; i++ {
