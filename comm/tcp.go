@@ -33,12 +33,6 @@ type tcpPath struct {
 	mux *transport.Mux
 }
 
-// jobTLS reports whether the job's NATS connection uses TLS; TCP between
-// ranks is then encrypted too.
-func jobTLS(job jobenv.Job) bool {
-	return job.CAPEM != "" || job.CAFile != "" || job.CertFile != "" || strings.Contains(job.URL, "tls://")
-}
-
 // listenTCP opens this rank's TCP listener and subscribes to the address
 // records when TCP may carry frames: with --transport=tcp, or when peers
 // may be on other hosts (the host's ranks are unknown or not all of the
@@ -62,7 +56,7 @@ func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte
 	if key == nil {
 		tp.why = fmt.Errorf("the job has no secret key (%s) to authenticate TCP peers with", jobenv.EnvJobKey)
 	} else {
-		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: jobTLS(job),
+		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: job.TLS(),
 			MaxFrame: t.MaxFrame(), Grace: tcpGrace}, onFrame, onFatal)
 	}
 	if tp.l != nil {

@@ -409,7 +409,7 @@ func DecodeCtl(b []byte) (Ctl, error) {
 
 // TLS reports whether j says that its NATS connection uses TLS: a tls://
 // URL, a CA, or a client certificate. comm encrypts the ranks' direct TCP
-// connections exactly then (comm's jobTLS is the same rule).
+// connections exactly then.
 func (j Job) TLS() bool {
 	return j.CAPEM != "" || j.CAFile != "" || j.CertFile != "" || strings.Contains(j.URL, "tls://")
 }
