@@ -41,9 +41,12 @@
 //     the eager window has no room for goes by rendezvous, like a large
 //     one: its request-to-send travels outside the windows and the data
 //     follows once a receive matched it. Rendezvous Data takes stream
-//     credit (and eager credit when that is spent and the eager window has
-//     room), returned as soon as it is copied into the receive buffer, so
-//     a stream is never held up by messages no receive has matched.
+//     credit, returned as soon as it is copied into the receive buffer, so
+//     a stream is never held up by messages no receive has matched. A
+//     blocking Send of a message the eager window has no room for
+//     therefore returns once a receive matched it (MPI allows this: a
+//     program must not depend on Send buffering its message, and one that
+//     does can hang once a window's worth of its messages wait unmatched).
 //     So a receiver buffers at most (size-1)·W bytes of unexpected data
 //     (held in buffers of up to twice their size when they came through
 //     shared memory, see Cost), plus a small envelope (about 200 bytes)
@@ -68,7 +71,7 @@
 //     receive matched it and its buffer exists, and the data then streams
 //     in chunks under the stream window straight from the sender's buffer
 //     into the receiver's. A 1 GiB Send costs one 1 GiB buffer at the
-//     receiver and at most 1.5·W bytes in flight; no second full copy.
+//     receiver and W/2 bytes in flight; no second full copy.
 //   - Start-up: every rank subscribes its inbox before it joins a start-up
 //     barrier at rank 0 (on the same connection, so the server has the
 //     subscription first), so nothing is published to a rank that is not

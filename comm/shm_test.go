@@ -125,12 +125,25 @@ func TestPostedAndUnexpected(t *testing.T) {
 			if _, _, err := c.Recv(ctx, 1, goTag); err != nil {
 				return err
 			}
-			for i := range 3 * block {
+			for i := range 2 * block {
 				if err := c.Send(ctx, 1, i, payload(i)); err != nil {
 					return err
 				}
 			}
-			return c.Send(ctx, 1, doneTag, nil)
+			// Rank 1 receives these only after doneTag: Isend, since
+			// a Send need not return before its receive is posted.
+			var reqs []*Request
+			for i := 2 * block; i < 3*block; i++ {
+				q, err := c.Isend(1, i, payload(i))
+				if err != nil {
+					return err
+				}
+				reqs = append(reqs, q)
+			}
+			if err := c.Send(ctx, 1, doneTag, nil); err != nil {
+				return err
+			}
+			return WaitAll(ctx, reqs...)
 		}
 		check := func(i int, got []byte) error {
 			if want := payload(i); !bytes.Equal(got, want) {

@@ -79,7 +79,8 @@ const (
 	FlagMulticast uint8 = 4
 	// FlagStream on a Credit frame: the credit is for the stream window
 	// (rendezvous Data), not the eager window; on a Data frame: the frame
-	// took credit from the stream window.
+	// took credit from the stream window (it is rendezvous data, not the
+	// rest of a long eager message).
 	FlagStream uint8 = 8
 )
 

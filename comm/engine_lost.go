@@ -1,0 +1,145 @@
+package comm
+
+// Peers that close or die, and the engine's own end.
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/decorun/decorun/internal/match"
+	"github.com/decorun/decorun/internal/wire"
+)
+
+func (e *engine) watchLost() <-chan int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := make(chan int, e.size)
+	for r, l := range e.lost {
+		if l {
+			ch <- r
+		}
+	}
+	e.lostChs = append(e.lostChs, ch)
+	return ch
+}
+
+func (e *engine) lostErr(r int) error {
+	if e.lostHow[r] != "" {
+		return fmt.Errorf("rank %d is gone (%s): %w", r, e.lostHow[r], ErrRankLost)
+	}
+	return fmt.Errorf("rank %d is gone: %w", r, ErrRankLost)
+}
+
+// peerLost records that world rank r died while the job goes on: every
+// pending send to it and receive from it (by name, not AnySource) fails, and
+// so will later ones, once what r sent before it died has been received.
+func (e *engine) peerLost(r int, how string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r < 0 || r >= e.size || r == e.me || e.lost[r] {
+		return
+	}
+	e.lost[r], e.lostHow[r] = true, how
+	e.gone(r, e.lostErr(r))
+	for _, ch := range e.lostChs {
+		ch <- r // capacity size and each rank is lost once: never blocks
+	}
+}
+
+// gone fails what can no longer complete once rank r has died or closed.
+// mu held.
+func (e *engine) gone(r int, err error) {
+	p := &e.peers[r]
+	for _, s := range p.streams {
+		e.finishSend(s, err)
+	}
+	p.streams = nil
+	for id, s := range p.rdvOut {
+		e.finishSend(s, err)
+		delete(p.rdvOut, id)
+	}
+	for id, rq := range p.rdvIn {
+		e.finishRecv(rq, err)
+		delete(p.rdvIn, id)
+	}
+	// Unexpected RTS and incomplete long messages from r can never be
+	// completed: drop them.
+	clear(p.longIn)
+	var dropped []*inMsg
+	e.q.EachMsg(func(m *match.Msg[*inMsg]) bool {
+		if m.Val.from == r && (m.Val.rdv || m.Val.long && m.Val.got < m.Val.size) {
+			dropped = append(dropped, m.Val)
+			return true
+		}
+		return false
+	})
+	for _, m := range dropped { // freed only once unlinked
+		e.freeMsg(m)
+	}
+	var keep []*match.Recv[*rreq]
+	for _, rq := range e.q.Drain() {
+		if rq.Env.Src == r {
+			e.finishRecv(rq.Val, err)
+		} else {
+			keep = append(keep, rq)
+		}
+	}
+	for _, rq := range keep {
+		e.q.Post(rq)
+	}
+	e.wakeProbes()
+}
+
+func (e *engine) closedErr(r int) error {
+	return fmt.Errorf("rank %d closed its communicator: %w", r, ErrPeerClosed)
+}
+
+// deadErr is the error for a call naming world rank r, or nil if r is up.
+func (e *engine) deadErr(r int) error {
+	switch {
+	case r < 0 || r == e.me:
+		return nil
+	case e.lost[r]:
+		return e.lostErr(r)
+	case e.finished[r]:
+		return e.closedErr(r)
+	}
+	return nil
+}
+
+// cancelComm fails the receives posted on the given contexts with ErrClosed.
+func (e *engine) cancelComm(ids ...uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var keep []*match.Recv[*rreq]
+	for _, r := range e.q.Drain() {
+		if slices.Contains(ids, r.Env.Comm) {
+			e.finishRecv(r.Val, ErrClosed)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	for _, r := range keep {
+		e.q.Post(r) // no unexpected message matched them before; none will now
+	}
+	e.wakeProbes()
+}
+
+// close ends the engine with ErrClosed, telling every peer first (a Fin
+// frame, after everything else this rank sent), so that their calls naming
+// this rank fail instead of waiting for it forever.
+func (e *engine) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err == nil && e.link != nil {
+		for r := range e.size {
+			if r != e.me && !e.lost[r] && !e.finished[r] {
+				h := wire.Header{Kind: wire.Fin, N: e.mcSeq}
+				if e.publish(r, &h, nil) != nil {
+					break
+				}
+			}
+		}
+	}
+	e.fail(ErrClosed)
+}
