@@ -244,7 +244,10 @@ func TestLostWorker(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d, _ := cs[2].Dup()
+		d, err := cs[2].Dup(hole)
+		if err != nil {
+			return
+		}
 		first := true
 		for {
 			if _, _, err := d.Recv(hole, 0, comm.AnyTag); err != nil {
