@@ -275,3 +275,116 @@ func TestZeroSizeMessages(t *testing.T) {
 func contains(err error, s string) bool {
 	return err != nil && strings.Contains(err.Error(), s)
 }
+
+// TestReceiveCancelledMidStreamDiscardsThatMessage: a receive cancelled
+// after it matched a rendezvous message (its data may be streaming)
+// completes with context.Canceled; that message is gone, the sender's
+// send completes, and the next message goes to the next receive.
+func TestReceiveCancelledMidStreamDiscardsThatMessage(t *testing.T) {
+	run(t, rdvRanks, func(ctx context.Context, c *comm.Comm) error {
+		switch c.Rank() {
+		case 1:
+			if err := c.Send(ctx, 0, 0, payload(1, 0, large)); err != nil {
+				return fmt.Errorf("Send of the message whose receive was cancelled: %w", err)
+			}
+			return c.Send(ctx, 0, 0, payload(1, 1, 40))
+		case 0:
+			if _, err := c.Probe(ctx, 1, 0); err != nil { // its request-to-send is here
+				return err
+			}
+			q, err := c.Irecv(1, 0)
+			if err != nil {
+				return err
+			}
+			q.Cancel()
+			if _, err := q.Wait(ctx); !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("Wait on an Irecv cancelled after it matched: %v; want context.Canceled", err)
+			}
+			got, _, err := c.Recv(ctx, 1, 0)
+			if err != nil {
+				return err
+			}
+			return checkPayload("Recv after the cancelled one", got, 1, 1, 40)
+		}
+		return nil
+	})
+}
+
+// TestRecvIntoLeavesRestOfBufferUntouched: a message shorter than the
+// receive buffer fills only its first Size bytes, for eager, long eager and
+// rendezvous messages, posted before or after the message arrived.
+func TestRecvIntoLeavesRestOfBufferUntouched(t *testing.T) {
+	sizes := []int{0, 100, longEager, large}
+	run(t, rdvRanks, func(ctx context.Context, c *comm.Comm) error {
+		switch c.Rank() {
+		case 1:
+			for i, n := range sizes {
+				if err := c.Send(ctx, 0, i, payload(1, i, n)); err != nil {
+					return err
+				}
+			}
+		case 0:
+			buf := make([]byte, large+1000)
+			for i, n := range sizes {
+				for k := range buf {
+					buf[k] = 0xAA
+				}
+				var st comm.Status
+				var err error
+				if i%2 == 0 { // posted first (the message may or may not be here)
+					var q *comm.Request
+					if q, err = c.IrecvInto(buf, comm.AnySource, i); err == nil {
+						st, err = q.Wait(ctx)
+					}
+				} else {
+					if _, err := c.Probe(ctx, 1, i); err != nil { // the message is here first
+						return err
+					}
+					st, err = c.RecvInto(ctx, buf, 1, i)
+				}
+				if err != nil || st.Size != n {
+					return fmt.Errorf("%d bytes into %d: %+v, %v", n, len(buf), st, err)
+				}
+				if err := checkPayload("RecvInto", buf[:n], 1, i, n); err != nil {
+					return err
+				}
+				for k := n; k < len(buf); k++ {
+					if buf[k] != 0xAA {
+						return fmt.Errorf("%d bytes into %d: byte %d beyond the message changed to %#x", n, len(buf), k, buf[k])
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestReceiveFromClosedPeerFails: once a peer closed its communicator, its
+// earlier messages are still received, and then a receive naming it fails
+// with ErrPeerClosed instead of waiting; so does a send to it.
+func TestReceiveFromClosedPeerFails(t *testing.T) {
+	run(t, 3, func(ctx context.Context, c *comm.Comm) error {
+		switch c.Rank() {
+		case 2:
+			if err := c.Send(ctx, 0, 0, payload(2, 0, 10)); err != nil {
+				return err
+			}
+			return c.Close()
+		case 0:
+			got, _, err := c.Recv(ctx, 2, 0)
+			if err != nil {
+				return err
+			}
+			if err := checkPayload("message sent before Close", got, 2, 0, 10); err != nil {
+				return err
+			}
+			if _, _, err := c.Recv(ctx, 2, 0); !errors.Is(err, comm.ErrPeerClosed) || !strings.Contains(err.Error(), "rank 2") {
+				return fmt.Errorf("Recv from a closed rank: %v; want ErrPeerClosed naming rank 2", err)
+			}
+			if err := c.Send(ctx, 2, 0, []byte("x")); !errors.Is(err, comm.ErrPeerClosed) {
+				return fmt.Errorf("Send to a closed rank: %v; want ErrPeerClosed", err)
+			}
+		}
+		return nil
+	})
+}
