@@ -1,0 +1,195 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/decorun/decorun/comm"
+)
+
+// TestPrepostedWildcardReceivesKeepEachSendersOrder: receives posted
+// before any message arrives (AnySource first, then ones naming the
+// sender) are matched in posting order: a message goes to the first posted
+// receive it fits, so each sender's messages land in receives of
+// increasing posting order, and a wildcard receive posted before a
+// specific one takes the message first.
+func TestPrepostedWildcardReceivesKeepEachSendersOrder(t *testing.T) {
+	const k = 12
+	run(t, 4, func(ctx context.Context, c *comm.Comm) error {
+		p := c.Size()
+		if c.Rank() != 0 {
+			if _, _, err := c.Recv(ctx, 0, 1); err != nil { // rank 0 has posted its receives
+				return err
+			}
+			reqs := make([]*comm.Request, k)
+			for i := range k {
+				var err error
+				if reqs[i], err = c.Isend(0, 0, payload(c.Rank(), i, size(i)%5000)); err != nil {
+					return err
+				}
+			}
+			return comm.WaitAll(ctx, reqs...)
+		}
+		// First one receive from any source, then one naming rank 1: the
+		// wildcard one gets whichever message comes first; then the rest.
+		first, err := c.Irecv(comm.AnySource, 0)
+		if err != nil {
+			return err
+		}
+		named, err := c.Irecv(1, 0)
+		if err != nil {
+			return err
+		}
+		reqs := []*comm.Request{first, named}
+		for range k*(p-1) - 2 {
+			q, err := c.Irecv(comm.AnySource, comm.AnyTag)
+			if err != nil {
+				return err
+			}
+			reqs = append(reqs, q)
+		}
+		for r := 1; r < p; r++ {
+			if err := c.Send(ctx, r, 1, nil); err != nil {
+				return err
+			}
+		}
+		if err := comm.WaitAll(ctx, reqs...); err != nil {
+			return err
+		}
+		next := make([]int, p)
+		for j, q := range reqs {
+			_, st, _ := q.Test()
+			i := next[st.Source]
+			next[st.Source]++
+			if err := checkPayload(fmt.Sprintf("receive %d posted (from rank %d)", j, st.Source), q.Data(), st.Source, i, size(i)%5000); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// TestCancelledSendIsEitherCancelledOrDelivered: a send cancelled at once
+// (eager, or rendezvous to a receive already posted) either completes, and
+// the receiver gets it, or is cancelled, and the receiver never sees it,
+// never both nor neither (MPI_Cancel's rule).
+func TestCancelledSendIsEitherCancelledOrDelivered(t *testing.T) {
+	run(t, rdvRanks, func(ctx context.Context, c *comm.Comm) error {
+		const rounds = 6
+		switch c.Rank() {
+		case 1:
+			for i := range rounds {
+				n := 100
+				if i%2 == 1 {
+					n = large
+					if _, _, err := c.Recv(ctx, 0, 1); err != nil { // its receive is posted
+						return err
+					}
+				}
+				q, err := c.Isend(0, 0, payload(1, i, n))
+				if err != nil {
+					return err
+				}
+				q.Cancel()
+				_, werr := q.Wait(ctx)
+				cancelled := errors.Is(werr, context.Canceled)
+				if werr != nil && !cancelled {
+					return fmt.Errorf("round %d: Wait on a cancelled Isend: %v", i, werr)
+				}
+				if err := comm.SendValue(ctx, c, 0, 0, cancelled); err != nil {
+					return err
+				}
+			}
+		case 0:
+			for i := range rounds {
+				n := 100
+				var q *comm.Request
+				if i%2 == 1 {
+					n = large
+					var err error
+					if q, err = c.Irecv(1, 0); err != nil {
+						return err
+					}
+					if err := c.Send(ctx, 1, 1, nil); err != nil {
+						return err
+					}
+				}
+				var data []byte
+				var st comm.Status
+				var err error
+				if q != nil {
+					st, err = q.Wait(ctx)
+					data = q.Data()
+				} else {
+					data, st, err = c.Recv(ctx, 1, 0)
+				}
+				if err != nil {
+					return err
+				}
+				if st.Type() == "" { // the message itself: the send was not cancelled
+					if err := checkPayload(fmt.Sprintf("round %d", i), data, 1, i, n); err != nil {
+						return err
+					}
+					cancelled, _, err := comm.RecvValue[bool](ctx, c, 1, 0)
+					if err != nil {
+						return err
+					}
+					if cancelled {
+						return fmt.Errorf("round %d: the message arrived but its send says it was cancelled", i)
+					}
+					continue
+				}
+				cancelled, err := comm.Decode[bool](data, st)
+				if err != nil {
+					return err
+				}
+				if !cancelled {
+					return fmt.Errorf("round %d: the send completed but its message never arrived", i)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestConcurrentPointToPointFromManyGoroutines: several goroutines of each
+// rank send and receive on one communicator at once, each with its own
+// tag (MPI_THREAD_MULTIPLE), and every message arrives in order to its
+// goroutine.
+func TestConcurrentPointToPointFromManyGoroutines(t *testing.T) {
+	const goroutines, iters = 4, 10
+	run(t, 3, func(ctx context.Context, c *comm.Comm) error {
+		r, p := c.Rank(), c.Size()
+		errs := make([]error, goroutines)
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				right, left := (r+1)%p, (r+p-1)%p
+				for i := range iters {
+					n := []int{0, 10, 5000, 70000}[(g+i)%4]
+					q, err := c.Isend(right, g, payload(r, 100*g+i, n))
+					if err != nil {
+						errs[g] = err
+						return
+					}
+					got, _, err := c.Recv(ctx, left, g)
+					if err == nil {
+						err = checkPayload(fmt.Sprintf("goroutine %d, message %d", g, i), got, left, 100*g+i, n)
+					}
+					if err == nil {
+						_, err = q.Wait(ctx)
+					}
+					if err != nil {
+						errs[g] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
+}
