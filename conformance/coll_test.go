@@ -373,4 +373,3 @@ func rooted(ctx context.Context, c *comm.Comm, root int) error {
 	}
 	return nil
 }
-
