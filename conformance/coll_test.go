@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"testing"
 
@@ -76,8 +77,12 @@ func part(r, d, i int) []int32 {
 	return v
 }
 
-// same compares with fmt's formatting, which shows both on failure.
+// same compares got and want (nil and empty slices alike) and shows both
+// on failure.
 func same[T any](what string, got, want T) error {
+	if reflect.DeepEqual(got, want) {
+		return nil
+	}
 	if g, w := fmt.Sprint(got), fmt.Sprint(want); g != w {
 		if len(g) > 200 {
 			g, w = g[:200]+"...", w[:min(len(w), 200)]+"..."
