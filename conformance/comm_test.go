@@ -254,3 +254,33 @@ func TestCollectivesOnSeveralCommunicatorsAtOnce(t *testing.T) {
 		return errors.Join(errs...)
 	})
 }
+
+// TestSplitWithEveryRankItsOwnColor: colors may be any non-negative
+// numbers; a rank alone in its color gets a communicator of one rank that
+// works (self messages, collectives), and a negative color other than
+// Undefined is an error on every rank naming the rank.
+func TestSplitWithEveryRankItsOwnColor(t *testing.T) {
+	run(t, 4, func(ctx context.Context, c *comm.Comm) error {
+		s, err := c.Split(ctx, 1000003*c.Rank(), 0)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		if s.Size() != 1 || s.Rank() != 0 {
+			return fmt.Errorf("own color: rank %d of %d; want 0 of 1", s.Rank(), s.Size())
+		}
+		v, err := collectives.Allreduce(ctx, s, c.Rank(), collectives.Sum)
+		if err != nil || v != c.Rank() {
+			return fmt.Errorf("Allreduce on a communicator of one: %d, %v", v, err)
+		}
+		color := 0
+		if c.Rank() == 2 {
+			color = -7
+		}
+		_, err = c.Split(ctx, color, 0)
+		if err == nil || !strings.Contains(err.Error(), "rank 2 passed color -7") {
+			return fmt.Errorf("Split with rank 2's color -7: %v; want an error naming rank 2", err)
+		}
+		return nil
+	})
+}

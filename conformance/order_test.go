@@ -193,3 +193,50 @@ func TestConcurrentPointToPointFromManyGoroutines(t *testing.T) {
 		return errors.Join(errs...)
 	})
 }
+
+// TestCancellingOnePostedReceiveKeepsTheOthersInOrder: cancelling a
+// receive in the middle of several posted ones takes it out of matching;
+// the others get the messages in posting order.
+func TestCancellingOnePostedReceiveKeepsTheOthersInOrder(t *testing.T) {
+	run(t, 2, func(ctx context.Context, c *comm.Comm) error {
+		if c.Rank() == 1 {
+			if _, _, err := c.Recv(ctx, 0, 1); err != nil { // rank 0 has posted and cancelled
+				return err
+			}
+			for i := range 3 {
+				if err := c.Send(ctx, 0, 0, payload(1, i, 8)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		reqs := make([]*comm.Request, 5)
+		for i := range reqs {
+			var err error
+			if reqs[i], err = c.Irecv(1, 0); err != nil {
+				return err
+			}
+		}
+		reqs[1].Cancel()
+		reqs[3].Cancel()
+		if err := c.Send(ctx, 1, 1, nil); err != nil {
+			return err
+		}
+		for i, want := range []int{0, -1, 1, -1, 2} {
+			_, err := reqs[i].Wait(ctx)
+			if want < 0 {
+				if !errors.Is(err, context.Canceled) {
+					return fmt.Errorf("cancelled receive %d: %v; want context.Canceled", i, err)
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := checkPayload(fmt.Sprintf("receive %d", i), reqs[i].Data(), 1, want, 8); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
