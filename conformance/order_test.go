@@ -240,3 +240,52 @@ func TestCancellingOnePostedReceiveKeepsTheOthersInOrder(t *testing.T) {
 		return nil
 	})
 }
+
+// TestInterleavedLargeMessagesFromSeveralSenders: long eager and
+// rendezvous messages from several senders at once, whose chunks
+// interleave on the way, each reach a receive posted in advance with
+// AnySource whole, in each sender's order.
+func TestInterleavedLargeMessagesFromSeveralSenders(t *testing.T) {
+	sizes := []int{longEager, 10, large, longEager}
+	run(t, rdvRanks, func(ctx context.Context, c *comm.Comm) error {
+		p := c.Size()
+		if c.Rank() != 0 {
+			if _, _, err := c.Recv(ctx, 0, 1); err != nil {
+				return err
+			}
+			reqs := make([]*comm.Request, len(sizes))
+			for i, n := range sizes {
+				var err error
+				if reqs[i], err = c.Isend(0, 0, payload(c.Rank(), i, n)); err != nil {
+					return err
+				}
+			}
+			return comm.WaitAll(ctx, reqs...)
+		}
+		reqs := make([]*comm.Request, len(sizes)*(p-1))
+		for j := range reqs {
+			var err error
+			if reqs[j], err = c.IrecvInto(make([]byte, large), comm.AnySource, 0); err != nil {
+				return err
+			}
+		}
+		for r := 1; r < p; r++ {
+			if err := c.Send(ctx, r, 1, nil); err != nil {
+				return err
+			}
+		}
+		next := make([]int, p)
+		for j, q := range reqs {
+			st, err := q.Wait(ctx)
+			if err != nil {
+				return err
+			}
+			i := next[st.Source]
+			next[st.Source]++
+			if err := checkPayload(fmt.Sprintf("receive %d (from rank %d)", j, st.Source), q.Data(), st.Source, i, sizes[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
