@@ -155,6 +155,10 @@ func TestMismatchedSplitAndOtherCalls(t *testing.T) {
 		{"Dup", func(ctx context.Context, c *comm.Comm) error { _, err := c.Dup(ctx); return err }},
 		{"Barrier", func(ctx context.Context, c *comm.Comm) error { return collectives.Barrier(ctx, c) }},
 		{"Bcast", func(ctx context.Context, c *comm.Comm) error { _, err := collectives.Bcast(ctx, c, 1, 0); return err }},
+		{"AllreduceSlice", func(ctx context.Context, c *comm.Comm) error { // large: posts its receives first
+			_, err := collectives.AllreduceSlice(ctx, c, make([]float64, 70000), collectives.Sum)
+			return err
+		}},
 	}
 	for _, o := range others {
 		t.Run(o.name, func(t *testing.T) {
