@@ -44,8 +44,11 @@ func sizes() []int {
 // misdelivered or reordered message is caught.
 func payload(src, i, n int) []byte {
 	b := make([]byte, n)
-	for k := range b {
+	for k := range min(n, 256) {
 		b[k] = byte(src*31 + i*7 + k)
+	}
+	for done := min(n, 256); done < n; done *= 2 { // the pattern repeats every 256 bytes
+		copy(b[done:], b[:done])
 	}
 	if n >= 4 {
 		b[0], b[1], b[2], b[3] = byte(src), byte(i), byte(i>>8), byte(i>>16)

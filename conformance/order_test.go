@@ -195,8 +195,9 @@ func TestConcurrentPointToPointFromManyGoroutines(t *testing.T) {
 }
 
 // TestCancellingOnePostedReceiveKeepsTheOthersInOrder: cancelling a
-// receive in the middle of several posted ones takes it out of matching;
-// the others get the messages in posting order.
+// receive in the middle of several posted ones (one naming the source,
+// one wildcard) takes it out of matching; the others get the messages in
+// posting order.
 func TestCancellingOnePostedReceiveKeepsTheOthersInOrder(t *testing.T) {
 	run(t, 2, func(ctx context.Context, c *comm.Comm) error {
 		if c.Rank() == 1 {
@@ -212,8 +213,12 @@ func TestCancellingOnePostedReceiveKeepsTheOthersInOrder(t *testing.T) {
 		}
 		reqs := make([]*comm.Request, 5)
 		for i := range reqs {
+			src, tag := 1, 0
+			if i == 3 {
+				src, tag = comm.AnySource, comm.AnyTag
+			}
 			var err error
-			if reqs[i], err = c.Irecv(1, 0); err != nil {
+			if reqs[i], err = c.Irecv(src, tag); err != nil {
 				return err
 			}
 		}
@@ -287,5 +292,86 @@ func TestInterleavedLargeMessagesFromSeveralSenders(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// TestManyRendezvousMessagesInARow: more large messages from one sender to
+// one receiver than fit in the credit window at once, all sent before the
+// receiver posts anything, arrive whole and in order.
+func TestManyRendezvousMessagesInARow(t *testing.T) {
+	const k = 6 // 15 MiB, W is 8 MiB
+	run(t, rdvRanks, func(ctx context.Context, c *comm.Comm) error {
+		switch c.Rank() {
+		case 1:
+			reqs := make([]*comm.Request, k)
+			for i := range k {
+				var err error
+				if reqs[i], err = c.Isend(0, 0, payload(1, i, large)); err != nil {
+					return err
+				}
+			}
+			if err := c.Send(ctx, 0, 1, nil); err != nil { // all are started
+				return err
+			}
+			return comm.WaitAll(ctx, reqs...)
+		case 0:
+			if _, _, err := c.Recv(ctx, 1, 1); err != nil {
+				return err
+			}
+			for i := range k {
+				got, _, err := c.Recv(ctx, 1, 0)
+				if err != nil {
+					return err
+				}
+				if err := checkPayload(fmt.Sprintf("large message %d", i), got, 1, i, large); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// TestAllPairsExchangeMixedSizes: every rank sends to every other rank
+// (small messages to all, and long eager and rendezvous ones to its right
+// neighbour) and receives from all with AnySource; every message arrives
+// whole, in each sender's order.
+func TestAllPairsExchangeMixedSizes(t *testing.T) {
+	run(t, rdvRanks, func(ctx context.Context, c *comm.Comm) error {
+		r, p := c.Rank(), c.Size()
+		sizes := func(src, dst int) []int {
+			if dst == (src+1)%p {
+				return []int{0, 3000, longEager, large, 1}
+			}
+			return []int{0, 3000, 1}
+		}
+		var reqs []*comm.Request
+		want := 0
+		for d := range p {
+			if d == r {
+				continue
+			}
+			want += len(sizes(d, r))
+			for i, n := range sizes(r, d) {
+				q, err := c.Isend(d, 0, payload(r, i, n))
+				if err != nil {
+					return err
+				}
+				reqs = append(reqs, q)
+			}
+		}
+		next := make([]int, p)
+		for range want {
+			got, st, err := c.Recv(ctx, comm.AnySource, 0)
+			if err != nil {
+				return err
+			}
+			i := next[st.Source]
+			next[st.Source]++
+			if err := checkPayload(fmt.Sprintf("message %d from rank %d", i, st.Source), got, st.Source, i, sizes(st.Source, r)[i]); err != nil {
+				return err
+			}
+		}
+		return comm.WaitAll(ctx, reqs...)
 	})
 }
