@@ -2,7 +2,6 @@ package conformance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,9 +11,8 @@ import (
 
 // The tests that need rendezvous messages run at n = 5: each sender's
 // credit window W is then 8 MiB, and a message above W/4 = 2 MiB goes by
-// rendezvous. (Known limitation, tested elsewhere: more than W of
-// unmatched eager messages from one sender to one receiver; these tests
-// stay below it.)
+// rendezvous. The tests keep the eager bytes that one sender has
+// outstanding to one receiver below W.
 const (
 	rdvRanks = 5
 	large    = 5 << 19 // 2.5 MiB: rendezvous at rdvRanks
@@ -326,12 +324,4 @@ func TestTestReportsCompletion(t *testing.T) {
 		}
 		return comm.WaitAll(ctx, sq, rq) // a completed request waits no more
 	})
-}
-
-// errIs wraps a mismatch between err and want into a test error.
-func errIs(what string, err, want error) error {
-	if !errors.Is(err, want) {
-		return fmt.Errorf("%s: error %v; want %v", what, err, want)
-	}
-	return nil
 }
