@@ -122,6 +122,10 @@ func TestSplitIsolatesTraffic(t *testing.T) {
 			}
 		}
 		if s.Rank() == 0 {
+			pst, err := s.Probe(ctx, comm.AnySource, comm.AnyTag)
+			if err != nil || pst.Source != 1 {
+				return fmt.Errorf("world rank %d: Probe on its half: %+v, %v; want source 1 (its half's rank)", r, pst, err)
+			}
 			got, st, err := s.Recv(ctx, comm.AnySource, comm.AnyTag)
 			if err != nil {
 				return err
