@@ -292,3 +292,54 @@ func TestSplitWithEveryRankItsOwnColor(t *testing.T) {
 		return nil
 	})
 }
+
+// TestSplitAndDupOnSeveralCommunicatorsAtOnce: Split and Dup on different
+// communicators, called from different goroutines at the same time, give
+// each new communicator the right members and a context of its own.
+func TestSplitAndDupOnSeveralCommunicatorsAtOnce(t *testing.T) {
+	const k = 3
+	run(t, 4, func(ctx context.Context, c *comm.Comm) error {
+		parents := make([]*comm.Comm, k)
+		for i := range parents {
+			var err error
+			if parents[i], err = c.Dup(ctx); err != nil {
+				return err
+			}
+		}
+		errs := make([]error, k)
+		var wg sync.WaitGroup
+		for i, p := range parents {
+			wg.Go(func() {
+				defer p.Close()
+				s, err := p.Split(ctx, (c.Rank()+i)%2, 0)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer s.Close()
+				d, err := s.Dup(ctx)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				defer d.Close()
+				// Members of my color, in world ranks; sent on d, received
+				// with wildcards.
+				all, err := collectives.Allgather(ctx, d, []int{c.Rank()})
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				var want []int
+				for r := range c.Size() {
+					if (r+i)%2 == (c.Rank()+i)%2 {
+						want = append(want, r)
+					}
+				}
+				errs[i] = same(fmt.Sprintf("communicator %d: members", i), all, want)
+			})
+		}
+		wg.Wait()
+		return errors.Join(errs...)
+	})
+}

@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"testing"
@@ -201,5 +202,23 @@ func TestProbeOnOneCommunicatorOnly(t *testing.T) {
 			}
 		}
 		return nil
+	})
+}
+
+// TestProbeEndsWithItsContext: a Probe for a message that never comes
+// returns its ctx's error, and the communicator works afterwards.
+func TestProbeEndsWithItsContext(t *testing.T) {
+	run(t, 2, func(ctx context.Context, c *comm.Comm) error {
+		short, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := c.Probe(short, comm.AnySource, 98); !errors.Is(err, context.Canceled) { // nothing is sent with tag 98
+			return fmt.Errorf("Probe with a cancelled ctx: %v; want context.Canceled", err)
+		}
+		peer := 1 - c.Rank()
+		got, _, err := c.Sendrecv(ctx, payload(c.Rank(), 0, 9), peer, 99, peer, 99)
+		if err != nil {
+			return err
+		}
+		return checkPayload("Sendrecv after the Probe", got, peer, 0, 9)
 	})
 }
