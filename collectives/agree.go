@@ -2,11 +2,11 @@ package collectives
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/agree"
 )
 
 // Errors returned on every rank of a collective whose calls do not fit
@@ -14,7 +14,9 @@ import (
 var (
 	// ErrMismatch: the ranks called different collectives, or passed
 	// different types, roots or lengths; the error is a *MismatchError.
-	ErrMismatch = errors.New("collectives: mismatched calls")
+	// It is comm.ErrMismatch, which comm's Split and Dup return when their
+	// ranks' calls differ.
+	ErrMismatch = comm.ErrMismatch
 	// ErrInvalidArg: an argument is invalid on every rank (a root out of
 	// range, a length not divisible by the size) or on some rank (the error
 	// names it).
@@ -47,133 +49,52 @@ func (e *MismatchError) Error() string {
 // Unwrap returns ErrMismatch.
 func (e *MismatchError) Unwrap() error { return ErrMismatch }
 
-type opcode int64
+// opcode names a collective call; the list is shared with comm's Split and
+// Dup (internal/agree), so that a rank that calls one of them while another
+// calls a collective of this package sees the mismatch.
+type opcode = agree.Op
 
 const (
-	opBarrier opcode = iota + 1
-	opBcast
-	opScatter
-	opScatterv
-	opGather
-	opGatherv
-	opAllgather
-	opAllgatherv
-	opAlltoall
-	opAlltoallv
-	opReduce
-	opAllreduce
-	opReduceSlice
-	opAllreduceSlice
-	opReduceScatter
-	opScan
-	opExscan
-	opScanSlice
-	opExscanSlice
-	// The *Into forms are the same collectives as their plain ones (wire):
-	// ranks may mix them in one call. They differ in name only.
-	opReduceSliceInto
-	opAllreduceSliceInto
+	opBarrier            = agree.Barrier
+	opBcast              = agree.Bcast
+	opScatter            = agree.Scatter
+	opScatterv           = agree.Scatterv
+	opGather             = agree.Gather
+	opGatherv            = agree.Gatherv
+	opAllgather          = agree.Allgather
+	opAllgatherv         = agree.Allgatherv
+	opAlltoall           = agree.Alltoall
+	opAlltoallv          = agree.Alltoallv
+	opReduce             = agree.Reduce
+	opAllreduce          = agree.Allreduce
+	opReduceSlice        = agree.ReduceSlice
+	opAllreduceSlice     = agree.AllreduceSlice
+	opReduceScatter      = agree.ReduceScatter
+	opScan               = agree.Scan
+	opExscan             = agree.Exscan
+	opScanSlice          = agree.ScanSlice
+	opExscanSlice        = agree.ExscanSlice
+	opReduceSliceInto    = agree.ReduceSliceInto
+	opAllreduceSliceInto = agree.AllreduceSliceInto
 )
 
-var opNames = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
-	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
-	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto"}
-
-// wire is the opcode that the agreement step compares: the plain form of an
-// *Into call.
-func (o opcode) wire() opcode {
-	switch o {
-	case opReduceSliceInto:
-		return opReduceSlice
-	case opAllreduceSliceInto:
-		return opAllreduceSlice
-	}
-	return o
-}
-
-func (o opcode) String() string {
-	if o < 0 || int(o) >= len(opNames) {
-		return fmt.Sprintf("collective %d", int64(o))
-	}
-	return opNames[o]
-}
-
-// Header fields exchanged by the agreement step.
+// Header fields exchanged by the agreement step (see internal/agree).
 const (
-	fOp   = iota
-	fType // type hash
-	fRoot // 0 for collectives without a root
-	fLen  // a length: equal on all ranks, or the root's (-1 elsewhere)
-	fBad  // 1 if this rank's arguments are invalid; 2 + len(out) if only its out's length is (the *Into calls)
-	fEq   // 1 if this rank requires the lengths to be equal
-	fFan  // the largest message this rank can take part in a NATS fan-out of (Bcast)
-	nFields
+	fOp   = agree.FOp
+	fType = agree.FType
+	fRoot = agree.FRoot
+	fLen  = agree.FLen
+	fBad  = agree.FBad
+	fEq   = agree.FEq
+	fFan  = agree.FFan
 )
 
-type header [nFields]int64
+type header = agree.Header
+type summary = agree.Summary
 
-// summary holds, for each field, the smallest and largest value any rank
-// passed and the lowest rank that passed each.
-type summary [nFields]struct {
-	min, max         int64
-	minRank, maxRank int64
-}
-
-func (s *summary) merge(o *summary) {
-	for i := range s {
-		a, b := &s[i], &o[i]
-		if b.min < a.min || b.min == a.min && b.minRank < a.minRank {
-			a.min, a.minRank = b.min, b.minRank
-		}
-		if b.max > a.max || b.max == a.max && b.maxRank < a.maxRank {
-			a.max, a.maxRank = b.max, b.maxRank
-		}
-	}
-}
-
-const summaryBytes = nFields * 4 * 8
-
-func (s *summary) marshal() []byte {
-	b := make([]byte, 0, summaryBytes)
-	for _, f := range s {
-		b = binary.LittleEndian.AppendUint64(b, uint64(f.min))
-		b = binary.LittleEndian.AppendUint64(b, uint64(f.minRank))
-		b = binary.LittleEndian.AppendUint64(b, uint64(f.max))
-		b = binary.LittleEndian.AppendUint64(b, uint64(f.maxRank))
-	}
-	return b
-}
-
-func (s *summary) unmarshal(b []byte) {
-	for i := range s {
-		f := &s[i]
-		f.min = int64(binary.LittleEndian.Uint64(b[32*i:]))
-		f.minRank = int64(binary.LittleEndian.Uint64(b[32*i+8:]))
-		f.max = int64(binary.LittleEndian.Uint64(b[32*i+16:]))
-		f.maxRank = int64(binary.LittleEndian.Uint64(b[32*i+24:]))
-	}
-}
-
-// agree runs the dissemination exchange: after round k each rank has merged
-// the headers of the 2^(k+1) ranks below it (cyclically), so after ⌈lg p⌉
-// rounds every rank holds the same summary of all.
+// agree runs the agreement step (internal/agree) on the call's tag.
 func (cl *call) agree(ctx context.Context, h header) (summary, error) {
-	var s summary
-	for i, v := range h {
-		s[i].min, s[i].max = v, v
-		s[i].minRank, s[i].maxRank = int64(cl.r), int64(cl.r)
-	}
-	in := make([]byte, summaryBytes)
-	for d := 1; d < cl.p; d <<= 1 {
-		dst, src := (cl.r+d)%cl.p, (cl.r-d+cl.p)%cl.p
-		if err := cl.exchangeInto(ctx, dst, s.marshal(), src, in); err != nil {
-			return s, err
-		}
-		var o summary
-		o.unmarshal(in)
-		s.merge(&o)
-	}
-	return s, nil
+	return agree.Run(ctx, cl.p, cl.r, h, cl.exchangeInto)
 }
 
 // Length rules for check.
@@ -202,7 +123,7 @@ type params struct {
 // check runs the agreement step and returns the summary, or the error every
 // rank returns when the calls do not fit together.
 func (cl *call) check(ctx context.Context, a params) (summary, error) {
-	h := header{fOp: int64(cl.op.wire()), fType: a.typ, fLen: -1}
+	h := header{fOp: int64(cl.op.Wire()), fType: a.typ, fLen: -1}
 	if a.rooted {
 		h[fRoot] = int64(a.root)
 	}
@@ -225,11 +146,11 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 	}
 	mismatch := func(f int, arg string) error {
 		x := s[f]
-		if x.min == x.max {
+		if x.Min == x.Max {
 			return nil
 		}
-		return &MismatchError{Op: cl.op.String(), Arg: arg, RankA: int(x.minRank), ValueA: x.min,
-			RankB: int(x.maxRank), ValueB: x.max}
+		return &MismatchError{Op: cl.op.String(), Arg: arg, RankA: int(x.MinRank), ValueA: x.Min,
+			RankB: int(x.MaxRank), ValueB: x.Max}
 	}
 	if err := mismatch(fOp, "collective"); err != nil {
 		return s, err
@@ -237,18 +158,18 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 	if err := mismatch(fType, "type"); err != nil {
 		return s, err
 	}
-	if s[fBad].max != 0 {
+	if s[fBad].Max != 0 {
 		if a.bad != nil {
 			return s, a.bad
 		}
-		if code := s[fBad].max; code >= 2 { // the same text as on the rank itself
+		if code := s[fBad].Max; code >= 2 { // the same text as on the rank itself
 			inLen := -1
-			if s[fLen].min == s[fLen].max {
-				inLen = int(s[fLen].min)
+			if s[fLen].Min == s[fLen].Max {
+				inLen = int(s[fLen].Min)
 			}
-			return s, errOutLen(cl.op, int(s[fBad].maxRank), int(code-2), inLen)
+			return s, errOutLen(cl.op, int(s[fBad].MaxRank), int(code-2), inLen)
 		}
-		return s, invalid(cl.op, nil, "rank %d passed invalid arguments", s[fBad].maxRank)
+		return s, invalid(cl.op, nil, "rank %d passed invalid arguments", s[fBad].MaxRank)
 	}
 	if a.rooted {
 		if err := mismatch(fRoot, "root"); err != nil {
@@ -258,7 +179,7 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 			return s, invalid(cl.op, nil, "root %d out of range [0, %d)", a.root, cl.p)
 		}
 	}
-	if s[fEq].max != 0 { // the same on every rank, whatever rule each passed
+	if s[fEq].Max != 0 { // the same on every rank, whatever rule each passed
 		if err := mismatch(fLen, "length"); err != nil {
 			return s, err
 		}

@@ -43,7 +43,7 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	if cl.p == 1 {
 		return v, nil
 	}
-	n := int(s[fLen].max)
+	n := int(s[fLen].Max)
 	out, direct := zero, false
 	if cl.r != root {
 		if out, buf, direct = k.alloc(n); !direct {
@@ -51,7 +51,7 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 		}
 	}
 	switch {
-	case s[fFan].min > 0 && n <= int(s[fFan].min) && cl.p >= 3:
+	case s[fFan].Min > 0 && n <= int(s[fFan].Min) && cl.p >= 3:
 		err = cl.bcastFanout(ctx, buf, root)
 	case n < bcastLarge || cl.p < 3:
 		err = cl.bcastTree(ctx, buf, root)

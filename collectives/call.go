@@ -4,37 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
-	"sync/atomic"
-	"weak"
 
 	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/agree"
 )
 
-// seqs maps each communicator to its count of collective calls; the count is
-// the tag of the call's messages on c.Shadow(). Entries are keyed by weak
-// pointers and removed when the communicator is garbage.
-var seqs sync.Map // weak.Pointer[comm.Comm] -> *atomic.Uint32
-
-func nextTag(c *comm.Comm) int {
-	k := weak.Make(c)
-	v, ok := seqs.Load(k)
-	if !ok {
-		var loaded bool
-		v, loaded = seqs.LoadOrStore(k, new(atomic.Uint32))
-		if !loaded {
-			runtime.AddCleanup(c, func(k weak.Pointer[comm.Comm]) { seqs.Delete(k) }, k)
-		}
-	}
-	return int(v.(*atomic.Uint32).Add(1) & tagMask)
-}
-
-// Tags: a call's messages carry its sequence number (below fanoutBit); a
-// Bcast's fan-out message carries it with fanoutBit set, so that it never
-// matches the call's other messages, which it may overtake.
+// Tags: a call's messages carry its sequence number on the communicator
+// (agree.NextTag, below fanoutBit); a Bcast's fan-out message carries it with
+// fanoutBit set, so that it never matches the call's other messages, which
+// it may overtake.
 const (
-	tagMask   = comm.MaxTag >> 1
+	tagMask   = agree.TagMask
 	fanoutBit = tagMask + 1
 )
 
@@ -50,7 +30,7 @@ type call struct {
 }
 
 func begin(c *comm.Comm, op opcode) *call {
-	return &call{op: op, s: c.Shadow(), tag: nextTag(c), p: c.Size(), r: c.Rank()}
+	return &call{op: op, s: c.Shadow(), tag: agree.NextTag(c), p: c.Size(), r: c.Rank()}
 }
 
 // wrap adds the collective's name to a communication error; errors the

@@ -222,7 +222,8 @@
 // All collective traffic goes over c.Shadow(), so it never matches the
 // user's point-to-point receives (AnySource and AnyTag included). Its tag is a
 // per-communicator sequence number that every collective call on c
-// increments, so messages of one collective never match another's (tags
+// increments (comm's Split and Dup count in the same sequence and start
+// with the same agreement step), so messages of one collective never match another's (tags
 // use 30 bits and wrap). A Bcast's fan-out message carries the call's tag
 // with bit 30 set: it travels on its own NATS subscription, so it may
 // reach a rank before the root's agreement messages of the same call,
@@ -241,7 +242,9 @@
 // # Errors
 //
 // No mismatch that the agreement step can see produces a hang or garbage:
-// different collectives, different element types, different roots, unequal
+// different collectives (or a collective here and comm's Split or Dup
+// there: "collectives: rank 3 called Barrier but rank 0 called Split", and
+// Split's or Dup's own error on the other ranks), different element types, different roots, unequal
 // lengths where they must be equal (Gather, Allgather, Alltoall,
 // ReduceSlice, AllreduceSlice, ReduceScatter, ScanSlice, ExscanSlice, and
 // Reduce, Allreduce, Scan and Exscan of slices when any rank's op came

@@ -91,6 +91,21 @@ func TestMismatch(t *testing.T) {
 			_, err := collectives.Alltoallv(ctx, c, parts)
 			return err
 		}, []string{"Alltoallv: rank 1 passed"}, collectives.ErrInvalidArg},
+		{"split and barrier", func(c *comm.Comm) error {
+			if c.Rank() >= 3 {
+				return collectives.Barrier(ctx, c)
+			}
+			_, err := c.Split(ctx, 0, 0)
+			return err
+		}, []string{"rank 3 called Barrier but rank 0 called Split"}, collectives.ErrMismatch},
+		{"dup and allreduce", func(c *comm.Comm) error {
+			if c.Rank() == 2 {
+				_, err := c.Dup(ctx)
+				return err
+			}
+			_, err := collectives.Allreduce(ctx, c, 1, collectives.Sum)
+			return err
+		}, []string{"rank 0 called Allreduce but rank 2 called Dup"}, comm.ErrMismatch},
 		{"unencodable", func(c *comm.Comm) error {
 			_, err := collectives.Bcast(ctx, c, make(chan int), 2)
 			return err
@@ -171,7 +186,7 @@ func TestCancel(t *testing.T) {
 	})
 	t.Run("closed", func(t *testing.T) {
 		commtest.Run(t, cs, func(c *comm.Comm) error {
-			d, err := c.Dup()
+			d, err := c.Dup(ctx)
 			if err != nil {
 				return err
 			}

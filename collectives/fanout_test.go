@@ -100,7 +100,7 @@ func TestBcastFanoutConcurrent(t *testing.T) {
 	cs := commtest.World(t, n)
 	ctx := tctx(t)
 	commtest.Run(t, cs, func(c *comm.Comm) error {
-		d, err := c.Dup()
+		d, err := c.Dup(ctx)
 		if err != nil {
 			return err
 		}

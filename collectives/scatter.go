@@ -22,7 +22,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	if n := s[fLen].max; n%int64(cl.p) != 0 {
+	if n := s[fLen].Max; n%int64(cl.p) != 0 {
 		return nil, invalid(cl.op, nil, "root %d passed %d elements, not divisible by %d ranks", root, n, cl.p)
 	}
 	b, err := cl.scatterBlocks(ctx, blocks, root)

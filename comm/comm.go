@@ -44,6 +44,11 @@ var (
 	// or a receive from it (once its earlier messages are received) can
 	// never complete.
 	ErrPeerClosed = errors.New("comm: peer closed")
+	// ErrMismatch: the ranks of a communicator made different collective
+	// calls on it (one called Split while another called Dup, say); the
+	// error is a *MismatchError. Package collectives' mismatch errors wrap
+	// it too.
+	ErrMismatch = errors.New("comm: mismatched collective calls")
 )
 
 // Status describes a received or probed message.

@@ -127,6 +127,18 @@
 // that message. Cancellation never corrupts the communicator: later calls
 // work.
 //
+// # Communicators
+//
+// Split and Dup make communicators with their own matching context: no
+// message sent on one is received on another, wildcards included. They are
+// collective calls, counted in one sequence per communicator with the
+// calls of package collectives: each starts with the same agreement step
+// (a dissemination exchange of a small header on the communicator's
+// Shadow, ⌈lg p⌉ rounds), so when ranks make different calls (Split on
+// some, Dup or collectives.Barrier on others) every rank's call fails with
+// an error wrapping ErrMismatch that names two ranks and their calls,
+// instead of waiting for the others, and the communicator stays usable.
+//
 // # Failure
 //
 // Close ends the communicator; calls blocked on it, and all later calls,

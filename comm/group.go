@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sync/atomic"
+
+	"github.com/decorun/decorun/internal/agree"
 )
 
 // Undefined is the color a rank passes to Split to be in no new communicator.
@@ -83,26 +85,39 @@ func (c *Comm) Shadow() *Comm {
 }
 
 // Dup returns a new communicator with the same ranks as c and its own
-// matching context (MPI_Comm_dup). Every rank of c must call Dup, in the
-// same order relative to other Dup and Split calls on c.
-func (c *Comm) Dup() (*Comm, error) {
+// matching context (MPI_Comm_dup). It is a collective call: every rank of c
+// must call Dup, in the same order relative to the other collective calls on
+// c (Split, Dup and those of package collectives); ranks that made different
+// calls get an error wrapping ErrMismatch on every rank (see Split).
+func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 	if err := c.alive("Dup"); err != nil {
 		return nil, err
 	}
-	n := c.nderived.Add(1)
+	if _, err := c.agree(ctx, agree.Dup, 0); err != nil {
+		return nil, err
+	}
+	n := c.nderived.Add(1) // after the agreement: every rank counts the same calls
 	return c.derive(mix(c.id, saltDup, n)), nil
 }
 
 // Split partitions c (MPI_Comm_split): ranks that pass the same color form a
 // new communicator, ordered by key and then by their rank in c. A rank that
-// passes Undefined gets a nil communicator. Every rank of c must call Split,
-// in the same order relative to other Dup and Split calls on c. A negative
-// color other than Undefined is an error on every rank, naming the rank.
+// passes Undefined gets a nil communicator. It is a collective call: every
+// rank of c must call Split, in the same order relative to the other
+// collective calls on c (Split, Dup and those of package collectives). When
+// the ranks' calls differ (one calls Split while another calls Dup or
+// collectives.Barrier, say), every rank's call fails with a *MismatchError
+// naming two ranks and what each called, instead of waiting for the others.
+// A negative color other than Undefined is an error on every rank, naming
+// the rank.
 func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 	if err := c.alive("Split"); err != nil {
 		return nil, err
 	}
-	n := c.nderived.Add(1)
+	if _, err := c.agree(ctx, agree.Split, 0); err != nil {
+		return nil, err
+	}
+	n := c.nderived.Add(1)                // after the agreement: every rank counts the same calls
 	x := c.derive(mix(c.id, saltExch, n)) // private context for the exchange
 	// Gather every (color, key) at rank 0, which sends the table to all.
 	var table []int
@@ -171,4 +186,56 @@ func (c *Comm) alive(op string) error {
 		return fmt.Errorf("comm: rank %d: %s: %w", c.rank, op, ErrClosed)
 	}
 	return nil
+}
+
+// MismatchError is the error of a collective call (Split, Dup) whose ranks
+// made different collective calls on the communicator; it wraps
+// ErrMismatch. Package collectives reports the same disagreement, seen from
+// its own calls, with a collectives.MismatchError.
+type MismatchError struct {
+	Op           string // the call this rank made
+	RankA, RankB int    // two ranks that made different calls
+	CallA, CallB string // what each called
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("comm: %s: rank %d called %s but rank %d called %s", e.Op, e.RankA, e.CallA, e.RankB, e.CallB)
+}
+
+// Unwrap returns ErrMismatch.
+func (e *MismatchError) Unwrap() error { return ErrMismatch }
+
+// agree runs the agreement step that starts every collective call on c
+// (internal/agree): the ranks exchange headers on c's shadow context with
+// the call's sequence number as tag, and every rank learns whether all
+// made the same call.
+func (c *Comm) agree(ctx context.Context, op agree.Op, typ int64) (agree.Summary, error) {
+	s := c.Shadow()
+	tag := agree.NextTag(c)
+	exchange := func(ctx context.Context, dst int, out []byte, src int, in []byte) error {
+		q, err := s.Isend(dst, tag, out)
+		if err != nil {
+			return err
+		}
+		st, err := s.RecvInto(ctx, in, src, tag)
+		if err == nil && st.Size != len(in) {
+			err = fmt.Errorf("rank %d sent %d bytes, want %d", src, st.Size, len(in))
+		}
+		if err != nil {
+			q.Cancel()
+			return err
+		}
+		_, err = q.Wait(ctx)
+		return err
+	}
+	h := agree.Header{agree.FOp: int64(op), agree.FType: typ, agree.FLen: -1}
+	sum, err := agree.Run(ctx, c.size, c.rank, h, exchange)
+	if err != nil {
+		return sum, fmt.Errorf("comm: %s: %w", op, err)
+	}
+	if f := sum[agree.FOp]; sum.Mismatch(agree.FOp) {
+		return sum, &MismatchError{Op: op.String(), RankA: int(f.MinRank), CallA: agree.Op(f.Min).String(),
+			RankB: int(f.MaxRank), CallB: agree.Op(f.Max).String()}
+	}
+	return sum, nil
 }

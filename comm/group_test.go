@@ -34,7 +34,7 @@ func TestSplitAndIsolation(t *testing.T) {
 		if sub.Size() != 2 || sub.Rank() != wantRank {
 			return fmt.Errorf("rank %d: sub rank %d of %d, want %d of 2", me, sub.Rank(), sub.Size(), wantRank)
 		}
-		dup, err := sub.Dup()
+		dup, err := sub.Dup(ctx)
 		if err != nil {
 			return err
 		}
@@ -100,8 +100,9 @@ func TestSplitBadColor(t *testing.T) {
 func TestCloseSubWakesRecv(t *testing.T) {
 	cs := world(t, 2)
 	ctx := context.Background()
-	d, _ := cs[0].Dup()
-	cs[1].Dup()
+	ds := make([]*Comm, 2)
+	par(t, cs, func(c *Comm) (err error) { ds[c.Rank()], err = c.Dup(tctx(t)); return err })
+	d := ds[0]
 	errc := make(chan error, 1)
 	go func() { _, _, err := d.Recv(ctx, 1, 0); errc <- err }()
 	for posted := 0; posted != 1; {
@@ -186,4 +187,45 @@ func TestPeerClosed(t *testing.T) {
 	if b, _, err := cs[0].Recv(ctx, AnySource, AnyTag); err != nil || string(b) != "still here" {
 		t.Fatalf("%q %v", b, err)
 	}
+}
+
+// TestSplitDupMismatch: ranks that call Split while others call Dup on the
+// same communicator fail on every rank with a MismatchError naming both
+// calls, instead of waiting for each other; the communicator then works.
+func TestSplitDupMismatch(t *testing.T) {
+	cs := world(t, 4)
+	ctx := tctx(t)
+	par(t, cs, func(c *Comm) error {
+		var err error
+		if c.Rank()%2 == 1 {
+			_, err = c.Dup(ctx)
+		} else {
+			_, err = c.Split(ctx, 0, 0)
+		}
+		var me *MismatchError
+		if !errors.As(err, &me) || !errors.Is(err, ErrMismatch) {
+			return fmt.Errorf("error %v; want a MismatchError", err)
+		}
+		if want := "rank 0 called Split but rank 1 called Dup"; !strings.Contains(err.Error(), want) {
+			return fmt.Errorf("error %q does not say %q", err, want)
+		}
+		// Both kinds of call work afterwards, and agree on their contexts.
+		d, err := c.Dup(ctx)
+		if err != nil {
+			return err
+		}
+		s, err := d.Split(ctx, c.Rank()%2, 0)
+		if err != nil {
+			return err
+		}
+		peer := 1 - s.Rank()
+		got, _, err := s.Sendrecv(ctx, []byte{byte(c.Rank())}, peer, 0, peer, 0)
+		if err != nil {
+			return err
+		}
+		if want := c.Rank() ^ 2; len(got) != 1 || int(got[0]) != want {
+			return fmt.Errorf("after the mismatch: got %v from the Split's peer; want [%d]", got, want)
+		}
+		return nil
+	})
 }

@@ -25,7 +25,7 @@ func TestMulticast(t *testing.T) {
 	ctx := tctx(t)
 	eager := cs[0].e.eager
 	par(t, cs, func(c *Comm) error {
-		d, err := c.Dup()
+		d, err := c.Dup(ctx)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -205,10 +206,23 @@ func TestWire(t *testing.T) {
 
 var slowSquare = Concurrent(func(n int) int { time.Sleep(2 * time.Millisecond); return n * n })
 
+// lostSquare is slowSquare for TestLostWorker, which closes lostServing when
+// it first runs: tasks run on workers only, so a worker is then serving.
+var (
+	lostServing     = make(chan struct{})
+	lostServingOnce sync.Once
+	lostSquare      = Concurrent(func(n int) int {
+		lostServingOnce.Do(func() { close(lostServing) })
+		time.Sleep(2 * time.Millisecond)
+		return n * n
+	})
+)
+
 // A worker that dies holding tasks (here: rank 2 takes batches and never
 // answers, then the launcher's "lost" event arrives) has its tasks run
 // again on the ranks that remain, and the block completes correctly.
 func TestLostWorker(t *testing.T) {
+	lostServing, lostServingOnce = make(chan struct{}), sync.Once{} // for -count > 1
 	url, token := commtest.Server(t)
 	id := fmt.Sprintf("decolost%d", time.Now().UnixNano())
 	const n = 3
@@ -244,7 +258,10 @@ func TestLostWorker(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		d, _ := cs[2].Dup()
+		d, err := cs[2].Dup(hole)
+		if err != nil {
+			return
+		}
 		first := true
 		for {
 			if _, _, err := d.Recv(hole, 0, comm.AnyTag); err != nil {
@@ -256,9 +273,16 @@ func TestLostWorker(t *testing.T) {
 			}
 		}
 	}()
+	// Rank 2 is lost once it holds tasks and rank 1 serves: every rank is
+	// then past Run's Dup, a collective call that a rank lost midway fails.
 	go func() {
 		select {
 		case <-took:
+		case <-hole.Done():
+			return
+		}
+		select {
+		case <-lostServing:
 			ev := jobenv.Ctl{Op: jobenv.OpLost, Rank: 2, Msg: "killed by the test"}
 			nc.Publish(jobenv.EventSubject(jobenv.DefaultPrefix(id)), ev.Encode())
 		case <-hole.Done():
@@ -277,7 +301,7 @@ func TestLostWorker(t *testing.T) {
 		res <- Run(t.Context(), cs[0], func(ctx context.Context) error {
 			return Synchronized(ctx, func(s *Scope) {
 				for i := range got {
-					slowSquare.Assign(s, &got[i], i)
+					lostSquare.Assign(s, &got[i], i)
 				}
 			})
 		})

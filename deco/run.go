@@ -60,7 +60,7 @@ func Run(ctx context.Context, c *comm.Comm, body func(ctx context.Context) error
 		e.shutdown()
 		return err
 	}
-	d, err := c.Dup()
+	d, err := c.Dup(ctx)
 	if err != nil {
 		return fmt.Errorf("deco: %w", err)
 	}

@@ -1,0 +1,194 @@
+// Package agree is the agreement step that starts every collective call on
+// a communicator: package comm's Split and Dup and every call of package
+// collectives. The ranks of one call exchange a small header (which call,
+// a hash of the element type, a root, a length, ...) so that every rank
+// learns whether the calls fit together before any data moves, and ranks
+// that made different calls fail with the same error instead of waiting
+// for each other.
+//
+// Both packages number the collective calls on a communicator with one
+// counter (NextTag): the n-th collective call on a communicator, whichever
+// package made it, exchanges its header on the communicator's shadow
+// context with tag n. A rank that calls Split while another calls Barrier
+// therefore exchanges headers with it, and both see the mismatch.
+package agree
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"weak"
+)
+
+// TagMask bounds the tags NextTag returns; the bit above it is free for a
+// call's own use (collectives' Bcast fan-out).
+const TagMask = math.MaxInt32 >> 1
+
+// seqs maps each communicator to its count of collective calls. Entries are
+// keyed by weak pointers and removed when the communicator is garbage.
+var seqs sync.Map // weak.Pointer[T] -> *atomic.Uint32
+
+// NextTag counts a collective call on c and returns its tag.
+func NextTag[T any](c *T) int {
+	k := weak.Make(c)
+	v, ok := seqs.Load(k)
+	if !ok {
+		var loaded bool
+		v, loaded = seqs.LoadOrStore(k, new(atomic.Uint32))
+		if !loaded {
+			runtime.AddCleanup(c, func(k weak.Pointer[T]) { seqs.Delete(k) }, k)
+		}
+	}
+	return int(v.(*atomic.Uint32).Add(1) & TagMask)
+}
+
+// Op names a collective call in the header.
+type Op int64
+
+// The collective calls.
+const (
+	Barrier Op = iota + 1
+	Bcast
+	Scatter
+	Scatterv
+	Gather
+	Gatherv
+	Allgather
+	Allgatherv
+	Alltoall
+	Alltoallv
+	Reduce
+	Allreduce
+	ReduceSlice
+	AllreduceSlice
+	ReduceScatter
+	Scan
+	Exscan
+	ScanSlice
+	ExscanSlice
+	// The *Into forms are the same collectives as their plain ones (Wire):
+	// ranks may mix them in one call. They differ in name only.
+	ReduceSliceInto
+	AllreduceSliceInto
+	// Package comm's.
+	Split
+	Dup
+)
+
+var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
+	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
+	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
+	"Split", "Dup"}
+
+// Wire is the Op that the agreement step compares: the plain form of an
+// *Into call.
+func (o Op) Wire() Op {
+	switch o {
+	case ReduceSliceInto:
+		return ReduceSlice
+	case AllreduceSliceInto:
+		return AllreduceSlice
+	}
+	return o
+}
+
+func (o Op) String() string {
+	if o < 0 || int(o) >= len(names) {
+		return fmt.Sprintf("collective %d", int64(o))
+	}
+	return names[o]
+}
+
+// Header fields.
+const (
+	FOp   = iota
+	FType // type hash
+	FRoot // 0 for collectives without a root
+	FLen  // a length: equal on all ranks, or the root's (-1 elsewhere)
+	FBad  // 1 if this rank's arguments are invalid; 2 + len(out) if only its out's length is (the *Into calls)
+	FEq   // 1 if this rank requires the lengths to be equal
+	FFan  // the largest message this rank can take part in a NATS fan-out of (Bcast)
+	NFields
+)
+
+// Header is one rank's part of the agreement.
+type Header [NFields]int64
+
+// Field is what the agreement tells about one header field: the smallest
+// and largest value any rank passed and the lowest rank that passed each.
+type Field struct {
+	Min, Max         int64
+	MinRank, MaxRank int64
+}
+
+// Summary is the agreement's result, the same on every rank.
+type Summary [NFields]Field
+
+// Mismatch reports whether ranks passed different values in field f.
+func (s *Summary) Mismatch(f int) bool { return s[f].Min != s[f].Max }
+
+func (s *Summary) merge(o *Summary) {
+	for i := range s {
+		a, b := &s[i], &o[i]
+		if b.Min < a.Min || b.Min == a.Min && b.MinRank < a.MinRank {
+			a.Min, a.MinRank = b.Min, b.MinRank
+		}
+		if b.Max > a.Max || b.Max == a.Max && b.MaxRank < a.MaxRank {
+			a.Max, a.MaxRank = b.Max, b.MaxRank
+		}
+	}
+}
+
+// SummaryBytes is the size of the message each round exchanges.
+const SummaryBytes = NFields * 4 * 8
+
+func (s *Summary) marshal() []byte {
+	b := make([]byte, 0, SummaryBytes)
+	for _, f := range s {
+		b = binary.LittleEndian.AppendUint64(b, uint64(f.Min))
+		b = binary.LittleEndian.AppendUint64(b, uint64(f.MinRank))
+		b = binary.LittleEndian.AppendUint64(b, uint64(f.Max))
+		b = binary.LittleEndian.AppendUint64(b, uint64(f.MaxRank))
+	}
+	return b
+}
+
+func (s *Summary) unmarshal(b []byte) {
+	for i := range s {
+		f := &s[i]
+		f.Min = int64(binary.LittleEndian.Uint64(b[32*i:]))
+		f.MinRank = int64(binary.LittleEndian.Uint64(b[32*i+8:]))
+		f.Max = int64(binary.LittleEndian.Uint64(b[32*i+16:]))
+		f.MaxRank = int64(binary.LittleEndian.Uint64(b[32*i+24:]))
+	}
+}
+
+// Exchange sends out to rank dst while it receives exactly len(in) bytes
+// from rank src into in, on the call's context and tag.
+type Exchange func(ctx context.Context, dst int, out []byte, src int, in []byte) error
+
+// Run is the dissemination exchange of rank r of p: after round k each rank
+// has merged the headers of the 2^(k+1) ranks below it (cyclically), so
+// after ⌈lg p⌉ rounds every rank holds the same summary of all.
+func Run(ctx context.Context, p, r int, h Header, exchange Exchange) (Summary, error) {
+	var s Summary
+	for i, v := range h {
+		s[i].Min, s[i].Max = v, v
+		s[i].MinRank, s[i].MaxRank = int64(r), int64(r)
+	}
+	in := make([]byte, SummaryBytes)
+	for d := 1; d < p; d <<= 1 {
+		dst, src := (r+d)%p, (r-d+p)%p
+		if err := exchange(ctx, dst, s.marshal(), src, in); err != nil {
+			return s, err
+		}
+		var o Summary
+		o.unmarshal(in)
+		s.merge(&o)
+	}
+	return s, nil
+}
