@@ -193,16 +193,19 @@ func runProgressSeed(t *testing.T, tr string, seed uint64, w int) {
 	n, msgs := progressProgram(seed, w)
 	cs := worldOn(t, n, tr)
 	comms := make([][]*Comm, n) // comms[rank][i]: world, Dup, Dup of the Dup
-	for r, c := range cs {
-		d1, err := c.Dup()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // hang guard
+	defer cancel()
+	par(t, cs, func(c *Comm) error {
+		d1, err := c.Dup(ctx)
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
-		d2, err := d1.Dup()
-		if err != nil {
-			t.Fatal(err)
-		}
-		comms[r] = []*Comm{c, d1, d2}
+		d2, err := d1.Dup(ctx)
+		comms[c.Rank()] = []*Comm{c, d1, d2}
+		return err
+	})
+	if t.Failed() {
+		return
 	}
 	// Each rank's receives, streams interleaved at random but each
 	// stream in order.
@@ -234,8 +237,6 @@ func runProgressSeed(t *testing.T, tr string, seed uint64, w int) {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // hang guard
-	defer cancel()
 	var mu sync.Mutex
 	var pending []string // what each rank still waits for when the guard fires
 	par(t, cs, func(c *Comm) error {

@@ -39,19 +39,15 @@ func TestProgressPastUnmatchedEager(t *testing.T) {
 		for _, n := range []int{2, 8} {
 			t.Run(fmt.Sprintf("%s/n=%d", tr, n), func(t *testing.T) {
 				cs := commtest.WorldOn(t, n, tr)
-				dups := make([]*comm.Comm, n)
-				for r, c := range cs {
-					d, err := c.Dup()
-					if err != nil {
-						t.Fatal(err)
-					}
-					dups[r] = d
-				}
 				k := floodCount(n)
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // hang guard
 				defer cancel()
 				commtest.Run(t, cs, func(c *comm.Comm) error {
-					return floodThenOthers(ctx, c, dups[c.Rank()], k)
+					dup, err := c.Dup(ctx)
+					if err != nil {
+						return err
+					}
+					return floodThenOthers(ctx, c, dup, k)
 				})
 			})
 		}
