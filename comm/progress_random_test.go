@@ -192,7 +192,7 @@ func progressProgram(seed uint64, w int) (n int, msgs [][]*pmsg) {
 func runProgressSeed(t *testing.T, tr string, seed uint64, w int) {
 	n, msgs := progressProgram(seed, w)
 	cs := worldOn(t, n, tr)
-	comms := make([][]*Comm, n) // comms[rank][i]: world, Dup, Dup of the Dup
+	comms := make([][]*Comm, n)                                             // comms[rank][i]: world, Dup, Dup of the Dup
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // hang guard
 	defer cancel()
 	par(t, cs, func(c *Comm) error {
