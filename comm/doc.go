@@ -25,39 +25,45 @@
 //     loses what was in flight) and any slow-consumer report.
 //   - Progress (MPI's progress rule): a send and the receive that matches
 //     it complete, whatever else is outstanding between the two ranks. No
-//     frame ever waits behind a frame it does not depend on: an envelope
-//     (an eager message or a request-to-send) is published when its send
-//     is called, and control frames (clear-to-send, credit returns,
-//     revokes, Fin) when they arise; only the Data of a rendezvous whose
-//     receive is posted waits, for the stream window, which the receiver
-//     always returns as the data lands. So a rank that has a window's
-//     worth of messages to a peer that no receive matched yet can still
-//     send that peer a message on another tag or communicator (a Dup, the
-//     Shadow that collectives use) and take part in a Barrier with it.
+//     frame waits behind a frame it does not depend on for longer than it
+//     takes the receiver to say that it waits: control frames (clear-to-
+//     send, credit returns, revokes, Fin, Nudge) go when they arise;
+//     rendezvous Data waits only for the stream window, which the receiver
+//     returns as the data lands; an eager message that finds the eager
+//     window full waits for credit, with every later send to that
+//     receiver behind it in order, until either credit comes back (the
+//     receiver matched earlier messages) or the receiver nudges: when a
+//     rank has a receive posted (or a probe waiting) that could take a
+//     peer's message while it holds nearly all of that peer's eager window
+//     (W less the largest eager message), it sends the peer a Nudge, and
+//     the peer sends what waits, and every send the window has no room
+//     for until credit comes back, by rendezvous: a request-to-send
+//     outside the windows, the data once a receive matched it. So a rank
+//     that has a window's worth of messages to a peer that no receive
+//     matched yet can still send that peer a message on another tag or
+//     communicator (a Dup, the Shadow that collectives use) and take part
+//     in a Barrier with it, while a receiver that keeps up never causes a
+//     round trip. A blocking Send that goes by rendezvous returns once a
+//     receive matched it (MPI allows this: a program must not depend on
+//     Send buffering its message).
 //   - Bounded memory: each sender holds, per receiver, an eager window W
 //     and a stream window W/2. An eager message is sent eagerly only when
 //     its sender has eager credit for all of it; the credit comes back
-//     when a receive matches it (it is "unexpected" until then). A message
-//     the eager window has no room for goes by rendezvous, like a large
-//     one: its request-to-send travels outside the windows and the data
-//     follows once a receive matched it. Rendezvous Data takes stream
-//     credit, returned as soon as it is copied into the receive buffer, so
-//     a stream is never held up by messages no receive has matched. A
-//     blocking Send of a message the eager window has no room for
-//     therefore returns once a receive matched it (MPI allows this: a
-//     program must not depend on Send buffering its message, and one that
-//     does can hang once a window's worth of its messages wait unmatched).
-//     So a receiver buffers at most (size-1)·W bytes of unexpected data
-//     (held in buffers of up to twice their size when they came through
-//     shared memory, see Cost), plus a small envelope (about 200 bytes)
-//     per request-to-send no receive matched yet, one per send its peers
-//     have outstanding (the senders' own requests bound them, as in MPI);
-//     and no more than (size-1)·1.5·W bytes of data are ever in flight to
-//     one rank: W = 32 MiB/(size-1), clamped to [64 KiB, 16 MiB], keeps
-//     that within 75% of nats-server's 64 MiB per-connection limit (where
-//     it starts stalling publishers, never dropping) for jobs of up to 512
-//     ranks, and nats.go's client-side pending limits are switched off so
-//     the client never drops.
+//     when a receive matches it (it is "unexpected" until then).
+//     Rendezvous Data takes stream credit, returned as soon as it is
+//     copied into the receive buffer, so a stream is never held up by
+//     messages no receive has matched. So a receiver buffers at most
+//     (size-1)·W bytes of unexpected data (held in buffers of up to twice
+//     their size when they came through shared memory, see Cost), plus a
+//     small envelope (about 200 bytes) per request-to-send no receive
+//     matched yet, one per send its peers have outstanding (the senders'
+//     own requests bound them, as in MPI); and no more than
+//     (size-1)·1.5·W bytes of data are ever in flight to one rank:
+//     W = 32 MiB/(size-1), clamped to [64 KiB, 16 MiB], keeps that within
+//     75% of nats-server's 64 MiB per-connection limit (where it starts
+//     stalling publishers, never dropping) for jobs of up to 512 ranks,
+//     and nats.go's client-side pending limits are switched off so the
+//     client never drops.
 //   - Eager up to W/4: a message of up to W/4 bytes is sent as soon as the
 //     sender has eager credit for all of it, whether or not a receive
 //     matches it yet: in one frame up to NATS max_payload - 64 KiB, above
@@ -65,13 +71,14 @@
 //     eager" message, which the receiver keeps in its frames until a
 //     receive matches it). Like every eager message it holds its credit
 //     until received.
-//   - Any size: a message larger than W/4 (or one the eager window has no
-//     room for) is sent by rendezvous: a request-to-send frame is matched
-//     like an eager message, the receiver answers clear-to-send once a
-//     receive matched it and its buffer exists, and the data then streams
-//     in chunks under the stream window straight from the sender's buffer
-//     into the receiver's. A 1 GiB Send costs one 1 GiB buffer at the
-//     receiver and W/2 bytes in flight; no second full copy.
+//   - Any size: a message larger than W/4 (and one that a Nudge turned
+//     to rendezvous, see Progress) is sent by rendezvous: a request-to-
+//     send frame is matched like an eager message, the receiver answers
+//     clear-to-send once a receive matched it and its buffer exists, and
+//     the data then streams in chunks under the stream window straight
+//     from the sender's buffer into the receiver's. A 1 GiB Send costs
+//     one 1 GiB buffer at the receiver and W/2 bytes in flight; no second
+//     full copy.
 //   - Start-up: every rank subscribes its inbox before it joins a start-up
 //     barrier at rank 0 (on the same connection, so the server has the
 //     subscription first), so nothing is published to a rank that is not
@@ -83,7 +90,7 @@
 // and two hops through the server; the receive path hands the payload nats.go
 // allocated to the caller without another copy. Credit returns cost one small
 // frame per W/4 bytes consumed (W/8 of rendezvous data). Messages above
-// W/4, and those that find the eager window full, add one round trip
+// W/4, and those sent while the receiver nudged, add one round trip
 // (RTS/CTS).
 // The []byte Send/Recv path allocates nothing per message beyond nats.go's
 // own receive buffer when the sender has eager credit. That is the NATS path

@@ -186,13 +186,15 @@ type rreq struct {
 type sendPhase uint8
 
 const (
-	phWaitCTS sendPhase = iota // RTS sent
+	phQueued  sendPhase = iota // waiting for eager credit (in eagerq); nothing sent yet
+	phWaitCTS                  // RTS sent
 	phStream                   // streaming Data under the stream window
 	phDone
 )
 
-// sreq is a send that could not complete at once: one sent by rendezvous
-// (an eager send completes when it is published).
+// sreq is a send that could not complete at once: one waiting for eager
+// credit, or one sent by rendezvous (an eager send completes when it is
+// published).
 type sreq struct {
 	dst    int
 	hdr    wire.Header
@@ -211,9 +213,21 @@ type peer struct {
 	sowed   int64 // stream credit consumed, not yet returned
 	txSeq   uint64
 	rxSeq   uint64
+	// eagerq: sends waiting for eager credit, and any sent after them, in
+	// the order sent. Until the receiver nudges (see engine.nudge).
+	eagerq []*sreq
+	// rtsMode: the receiver nudged since its last credit return: a send
+	// the eager window has no room for goes by rendezvous at once.
+	rtsMode bool
 	// streams: sends whose receiver cleared them (CTS), waiting for stream
-	// credit, in CTS order. Nothing else ever waits to be sent.
+	// credit, in CTS order.
 	streams []*sreq
+	// Receiver's side: eager credit that frames from this peer took and
+	// that was not returned yet (as the peer sees its window, once all is
+	// delivered: W - unret), and whether a Nudge went since the last
+	// return.
+	unret  int64
+	nudged bool
 	rdvOut  map[uint64]*sreq
 	rdvIn   map[uint64]*rreq  // receives that Data frames stream into
 	longIn  map[uint64]*inMsg // long eager messages still arriving, unmatched
@@ -285,6 +299,10 @@ func (e *engine) fail(err error) {
 			e.finishSend(s, err)
 		}
 		p.streams = nil
+		for _, s := range p.eagerq {
+			e.finishSend(s, err)
+		}
+		p.eagerq = nil
 		for id, s := range p.rdvOut {
 			e.finishSend(s, err)
 			delete(p.rdvOut, id)

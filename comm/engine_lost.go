@@ -54,6 +54,10 @@ func (e *engine) gone(r int, err error) {
 		e.finishSend(s, err)
 	}
 	p.streams = nil
+	for _, s := range p.eagerq {
+		e.finishSend(s, err)
+	}
+	p.eagerq = nil
 	for id, s := range p.rdvOut {
 		e.finishSend(s, err)
 		delete(p.rdvOut, id)

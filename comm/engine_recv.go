@@ -110,9 +110,11 @@ func (e *engine) handle(frame []byte, lent bool) {
 				m.partPooled = append(m.partPooled, pooled)
 				m.got += len(payload)
 				m.cost += frameCost(h, len(payload))
+				p.unret += frameCost(h, len(payload))
 				if m.got == m.size {
 					delete(p.longIn, h.ID)
 				}
+				e.checkStuck(from)
 				return
 			}
 			e.fail(fmt.Errorf("comm: rank %d: data for unknown message %d from rank %d", e.me, h.ID, from))
@@ -138,6 +140,7 @@ func (e *engine) handle(frame []byte, lent bool) {
 		if h.Flags&wire.FlagStream != 0 {
 			e.consumeStream(from, frameCost(h, len(payload)))
 		} else { // the rest of a long eager message
+			p.unret += frameCost(h, len(payload))
 			e.consume(from, frameCost(h, len(payload)))
 		}
 		if r.recvd == r.size {
@@ -150,7 +153,11 @@ func (e *engine) handle(frame []byte, lent bool) {
 			e.pump(from)
 		} else {
 			p.credit += int64(h.N)
+			p.rtsMode = false
+			e.pumpEager(from)
 		}
+	case wire.Nudge:
+		e.nudge(from)
 	case wire.Fin:
 		if p.rxMc < h.N { // its multicasts are still on their way
 			p.finWait, p.finMc = true, h.N
@@ -169,6 +176,8 @@ func (e *engine) handle(frame []byte, lent bool) {
 			r.data, r.recvd, r.st = nil, 0, Status{}
 			if m := e.q.Repost(&r.m); m != nil {
 				e.deliver(r, m.Val)
+			} else {
+				e.checkStuckAll(r.m.Env.Src)
 			}
 			return
 		}
@@ -203,6 +212,7 @@ func (e *engine) arrive(from int, h *wire.Header, payload []byte, lent bool) {
 		m.cost = frameCost(h, len(payload))
 	}
 	m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: h.Comm, Src: from, Tag: int(h.Tag)}, Val: m}
+	e.peers[from].unret += m.cost
 	if r := e.q.Arrive(&m.m); r != nil {
 		if lent && !m.rdv && !m.long && !r.Val.into {
 			m.data = keep(m.data, true) // becomes the receive's result
@@ -214,6 +224,7 @@ func (e *engine) arrive(from int, h *wire.Header, payload []byte, lent bool) {
 			e.peers[from].longIn[m.id] = m
 		}
 		e.wakeProbes()
+		e.checkStuck(from)
 	}
 }
 
@@ -359,6 +370,8 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 	} else if err := e.deadErr(src); err != nil {
 		e.q.Cancel(&r.m)
 		return nil, err
+	} else {
+		e.checkStuckAll(src)
 	}
 	return r, nil
 }
@@ -453,11 +466,13 @@ func (e *engine) probe(ctx context.Context, comm uint64, src, tag int, block boo
 			return Status{}, false, err
 		}
 		if !block {
+			e.checkStuckAll(src) // a program may poll Iprobe for it
 			e.mu.Unlock()
 			return Status{}, false, nil
 		}
 		ch := make(chan struct{})
 		e.probes = append(e.probes, ch)
+		e.checkStuckAll(src)
 		e.mu.Unlock()
 		select {
 		case <-ch:

@@ -80,8 +80,56 @@ func (e *engine) consume(from int, c int64) {
 	p.owed += c
 	if p.owed >= e.window/4 {
 		h := wire.Header{Kind: wire.Credit, N: uint64(p.owed)}
+		p.unret -= p.owed
 		p.owed = 0
-		e.publish(from, &h, nil)
+		p.nudged = false
+		if e.publish(from, &h, nil) == nil {
+			e.checkStuck(from)
+		}
+	}
+}
+
+// stuckSlack is how near the end of its eager window a sender counts as
+// out of credit: the most a message can take (e.long, plus headers and a
+// type name).
+const stuckSlack = 64 << 10
+
+// checkStuck sends world rank from a Nudge when this rank may be waiting
+// for a message that from holds back for lack of eager credit: it holds
+// nearly all of from's eager window (unmatched eager messages, and credit
+// it has not returned yet, since it returns it in batches) while a posted
+// receive or a probe could take a message from from. A sender whose next
+// message lacks credit is then always nudged once everything in flight
+// has landed, so no send waits for credit that only its own receive
+// would free (MPI's progress rule). mu held.
+func (e *engine) checkStuck(from int) {
+	p := &e.peers[from]
+	if p.nudged || e.window-p.unret >= int64(e.long)+stuckSlack {
+		return
+	}
+	if len(e.probes) == 0 && !e.q.Waiting(func(env match.Envelope) bool {
+		return env.Src == from || env.Src == match.AnySource
+	}) {
+		return
+	}
+	p.nudged = true
+	h := wire.Header{Kind: wire.Nudge}
+	e.publish(from, &h, nil)
+}
+
+// checkStuckAll is checkStuck for every peer a receive from src (maybe
+// AnySource) could take a message from. mu held.
+func (e *engine) checkStuckAll(src int) {
+	if src >= 0 {
+		if src != e.me {
+			e.checkStuck(src)
+		}
+		return
+	}
+	for r := range e.peers {
+		if r != e.me {
+			e.checkStuck(r)
+		}
 	}
 }
 
@@ -159,44 +207,109 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 	}
 	p := &e.peers[dst]
 	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ}
-	switch {
-	case len(data) <= e.eager:
-		if cost := frameCost(&h, len(data)); p.credit >= cost {
-			p.credit -= cost
-			if err := e.publish(dst, &h, data); err != nil {
+	if len(data) > e.eager {
+		e.nextID++
+		h.ID = e.nextID
+	}
+	s := &sreq{dst: dst, hdr: h, data: data}
+	if len(p.eagerq) == 0 {
+		if len(data) > e.long || p.rtsMode {
+			if ok, err := e.tryEager(s); ok || err != nil {
 				return nil, err
 			}
-			return nil, nil
+			s.done = make(chan struct{})
+			return s, e.sendRTS(s)
 		}
-	case len(data) <= e.long:
-		// Long eager: like an eager message, it takes credit for all of
-		// it and may then arrive before a receive matches it (the
-		// receiver keeps its frames); no RTS/CTS round trip.
-		e.nextID++
-		h.ID = e.nextID
-		if p.credit >= e.longCost(&h, len(data)) {
-			if !e.publishLong(dst, &sreq{hdr: h, data: data}) {
-				return nil, e.err
-			}
-			return nil, nil
+		if ok, err := e.tryEager(s); ok || err != nil {
+			return nil, err
 		}
 	}
-	// Rendezvous: a large message, or one the eager window has no room
-	// for (the receiver holds a window's worth of messages no receive
-	// matched yet). The RTS goes at once, outside the window, so that
-	// nothing sent later waits behind a message that waits for its
-	// receive; the receiver keeps it as a small unexpected envelope.
-	if h.ID == 0 {
-		e.nextID++
-		h.ID = e.nextID
-	}
-	h.Kind, h.Flags = wire.RTS, 0
-	s := &sreq{dst: dst, hdr: h, data: data, phase: phWaitCTS, done: make(chan struct{})}
-	if err := e.publish(dst, &s.hdr, nil); err != nil {
-		return nil, err
-	}
-	p.rdvOut[h.ID] = s
+	// It waits for eager credit, or behind sends that do: in order.
+	s.phase, s.done = phQueued, make(chan struct{})
+	p.eagerq = append(p.eagerq, s)
 	return s, nil
+}
+
+// tryEager publishes s eagerly if it is eager-sized and the eager window
+// to its receiver has room for all of it. Up to e.eager bytes it is one
+// frame; up to e.long a "long eager" message: a head frame and Data frames
+// published together, kept by the receiver until a receive matches it (no
+// RTS/CTS round trip). mu held.
+func (e *engine) tryEager(s *sreq) (ok bool, err error) {
+	p := &e.peers[s.dst]
+	switch n := len(s.data); {
+	case n <= e.eager:
+		cost := frameCost(&s.hdr, n)
+		if p.credit < cost {
+			return false, nil
+		}
+		p.credit -= cost
+		return true, e.publish(s.dst, &s.hdr, s.data)
+	case n <= e.long:
+		if p.credit < e.longCost(&s.hdr, n) {
+			return false, nil
+		}
+		if !e.publishLong(s.dst, s) {
+			return true, e.err
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// sendRTS sends s by rendezvous: its RTS goes now, outside the windows,
+// and its data once the receiver cleared it. mu held.
+func (e *engine) sendRTS(s *sreq) error {
+	if s.hdr.ID == 0 {
+		e.nextID++
+		s.hdr.ID = e.nextID
+	}
+	s.hdr.Kind, s.hdr.Flags = wire.RTS, 0
+	s.phase = phWaitCTS
+	if err := e.publish(s.dst, &s.hdr, nil); err != nil {
+		return err
+	}
+	e.peers[s.dst].rdvOut[s.hdr.ID] = s
+	return nil
+}
+
+// pumpEager sends what waits in dst's eagerq as far as the eager window
+// allows (large sends at its head go by rendezvous, which takes no eager
+// credit). mu held.
+func (e *engine) pumpEager(dst int) {
+	p := &e.peers[dst]
+	for len(p.eagerq) > 0 && e.err == nil {
+		s := p.eagerq[0]
+		if len(s.data) > e.long || p.rtsMode {
+			if ok, _ := e.tryEager(s); ok {
+				p.eagerq = p.eagerq[1:]
+				e.finishSend(s, e.err)
+				continue
+			}
+			p.eagerq = p.eagerq[1:]
+			if e.sendRTS(s) != nil {
+				return
+			}
+			continue
+		}
+		ok, err := e.tryEager(s)
+		if !ok {
+			return
+		}
+		p.eagerq = p.eagerq[1:]
+		e.finishSend(s, err)
+	}
+}
+
+// nudge is the receiver's Nudge: it waits for a message while it holds
+// nearly all of this rank's eager window to it, so a message that waits
+// here for eager credit may be the one it waits for. Everything in the
+// eagerq goes by rendezvous now, in order, and so will every send the
+// window has no room for, until the receiver returns credit. mu held.
+func (e *engine) nudge(dst int) {
+	p := &e.peers[dst]
+	p.rtsMode = true
+	e.pumpEager(dst)
 }
 
 // waitSend waits for s, withdrawing or revoking it if ctx ends first.
@@ -228,6 +341,17 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 
 func (e *engine) cancelSend(s *sreq) {
 	p := &e.peers[s.dst]
+	if s.phase == phQueued { // nothing of it was sent
+		for i, x := range p.eagerq {
+			if x == s {
+				p.eagerq = append(p.eagerq[:i], p.eagerq[i+1:]...)
+				break
+			}
+		}
+		e.finishSend(s, context.Canceled)
+		e.pumpEager(s.dst)
+		return
+	}
 	for i, x := range p.streams {
 		if x == s {
 			p.streams = append(p.streams[:i], p.streams[i+1:]...)

@@ -149,6 +149,16 @@ func (q *Queue[M, R]) Take(m *Msg[M]) bool {
 	return false
 }
 
+// Waiting reports whether a posted receive's envelope satisfies f.
+func (q *Queue[M, R]) Waiting(f func(Envelope) bool) bool {
+	for r := q.rhead; r != nil; r = r.next {
+		if f(r.Env) {
+			return true
+		}
+	}
+	return false
+}
+
 // Len returns the number of posted receives and unexpected messages.
 func (q *Queue[M, R]) Len() (posted, unexpected int) { return q.nrecv, q.nmsg }
 

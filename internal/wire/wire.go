@@ -5,7 +5,7 @@
 //
 //	off size field
 //	0   1    magic 0xDC
-//	1   1    kind (Eager, RTS, CTS, Data, Credit, Revoke, Fin)
+//	1   1    kind (Eager, RTS, CTS, Data, Credit, Revoke, Fin, Nudge)
 //	2   1    flags
 //	3   1    reserved, zero
 //	4   4    src: sender's world rank
@@ -42,6 +42,11 @@ const (
 	Credit Kind = 5 // the receiver returns N bytes of send credit
 	Revoke Kind = 6 // the sender withdrew message Id (its Send was cancelled)
 	Fin    Kind = 7 // the sender closed its communicator: nothing follows
+	// Nudge (receiver to sender): the receiver waits for a message while
+	// it holds nearly all of the sender's eager window; the sender sends
+	// what waits for eager credit by rendezvous instead, until credit
+	// comes back.
+	Nudge Kind = 8
 )
 
 func (k Kind) String() string {
@@ -60,6 +65,8 @@ func (k Kind) String() string {
 		return "revoke"
 	case Fin:
 		return "fin"
+	case Nudge:
+		return "nudge"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -144,7 +151,7 @@ func Decode(frame []byte, h *Header) (payload []byte, err error) {
 		return nil, fmt.Errorf("%w: 0x%02x", ErrMagic, frame[0])
 	}
 	k := Kind(frame[1])
-	if k < Eager || k > Fin {
+	if k < Eager || k > Nudge {
 		return nil, fmt.Errorf("%w: %d", ErrKind, frame[1])
 	}
 	tl := int(binary.LittleEndian.Uint16(frame[44:]))
@@ -171,7 +178,7 @@ func Decode(frame []byte, h *Header) (payload []byte, err error) {
 	if k == Eager && h.Flags&FlagLong != 0 && uint64(len(payload)) >= h.N {
 		return nil, fmt.Errorf("wire: long eager frame says %d bytes but carries %d", h.N, len(payload))
 	}
-	if (k == CTS || k == Credit || k == Revoke || k == RTS || k == Fin) && len(payload) != 0 {
+	if (k == CTS || k == Credit || k == Revoke || k == RTS || k == Fin || k == Nudge) && len(payload) != 0 {
 		return nil, fmt.Errorf("wire: %v frame carries %d unexpected payload bytes", k, len(payload))
 	}
 	return payload, nil
