@@ -228,9 +228,9 @@ type peer struct {
 	// return.
 	unret  int64
 	nudged bool
-	rdvOut  map[uint64]*sreq
-	rdvIn   map[uint64]*rreq  // receives that Data frames stream into
-	longIn  map[uint64]*inMsg // long eager messages still arriving, unmatched
+	rdvOut map[uint64]*sreq
+	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
+	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
 
 	rxMc uint64 // multicast frames received from this peer
 	// A Fin that arrived before the peer's last multicast frames (they
