@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,12 +208,17 @@ func TestWire(t *testing.T) {
 var slowSquare = Concurrent(func(n int) int { time.Sleep(2 * time.Millisecond); return n * n })
 
 // lostSquare is slowSquare for TestLostWorker, which closes lostServing when
-// it first runs: tasks run on workers only, so a worker is then serving.
+// two calls run at once: rank 0 runs one task at a time there (Slots(1)),
+// so a worker, rank 1, then runs one too: it is past Run's Dup.
 var (
 	lostServing     = make(chan struct{})
 	lostServingOnce sync.Once
+	lostRunning     atomic.Int32
 	lostSquare      = Concurrent(func(n int) int {
-		lostServingOnce.Do(func() { close(lostServing) })
+		if lostRunning.Add(1) >= 2 {
+			lostServingOnce.Do(func() { close(lostServing) })
+		}
+		defer lostRunning.Add(-1)
 		time.Sleep(2 * time.Millisecond)
 		return n * n
 	})
@@ -223,6 +229,7 @@ var (
 // again on the ranks that remain, and the block completes correctly.
 func TestLostWorker(t *testing.T) {
 	lostServing, lostServingOnce = make(chan struct{}), sync.Once{} // for -count > 1
+	lostRunning.Store(0)
 	url, token := commtest.Server(t)
 	id := fmt.Sprintf("decolost%d", time.Now().UnixNano())
 	const n = 3
@@ -304,7 +311,7 @@ func TestLostWorker(t *testing.T) {
 					lostSquare.Assign(s, &got[i], i)
 				}
 			})
-		})
+		}, Slots(1))
 	}()
 	for range 2 {
 		select {
