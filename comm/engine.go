@@ -294,25 +294,30 @@ func (e *engine) fail(err error) {
 		e.finishRecv(r.Val, err)
 	}
 	for i := range e.peers {
-		p := &e.peers[i]
-		for _, s := range p.streams {
-			e.finishSend(s, err)
-		}
-		p.streams = nil
-		for _, s := range p.eagerq {
-			e.finishSend(s, err)
-		}
-		p.eagerq = nil
-		for id, s := range p.rdvOut {
-			e.finishSend(s, err)
-			delete(p.rdvOut, id)
-		}
-		for id, r := range p.rdvIn {
-			e.finishRecv(r, err)
-			delete(p.rdvIn, id)
-		}
+		e.failPeer(&e.peers[i], err)
 	}
 	e.wakeProbes()
+}
+
+// failPeer completes with err every send to p and every receive that
+// streams from it. mu held.
+func (e *engine) failPeer(p *peer, err error) {
+	for _, s := range p.streams {
+		e.finishSend(s, err)
+	}
+	p.streams = nil
+	for _, s := range p.eagerq {
+		e.finishSend(s, err)
+	}
+	p.eagerq = nil
+	for id, s := range p.rdvOut {
+		e.finishSend(s, err)
+		delete(p.rdvOut, id)
+	}
+	for id, r := range p.rdvIn {
+		e.finishRecv(r, err)
+		delete(p.rdvIn, id)
+	}
 }
 
 func (e *engine) fatal(err error) {

@@ -50,22 +50,7 @@ func (e *engine) peerLost(r int, how string) {
 // mu held.
 func (e *engine) gone(r int, err error) {
 	p := &e.peers[r]
-	for _, s := range p.streams {
-		e.finishSend(s, err)
-	}
-	p.streams = nil
-	for _, s := range p.eagerq {
-		e.finishSend(s, err)
-	}
-	p.eagerq = nil
-	for id, s := range p.rdvOut {
-		e.finishSend(s, err)
-		delete(p.rdvOut, id)
-	}
-	for id, rq := range p.rdvIn {
-		e.finishRecv(rq, err)
-		delete(p.rdvIn, id)
-	}
+	e.failPeer(p, err)
 	// Unexpected RTS and incomplete long messages from r can never be
 	// completed: drop them.
 	clear(p.longIn)
