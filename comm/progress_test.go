@@ -7,6 +7,7 @@ package comm_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -122,4 +123,65 @@ func floodThenOthers(ctx context.Context, c, dup *comm.Comm, k int) error {
 		}
 	}
 	return nil
+}
+
+// TestCancelSendWaitingForCredit: a Send queued behind Isends that wait
+// for eager credit (the receiver holds a window of unmatched messages and
+// waits for nothing, so it does not nudge) is withdrawn when its ctx ends,
+// as if never called: the receiver later gets the flood and the next
+// message, never the withdrawn one.
+func TestCancelSendWaitingForCredit(t *testing.T) {
+	for _, tr := range progressTransports {
+		t.Run(tr, func(t *testing.T) {
+			cs := commtest.WorldOn(t, 2, tr)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // hang guard
+			defer cancel()
+			k := floodCount(2)
+			tried := make(chan struct{}) // rank 1 tried its Send; rank 0 posted nothing meanwhile
+			commtest.Run(t, cs, func(c *comm.Comm) error {
+				if c.Rank() == 1 {
+					reqs := make([]*comm.Request, k)
+					for i := range k {
+						b := make([]byte, 64<<10)
+						b[0] = byte(i)
+						q, err := c.Isend(0, 1, b)
+						if err != nil {
+							return err
+						}
+						reqs[i] = q
+					}
+					short, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+					defer stop()
+					err := c.Send(short, 0, 1, []byte("withdrawn"))
+					close(tried)
+					if !errors.Is(err, context.DeadlineExceeded) {
+						return fmt.Errorf("Send behind a full window with no receive posted: %v, want %v", err, context.DeadlineExceeded)
+					}
+					if err := comm.WaitAll(ctx, reqs...); err != nil {
+						return err
+					}
+					return c.Send(ctx, 0, 1, []byte("last"))
+				}
+				select {
+				case <-tried:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				for i := range k + 1 {
+					b, _, err := c.Recv(ctx, 1, 1)
+					if err != nil {
+						return err
+					}
+					if i == k {
+						if string(b) != "last" {
+							return fmt.Errorf("after the flood got %q, want %q (the withdrawn Send must not arrive)", b, "last")
+						}
+					} else if len(b) != 64<<10 || b[0] != byte(i) {
+						return fmt.Errorf("flood message %d: %d bytes, first %d", i, len(b), b[0])
+					}
+				}
+				return nil
+			})
+		})
+	}
 }
