@@ -213,15 +213,12 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 	}
 	s := &sreq{dst: dst, hdr: h, data: data}
 	if len(p.eagerq) == 0 {
-		if len(data) > e.long || p.rtsMode {
-			if ok, err := e.tryEager(s); ok || err != nil {
-				return nil, err
-			}
-			s.done = make(chan struct{})
-			return s, e.sendRTS(s)
-		}
 		if ok, err := e.tryEager(s); ok || err != nil {
 			return nil, err
+		}
+		if len(data) > e.long || p.rtsMode {
+			s.done = make(chan struct{})
+			return s, e.sendRTS(s)
 		}
 	}
 	// It waits for eager credit, or behind sends that do: in order.
@@ -280,24 +277,16 @@ func (e *engine) pumpEager(dst int) {
 	p := &e.peers[dst]
 	for len(p.eagerq) > 0 && e.err == nil {
 		s := p.eagerq[0]
-		if len(s.data) > e.long || p.rtsMode {
-			if ok, _ := e.tryEager(s); ok {
-				p.eagerq = p.eagerq[1:]
-				e.finishSend(s, e.err)
-				continue
-			}
-			p.eagerq = p.eagerq[1:]
-			if e.sendRTS(s) != nil {
-				return
-			}
-			continue
-		}
 		ok, err := e.tryEager(s)
-		if !ok {
-			return
+		if !ok && len(s.data) <= e.long && !p.rtsMode {
+			return // it waits for credit
 		}
 		p.eagerq = p.eagerq[1:]
-		e.finishSend(s, err)
+		if ok {
+			e.finishSend(s, err)
+		} else if e.sendRTS(s) != nil {
+			return
+		}
 	}
 }
 
