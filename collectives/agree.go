@@ -218,7 +218,7 @@ func invalid(op opcode, cause error, format string, args ...any) error {
 // Barrier blocks until every rank of c has called it (dissemination
 // algorithm, ⌈lg p⌉ rounds of small messages).
 func Barrier(ctx context.Context, c *comm.Comm) error {
-	cl := begin(c, opBarrier)
+	cl := begin(ctx, c, opBarrier)
 	_, err := cl.check(ctx, params{})
 	return cl.wrap(err)
 }

@@ -9,7 +9,7 @@ import (
 // Allgather returns, on every rank, the concatenation of every rank's part
 // in rank order. Every rank must pass a part of the same length.
 func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) {
-	cl := begin(c, opAllgather)
+	cl := begin(ctx, c, opAllgather)
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error
@@ -46,7 +46,7 @@ func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) 
 // Allgatherv returns, on every rank, every rank's part (of any length)
 // indexed by rank.
 func Allgatherv[T any](ctx context.Context, c *comm.Comm, part []T) ([][]T, error) {
-	cl := begin(c, opAllgatherv)
+	cl := begin(ctx, c, opAllgatherv)
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error

@@ -11,7 +11,7 @@ import (
 // and returns the blocks received, the one from rank j at block j. Every
 // rank must pass the same length, divisible by c.Size().
 func Alltoall[T any](ctx context.Context, c *comm.Comm, data []T) ([]T, error) {
-	cl := begin(c, opAlltoall)
+	cl := begin(ctx, c, opAlltoall)
 	k := elemsOf[T]()
 	p, r := cl.p, cl.r
 	var blocks [][]byte
@@ -55,7 +55,7 @@ func Alltoall[T any](ctx context.Context, c *comm.Comm, data []T) ([]T, error) {
 // Alltoallv sends parts[i] (of any length) to rank i and returns the parts
 // received, indexed by source rank. parts must have one entry per rank.
 func Alltoallv[T any](ctx context.Context, c *comm.Comm, parts [][]T) ([][]T, error) {
-	cl := begin(c, opAlltoallv)
+	cl := begin(ctx, c, opAlltoallv)
 	k := elemsOf[T]()
 	p, r := cl.p, cl.r
 	var blocks [][]byte

@@ -25,7 +25,7 @@ func fanMax(s *comm.Comm) int { return s.MulticastMax() }
 // has its copy and has passed it on.
 func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	var zero T
-	cl := begin(c, opBcast)
+	cl := begin(ctx, c, opBcast)
 	k := valuesOf[T]()
 	var buf []byte
 	var bad error

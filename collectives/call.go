@@ -29,7 +29,11 @@ type call struct {
 	failed *OpError
 }
 
-func begin(c *comm.Comm, op opcode) *call {
+// begin numbers a collective call on c. It is the one place where a call
+// takes its number, which fixes its place in the order of collective calls
+// on c.
+func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
+	_ = ctx
 	return &call{op: op, s: c.Shadow(), tag: agree.NextTag(c), p: c.Size(), r: c.Rank()}
 }
 

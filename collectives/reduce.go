@@ -63,7 +63,7 @@ func (k values[T]) probe(v T) error {
 // commutative.
 func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, root int) (T, error) {
 	var zero T
-	cl := begin(c, opReduce)
+	cl := begin(ctx, c, opReduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
 	if err := checkValue(ctx, cl, red.k, v, op, true, root); err != nil {
 		return zero, err
@@ -83,7 +83,7 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 // commutative.
 func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	var zero T
-	cl := begin(c, opAllreduce)
+	cl := begin(ctx, c, opAllreduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
 	if err := checkValue(ctx, cl, red.k, v, op, false, 0); err != nil {
 		return zero, err
@@ -221,7 +221,7 @@ func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 // order. op must be associative; it need not be commutative. For
 // element-wise scans of slices use ScanSlice.
 func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
-	cl := begin(c, opScan)
+	cl := begin(ctx, c, opScan)
 	k := valuesOf[T]()
 	if err := checkValue(ctx, cl, k, v, op, false, 0); err != nil {
 		var zero T
@@ -234,7 +234,7 @@ func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, 
 // rank order, and the zero T on rank 0. op must be associative; it need not
 // be commutative. For element-wise scans of slices use ExscanSlice.
 func Exscan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
-	cl := begin(c, opExscan)
+	cl := begin(ctx, c, opExscan)
 	k := valuesOf[T]()
 	if err := checkValue(ctx, cl, k, v, op, false, 0); err != nil {
 		var zero T

@@ -11,7 +11,7 @@ import (
 // divisible by c.Size() (else ErrInvalidArg on every rank). The returned
 // slice is new on every rank, the root included.
 func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T, error) {
-	cl := begin(c, opScatter)
+	cl := begin(ctx, c, opScatter)
 	k := elemsOf[T]()
 	var blocks [][]byte
 	var bad error
@@ -36,7 +36,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 // Scatterv gives root's parts[i] to rank i; parts must have one entry per
 // rank, of any length. The other ranks' parts are ignored.
 func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) ([]T, error) {
-	cl := begin(c, opScatterv)
+	cl := begin(ctx, c, opScatterv)
 	k := elemsOf[T]()
 	var blocks [][]byte
 	var bad error
@@ -68,7 +68,7 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 // Gather returns, at root, the concatenation of every rank's part in rank
 // order, and nil elsewhere. Every rank must pass a part of the same length.
 func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, error) {
-	cl := begin(c, opGather)
+	cl := begin(ctx, c, opGather)
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error
@@ -105,7 +105,7 @@ func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, 
 // Gatherv returns, at root, every rank's part (of any length) indexed by
 // rank, and nil elsewhere.
 func Gatherv[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([][]T, error) {
-	cl := begin(c, opGatherv)
+	cl := begin(ctx, c, opGatherv)
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error

@@ -130,7 +130,7 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 	if c.Rank() == root && v != nil {
 		out = make([]E, len(v))
 	}
-	if err := reduceSlice(ctx, begin(c, opReduceSlice), v, out, op, root); err != nil || c.Rank() != root {
+	if err := reduceSlice(ctx, begin(ctx, c, opReduceSlice), v, out, op, root); err != nil || c.Rank() != root {
 		return nil, err
 	}
 	return out, nil
@@ -144,7 +144,7 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 // from the agreement step, before any data moves. On an error out's
 // contents are unspecified.
 func ReduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op func(a, b E) E, root int) error {
-	return reduceSlice(ctx, begin(c, opReduceSliceInto), in, out, op, root)
+	return reduceSlice(ctx, begin(ctx, c, opReduceSliceInto), in, out, op, root)
 }
 
 func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b E) E, root int) error {
@@ -199,7 +199,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 	if v != nil {
 		out = make([]E, len(v))
 	}
-	if err := allreduceSlice(ctx, begin(c, opAllreduceSlice), v, out, op); err != nil {
+	if err := allreduceSlice(ctx, begin(ctx, c, opAllreduceSlice), v, out, op); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -217,7 +217,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 // contents are unspecified. With numeric elements of 64 KiB or more it
 // allocates nothing of the vector's size: its scratch comes from a pool.
 func AllreduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op func(a, b E) E) error {
-	return allreduceSlice(ctx, begin(c, opAllreduceSliceInto), in, out, op)
+	return allreduceSlice(ctx, begin(ctx, c, opAllreduceSliceInto), in, out, op)
 }
 
 func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b E) E) error {
@@ -251,7 +251,7 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 // each rank (MPI_Reduce_scatter_block). Every rank must pass the same
 // length, divisible by c.Size().
 func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
-	cl := begin(c, opReduceScatter)
+	cl := begin(ctx, c, opReduceScatter)
 	k := elemsOf[E]()
 	if err := checkSlice(ctx, cl, k, v, false, 0); err != nil {
 		return nil, err
@@ -331,7 +331,7 @@ func reduceScatterPairwise[E any](ctx context.Context, cl *call, k elems[E], v [
 // must pass the same length. op must be associative; it need not be
 // commutative.
 func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
-	cl := begin(c, opScanSlice)
+	cl := begin(ctx, c, opScanSlice)
 	if err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0); err != nil {
 		return nil, err
 	}
@@ -347,7 +347,7 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 // a buffer). Every rank must pass the same length. op must be associative;
 // it need not be commutative.
 func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
-	cl := begin(c, opExscanSlice)
+	cl := begin(ctx, c, opExscanSlice)
 	if err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0); err != nil {
 		return nil, err
 	}
