@@ -184,6 +184,7 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 				if time.Since(start) > regionSpin {
 					break
 				}
+				runtime.Gosched() // this process's other goroutines (its peers, in tests)
 				select {
 				case <-done:
 					return ctx.Err()
