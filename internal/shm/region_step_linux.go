@@ -216,6 +216,14 @@ func (g *Region) wakeOthers() {
 	}
 }
 
+type patientKey struct{}
+
+// Patient marks ctx so that waits in a region under it never spin: they
+// yield the core from the start (for a call that progresses in the
+// background while the caller computes, as a nonblocking collective's
+// worker does).
+func Patient(ctx context.Context) context.Context { return context.WithValue(ctx, patientKey{}, true) }
+
 // await returns once ready() holds, or with an error when ctx ends, when
 // this member's region is closed, or when a member has left or died.
 func (g *Region) await(ctx context.Context, ready func() bool) error {
@@ -224,7 +232,7 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	}
 	done := ctx.Done()
 	start := time.Now()
-	if !g.mb.Crowded {
+	if !g.mb.Crowded && ctx.Value(patientKey{}) == nil {
 		for i := 1; ; i++ {
 			if ready() {
 				dbgSpin.Add(1)
