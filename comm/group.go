@@ -97,7 +97,13 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 		return nil, err
 	}
 	n := c.nderived.Add(1) // after the agreement: every rank counts the same calls
-	return c.derive(mix(c.id, saltDup, n)), nil
+	d := c.derive(mix(c.id, saltDup, n))
+	var members []int // nil: the world's
+	if c.grp != nil {
+		members = c.grp.world
+	}
+	c.e.addColl(d.Shadow().id, members)
+	return d, nil
 }
 
 // Split partitions c (MPI_Comm_split): ranks that pass the same color form a
@@ -176,6 +182,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 	}
 	nc := c.derive(mix(c.id, saltSplit, n, uint64(color)))
 	nc.grp, nc.rank, nc.size = g, me, len(members)
+	c.e.addColl(nc.Shadow().id, g.world)
 	return nc, nil
 }
 
