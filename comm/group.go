@@ -76,7 +76,10 @@ func (c *Comm) derive(id uint64) *Comm {
 // matching context: nothing sent on one is ever received on the other,
 // wildcards included. Libraries (such as package collectives) use it so that
 // their traffic never matches the user's. It needs no communication and
-// returns the same context on every call.
+// returns the same context on every call. Once a rank of c is lost
+// (decorun --keep-going), every send and receive on the Shadow fails with
+// its ErrRankLost error, on every rank, so that no collective call waits for
+// a survivor that has left it.
 func (c *Comm) Shadow() *Comm {
 	s := c.derive(mix(c.id, saltShadow))
 	s.closedFlag = c.closedFlag // closing either closes both
