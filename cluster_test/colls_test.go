@@ -120,73 +120,84 @@ func checkNoJobSegments(t *testing.T, out string) {
 // AllreduceSlice and Bcast of 1 MiB). Without --keep-going decorun ends
 // the job naming the rank, with exit code 137; with --keep-going every
 // survivor's call fails with an error naming the lost rank (wrapping
-// comm.ErrRankLost), and Lost() reports it, and the job ends with 0.
-// Either way nothing of the job is left: no process, nothing in /dev/shm.
+// comm.ErrRankLost), and Lost() reports it, and the job ends with 0 (on
+// auto, NATS and TCP). Either way nothing of the job is left: no process,
+// nothing in /dev/shm.
 func TestCollectiveRankKilled(t *testing.T) {
 	const n, victim = 4, 2
+	type variant struct {
+		size, transport string
+		keep            bool
+	}
+	var variants []variant
 	for _, size := range []string{"small", "large"} {
-		for _, keep := range []bool{false, true} {
-			name := size
-			args := []string{"-n", fmt.Sprint(n), "--timeout", "5m"}
-			if keep {
-				name += "/keep-going"
-				args = append(args, "--keep-going")
-			}
-			t.Run(name, func(t *testing.T) {
-				p := start(t, append(args, prog(t, "colls"), "loop", size)...)
-				pids := p.pids(n)
-				p.waitLine("round 20", 2*time.Minute) // well inside the loop
-				killed := time.Now()
-				if err := syscall.Kill(pids[victim], syscall.SIGKILL); err != nil {
-					t.Fatal(err)
-				}
-				code, ended := p.waitOrKill(2 * time.Minute)
-				out, stderr := p.out(), p.errText()
-				if !ended {
-					t.Fatalf("the job still runs 2 minutes after the SIGKILL of rank %d; killed it. stdout (without the rounds):\n%s\nstderr:\n%s",
-						victim, withoutRounds(out), stderr)
-				}
-				t.Logf("job gone %v after the SIGKILL", p.ended.Sub(killed))
-				if !keep {
-					if code != 128+9 {
-						t.Errorf("exit %d, want 137; stderr:\n%s", code, stderr)
-					}
-					if !strings.Contains(stderr, fmt.Sprintf("rank %d", victim)) || !strings.Contains(stderr, "SIGKILL") {
-						t.Errorf("stderr does not name rank %d and SIGKILL:\n%s", victim, stderr)
-					}
-				} else {
-					if code != 0 {
-						t.Errorf("exit %d, want 0 (the survivors succeeded); stdout:\n%s\nstderr:\n%s", code, out, stderr)
-					}
-					for r := range n {
-						if r == victim {
-							continue
-						}
-						failed := fmt.Sprintf("%d failed: ", r)
-						if !strings.Contains(out, failed) {
-							t.Errorf("rank %d's call did not fail", r)
-							continue
-						}
-						line := out[strings.Index(out, failed):]
-						line, _, _ = strings.Cut(line, "\n")
-						if !strings.Contains(line, fmt.Sprintf("rank %d", victim)) {
-							t.Errorf("rank %d's error does not name rank %d: %s", r, victim, line)
-						}
-						if !strings.Contains(out, fmt.Sprintf("%d rank-lost=true", r)) {
-							t.Errorf("rank %d's error does not wrap comm.ErrRankLost: %s", r, line)
-						}
-						if !strings.Contains(out, fmt.Sprintf("%d lost %d", r, victim)) {
-							t.Errorf("rank %d's Lost() did not report rank %d", r, victim)
-						}
-					}
-					if t.Failed() {
-						t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr)
-					}
-				}
-				noLeftovers(t, pids...)
-				checkNoJobSegments(t, out)
-			})
+		variants = append(variants, variant{size, "auto", false})
+		for _, tr := range []string{"auto", "nats", "tcp"} {
+			variants = append(variants, variant{size, tr, true})
 		}
+	}
+	for _, v := range variants {
+		size, keep := v.size, v.keep
+		name := size + "/" + v.transport
+		args := []string{"-n", fmt.Sprint(n), "--timeout", "5m", "--transport=" + v.transport}
+		if keep {
+			name += "/keep-going"
+			args = append(args, "--keep-going")
+		}
+		t.Run(name, func(t *testing.T) {
+			p := start(t, append(args, prog(t, "colls"), "loop", size)...)
+			pids := p.pids(n)
+			p.waitLine("round 20", 2*time.Minute) // well inside the loop
+			killed := time.Now()
+			if err := syscall.Kill(pids[victim], syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			code, ended := p.waitOrKill(2 * time.Minute)
+			out, stderr := p.out(), p.errText()
+			if !ended {
+				t.Fatalf("the job still runs 2 minutes after the SIGKILL of rank %d; killed it. stdout (without the rounds):\n%s\nstderr:\n%s",
+					victim, withoutRounds(out), stderr)
+			}
+			t.Logf("job gone %v after the SIGKILL", p.ended.Sub(killed))
+			if !keep {
+				if code != 128+9 {
+					t.Errorf("exit %d, want 137; stderr:\n%s", code, stderr)
+				}
+				if !strings.Contains(stderr, fmt.Sprintf("rank %d", victim)) || !strings.Contains(stderr, "SIGKILL") {
+					t.Errorf("stderr does not name rank %d and SIGKILL:\n%s", victim, stderr)
+				}
+			} else {
+				if code != 0 {
+					t.Errorf("exit %d, want 0 (the survivors succeeded); stdout:\n%s\nstderr:\n%s", code, out, stderr)
+				}
+				for r := range n {
+					if r == victim {
+						continue
+					}
+					failed := fmt.Sprintf("%d failed: ", r)
+					if !strings.Contains(out, failed) {
+						t.Errorf("rank %d's call did not fail", r)
+						continue
+					}
+					line := out[strings.Index(out, failed):]
+					line, _, _ = strings.Cut(line, "\n")
+					if !strings.Contains(line, fmt.Sprintf("rank %d", victim)) {
+						t.Errorf("rank %d's error does not name rank %d: %s", r, victim, line)
+					}
+					if !strings.Contains(out, fmt.Sprintf("%d rank-lost=true", r)) {
+						t.Errorf("rank %d's error does not wrap comm.ErrRankLost: %s", r, line)
+					}
+					if !strings.Contains(out, fmt.Sprintf("%d lost %d", r, victim)) {
+						t.Errorf("rank %d's Lost() did not report rank %d", r, victim)
+					}
+				}
+				if t.Failed() {
+					t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr)
+				}
+			}
+			noLeftovers(t, pids...)
+			checkNoJobSegments(t, out)
+		})
 	}
 }
 
