@@ -17,7 +17,9 @@ import (
 // TestCollectiveMismatchesBetweenProcesses: ranks (separate processes)
 // that call different collectives, pass different types, roots or lengths,
 // or call comm's Split while others call Barrier, all get an error that
-// names two ranks and their values, and the next Allreduce is right.
+// names two ranks and their values, and the next Allreduce is right. Some
+// cases have one rank's data large and the others' small, so that ranks
+// that choose a data path by size may choose different ones.
 func TestCollectiveMismatchesBetweenProcesses(t *testing.T) {
 	const m, inv = "is-mismatch=true is-invalid=false", "is-mismatch=false is-invalid=true"
 	cases := []struct {
@@ -41,6 +43,9 @@ func TestCollectiveMismatchesBetweenProcesses(t *testing.T) {
 		{"gather-types", "collectives: Gather: ranks 0 and 2 passed values of different types", m + " fields=type,", nil, ""},
 		{"one-negative-root", "collectives: Reduce: rank 4 passed root -1 but rank 0 passed root 0", m + " fields=root,4,-1,0,0", nil, ""},
 		{"indivisible", "collectives: Scatter: root 3 passed 7 elements, not divisible by 5 ranks", inv, nil, ""},
+		{"lengths-straddle", "collectives: AllreduceSlice: rank 0 passed length 8 but rank 4 passed length 40008", m + " fields=length,0,8,4,40008", nil, ""},
+		{"allgather-straddle", "collectives: Allgather: rank 0 passed length 1 but rank 4 passed length 100001", m + " fields=length,0,1,4,100001", nil, ""},
+		{"collectives-straddle", "collectives: rank 0 called Bcast but rank 4 called ReduceSlice", m + " fields=collective,0,", nil, ""},
 		{"split-barrier", "collectives: rank 3 called Barrier but rank 0 called Split", m + " fields=collective,3,",
 			[]int{0, 1, 2}, "comm: Split: rank 3 called Barrier but rank 0 called Split"},
 	}

@@ -171,6 +171,24 @@ var mismatchCases = []struct {
 		_, err := collectives.Scatter(ctx, c, make([]int, 7), 3)
 		return err
 	}},
+	// Lengths and calls on both sides of the sizes where an implementation
+	// may take another data path: rank 4's data is large, the others' small.
+	{"lengths-straddle", func(ctx context.Context, c *comm.Comm) error {
+		_, err := collectives.AllreduceSlice(ctx, c, make([]int64, 8+c.Rank()/4*40000), collectives.Sum)
+		return err
+	}},
+	{"allgather-straddle", func(ctx context.Context, c *comm.Comm) error {
+		_, err := collectives.Allgather(ctx, c, make([]int32, 1+c.Rank()/4*100000))
+		return err
+	}},
+	{"collectives-straddle", func(ctx context.Context, c *comm.Comm) error {
+		if c.Rank() == 4 {
+			_, err := collectives.ReduceSlice(ctx, c, make([]int64, 40000), collectives.Sum, 0)
+			return err
+		}
+		_, err := collectives.Bcast(ctx, c, int64(1), 0)
+		return err
+	}},
 	{"split-barrier", func(ctx context.Context, c *comm.Comm) error {
 		if c.Rank() >= 3 {
 			return collectives.Barrier(ctx, c)
