@@ -3,6 +3,7 @@ package collectives
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -104,14 +105,21 @@ func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx con
 		close(q.done)
 	}
 	queuesMu.Lock()
-	defer queuesMu.Unlock()
 	if w, ok := queues[c]; ok {
 		w.jobs = append(w.jobs, job)
+		queuesMu.Unlock()
 		return q
 	}
 	w := &queue{jobs: []func(){job}}
 	queues[c] = w
+	queuesMu.Unlock()
 	go w.work(c)
+	// The new goroutine waits in this P's run queue; if the caller now
+	// computes without blocking, it may stay there until the scheduler
+	// preempts the caller (milliseconds). Let it run first: it starts the
+	// call and, once it waits for a message, is woken wherever that
+	// message is handled.
+	runtime.Gosched()
 	return q
 }
 
