@@ -74,8 +74,15 @@ func TestNonblockingMixed(t *testing.T) {
 				if err != nil {
 					return fmt.Errorf("Split: %w", err)
 				}
-				expect(&w, ctx, "Iallreduce(split)", collectives.Iallreduce(ctx, s, 1, collectives.Sum), (n+1-me%2)/2, eqV)
-				w = append(w, func() error { return s.Close() })
+				qs := collectives.Iallreduce(ctx, s, 1, collectives.Sum)
+				w = append(w, func() error {
+					defer s.Close() // after the call on s is complete
+					v, err := qs.Wait(ctx)
+					if err != nil {
+						return fmt.Errorf("Iallreduce(split): %w", err)
+					}
+					return check("Iallreduce(split)", v, (n+1-me%2)/2, eqV)
+				})
 			}
 			expect(&w, ctx, "Ialltoall(c)", collectives.Ialltoall(ctx, c, make([]int, n)), make([]int, n), eqS)
 			if err := w.reverse(); err != nil {
