@@ -36,8 +36,14 @@ type call struct {
 // begin numbers a collective call on c. It is the one place where a call
 // takes its number, which fixes its place in the order of collective calls
 // on c.
+//
+// A nonblocking call (Iallreduce, ...) takes its number when it starts and
+// runs its blocking form later with a ctx that carries the number: begin
+// then returns that call (see nonblocking.go).
 func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
-	_ = ctx
+	if cl := startedCall(ctx, c, op); cl != nil {
+		return cl
+	}
 	ac := agree.Begin(c)
 	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac}
 }

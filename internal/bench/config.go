@@ -26,7 +26,7 @@ const (
 )
 
 // Names lists every benchmark in the order All runs them.
-var Names = []string{Latency, BW, BiBW, Barrier, Bcast, Reduce, Allreduce, Gather, Scatter, Alltoall, Tasks, StartupB}
+var Names = []string{Latency, BW, BiBW, Barrier, Bcast, Reduce, Allreduce, Gather, Scatter, Alltoall, Iallreduce, Tasks, StartupB}
 
 // Window is the number of messages in flight in the bandwidth tests (OSU's
 // default).
@@ -176,13 +176,15 @@ func (cfg *Config) sizes(b string) []int {
 		s = PowersOfTwo(0, P2PMax)
 	case b == BW || b == BiBW:
 		s = PowersOfTwo(1, P2PMax)
+	case b == Iallreduce:
+		s = slices.Clone(iallreduceSizes)
 	default:
 		s = PowersOfTwo(CollMin, CollMax)
 	}
 	switch b {
 	case BW, BiBW: // a window of empty messages has no bandwidth
 		s = slices.DeleteFunc(s, func(n int) bool { return n == 0 })
-	case Allreduce, Reduce: // float64 elements
+	case Allreduce, Reduce, Iallreduce: // float64 elements
 		s = slices.DeleteFunc(s, func(n int) bool { return n < 8 })
 	case Barrier:
 		s = []int{0}
@@ -203,6 +205,8 @@ func (cfg *Config) Iterations(b string, n int) (warmup, iters int) {
 		warmup, iters = 1, 10
 	case Tasks: // blocks of TaskCalls calls
 		warmup, iters = 1, 10
+	case Iallreduce:
+		warmup, iters = iallreduceIters(n)
 	default:
 		warmup, iters = pick(small, 100, 1000, 10, 100)
 	}

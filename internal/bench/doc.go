@@ -27,6 +27,14 @@
 //     with collectives.AllreduceSliceInto into a result buffer allocated
 //     once, as osu_allreduce reuses its buffers (every benchmark allocates
 //     its buffers once).
+//   - iallreduce: OSU's osu_iallreduce overlap, as bench_iallreduce in
+//     ../shared/bench/mpi/osu_like.c defines it: pure is the time of
+//     collectives.IallreduceSliceInto (size/8 float64s) and Wait alone;
+//     then each iteration starts the call, computes (busy, no calls) for
+//     pure µs and waits (total). pure, compute and total are the max over
+//     ranks of each rank's mean; overlap% = 100·(1 − (total −
+//     compute)/pure), clamped to 0..100. Default sizes 8 B, 64 KiB, 1 MiB;
+//     1000, 200 and 50 iterations (osu_like's), a tenth more to warm up.
 //   - tasks: no-op task calls per second through package deco: deco.Run
 //     over all ranks, and on rank 0 blocks of TaskCalls (10,000) Assign
 //     calls of a function that returns its argument, each block timed from

@@ -53,6 +53,8 @@ func Run(ctx context.Context, c *comm.Comm, cfg Config, w io.Writer) (err error)
 			err = r.p2p(ctx, b)
 		case Barrier, Bcast, Reduce, Allreduce, Gather, Scatter, Alltoall:
 			err = r.collective(ctx, b)
+		case Iallreduce:
+			err = r.overlap(ctx)
 		case Tasks:
 			err = r.tasks(ctx)
 		case StartupB: // measured by the bench command, outside the job

@@ -1,0 +1,156 @@
+package collectives
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/shm"
+)
+
+// Request is a nonblocking collective call in progress (MPI_Request): the
+// call took its place among the collective calls of its communicator when
+// it started, and completes in the background. T is the result the
+// blocking form returns (struct{} for calls that return only an error).
+//
+// Wait and Test may be called any number of times, from any goroutines;
+// once the call is complete they return the same result every time.
+type Request[T any] struct {
+	done chan struct{} // closed when v and err are set
+	v    T
+	err  error
+}
+
+// Wait blocks until the call is complete and returns its result, or until
+// ctx ends and returns ctx.Err(). ctx only bounds this wait: the call goes
+// on, and a later Wait or Test returns its result. (The call itself is
+// governed by the ctx given to the I-function that started it.)
+func (q *Request[T]) Wait(ctx context.Context) (T, error) {
+	select {
+	case <-q.done:
+		return q.v, q.err
+	default:
+	}
+	select {
+	case <-q.done:
+		return q.v, q.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// Test reports whether the call is complete, with its result if it is
+// (MPI_Test). It never blocks.
+func (q *Request[T]) Test() (T, bool, error) {
+	select {
+	case <-q.done:
+		return q.v, true, q.err
+	default:
+		var zero T
+		return zero, false, nil
+	}
+}
+
+// started is a call numbered by an I-function, carried in the ctx of the
+// blocking function that runs it, whose begin returns it instead of taking
+// a new number.
+type started struct {
+	c     *comm.Comm
+	cl    *call
+	taken atomic.Bool // by the first begin on c; a nested call takes its own number
+}
+
+type startedKey struct{}
+
+// startedCall returns the call that an I-function numbered for this call
+// of op on c, or nil if there is none.
+func startedCall(ctx context.Context, c *comm.Comm, op opcode) *call {
+	st, ok := ctx.Value(startedKey{}).(*started)
+	if !ok || st.c != c || !st.taken.CompareAndSwap(false, true) {
+		return nil
+	}
+	if st.cl.op != op {
+		// A bug in this package: the I-function numbered a different op
+		// from the one its blocking function runs.
+		panic(fmt.Sprintf("collectives: internal error: %s started as %s", op, st.cl.op))
+	}
+	return st.cl
+}
+
+// queue holds the started nonblocking calls of one communicator that have
+// not yet run. A worker goroutine runs them one after another, in the order
+// in which they were started, which is their order among the communicator's
+// collective calls; it exists while the queue is not empty.
+type queue struct {
+	jobs []func()
+}
+
+var (
+	queuesMu sync.Mutex
+	// queues has an entry exactly while the communicator's worker runs.
+	queues = map[*comm.Comm]*queue{}
+)
+
+// start numbers a call of op on c now and queues run, the blocking form,
+// with a ctx that makes its begin take that number.
+func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) (T, error)) *Request[T] {
+	q := &Request[T]{done: make(chan struct{})}
+	st := &started{c: c, cl: begin(context.Background(), c, op)}
+	// Its waits in a shared-memory region yield the core rather than spin:
+	// the caller computes meanwhile.
+	cctx := context.WithValue(shm.Patient(ctx), startedKey{}, st)
+	job := func() {
+		q.v, q.err = run(cctx)
+		close(q.done)
+	}
+	queuesMu.Lock()
+	if w, ok := queues[c]; ok {
+		w.jobs = append(w.jobs, job)
+		queuesMu.Unlock()
+		return q
+	}
+	w := &queue{jobs: []func(){job}}
+	queues[c] = w
+	queuesMu.Unlock()
+	go w.work(c)
+	// The new goroutine waits in this P's run queue; if the caller now
+	// computes without blocking, it may stay there until the scheduler
+	// preempts the caller (milliseconds). Let it run first: it starts the
+	// call and, once it waits for a message, is woken wherever that
+	// message is handled.
+	runtime.Gosched()
+	return q
+}
+
+// work runs w's jobs until the queue is empty, then ends.
+func (w *queue) work(c *comm.Comm) {
+	for {
+		queuesMu.Lock()
+		if len(w.jobs) == 0 {
+			delete(queues, c)
+			queuesMu.Unlock()
+			return
+		}
+		job := w.jobs[0]
+		w.jobs[0] = nil
+		w.jobs = w.jobs[1:]
+		queuesMu.Unlock()
+		job()
+	}
+}
+
+// workers is the number of communicators with a worker running (tests).
+func workers() int {
+	queuesMu.Lock()
+	defer queuesMu.Unlock()
+	return len(queues)
+}
+
+// startErr is start for the calls that return only an error.
+func startErr(ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) error) *Request[struct{}] {
+	return start(ctx, c, op, func(ctx context.Context) (struct{}, error) { return struct{}{}, run(ctx) })
+}
