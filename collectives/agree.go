@@ -87,14 +87,23 @@ const (
 	fBad  = agree.FBad
 	fEq   = agree.FEq
 	fFan  = agree.FFan
+	fData = agree.FData
 )
 
 type header = agree.Header
 type summary = agree.Summary
 
-// agree runs the agreement step (internal/agree) on the call's tag.
+// agree runs the agreement step (internal/agree) on the call's tag, or
+// through the communicator's shared-memory region, posting cl.payload.
+// Unless the payloads went through the region (fused), the call is done
+// with the region when agree returns; otherwise the caller reads them and
+// then calls done.
 func (cl *call) agree(ctx context.Context, h header) (summary, error) {
-	return agree.Run(ctx, cl.p, cl.r, h, cl.exchangeInto)
+	s, err := cl.ac.Check(ctx, cl.p, cl.r, h, cl.payload, cl.exchangeInto)
+	if err != nil || !cl.fused(s) {
+		cl.ac.Done()
+	}
+	return s, err
 }
 
 // Length rules for check.
@@ -123,6 +132,14 @@ type params struct {
 // check runs the agreement step and returns the summary, or the error every
 // rank returns when the calls do not fit together.
 func (cl *call) check(ctx context.Context, a params) (summary, error) {
+	s, err := cl.checkArgs(ctx, a)
+	if err != nil {
+		cl.done()
+	}
+	return s, err
+}
+
+func (cl *call) checkArgs(ctx context.Context, a params) (summary, error) {
 	h := header{fOp: int64(cl.op.Wire()), fType: a.typ, fLen: -1}
 	if a.rooted {
 		h[fRoot] = int64(a.root)

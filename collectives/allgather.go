@@ -10,16 +10,21 @@ import (
 // in rank order. Every rank must pass a part of the same length.
 func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) {
 	cl := begin(ctx, c, opAllgather)
+	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error
 	if err != nil {
 		bad = invalid(cl.op, err, "rank %d's part", cl.r)
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, length: len(part), lenRule: lenEqual, bad: bad}); err != nil {
+	if bad == nil {
+		cl.offer(mine)
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, length: len(part), lenRule: lenEqual, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	blocks, err := cl.allgatherBlocks(ctx, mine)
+	blocks, err := cl.gathered(ctx, s, mine, -1)
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
@@ -47,16 +52,21 @@ func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) 
 // indexed by rank.
 func Allgatherv[T any](ctx context.Context, c *comm.Comm, part []T) ([][]T, error) {
 	cl := begin(ctx, c, opAllgatherv)
+	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error
 	if err != nil {
 		bad = invalid(cl.op, err, "rank %d's part", cl.r)
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, bad: bad}); err != nil {
+	if bad == nil {
+		cl.offer(mine)
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	blocks, err := cl.allgatherBlocks(ctx, mine)
+	blocks, err := cl.gathered(ctx, s, mine, -1)
 	if err != nil {
 		return nil, cl.wrap(err)
 	}

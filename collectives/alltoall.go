@@ -19,13 +19,27 @@ func Alltoall[T any](ctx context.Context, c *comm.Comm, data []T) ([]T, error) {
 	if !k.raw && len(data)%p == 0 {
 		blocks, bad = encodeBlocks(cl, k, data, len(data)/p)
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, length: len(data), lenRule: lenEqual, bad: bad}); err != nil {
+	switch {
+	case bad != nil || len(data)%p != 0:
+	case k.raw:
+		cl.offer(k.view(data))
+	default:
+		cl.offer(packBlocks(blocks))
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, length: len(data), lenRule: lenEqual, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
+	}
+	if cl.fused(s) {
+		defer cl.done()
 	}
 	if len(data)%p != 0 {
 		return nil, invalid(cl.op, nil, "every rank passed %d elements, not divisible by %d ranks", len(data), p)
 	}
 	m := len(data) / p
+	if cl.fused(s) {
+		return alltoallRegion(cl, k, data, m)
+	}
 	out := make([]T, len(data))
 	copy(out[r*m:(r+1)*m], data[r*m:(r+1)*m])
 	for i := 1; i < p; i++ {
@@ -72,11 +86,31 @@ func Alltoallv[T any](ctx context.Context, c *comm.Comm, parts [][]T) ([][]T, er
 			}
 		}
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, bad: bad}); err != nil {
+	if bad == nil {
+		cl.offer(packBlocks(blocks))
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
 	}
 	out := make([][]T, p)
 	out[r] = slices.Clone(parts[r])
+	if cl.fused(s) {
+		defer cl.done()
+		for q := range p {
+			if q == r {
+				continue
+			}
+			b, err := blockOf(cl, q, r)
+			if err == nil {
+				out[q], err = k.decode(b)
+			}
+			if err != nil {
+				return nil, cl.wrap(err)
+			}
+		}
+		return out, nil
+	}
 	for i := 1; i < p; i++ {
 		dst, src := (r+i)%p, (r-i+p)%p
 		b, err := cl.exchange(ctx, dst, blocks[dst], src)

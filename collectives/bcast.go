@@ -35,6 +35,11 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 			bad = invalid(cl.op, err, "root's value")
 		}
 	}
+	if cl.r == root {
+		cl.offer(buf)
+	} else {
+		cl.offer()
+	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot,
 		fan: fanMax(cl.s), bad: bad})
 	if err != nil {
@@ -42,6 +47,14 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	}
 	if cl.p == 1 {
 		return v, nil
+	}
+	if cl.fused(s) {
+		defer cl.done()
+		if cl.r == root {
+			return v, nil
+		}
+		out, err := k.decode(cl.data(root))
+		return out, cl.wrap(err)
 	}
 	n := int(s[fLen].Max)
 	out, direct := zero, false

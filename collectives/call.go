@@ -24,6 +24,10 @@ type call struct {
 	s    *comm.Comm // c.Shadow()
 	tag  int
 	p, r int
+	ac   *agree.Call
+	// payload is what this rank posts with its header when the call goes
+	// through a shared-memory region (region.go); nil: nothing.
+	payload [][]byte
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError
@@ -40,7 +44,8 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 	if cl := startedCall(ctx, c, op); cl != nil {
 		return cl
 	}
-	return &call{op: op, s: c.Shadow(), tag: agree.NextTag(c), p: c.Size(), r: c.Rank()}
+	ac := agree.Begin(c)
+	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac}
 }
 
 // wrap adds the collective's name to a communication error; errors the

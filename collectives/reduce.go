@@ -65,8 +65,16 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 	var zero T
 	cl := begin(ctx, c, opReduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
-	if err := checkValue(ctx, cl, red.k, v, op, true, root); err != nil {
+	fused, err := checkValue(ctx, cl, red.k, v, op, true, root)
+	if err != nil {
 		return zero, err
+	}
+	if fused {
+		if cl.r != root {
+			cl.done()
+			return zero, nil
+		}
+		return foldValue(cl, red.k, 0, cl.p, op)
 	}
 	if err := cl.reduceTree(ctx, red, root); err != nil {
 		return zero, cl.wrap(err)
@@ -85,8 +93,12 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
-	if err := checkValue(ctx, cl, red.k, v, op, false, 0); err != nil {
+	fused, err := checkValue(ctx, cl, red.k, v, op, false, 0)
+	if err != nil {
 		return zero, err
+	}
+	if fused {
+		return foldValue(cl, red.k, 0, cl.p, op)
 	}
 	if err := cl.allreduceDoubling(ctx, red); err != nil {
 		return zero, cl.wrap(err)
@@ -100,7 +112,7 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 // checkValue is the agreement step of the whole-value reductions. The
 // length of a slice value is exchanged too, and must be equal on every
 // rank when some rank's op came from Elementwise.
-func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) error {
+func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) (fused bool, err error) {
 	var bad error
 	if err := k.probe(v); err != nil {
 		bad = invalid(cl.op, err, "rank %d's value", cl.r)
@@ -112,8 +124,31 @@ func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(
 			a.lenRule = lenEqual
 		}
 	}
-	_, err := cl.check(ctx, a)
-	return cl.wrap(err)
+	if bad == nil {
+		if b, err := k.encode(v); err == nil {
+			cl.offer(b)
+		}
+	}
+	s, err := cl.check(ctx, a)
+	return err == nil && cl.fused(s), cl.wrap(err)
+}
+
+// foldValue is a whole-value reduction through the region: this rank folds
+// the values of ranks lo..hi-1 itself.
+func foldValue[T any](cl *call, k values[T], lo, hi int, op func(a, b T) T) (T, error) {
+	defer cl.done()
+	var zero T
+	if lo >= hi {
+		return zero, nil
+	}
+	acc, err := foldValues(cl, k, lo, hi, op)
+	if err != nil {
+		return zero, cl.wrap(err)
+	}
+	if err := cl.result(); err != nil {
+		return zero, err
+	}
+	return acc, nil
 }
 
 // reduceTree reduces to rank 0 over a binomial tree in which rank r
@@ -223,9 +258,13 @@ func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	cl := begin(ctx, c, opScan)
 	k := valuesOf[T]()
-	if err := checkValue(ctx, cl, k, v, op, false, 0); err != nil {
+	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
+	if err != nil {
 		var zero T
 		return zero, err
+	}
+	if fused {
+		return foldValue(cl, k, 0, cl.r+1, op)
 	}
 	return scan(ctx, cl, k, v, op)
 }
@@ -236,9 +275,13 @@ func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, 
 func Exscan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	cl := begin(ctx, c, opExscan)
 	k := valuesOf[T]()
-	if err := checkValue(ctx, cl, k, v, op, false, 0); err != nil {
+	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
+	if err != nil {
 		var zero T
 		return zero, err
+	}
+	if fused {
+		return foldValue(cl, k, 0, cl.r, op)
 	}
 	return scan(ctx, cl, k, v, op)
 }

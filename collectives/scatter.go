@@ -18,14 +18,23 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 	if cl.r == root && len(data)%cl.p == 0 {
 		blocks, bad = encodeBlocks(cl, k, data, len(data)/cl.p)
 	}
+	switch {
+	case cl.r != root:
+		cl.offer()
+	case bad == nil && len(data)%cl.p == 0:
+		cl.offer(packBlocks(blocks))
+	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(data), lenRule: lenRoot, bad: bad})
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
+	if cl.fused(s) {
+		defer cl.done()
+	}
 	if n := s[fLen].Max; n%int64(cl.p) != 0 {
 		return nil, invalid(cl.op, nil, "root %d passed %d elements, not divisible by %d ranks", root, n, cl.p)
 	}
-	b, err := cl.scatterBlocks(ctx, blocks, root)
+	b, err := cl.scattered(ctx, s, blocks, root)
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
@@ -54,10 +63,20 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 			}
 		}
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, bad: bad}); err != nil {
+	switch {
+	case cl.r != root:
+		cl.offer()
+	case bad == nil:
+		cl.offer(packBlocks(blocks))
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	b, err := cl.scatterBlocks(ctx, blocks, root)
+	if cl.fused(s) {
+		defer cl.done()
+	}
+	b, err := cl.scattered(ctx, s, blocks, root)
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
@@ -69,16 +88,21 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 // order, and nil elsewhere. Every rank must pass a part of the same length.
 func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, error) {
 	cl := begin(ctx, c, opGather)
+	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error
 	if err != nil {
 		bad = invalid(cl.op, err, "rank %d's part", cl.r)
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(part), lenRule: lenEqual, bad: bad}); err != nil {
+	if bad == nil {
+		cl.offer(mine)
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(part), lenRule: lenEqual, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	blocks, err := cl.gatherBlocks(ctx, mine, root)
+	blocks, err := cl.gathered(ctx, s, mine, root)
 	if err != nil || cl.r != root {
 		return nil, cl.wrap(err)
 	}
@@ -106,16 +130,21 @@ func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, 
 // rank, and nil elsewhere.
 func Gatherv[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([][]T, error) {
 	cl := begin(ctx, c, opGatherv)
+	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
 	var bad error
 	if err != nil {
 		bad = invalid(cl.op, err, "rank %d's part", cl.r)
 	}
-	if _, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, bad: bad}); err != nil {
+	if bad == nil {
+		cl.offer(mine)
+	}
+	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, bad: bad})
+	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	blocks, err := cl.gatherBlocks(ctx, mine, root)
+	blocks, err := cl.gathered(ctx, s, mine, root)
 	if err != nil || cl.r != root {
 		return nil, cl.wrap(err)
 	}

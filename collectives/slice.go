@@ -75,9 +75,13 @@ func sliceParams[E any](cl *call, k elems[E], v []E, rooted bool, root int) para
 }
 
 // checkSlice is the agreement step of the element-wise reductions.
-func checkSlice[E any](ctx context.Context, cl *call, k elems[E], v []E, rooted bool, root int) error {
-	_, err := cl.check(ctx, sliceParams(cl, k, v, rooted, root))
-	return cl.wrap(err)
+func checkSlice[E any](ctx context.Context, cl *call, k elems[E], v []E, rooted bool, root int) (fused bool, err error) {
+	a := sliceParams(cl, k, v, rooted, root)
+	if a.bad == nil {
+		offerSlice(cl, k, v)
+	}
+	s, err := cl.check(ctx, a)
+	return err == nil && cl.fused(s), cl.wrap(err)
 }
 
 // checkOut adds to a the local check of an *Into call's out against its in:
@@ -157,9 +161,19 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 		out = nil
 	}
 	large := cl.large(k.raw, len(v)*k.size) && root >= 0 && root < cl.p
-	h, err := agreeSlice(ctx, cl, k, a, v, out, same, large, root)
+	h, fused, err := agreeSlice(ctx, cl, k, a, v, out, same, large, root)
 	if err != nil {
 		return err
+	}
+	if fused {
+		defer cl.done()
+		if cl.r != root {
+			return nil
+		}
+		if err := foldSlices(cl, k, out, 0, cl.p, 0, len(out), op); err != nil {
+			return cl.wrap(err)
+		}
+		return cl.result()
 	}
 	if cl.p == 1 {
 		copy(out, v)
@@ -224,9 +238,16 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 	k := elemsOf[E]()
 	a := sliceParams(cl, k, v, false, 0)
 	same := checkOut(cl, v, out, &a)
-	h, err := agreeSlice(ctx, cl, k, a, v, out, same, cl.largeAll(k.raw, len(v)*k.size), -1)
+	h, fused, err := agreeSlice(ctx, cl, k, a, v, out, same, cl.largeAll(k.raw, len(v)*k.size), -1)
 	if err != nil {
 		return err
+	}
+	if fused {
+		defer cl.done()
+		if err := foldSlices(cl, k, out, 0, cl.p, 0, len(out), op); err != nil {
+			return cl.wrap(err)
+		}
+		return cl.result()
 	}
 	if cl.p == 1 {
 		copy(out, v)
@@ -253,13 +274,27 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opReduceScatter)
 	k := elemsOf[E]()
-	if err := checkSlice(ctx, cl, k, v, false, 0); err != nil {
+	fused, err := checkSlice(ctx, cl, k, v, false, 0)
+	if err != nil {
 		return nil, err
+	}
+	if fused {
+		defer cl.done()
 	}
 	if len(v)%cl.p != 0 {
 		return nil, invalid(cl.op, nil, "every rank passed %d elements, not divisible by %d ranks", len(v), cl.p)
 	}
 	m := len(v) / cl.p
+	if fused {
+		out := make([]E, m)
+		if err := foldSlices(cl, k, out, 0, cl.p, cl.r*m, (cl.r+1)*m, op); err != nil {
+			return nil, cl.wrap(err)
+		}
+		if err := cl.result(); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
 	blk, err := reduceScatterPairwise(ctx, cl, k, v, func(i int) (int, int) { return i * m, (i + 1) * m }, op)
 	if err != nil {
 		return nil, cl.wrap(err)
@@ -332,8 +367,12 @@ func reduceScatterPairwise[E any](ctx context.Context, cl *call, k elems[E], v [
 // commutative.
 func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opScanSlice)
-	if err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0); err != nil {
+	fused, err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0)
+	if err != nil {
 		return nil, err
+	}
+	if fused {
+		return foldSliceRanks(cl, elemsOf[E](), len(v), cl.r+1, op)
 	}
 	out, err := scan(ctx, cl, valuesOf[[]E](), v, lift(op))
 	if cl.r == 0 && err == nil {
@@ -348,8 +387,12 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 // it need not be commutative.
 func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opExscanSlice)
-	if err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0); err != nil {
+	fused, err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0)
+	if err != nil {
 		return nil, err
+	}
+	if fused {
+		return foldSliceRanks(cl, elemsOf[E](), len(v), cl.r, op)
 	}
 	return scan(ctx, cl, valuesOf[[]E](), v, lift(op))
 }
@@ -359,19 +402,60 @@ func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 // halving's receives, so that a partner that finishes the agreement first
 // finds them; a mismatch withdraws them (nobody sends). It returns the
 // halving, nil when not large.
-func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, out []E, same, large bool, root int) (*halving[E], error) {
+func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, out []E, same, large bool, root int) (*halving[E], bool, error) {
 	var h *halving[E]
-	if a.bad == nil && large {
+	offered := a.bad == nil && offerSlice(cl, k, v)
+	if a.bad == nil && large && !offered {
 		var err error
 		if h, err = postHalving(cl, k, v, out, same, root); err != nil {
-			return nil, cl.wrap(err)
+			return nil, false, cl.wrap(err)
 		}
 	}
-	if _, err := cl.check(ctx, a); err != nil {
+	s, err := cl.check(ctx, a)
+	if err != nil {
 		if h != nil {
 			h.cancel()
 		}
+		return nil, false, cl.wrap(err)
+	}
+	if cl.fused(s) {
+		return nil, true, nil
+	}
+	if h == nil && large && a.bad == nil { // offered, but some rank's slice did not fit
+		if h, err = postHalving(cl, k, v, out, same, root); err != nil {
+			return nil, false, cl.wrap(err)
+		}
+	}
+	return h, false, nil
+}
+
+// offerSlice offers v as the call's payload in the communicator's
+// shared-memory region, if it has one.
+func offerSlice[E any](cl *call, k elems[E], v []E) bool {
+	if cl.ac.Slot() == 0 {
+		return false
+	}
+	b, err := k.encode(v)
+	if err != nil {
+		return false
+	}
+	cl.offer(b)
+	return true
+}
+
+// foldSliceRanks is ScanSlice and ExscanSlice through the region: the
+// element-wise fold of ranks 0..hi-1 (nil when hi is 0).
+func foldSliceRanks[E any](cl *call, k elems[E], n, hi int, op func(a, b E) E) ([]E, error) {
+	defer cl.done()
+	if hi == 0 {
+		return nil, nil
+	}
+	out := make([]E, n)
+	if err := foldSlices(cl, k, out, 0, hi, 0, n, op); err != nil {
 		return nil, cl.wrap(err)
 	}
-	return h, nil
+	if err := cl.result(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/match"
+	"github.com/decorun/decorun/internal/shm"
 	"github.com/decorun/decorun/internal/transport"
 )
 
@@ -75,6 +76,13 @@ type Comm struct {
 	host   string
 	once   sync.Once
 	closed error
+
+	// reg is this rank's file of c's shared-memory region for collectives
+	// (nil: none), regOK whether every rank of c has one and shares this
+	// host (host.go).
+	reg         *shm.Region
+	regOK       bool
+	regionsMade bool // Split: every new member made its file
 
 	grp        *group // nil: the world
 	derived    bool
@@ -158,7 +166,8 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.peerLost(ev.Rank, ev.Msg)
 		}
 	}
-	t, link, start, settle, drv, spin, err := dial(ctx, job, onFrame, onView, onFatal, onEvent)
+	wr := &hostRegions{}
+	t, link, start, settle, drv, spin, shl, err := dial(ctx, job, wr, onFrame, onView, onFatal, onEvent)
 	if err != nil {
 		close(ready)
 		return nil, fmt.Errorf("comm: %w", err)
@@ -171,7 +180,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e = newEngine(job.Rank, job.Size, link)
-	e.drv, e.spin = drv, spin
+	e.drv, e.spin, e.shl, e.crowded = drv, spin, shl, shl != nil && drv == nil
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
@@ -179,9 +188,12 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
 	}
 	if err := start(); err != nil { // the start-up barrier, then the direct paths
+		wr.drop()
 		link.Close()
 		return nil, fmt.Errorf("comm: %w", err)
 	}
+	e.host = wr.host
+	c.reg, c.regOK = wr.world, wr.worldOK
 	return c, nil
 }
 
@@ -219,11 +231,13 @@ func (c *Comm) ProcessorName() string { return c.host }
 func (c *Comm) Close() error {
 	if c.derived {
 		if c.closedFlag.CompareAndSwap(false, true) {
+			c.releaseRegion()
 			c.e.cancelComm(c.id, c.Shadow().id)
 		}
 		return nil
 	}
 	c.once.Do(func() {
+		c.releaseRegion()
 		c.e.close()
 		if c.nats == nil {
 			return

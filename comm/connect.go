@@ -41,6 +41,11 @@ type Job struct {
 	CAFile            string
 	CertFile, KeyFile string
 
+	// HostRanks are the world ranks on this rank's host, as decorun's
+	// DECORUN_HOST_RANKS (nil: unknown). With them, a communicator whose
+	// ranks all share the host runs its collectives through shared memory.
+	HostRanks []int
+
 	// Transport is the data path: "nats", "auto" (shared memory between
 	// ranks in one process or on one host, NATS otherwise) or "shm"
 	// (like auto, but a rank that cannot be reached through shared memory
@@ -72,7 +77,7 @@ func Connect(ctx context.Context, j Job) (*Comm, error) {
 	return connect(ctx, jobenv.Job{Rank: j.Rank, Size: j.Size, LocalRank: j.Rank, LocalSize: j.Size,
 		ID: j.ID, URL: j.URL, Secret: j.Token, JobKey: j.Key, Prefix: prefix, User: j.User, Password: j.Password,
 		CredsFile: j.CredsFile, NkeyFile: j.NkeyFile, CAFile: j.CAFile, CertFile: j.CertFile, KeyFile: j.KeyFile,
-		Transport: tr, Joined: "connect"})
+		Transport: tr, Joined: "connect", HostRanks: slices.Clone(j.HostRanks)})
 }
 
 // Shared-memory sizing: each rank's inbound rings share shmBudget bytes,
@@ -108,12 +113,12 @@ const (
 // shared-memory link to drive for up to spin (shmSpin); with more ranks
 // than cores, drv is nil and the caller polls its request for recvSpin
 // while the pump carries the frames; without shared memory, spin is zero.
-func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
-	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, drv *shm.Link, spin time.Duration, err error) {
+func dial(ctx context.Context, job jobenv.Job, wr *hostRegions, onFrame, onView func([]byte), onFatal func(error), onEvent func(jobenv.Ctl)) (
+	t *transport.NATS, link transport.Link, start func() error, settle func(context.Context, func(int) bool) error, drv *shm.Link, spin time.Duration, shl *shm.Link, err error) {
 	tr := job.Transport // named by connect
 	t, err = transport.DialNATS(ctx, job, onFrame, onFatal, onEvent)
 	if err != nil {
-		return nil, nil, nil, nil, nil, 0, err
+		return nil, nil, nil, nil, nil, 0, nil, err
 	}
 	group := "*" // the ranks of this host, named by the lowest; "*": unknown
 	if len(job.HostRanks) > 0 {
@@ -124,11 +129,11 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 		return err
 	}
 	if tr == jobenv.TransportNATS || job.Size == 1 {
-		return t, t, none, nil, nil, 0, nil
+		return t, t, none, nil, nil, 0, nil, nil
 	}
-	fail := func(err error) (*transport.NATS, transport.Link, func() error, func(context.Context, func(int) bool) error, *shm.Link, time.Duration, error) {
+	fail := func(err error) (*transport.NATS, transport.Link, func() error, func(context.Context, func(int) bool) error, *shm.Link, time.Duration, *shm.Link, error) {
 		t.Close()
-		return nil, nil, nil, nil, nil, 0, err
+		return nil, nil, nil, nil, nil, 0, nil, err
 	}
 	sl, shmPeers, off, err := openSHM(job, tr, t, onFrame, onView, onFatal)
 	if err != nil {
@@ -141,6 +146,9 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	switch {
 	case sl != nil:
 		rec = sl.Nonce()
+		if wr.create(job, sl) {
+			rec += regionMark
+		}
 	case off != nil:
 		rec = noSegment + strings.ReplaceAll(off.Error(), "\n", " ")
 	}
@@ -158,12 +166,12 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 					return err
 				}
 				return fmt.Errorf("rank %d: --transport=shm: %w", job.Rank, off)
-			}, nil, nil, 0, nil
+			}, nil, nil, 0, nil, nil
 		}
 		return t, t, func() error {
 			_, err := t.Boot(ctx, group, rec)
 			return err
-		}, nil, nil, 0, nil
+		}, nil, nil, 0, nil, nil
 	}
 	link = t
 	if tp != nil && tp.l != nil {
@@ -202,9 +210,10 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 			nonces := map[int]string{}
 			for p, r := range recs {
 				if !strings.HasPrefix(r, noSegment) {
-					nonces[p] = r
+					nonces[p] = strings.TrimSuffix(r, regionMark)
 				}
 			}
+			wr.learn(job, recs)
 			var why map[int]error
 			reach, why = sl.Connect(nonces)
 			if tr == jobenv.TransportSHM {
@@ -236,7 +245,7 @@ func dial(ctx context.Context, job jobenv.Job, onFrame, onView func([]byte), onF
 	if tp != nil {
 		settle = func(ctx context.Context, departed func(int) bool) error { return tp.settle(ctx, job, tr, departed) }
 	}
-	return t, link, start, settle, drv, spin, nil
+	return t, link, start, settle, drv, spin, sl, nil
 }
 
 // noSegment starts the start-up record of a rank that has no

@@ -41,6 +41,9 @@ type engine struct {
 
 	scratch []byte        // frame being built; the link copies it
 	drv     *shm.Link     // shared-memory link to drive while waiting (see drive), or nil; set before use
+	shl     *shm.Link     // the shared-memory link, or nil; set before use
+	crowded bool          // more ranks than cores on this host
+	host    map[int]bool  // world ranks that share this host and have a shared-memory segment (host.go)
 	spin    time.Duration // how long drive polls
 	rx      wire.Header
 

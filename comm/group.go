@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/decorun/decorun/internal/agree"
+	"github.com/decorun/decorun/internal/shm"
 )
 
 // Undefined is the color a rank passes to Split to be in no new communicator.
@@ -93,11 +94,21 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 	if err := c.alive("Dup"); err != nil {
 		return nil, err
 	}
-	if _, err := c.agree(ctx, agree.Dup, 0); err != nil {
+	id := mix(c.id, saltDup, c.nderived.Load()+1)
+	g := c.childRegion(id) // before the agreement: see host.go
+	sum, err := c.agree(ctx, agree.Dup, 0, g != nil)
+	if err != nil {
+		dropRegion(g)
 		return nil, err
 	}
 	n := c.nderived.Add(1) // after the agreement: every rank counts the same calls
-	return c.derive(mix(c.id, saltDup, n)), nil
+	nc := c.derive(mix(c.id, saltDup, n))
+	if nc.id != id { // another Split or Dup on c ran meanwhile (an error of the program's)
+		dropRegion(g)
+		g = nil
+	}
+	nc.adopt(g, sum[agree.FRegion].Min == 1)
+	return nc, nil
 }
 
 // Split partitions c (MPI_Comm_split): ranks that pass the same color form a
@@ -114,25 +125,47 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 	if err := c.alive("Split"); err != nil {
 		return nil, err
 	}
-	if _, err := c.agree(ctx, agree.Split, 0); err != nil {
+	if _, err := c.agree(ctx, agree.Split, 0, false); err != nil {
 		return nil, err
 	}
 	n := c.nderived.Add(1)                // after the agreement: every rank counts the same calls
 	x := c.derive(mix(c.id, saltExch, n)) // private context for the exchange
+	// This rank's file of the new communicator's region, made before its
+	// color goes out (see host.go); table holds (color, key, made) by rank.
+	var g *shm.Region
+	if color != Undefined {
+		g = c.childRegion(mix(c.id, saltSplit, n, uint64(color)))
+	}
+	made := 0
+	if g != nil {
+		made = 1
+	}
+	nc, err := c.split(ctx, x, n, color, key, made)
+	if err != nil || nc == nil {
+		dropRegion(g)
+		return nil, err
+	}
+	nc.adopt(g, nc.regionsMade)
+	return nc, nil
+}
+
+// split is Split after the agreement step: the exchange of colors, keys
+// and whether each rank made its region file, through rank 0.
+func (c *Comm) split(ctx context.Context, x *Comm, n uint64, color, key, made int) (*Comm, error) {
 	// Gather every (color, key) at rank 0, which sends the table to all.
 	var table []int
 	if c.rank == 0 {
-		table = make([]int, 2*c.size)
-		table[0], table[1] = color, key
+		table = make([]int, 3*c.size)
+		table[0], table[1], table[2] = color, key, made
 		for i := 1; i < c.size; i++ {
 			v, st, err := RecvValue[[]int](ctx, x, AnySource, 0)
 			if err != nil {
 				return nil, fmt.Errorf("comm: Split: %w", err)
 			}
-			if len(v) != 2 {
+			if len(v) != 3 {
 				return nil, fmt.Errorf("comm: Split: rank %d sent %d values", st.Source, len(v))
 			}
-			table[2*st.Source], table[2*st.Source+1] = v[0], v[1]
+			copy(table[3*st.Source:], v)
 		}
 		for i := 1; i < c.size; i++ {
 			if err := SendValue(ctx, x, i, 1, table); err != nil {
@@ -140,7 +173,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 			}
 		}
 	} else {
-		if err := SendValue(ctx, x, 0, 0, []int{color, key}); err != nil {
+		if err := SendValue(ctx, x, 0, 0, []int{color, key, made}); err != nil {
 			return nil, fmt.Errorf("comm: Split: %w", err)
 		}
 		v, _, err := RecvValue[[]int](ctx, x, 0, 1)
@@ -150,7 +183,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 		table = v
 	}
 	for r := 0; r < c.size; r++ {
-		if col := table[2*r]; col < 0 && col != Undefined {
+		if col := table[3*r]; col < 0 && col != Undefined {
 			return nil, fmt.Errorf("comm: Split: rank %d passed color %d; colors are >= 0 or comm.Undefined", r, col)
 		}
 	}
@@ -158,12 +191,14 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 		return nil, nil
 	}
 	var members []int // ranks of c with my color, in new-rank order
+	allMade := true
 	for r := 0; r < c.size; r++ {
-		if table[2*r] == color {
+		if table[3*r] == color {
 			members = append(members, r)
+			allMade = allMade && table[3*r+2] == 1
 		}
 	}
-	slices.SortStableFunc(members, func(a, b int) int { return table[2*a+1] - table[2*b+1] })
+	slices.SortStableFunc(members, func(a, b int) int { return table[3*a+1] - table[3*b+1] })
 	g := &group{world: make([]int, len(members)), byWorld: make(map[int]int, len(members))}
 	me := -1
 	for i, r := range members {
@@ -176,6 +211,7 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 	}
 	nc := c.derive(mix(c.id, saltSplit, n, uint64(color)))
 	nc.grp, nc.rank, nc.size = g, me, len(members)
+	nc.regionsMade = allMade
 	return nc, nil
 }
 
@@ -209,9 +245,11 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 // (internal/agree): the ranks exchange headers on c's shadow context with
 // the call's sequence number as tag, and every rank learns whether all
 // made the same call.
-func (c *Comm) agree(ctx context.Context, op agree.Op, typ int64) (agree.Summary, error) {
+func (c *Comm) agree(ctx context.Context, op agree.Op, typ int64, region bool) (agree.Summary, error) {
 	s := c.Shadow()
-	tag := agree.NextTag(c)
+	call := agree.Begin(c)
+	defer call.Done()
+	tag := call.Tag
 	exchange := func(ctx context.Context, dst int, out []byte, src int, in []byte) error {
 		q, err := s.Isend(dst, tag, out)
 		if err != nil {
@@ -229,7 +267,10 @@ func (c *Comm) agree(ctx context.Context, op agree.Op, typ int64) (agree.Summary
 		return err
 	}
 	h := agree.Header{agree.FOp: int64(op), agree.FType: typ, agree.FLen: -1}
-	sum, err := agree.Run(ctx, c.size, c.rank, h, exchange)
+	if region {
+		h[agree.FRegion] = 1
+	}
+	sum, err := call.Check(ctx, c.size, c.rank, h, nil, exchange)
 	if err != nil {
 		return sum, fmt.Errorf("comm: %s: %w", op, err)
 	}

@@ -108,13 +108,17 @@ func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
 	rand.Read(key)
 	cs := make([]*comm.Comm, n)
 	errs := make([]error, n)
+	host := make([]int, n) // every rank on this host: it is one process
+	for r := range host {
+		host[r] = r
+	}
 	var wg sync.WaitGroup
 	for r := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id, Key: hex.EncodeToString(key),
-				Transport: transport})
+				Transport: transport, HostRanks: host})
 		}()
 	}
 	wg.Wait()

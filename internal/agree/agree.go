@@ -20,7 +20,6 @@ import (
 	"math"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"weak"
 )
 
@@ -28,22 +27,38 @@ import (
 // call's own use (collectives' Bcast fan-out).
 const TagMask = math.MaxInt32 >> 1
 
-// seqs maps each communicator to its count of collective calls. Entries are
-// keyed by weak pointers and removed when the communicator is garbage.
-var seqs sync.Map // weak.Pointer[T] -> *atomic.Uint32
+// states maps each communicator to its state: its count of collective
+// calls and its shared-memory region (host.go). Entries are keyed by weak
+// pointers and removed (their region closed) when the communicator is
+// garbage.
+var states sync.Map // weak.Pointer[T] -> *state
 
-// NextTag counts a collective call on c and returns its tag.
-func NextTag[T any](c *T) int {
+func stateOf[T any](c *T) *state {
 	k := weak.Make(c)
-	v, ok := seqs.Load(k)
+	v, ok := states.Load(k)
 	if !ok {
 		var loaded bool
-		v, loaded = seqs.LoadOrStore(k, new(atomic.Uint32))
+		v, loaded = states.LoadOrStore(k, newState())
 		if !loaded {
-			runtime.AddCleanup(c, func(k weak.Pointer[T]) { seqs.Delete(k) }, k)
+			runtime.AddCleanup(c, func(k weak.Pointer[T]) {
+				if v, ok := states.LoadAndDelete(k); ok {
+					v.(*state).release()
+				}
+			}, k)
 		}
 	}
-	return int(v.(*atomic.Uint32).Add(1) & TagMask)
+	return v.(*state)
+}
+
+// NextTag counts a collective call on c and returns its tag.
+func NextTag[T any](c *T) int { return Begin(c).Tag }
+
+// Begin counts a collective call on c: the call's place in the order of
+// collective calls on c, whichever package made it.
+func Begin[T any](c *T) *Call {
+	st := stateOf(c)
+	seq := st.seq.Add(1)
+	return &Call{Tag: int(seq & TagMask), Seq: seq, st: st, comm: c}
 }
 
 // Op names a collective call in the header.
@@ -112,6 +127,12 @@ const (
 	FBad  // 1 if this rank's arguments are invalid; 2 + len(out) if only its out's length is (the *Into calls)
 	FEq   // 1 if this rank requires the lengths to be equal
 	FFan  // the largest message this rank can take part in a NATS fan-out of (Bcast)
+	// FRegion: 1 if this rank can use a shared-memory region for the
+	// communicator's collectives (the first call on it only; see host.go).
+	FRegion
+	// FData: the bytes of this rank's payload in the region post, -1 when
+	// it is not there (too large, or the call went by messages).
+	FData
 	NFields
 )
 

@@ -597,3 +597,15 @@ func (l *Link) checkPeers() {
 		o.mu.Unlock()
 	}
 }
+
+// Reaches reports whether frames to rank r go through shared memory (after
+// Connect).
+func (l *Link) Reaches(r int) bool {
+	p := l.outs.Load()
+	return p != nil && r >= 0 && r < len(*p) && (*p)[r] != nil
+}
+
+// Keys are the link's name and authentication keys (Config's).
+func (l *Link) Keys() (id string, nameKey, authKey []byte) {
+	return l.cfg.ID, l.cfg.NameKey, l.cfg.AuthKey
+}

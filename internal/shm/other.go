@@ -65,3 +65,9 @@ func RemoveJob(dir, id string) {}
 
 // SweepStale does nothing.
 func SweepStale(dir string) int { return 0 }
+
+// Reaches is false.
+func (*Link) Reaches(int) bool { return false }
+
+// Keys are empty.
+func (*Link) Keys() (string, []byte, []byte) { return "", nil, nil }

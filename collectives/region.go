@@ -1,0 +1,164 @@
+package collectives
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+)
+
+// Collectives through a shared-memory region (see the package doc, Shared
+// memory). When every rank of a communicator shares this host, each call
+// is one step in the communicator's region: every rank posts its header
+// (the agreement's) and its payload, when the payload fits its slot, and
+// reads every other rank's header; when every payload is there (fused),
+// the ranks read what they need straight from each other's slots and
+// combine it themselves, in rank order, and no message moves. Otherwise
+// the call goes on with the message algorithms, its agreement already
+// done.
+
+// fused reports whether every rank's payload of the call is in the region.
+func (cl *call) fused(s summary) bool { return cl.ac.Region() && s[fData].Min >= 0 }
+
+// data is rank q's payload (a view into shared memory until done).
+func (cl *call) data(q int) []byte { return cl.ac.Data(q) }
+
+// done ends the call's use of the region (idempotent).
+func (cl *call) done() { cl.ac.Done() }
+
+// offer sets the payload this rank posts (nothing when it is larger than
+// the region's slot: the call then goes by messages).
+func (cl *call) offer(b ...[]byte) {
+	if b == nil {
+		b = [][]byte{}
+	}
+	cl.payload = b
+}
+
+// asElems views b as elements of a raw kind, without a copy. Payloads lie
+// at 8-byte aligned offsets in the region.
+func asElems[E any](k elems[E], b []byte) []E {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*E)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/k.size)
+}
+
+// elemsAt returns rank q's payload as elements: a view for raw kinds, a
+// decoded copy otherwise.
+func elemsAt[E any](cl *call, k elems[E], q int) ([]E, error) {
+	b := cl.data(q)
+	if k.raw {
+		if len(b)%k.size != 0 {
+			return nil, errSize(q, len(b), len(b)/k.size*k.size)
+		}
+		return asElems(k, b), nil
+	}
+	return k.decode(b)
+}
+
+// foldSlices sets out to the element-wise fold over ranks lo..hi-1 of
+// their payloads' elements [a, b), in rank order.
+func foldSlices[E any](cl *call, k elems[E], out []E, lo, hi, a, b int, op func(x, y E) E) error {
+	for q := lo; q < hi; q++ {
+		in, err := elemsAt(cl, k, q)
+		if err != nil {
+			return err
+		}
+		if len(in) < b {
+			return errSize(q, len(in)*k.size, b*k.size)
+		}
+		if q == lo {
+			copy(out, in[a:b])
+			continue
+		}
+		cl.guard(func() { combineRight(op, out, in[a:b]) })
+	}
+	return nil
+}
+
+// foldValues folds op over ranks lo..hi-1's whole values, in rank order.
+func foldValues[T any](cl *call, k values[T], lo, hi int, op func(a, b T) T) (T, error) {
+	var acc T
+	for q := lo; q < hi; q++ {
+		v, err := k.decode(cl.data(q))
+		if err != nil {
+			return acc, err
+		}
+		if q == lo {
+			acc = v
+			continue
+		}
+		cl.guard(func() { acc = op(acc, v) })
+	}
+	return acc, nil
+}
+
+// gathered returns every rank's payload at root (root -1: at every rank),
+// from the region when the call went through it (views, valid until done),
+// else by the message algorithms.
+func (cl *call) gathered(ctx context.Context, s summary, mine []byte, root int) ([][]byte, error) {
+	if !cl.fused(s) {
+		if root < 0 {
+			return cl.allgatherBlocks(ctx, mine)
+		}
+		return cl.gatherBlocks(ctx, mine, root)
+	}
+	if root >= 0 && cl.r != root {
+		cl.done()
+		return nil, nil
+	}
+	// The caller copies the blocks out and then calls done (deferred).
+	blocks := make([][]byte, cl.p)
+	for q := range blocks {
+		blocks[q] = cl.data(q)
+	}
+	return blocks, nil
+}
+
+// scattered returns this rank's block of root's packed blocks, from the
+// region when the call went through it, else by the message algorithm.
+func (cl *call) scattered(ctx context.Context, s summary, blocks [][]byte, root int) ([]byte, error) {
+	if !cl.fused(s) {
+		return cl.scatterBlocks(ctx, blocks, root)
+	}
+	return blockOf(cl, root, cl.r)
+}
+
+// blockOf is block i of rank q's packed blocks (packBlocks) in the region.
+func blockOf(cl *call, q, i int) ([]byte, error) {
+	blocks, err := unpackBlocks(cl.data(q), cl.p)
+	if err != nil {
+		return nil, fmt.Errorf("rank %d's blocks: %w", q, err)
+	}
+	return blocks[i], nil
+}
+
+// alltoallRegion is Alltoall through the region: block r of every rank's
+// payload.
+func alltoallRegion[T any](cl *call, k elems[T], data []T, m int) ([]T, error) {
+	p, r := cl.p, cl.r
+	out := make([]T, len(data))
+	for q := range p {
+		if k.raw {
+			b := cl.data(q)
+			if len(b) != len(data)*k.size {
+				return nil, cl.wrap(errSize(q, len(b), len(data)*k.size))
+			}
+			copy(k.view(out[q*m:(q+1)*m]), b[r*m*k.size:(r+1)*m*k.size])
+			continue
+		}
+		b, err := blockOf(cl, q, r)
+		if err != nil {
+			return nil, cl.wrap(err)
+		}
+		v, err := k.decode(b)
+		if err != nil {
+			return nil, cl.wrap(err)
+		}
+		if len(v) != m {
+			return nil, cl.wrap(errSize(q, len(v), m))
+		}
+		copy(out[q*m:], v)
+	}
+	return out, nil
+}

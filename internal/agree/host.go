@@ -1,0 +1,272 @@
+package agree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"weak"
+
+	"github.com/decorun/decorun/internal/shm"
+)
+
+// Host is what the agreement needs to know about a communicator to run
+// its collective calls through a shared-memory region (package comm
+// provides it, through HostOf).
+type Host struct {
+	// Region is this rank's file of the communicator's region, made by
+	// package comm when the communicator was made (which owns it), or nil.
+	// Eligible says that every rank of the communicator made its file and
+	// shares this host, so that each can attach to every other's: a fact
+	// every rank of the communicator computes alike, from what they all
+	// exchanged when the communicator was made.
+	Region   *shm.Region
+	Eligible bool
+	// Rank and Size place this rank in the communicator; World maps its
+	// ranks to world ranks.
+	Rank, Size int
+	World      []int
+	// Crowded: more ranks than cores on this host.
+	Crowded bool
+	// Alive reports an error once rank r of the communicator can no
+	// longer take part (it died, or it or this rank closed).
+	Alive func(r int) error
+}
+
+// HostOf returns the Host of a communicator; package comm sets it.
+var HostOf func(c any) Host
+
+// Region states of a communicator.
+const (
+	regUntried = iota // no call yet: the first call decides
+	regActive         // every call posts in the region
+	regOff            // calls go by messages
+	regBroken         // this rank could not attach: every call fails
+)
+
+var errClosed = errors.New("agree: communicator closed")
+
+// state is one communicator's collective state on this rank.
+type state struct {
+	seq atomic.Uint64 // calls begun
+
+	mu     sync.Mutex
+	turn   uint64        // the seq whose turn it is to use the region (calls before it are done with it)
+	turnCh chan struct{} // closed when turn moves
+	reg    int           // regUntried...
+	g      *shm.Region
+	broken error
+	step   uint64 // the region's last step posted
+	users  sync.WaitGroup
+	closed bool
+}
+
+func newState() *state { return &state{turn: 1, turnCh: make(chan struct{})} }
+
+// Call is one collective call on a communicator: its tag, its place in
+// the order of the communicator's calls, and, once Check ran through the
+// region, the step of its post.
+type Call struct {
+	Tag  int
+	Seq  uint64
+	st   *state
+	comm any
+
+	g     *shm.Region // the region, when the call posted in it
+	step  uint64
+	holds bool // the call holds the turn
+}
+
+// Release ends c's use of its region: the communicator is closing. Its
+// owner closes the region first (shm.Region.Close), which ends the calls
+// waiting in it, and unmaps it once Release has returned.
+func Release[T any](c *T) {
+	if v, ok := states.Load(weak.Make(c)); ok {
+		v.(*state).release()
+	}
+}
+
+func (st *state) release() {
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	st.users.Wait() // the region's owner closed it first, ending their waits
+}
+
+// acquire waits for the call's turn to use the region.
+func (cl *Call) acquire(ctx context.Context) error {
+	st := cl.st
+	for {
+		st.mu.Lock()
+		if st.closed {
+			st.mu.Unlock()
+			return errClosed
+		}
+		if st.turn == cl.Seq {
+			cl.holds = true
+			st.users.Add(1)
+			st.mu.Unlock()
+			return nil
+		}
+		if st.turn > cl.Seq { // cannot happen: a call takes its turn once
+			st.mu.Unlock()
+			return fmt.Errorf("agree: call %d after its turn (%d)", cl.Seq, st.turn)
+		}
+		ch := st.turnCh
+		st.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Done ends the call's use of the region: it acknowledges its step (the
+// payloads read through Data are no longer valid) and lets the next call
+// on the communicator take its turn. Every call that ran Check must call
+// it, once; more calls do nothing.
+func (cl *Call) Done() {
+	if !cl.holds {
+		return
+	}
+	cl.holds = false
+	st := cl.st
+	if cl.g != nil && cl.step != 0 {
+		cl.g.Ack(cl.step)
+	}
+	st.mu.Lock()
+	st.turn = cl.Seq + 1
+	close(st.turnCh)
+	st.turnCh = make(chan struct{})
+	st.mu.Unlock()
+	st.users.Done()
+}
+
+// Slot is the largest payload a call can post in the communicator's
+// region, 0 when the communicator has none (yet).
+func (cl *Call) Slot() int {
+	st := cl.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.reg != regActive {
+		return 0
+	}
+	return st.g.Slot()
+}
+
+// Region reports whether the call posted in a region: then Data reads the
+// payloads of the others.
+func (cl *Call) Region() bool { return cl.g != nil && cl.step != 0 }
+
+// Data is rank r's payload of the call's post (a view into shared memory,
+// valid until Done).
+func (cl *Call) Data(r int) []byte { return cl.g.Data(r, cl.step) }
+
+// Check runs the agreement step of the call on rank r of p: with a region,
+// this rank posts h and its payload (when it fits the slot: FData says
+// whether it did) and reads every rank's header; otherwise Run's exchange
+// of headers over messages. The first call on a communicator runs Run and
+// decides whether the communicator gets a region. The caller must call
+// Done once it has read what it needs (also after an error).
+func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
+	st := cl.st
+	h[FData] = -1
+	if p == 1 {
+		return Run(ctx, p, r, h, exchange)
+	}
+	st.mu.Lock()
+	reg := st.reg
+	st.mu.Unlock()
+	if reg == regOff {
+		return Run(ctx, p, r, h, exchange)
+	}
+	if err := cl.acquire(ctx); err == errClosed {
+		return Run(ctx, p, r, h, exchange) // fails as the communicator's messages do
+	} else if err != nil {
+		return Summary{}, err
+	}
+	st.mu.Lock()
+	reg, broken, closed := st.reg, st.broken, st.closed
+	st.mu.Unlock()
+	switch {
+	case closed:
+		return Run(ctx, p, r, h, exchange)
+	case reg == regBroken:
+		return Summary{}, broken
+	case reg == regOff:
+		return Run(ctx, p, r, h, exchange)
+	case reg == regUntried:
+		return cl.first(ctx, p, r, h, payload, exchange)
+	}
+	return cl.post(ctx, p, h, payload)
+}
+
+// first is the first call on a communicator: it attaches to the region
+// when the communicator is eligible for one, and otherwise sends this and
+// every later call by messages. Every rank decides alike (see Host).
+func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
+	st := cl.st
+	var host Host
+	if HostOf != nil {
+		host = HostOf(cl.comm)
+	}
+	st.mu.Lock()
+	if host.Region == nil || !host.Eligible || host.Size != p || host.Rank != r {
+		st.reg = regOff
+		st.mu.Unlock()
+		return Run(ctx, p, r, h, exchange)
+	}
+	g := host.Region
+	if err := g.Attach(shm.Members{World: host.World, Me: r, Crowded: host.Crowded, Alive: host.Alive}); err != nil {
+		g.Fail()
+		st.g, st.reg, st.broken = g, regBroken, fmt.Errorf("agree: %w", err)
+		st.mu.Unlock()
+		return Summary{}, st.broken
+	}
+	st.g, st.reg = g, regActive
+	st.mu.Unlock()
+	return cl.post(ctx, p, h, payload)
+}
+
+// post is a call through the region: one step in which every rank posts
+// its header and payload and reads every other's header.
+func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Summary, error) {
+	st := cl.st
+	g := st.g
+	n := 0
+	for _, b := range payload {
+		n += len(b)
+	}
+	if payload != nil && n <= g.Slot() {
+		h[FData] = int64(n)
+	} else {
+		payload = nil
+	}
+	st.step++
+	s := st.step
+	cl.g, cl.step = g, s
+	var sum Summary
+	if err := g.Post(ctx, s, h[:], payload...); err != nil {
+		return sum, err
+	}
+	if err := g.WaitAll(ctx, s); err != nil {
+		return sum, err
+	}
+	if s == 1 { // every member has attached: the names can go
+		g.Unlink()
+	}
+	for q := range p {
+		for i := range sum {
+			v, f := g.Head(q, s, i), &sum[i]
+			if q == 0 || v < f.Min {
+				f.Min, f.MinRank = v, int64(q)
+			}
+			if q == 0 || v > f.Max {
+				f.Max, f.MaxRank = v, int64(q)
+			}
+		}
+	}
+	return sum, nil
+}

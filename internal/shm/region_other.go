@@ -1,0 +1,50 @@
+//go:build !linux
+
+package shm
+
+import (
+	"context"
+	"errors"
+)
+
+// RegionConfig describes one member's view of a region (see the Linux
+// version).
+type RegionConfig struct {
+	Dir, ID          string
+	NameKey, AuthKey []byte
+	Comm             uint64
+	World            []int
+	Me               int
+	Slot             int
+	Crowded          bool
+	Alive            func(m int) error
+}
+
+// RegionHead is the number of header words a post carries.
+const RegionHead = 14
+
+// ErrRegionLeft is wrapped by the error of a wait for a member that left.
+var ErrRegionLeft = errors.New("shm: a member left the collectives region")
+
+// Region is unavailable on this system.
+type Region struct{}
+
+// CreateRegion fails: shared memory needs Linux.
+func CreateRegion(RegionConfig) (*Region, error) { return nil, errors.ErrUnsupported }
+
+func (*Region) Attach() error                                          { return errors.ErrUnsupported }
+func (*Region) Unlink()                                                {}
+func (*Region) Close()                                                 {}
+func (*Region) Unmap()                                                 {}
+func (*Region) Fail()                                                  {}
+func (*Region) Members() int                                           { return 0 }
+func (*Region) Me() int                                                { return 0 }
+func (*Region) Slot() int                                              { return 0 }
+func (*Region) Post(context.Context, uint64, []int64, ...[]byte) error { return errors.ErrUnsupported }
+func (*Region) Posted(int, uint64) bool                                { return false }
+func (*Region) WaitAll(context.Context, uint64) error                  { return errors.ErrUnsupported }
+func (*Region) Wait(context.Context, int, uint64) error                { return errors.ErrUnsupported }
+func (*Region) Head(int, uint64, int) int64                            { return 0 }
+func (*Region) Data(int, uint64) []byte                                { return nil }
+func (*Region) Ack(uint64)                                             {}
+func (*Region) Acked() uint64                                          { return 0 }

@@ -1,0 +1,271 @@
+package shm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Member states (the state word of a member's file).
+const (
+	stateClosed = 1 // the member closed its communicator
+	stateFailed = 2 // the member could not attach to the region
+)
+
+// ErrRegionLeft is wrapped by the error of a wait for a member that closed
+// its communicator or could not attach to the region.
+var ErrRegionLeft = errors.New("shm: a member left the collectives region")
+
+// Line layout within a post line.
+const (
+	lnPost = 0
+	lnLen  = 8
+	lnHead = 16
+	// RegionHead is the number of header words a post carries.
+	RegionHead = (rgInlineOff - lnHead) / 8
+)
+
+// Waiting: a member that waits for another polls for regionSpin without a
+// system call (when it has a core of its own), then yields its core for
+// regionYield (sched_yield, so that ranks that outnumber the cores run),
+// then sleeps on its bell, waking at least every regionPark to check ctx
+// and its peers' liveness.
+var (
+	regionSpin  = 50 * time.Microsecond
+	regionYield = 500 * time.Microsecond
+	regionPark  = 20 * time.Millisecond
+)
+
+// Members is the number of members; Me is this member's index.
+func (g *Region) Members() int { return len(g.mems) }
+
+// Me is this member's index.
+func (g *Region) Me() int { return g.mb.Me }
+
+// Slot is the largest payload of one post.
+func (g *Region) Slot() int { return g.cfg.Slot }
+
+func (g *Region) line(m int, s uint64) []byte {
+	off := rgLines + int(s&1)*rgLineSize
+	return g.mems[m].mem[off : off+rgLineSize]
+}
+
+func (g *Region) u64(b []byte, off int) *atomic.Uint64 {
+	return (*atomic.Uint64)(unsafe.Pointer(&b[off]))
+}
+
+// Post publishes step s of this member: the header words head (at most
+// RegionHead) and the concatenation of data (at most Slot bytes). It first
+// waits until every other member has finished reading step s-2, whose
+// slot and line step s reuses.
+func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byte) error {
+	if len(head) > RegionHead {
+		return fmt.Errorf("shm: %d header words, at most %d", len(head), RegionHead)
+	}
+	n := 0
+	for _, d := range data {
+		n += len(d)
+	}
+	if n > g.cfg.Slot {
+		return fmt.Errorf("shm: post of %d bytes, slot of %d", n, g.cfg.Slot)
+	}
+	if s > 2 {
+		if err := g.await(ctx, func() bool {
+			for i, m := range g.mems {
+				if i != g.mb.Me && m.ack.Load() < s-2 {
+					return false
+				}
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+	}
+	ln := g.line(g.mb.Me, s)
+	var dst []byte
+	if n <= regionInline {
+		dst = ln[rgInlineOff:]
+	} else {
+		off := rgData + int(s&1)*g.cfg.Slot
+		dst = g.me.mem[off : off+g.cfg.Slot]
+	}
+	k := 0
+	for _, d := range data {
+		k += copy(dst[k:], d)
+	}
+	for i, h := range head {
+		g.u64(ln, lnHead+8*i).Store(uint64(h))
+	}
+	g.u64(ln, lnLen).Store(uint64(n))
+	g.u64(ln, lnPost).Store(s) // last: a reader that sees s sees the rest
+	g.wakeOthers()
+	return nil
+}
+
+// Posted reports whether member m has posted step s.
+func (g *Region) Posted(m int, s uint64) bool { return g.u64(g.line(m, s), lnPost).Load() == s }
+
+// WaitAll waits until every member has posted step s.
+func (g *Region) WaitAll(ctx context.Context, s uint64) error {
+	return g.await(ctx, func() bool {
+		for m := range g.mems {
+			if !g.Posted(m, s) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// Wait waits until member m has posted step s.
+func (g *Region) Wait(ctx context.Context, m int, s uint64) error {
+	return g.await(ctx, func() bool { return g.Posted(m, s) })
+}
+
+// Head returns header word i of member m's post of step s (which it must
+// have posted).
+func (g *Region) Head(m int, s uint64, i int) int64 {
+	return int64(g.u64(g.line(m, s), lnHead+8*i).Load())
+}
+
+// Data returns member m's payload of step s (which it must have posted):
+// a view into its file, valid until this member acknowledges step s.
+func (g *Region) Data(m int, s uint64) []byte {
+	ln := g.line(m, s)
+	n := int(g.u64(ln, lnLen).Load())
+	if n <= regionInline {
+		return ln[rgInlineOff : rgInlineOff+n : rgInlineOff+n]
+	}
+	off := rgData + int(s&1)*g.cfg.Slot
+	return g.mems[m].mem[off : off+n : off+n]
+}
+
+// Ack says that this member has finished reading step s (and every step
+// before it): their slots may be reused.
+func (g *Region) Ack(s uint64) {
+	if g.me.ack.Load() < s {
+		g.me.ack.Store(s)
+		g.wakeOthers()
+	}
+}
+
+// Acked is the last step this member acknowledged.
+func (g *Region) Acked() uint64 { return g.me.ack.Load() }
+
+// wakeOthers rings the bell of every member that sleeps.
+func (g *Region) wakeOthers() {
+	for i, m := range g.mems {
+		if i != g.mb.Me && m.sleep.Load() != 0 {
+			m.bell.Add(1)
+			futexWakeAll(m.bell)
+		}
+	}
+}
+
+// await returns once ready() holds, or with an error when ctx ends, when
+// this member's region is closed, or when a member has left or died.
+func (g *Region) await(ctx context.Context, ready func() bool) error {
+	if ready() {
+		return nil
+	}
+	done := ctx.Done()
+	start := time.Now()
+	if !g.mb.Crowded {
+		for i := 1; ; i++ {
+			if ready() {
+				dbgSpin.Add(1)
+				return nil
+			}
+			if i&255 == 0 {
+				if time.Since(start) > regionSpin {
+					break
+				}
+				select {
+				case <-done:
+					return ctx.Err()
+				default:
+				}
+			}
+		}
+	}
+	last := time.Now()
+	for i := 1; ; i++ {
+		if ready() {
+			dbgYield.Add(1)
+			return nil
+		}
+		runtime.Gosched()
+		schedYield()
+		if i&7 == 0 {
+			now := time.Now()
+			if now.Sub(start) > regionYield {
+				break
+			}
+			if now.Sub(last) > time.Millisecond {
+				last = now
+				if err := g.check(ctx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	me := g.me
+	stop := context.AfterFunc(ctx, func() {
+		me.bell.Add(1)
+		futexWakeAll(me.bell)
+	})
+	defer stop()
+	dbgPark.Add(1)
+	for {
+		me.sleep.Store(1)
+		b := me.bell.Load()
+		if ready() {
+			me.sleep.Store(0)
+			return nil
+		}
+		futexWait(me.bell, b, regionPark)
+		me.sleep.Store(0)
+		if ready() {
+			return nil
+		}
+		if err := g.check(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// check reports why a wait must end: ctx ended, this member closed, or a
+// member left the region or died.
+func (g *Region) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, m := range g.mems {
+		w := g.mb.World[i]
+		switch m.state.Load() {
+		case stateClosed:
+			if i == g.mb.Me {
+				return fmt.Errorf("rank %d closed the communicator: %w", w, ErrRegionLeft)
+			}
+			return fmt.Errorf("rank %d closed the communicator: %w", w, ErrRegionLeft)
+		case stateFailed:
+			return fmt.Errorf("rank %d could not map the communicator's shared memory: %w", w, ErrRegionLeft)
+		}
+		if i != g.mb.Me && g.mb.Alive != nil {
+			if err := g.mb.Alive(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var dbgSpin, dbgYield, dbgPark atomic.Int64
+
+func Debug() string {
+	return fmt.Sprintf("spinexit=%d yieldexit=%d park=%d", dbgSpin.Load(), dbgYield.Load(), dbgPark.Load())
+}
