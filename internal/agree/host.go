@@ -45,7 +45,10 @@ const (
 	regBroken         // this rank could not attach: every call fails
 )
 
-var errClosed = errors.New("agree: communicator closed")
+var (
+	errClosed = errors.New("agree: communicator closed")
+	errOff    = errors.New("agree: no region") // the communicator's calls go by messages
+)
 
 // state is one communicator's collective state on this rank.
 type state struct {
@@ -102,6 +105,14 @@ func (cl *Call) acquire(ctx context.Context) error {
 		if st.closed {
 			st.mu.Unlock()
 			return errClosed
+		}
+		if st.reg == regOff {
+			// The first call sent the communicator's calls by messages,
+			// which take no turns: a call that waited for its turn while
+			// the first decided (a nonblocking call still running, then a
+			// later call) must not wait for calls that will never hold it.
+			st.mu.Unlock()
+			return errOff
 		}
 		if st.turn == cl.Seq {
 			cl.holds = true
@@ -186,8 +197,8 @@ func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte,
 	if reg == regOff {
 		return Run(ctx, p, r, h, exchange)
 	}
-	if err := cl.acquire(ctx); err == errClosed {
-		return Run(ctx, p, r, h, exchange) // fails as the communicator's messages do
+	if err := cl.acquire(ctx); err == errClosed || err == errOff {
+		return Run(ctx, p, r, h, exchange) // errClosed: fails as the communicator's messages do
 	} else if err != nil {
 		return Summary{}, err
 	}
