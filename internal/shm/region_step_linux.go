@@ -235,7 +235,6 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	if !g.mb.Crowded && ctx.Value(patientKey{}) == nil {
 		for i := 1; ; i++ {
 			if ready() {
-				dbgSpin.Add(1)
 				return nil
 			}
 			if i&255 == 0 {
@@ -254,7 +253,6 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	last := time.Now()
 	for i := 1; ; i++ {
 		if ready() {
-			dbgYield.Add(1)
 			return nil
 		}
 		runtime.Gosched()
@@ -278,7 +276,6 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 		futexWakeAll(me.bell)
 	})
 	defer stop()
-	dbgPark.Add(1)
 	for {
 		me.sleep.Store(1)
 		b := me.bell.Load()
@@ -321,10 +318,4 @@ func (g *Region) check(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-var dbgSpin, dbgYield, dbgPark atomic.Int64
-
-func Debug() string {
-	return fmt.Sprintf("spinexit=%d yieldexit=%d park=%d", dbgSpin.Load(), dbgYield.Load(), dbgPark.Load())
 }
