@@ -61,11 +61,15 @@ type state struct {
 	g      *shm.Region
 	broken error
 	step   uint64 // the region's last step posted
+	// abandoned: calls whose ctx ended while they waited for their turn.
+	abandoned map[uint64]bool
 	users  sync.WaitGroup
 	closed bool
 }
 
-func newState() *state { return &state{turn: 1, turnCh: make(chan struct{})} }
+func newState() *state {
+	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}}
+}
 
 // Call is one collective call on a communicator: its tag, its place in
 // the order of the communicator's calls, and, once Check ran through the
@@ -129,9 +133,33 @@ func (cl *Call) acquire(ctx context.Context) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			// The call gives up its turn: when the turn comes, the call
+			// before it passes it on, consuming the step the call would
+			// have posted (the other ranks made the call, and count it).
+			st.mu.Lock()
+			st.abandoned[cl.Seq] = true
+			if st.turn == cl.Seq {
+				st.advance()
+			}
+			st.mu.Unlock()
 			return ctx.Err()
 		}
 	}
+}
+
+// advance passes the turn over the calls that gave it up, each consuming
+// its step, and wakes the calls waiting for it. mu held.
+func (st *state) advance() {
+	for st.abandoned[st.turn] {
+		delete(st.abandoned, st.turn)
+		if st.reg == regActive {
+			st.step++
+			st.g.Ack(st.step)
+		}
+		st.turn++
+	}
+	close(st.turnCh)
+	st.turnCh = make(chan struct{})
 }
 
 // Done ends the call's use of the region: it acknowledges its step (the
@@ -149,8 +177,7 @@ func (cl *Call) Done() {
 	}
 	st.mu.Lock()
 	st.turn = cl.Seq + 1
-	close(st.turnCh)
-	st.turnCh = make(chan struct{})
+	st.advance()
 	st.mu.Unlock()
 	st.users.Done()
 }
