@@ -71,6 +71,54 @@
 // types are encoded with CBOR, as comm's typed messages are. Ranks must
 // share byte order and word size, as everywhere in decorun.
 //
+// # Shared memory
+//
+// When every rank of a communicator runs on one host and reaches the others
+// through shared memory (decorun's default transport, auto, or shm, with the
+// launcher's list of each host's ranks), the communicator has a region in
+// /dev/shm: one file per rank, made when the communicator is made (the
+// world at start-up, Dup and Split as they run) and mapped by every other
+// rank at its first collective call on it, after the same checks as comm's
+// segments (this user's file, mode 0600, one link, a header authenticated
+// with the job's key). Each rank's file holds two post lines and two data
+// slots of 256 KiB, used by turns (a call's step number picks one): a call
+// is one step in which every rank posts its agreement header and its
+// payload (the value, the slice, the part, or the root's data) and reads
+// every other rank's header. When every payload fits its slot, the ranks
+// read what they need straight from each other's slots and combine it
+// themselves, in rank order (every rank of Allreduce computes
+// v0 op v1 op ... op vp−1 from the same bytes, so results agree bit for bit
+// across ranks and runs; the parentheses differ from the message
+// algorithms', so a float sum can differ in its last bits between a
+// communicator with a region and one without), and no message moves. A
+// larger payload goes by the message algorithms below, with the agreement
+// already done. The agreement's checks are the same either way: mismatched
+// calls fail on every rank with the same errors.
+//
+// A step's slots are reused two steps later, once every rank has
+// acknowledged reading them; a post and an acknowledgement are atomic
+// stores, a read is a load and a copy. A rank waiting for another polls the
+// other's line without a system call for up to 50 µs when the host has a
+// core for each of its ranks (with more ranks than cores it skips this),
+// then yields its core (sched_yield) for up to 500 µs, then sleeps on a
+// futex word in its own file, which a rank that posts or acknowledges
+// rings only when the sleeper said it sleeps. While it waits it checks,
+// about every millisecond, ctx, and whether a rank of the communicator has
+// died (decorun --keep-going: the call fails with an error wrapping
+// comm.ErrRankLost naming it), or closed the communicator. Calls on one
+// communicator take the region in the order they were made (nonblocking
+// ones included).
+//
+// Costs: each rank maps 2×256 KiB + 8 KiB per communicator with a region
+// per rank of it on the host (n² mappings of n files); a fused call copies
+// each payload into its owner's slot once and out of it once per reader
+// (Bcast: p−1 readers; Allreduce: every rank reads and combines all p
+// payloads, p·n bytes each, which beats the message algorithms at these
+// sizes on one host). Files are unlinked once every rank has mapped them,
+// so a running job leaves nothing in /dev/shm, and the launcher removes
+// any that a killed rank left. DECORUN_COLL_SHM=off (on every rank) keeps
+// collectives off regions.
+//
 // # Costs
 //
 // In the notation of MPICH's collective headers: α is one message's latency

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/shm"
 )
 
 // Request is a nonblocking collective call in progress (MPI_Request): the
@@ -99,7 +100,9 @@ var (
 func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) (T, error)) *Request[T] {
 	q := &Request[T]{done: make(chan struct{})}
 	st := &started{c: c, cl: begin(context.Background(), c, op)}
-	cctx := context.WithValue(ctx, startedKey{}, st)
+	// Its waits in a shared-memory region yield the core rather than spin:
+	// the caller computes meanwhile.
+	cctx := context.WithValue(shm.Patient(ctx), startedKey{}, st)
 	job := func() {
 		q.v, q.err = run(cctx)
 		close(q.done)

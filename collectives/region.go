@@ -2,6 +2,7 @@ package collectives
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 )
@@ -161,4 +162,78 @@ func alltoallRegion[T any](cl *call, k elems[T], data []T, m int) ([]T, error) {
 		copy(out[q*m:], v)
 	}
 	return out, nil
+}
+
+// regionSplit: from this payload size on, a fused element-wise reduction
+// of numbers splits the vector into Size() blocks, each folded by one rank
+// (a reduce-scatter within the region) and then copied by the others,
+// instead of every rank folding the whole vector.
+const regionSplit = 16 << 10
+
+// failMark is set in a mark whose rank's op failed: its slot's block then
+// holds the failure's message (8 bytes of length, then the text).
+const failMark = 1 << 63
+
+// foldBlocks is the element-wise reduction of the ranks' payloads (numbers)
+// within the region: rank r folds block r of every payload, in rank order,
+// into out, publishes it in its own slot (where the others read only their
+// own blocks) and marks its step; then every rank (root < 0) or the root
+// copies the others' blocks into out once they are marked.
+func foldBlocks[E any](ctx context.Context, cl *call, k elems[E], out []E, op func(a, b E) E, root int) error {
+	g, s := cl.ac.RegionOf()
+	p, r, n, sz := cl.p, cl.r, len(out), k.size
+	lo, hi := r*n/p, (r+1)*n/p
+	for q := range p {
+		in := asElems(k, cl.data(q))
+		if len(in) != n {
+			return errSize(q, len(in)*sz, n*sz)
+		}
+		if q == 0 {
+			copy(out[lo:hi], in[lo:hi])
+			continue
+		}
+		cl.guard(func() { combineRight(op, out[lo:hi], in[lo:hi]) })
+	}
+	own := g.Own(s)[lo*sz : hi*sz]
+	mark := s
+	if cl.failed != nil {
+		msg := cl.failed.Msg
+		if m := len(own) - 8; len(msg) > m {
+			msg = msg[:max(m, 0)]
+		}
+		if len(own) >= 8 {
+			binary.LittleEndian.PutUint64(own, uint64(len(msg)))
+			copy(own[8:], msg)
+		}
+		mark |= failMark
+	} else {
+		copy(own, k.view(out[lo:hi]))
+	}
+	g.Mark(mark)
+	if root >= 0 && r != root {
+		return nil
+	}
+	if err := g.WaitMarks(ctx, s, nil); err != nil {
+		return err
+	}
+	for q := range p {
+		qlo, qhi := q*n/p, (q+1)*n/p
+		b := g.SlotOf(q, s)[qlo*sz : qhi*sz]
+		if g.MarkOf(q, s)&failMark != 0 {
+			if cl.failed == nil {
+				msg := "op failed"
+				if len(b) >= 8 {
+					if m := binary.LittleEndian.Uint64(b); m <= uint64(len(b)-8) {
+						msg = string(b[8 : 8+m])
+					}
+				}
+				cl.failed = &OpError{Op: cl.op.String(), Rank: q, Msg: msg}
+			}
+			continue
+		}
+		if q != r {
+			copy(k.view(out[qlo:qhi]), b)
+		}
+	}
+	return nil
 }

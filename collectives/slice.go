@@ -167,6 +167,18 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	}
 	if fused {
 		defer cl.done()
+		if k.raw && len(v)*k.size >= regionSplit {
+			if out == nil {
+				out = make([]E, len(v)) // this rank folds one block of it
+			}
+			if err := foldBlocks(ctx, cl, k, out, op, root); err != nil {
+				return cl.wrap(err)
+			}
+			if cl.r != root {
+				return nil
+			}
+			return cl.result()
+		}
 		if cl.r != root {
 			return nil
 		}
@@ -244,7 +256,13 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 	}
 	if fused {
 		defer cl.done()
-		if err := foldSlices(cl, k, out, 0, cl.p, 0, len(out), op); err != nil {
+		var err error
+		if k.raw && len(v)*k.size >= regionSplit {
+			err = foldBlocks(ctx, cl, k, out, op, -1)
+		} else {
+			err = foldSlices(cl, k, out, 0, cl.p, 0, len(out), op)
+		}
+		if err != nil {
 			return cl.wrap(err)
 		}
 		return cl.result()

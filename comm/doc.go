@@ -155,5 +155,12 @@
 // so does a send to it, instead of waiting forever. A rank that dies makes
 // decorun stop the whole job (the MPI default), so a Recv from a dead rank
 // never hangs; with decorun --keep-going the job goes on and calls naming the
-// dead rank fail with ErrRankLost (c.Lost() announces it).
+// dead rank fail with ErrRankLost (c.Lost() announces it). A collective call
+// may wait for data that passes through any of its ranks, so the loss also
+// fails, on every survivor, every pending and later send and receive on the
+// Shadow of each communicator that has the dead rank (the context of the
+// collectives of package collectives, and of Split's and Dup's agreement):
+// their collective calls end with the dead rank's ErrRankLost error instead
+// of waiting for a survivor that has left the call. Communicators without
+// the dead rank, and the user's own messages, are not affected.
 package comm

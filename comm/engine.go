@@ -51,6 +51,11 @@ type engine struct {
 	lostHow  []string   // how each died
 	finished []bool     // peers that closed their communicator (sent Fin)
 	lostChs  []chan int // Lost() watchers; capacity size, so sends never block
+	// collective contexts (Shadows) of live communicators -> their world
+	// ranks (nil: every rank), and those broken by a lost rank, with the
+	// error of their calls (see breakColls)
+	colls  map[uint64][]int
+	broken map[uint64]error
 
 	// garbage counts the bytes of received Data frames dropped since the
 	// last collection; see collect.
@@ -256,7 +261,7 @@ var testWindow int64
 func newEngine(me, size int, link transport.Link) *engine {
 	e := &engine{me: me, size: size, link: link, peers: make([]peer, size),
 		lost: make([]bool, size), lostHow: make([]string, size),
-		finished: make([]bool, size)}
+		finished: make([]bool, size), colls: map[uint64][]int{mix(0, saltShadow): nil}}
 	w := int64(maxWindow)
 	if size > 1 {
 		w = windowBudget / int64(size-1)

@@ -41,6 +41,7 @@ func (e *engine) peerLost(r int, how string) {
 	}
 	e.lost[r], e.lostHow[r] = true, how
 	e.gone(r, e.lostErr(r))
+	e.breakColls(r)
 	for _, ch := range e.lostChs {
 		ch <- r // capacity size and each rank is lost once: never blocks
 	}
@@ -100,6 +101,10 @@ func (e *engine) deadErr(r int) error {
 func (e *engine) cancelComm(ids ...uint64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for _, id := range ids {
+		delete(e.colls, id)
+		delete(e.broken, id)
+	}
 	var keep []*match.Recv[*rreq]
 	for _, r := range e.q.Drain() {
 		if slices.Contains(ids, r.Env.Comm) {
@@ -131,4 +136,88 @@ func (e *engine) close() {
 		}
 	}
 	e.fail(ErrClosed)
+}
+
+// Collective contexts. A collective call on a communicator waits for data
+// that may pass through any of its ranks, so when one of them dies (with
+// --keep-going) the survivors that exchange data with it are not the only
+// ones that can never complete the call: the others wait for them. So the
+// loss of a rank breaks the collective context (the Shadow) of every
+// communicator that has it: its pending and later calls fail on every
+// survivor with the rank's ErrRankLost error.
+
+// addColl records the collective context id of a communicator whose world
+// ranks are members (nil: every rank).
+func (e *engine) addColl(id uint64, members []int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.colls == nil {
+		e.colls = map[uint64][]int{}
+	}
+	e.colls[id] = members
+	if e.err == nil {
+		for r, l := range e.lost {
+			if l && (members == nil || slices.Contains(members, r)) {
+				e.breakColls(r)
+				break
+			}
+		}
+	}
+}
+
+// brokenErr is the error of a call on context comm, if a rank of its
+// communicator was lost; else nil. mu held.
+func (e *engine) brokenErr(comm uint64) error {
+	if len(e.broken) == 0 {
+		return nil
+	}
+	return e.broken[comm]
+}
+
+// breakColls breaks the collective contexts whose communicators have world
+// rank r: it fails the receives posted on them and their sends that no
+// receiver took yet (waiting for eager credit, or an RTS without a CTS),
+// and records the error for their later calls. mu held.
+func (e *engine) breakColls(r int) {
+	var ids []uint64
+	for id, members := range e.colls {
+		if _, done := e.broken[id]; !done && (members == nil || slices.Contains(members, r)) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	if e.broken == nil {
+		e.broken = map[uint64]error{}
+	}
+	err := e.lostErr(r)
+	for _, id := range ids {
+		e.broken[id] = err
+	}
+	var keep []*match.Recv[*rreq]
+	for _, rq := range e.q.Drain() {
+		if slices.Contains(ids, rq.Env.Comm) {
+			e.finishRecv(rq.Val, err)
+		} else {
+			keep = append(keep, rq)
+		}
+	}
+	for _, rq := range keep {
+		e.q.Post(rq) // no unexpected message matched them before; none will now
+	}
+	for d := range e.peers {
+		p := &e.peers[d]
+		for _, s := range slices.Clone(p.eagerq) {
+			if slices.Contains(ids, s.hdr.Comm) {
+				e.cancelSendErr(s, err)
+			}
+		}
+		for _, s := range p.rdvOut {
+			if s.phase == phWaitCTS && slices.Contains(ids, s.hdr.Comm) {
+				e.cancelSendErr(s, err)
+			}
+		}
+	}
+	e.wakeProbes()
 }

@@ -174,6 +174,10 @@ func (e *engine) handle(frame []byte, lent bool) {
 				return
 			}
 			r.data, r.recvd, r.st = nil, 0, Status{}
+			if err := e.brokenErr(r.m.Env.Comm); err != nil {
+				e.finishRecv(r, err)
+				return
+			}
 			if m := e.q.Repost(&r.m); m != nil {
 				e.deliver(r, m.Val)
 			} else {
@@ -368,6 +372,9 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 	if m := e.q.Post(&r.m); m != nil {
 		e.deliver(r, m.Val)
 	} else if err := e.deadErr(src); err != nil {
+		e.q.Cancel(&r.m)
+		return nil, err
+	} else if err := e.brokenErr(comm); err != nil {
 		e.q.Cancel(&r.m)
 		return nil, err
 	} else {

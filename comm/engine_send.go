@@ -190,6 +190,9 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq
 	if e.err != nil {
 		return nil, e.err
 	}
+	if err := e.brokenErr(comm); err != nil {
+		return nil, err
+	}
 	if dst == e.me {
 		// Self-send: always buffered (a copy), so it never blocks.
 		m := e.newMsg()
@@ -328,7 +331,10 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 	return ctx.Err()
 }
 
-func (e *engine) cancelSend(s *sreq) {
+func (e *engine) cancelSend(s *sreq) { e.cancelSendErr(s, context.Canceled) }
+
+// cancelSendErr withdraws s, which completes with err. mu held.
+func (e *engine) cancelSendErr(s *sreq, err error) {
 	p := &e.peers[s.dst]
 	if s.phase == phQueued { // nothing of it was sent
 		for i, x := range p.eagerq {
@@ -337,7 +343,7 @@ func (e *engine) cancelSend(s *sreq) {
 				break
 			}
 		}
-		e.finishSend(s, context.Canceled)
+		e.finishSend(s, err)
 		e.pumpEager(s.dst)
 		return
 	}
@@ -352,6 +358,6 @@ func (e *engine) cancelSend(s *sreq) {
 	delete(p.rdvOut, s.hdr.ID)
 	h := wire.Header{Kind: wire.Revoke, ID: s.hdr.ID}
 	e.publish(s.dst, &h, nil)
-	e.finishSend(s, context.Canceled)
+	e.finishSend(s, err)
 	e.pump(s.dst)
 }

@@ -77,7 +77,10 @@ func (c *Comm) derive(id uint64) *Comm {
 // matching context: nothing sent on one is ever received on the other,
 // wildcards included. Libraries (such as package collectives) use it so that
 // their traffic never matches the user's. It needs no communication and
-// returns the same context on every call.
+// returns the same context on every call. Once a rank of c is lost
+// (decorun --keep-going), every send and receive on the Shadow fails with
+// its ErrRankLost error, on every rank, so that no collective call waits for
+// a survivor that has left it.
 func (c *Comm) Shadow() *Comm {
 	s := c.derive(mix(c.id, saltShadow))
 	s.closedFlag = c.closedFlag // closing either closes both
@@ -103,6 +106,11 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 	}
 	n := c.nderived.Add(1) // after the agreement: every rank counts the same calls
 	nc := c.derive(mix(c.id, saltDup, n))
+	var members []int // nil: the world's
+	if c.grp != nil {
+		members = c.grp.world
+	}
+	c.e.addColl(nc.Shadow().id, members)
 	if nc.id != id { // another Split or Dup on c ran meanwhile (an error of the program's)
 		dropRegion(g)
 		g = nil
@@ -212,6 +220,7 @@ func (c *Comm) split(ctx context.Context, x *Comm, n uint64, color, key, made in
 	nc := c.derive(mix(c.id, saltSplit, n, uint64(color)))
 	nc.grp, nc.rank, nc.size = g, me, len(members)
 	nc.regionsMade = allMade
+	c.e.addColl(nc.Shadow().id, g.world)
 	return nc, nil
 }
 

@@ -29,7 +29,7 @@ const EnvCollSHM = "DECORUN_COLL_SHM"
 // collSlot is the size of each of a rank's two data slots in a
 // communicator's region: collective payloads up to it travel through the
 // region (see package collectives).
-var collSlot = 256 << 10
+var collSlot = 1 << 20
 
 // regionMark ends the start-up record of a rank that made its file of the
 // world's region.

@@ -171,6 +171,10 @@ func (cl *Call) Slot() int {
 // payloads of the others.
 func (cl *Call) Region() bool { return cl.g != nil && cl.step != 0 }
 
+// Region is the region the call posted in (Region() true), and Step its
+// step, for calls that go on within it (a second phase: shm.Region.Mark).
+func (cl *Call) RegionOf() (*shm.Region, uint64) { return cl.g, cl.step }
+
 // Data is rank r's payload of the call's post (a view into shared memory,
 // valid until Done).
 func (cl *Call) Data(r int) []byte { return cl.g.Data(r, cl.step) }

@@ -82,6 +82,14 @@ func (r *runner) collOp(b string, n int) (func(context.Context) error, error) {
 		return func(ctx context.Context) error {
 			return collectives.AllreduceSliceInto(ctx, c, v, out, collectives.Sum)
 		}, nil
+	case Reduce: // to rank 0, into a result buffer allocated once, as osu_reduce
+		v, out := make([]float64, n/8), make([]float64, n/8)
+		for i := range v {
+			v[i] = float64(i)
+		}
+		return func(ctx context.Context) error {
+			return collectives.ReduceSliceInto(ctx, c, v, out, collectives.Sum, 0)
+		}, nil
 	case Gather:
 		part := make([]byte, n)
 		return func(ctx context.Context) error {

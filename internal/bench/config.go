@@ -16,6 +16,7 @@ const (
 	Barrier   = "barrier"
 	Bcast     = "bcast"
 	Allreduce = "allreduce"
+	Reduce    = "reduce"
 	Gather    = "gather"
 	Scatter   = "scatter"
 	Alltoall  = "alltoall"
@@ -25,7 +26,7 @@ const (
 )
 
 // Names lists every benchmark in the order All runs them.
-var Names = []string{Latency, BW, BiBW, Barrier, Bcast, Allreduce, Gather, Scatter, Alltoall, Iallreduce, Tasks, StartupB}
+var Names = []string{Latency, BW, BiBW, Barrier, Bcast, Reduce, Allreduce, Gather, Scatter, Alltoall, Iallreduce, Tasks, StartupB}
 
 // Window is the number of messages in flight in the bandwidth tests (OSU's
 // default).
@@ -183,7 +184,7 @@ func (cfg *Config) sizes(b string) []int {
 	switch b {
 	case BW, BiBW: // a window of empty messages has no bandwidth
 		s = slices.DeleteFunc(s, func(n int) bool { return n == 0 })
-	case Allreduce, Iallreduce: // float64 elements
+	case Allreduce, Reduce, Iallreduce: // float64 elements
 		s = slices.DeleteFunc(s, func(n int) bool { return n < 8 })
 	case Barrier:
 		s = []int{0}

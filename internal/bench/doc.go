@@ -18,11 +18,12 @@
 //     4-byte ack; rank 1 receives the 64 messages into one buffer with
 //     RecvInto, one after the other, and acks. MB/s = 10^6 B/s.
 //   - bibw: both ranks send a window to each other at once; aggregate MB/s.
-//   - barrier, bcast, allreduce, gather, scatter, alltoall: package
+//   - barrier, bcast, reduce, allreduce, gather, scatter, alltoall: package
 //     collectives; each op is timed alone with an untimed barrier between
 //     ops (OSU style); the row gives the max, mean and min over ranks of each
 //     rank's mean time per op. Gather, scatter and alltoall move size bytes
 //     per rank (per pair for alltoall), allreduce sums size/8 float64s
+//     (reduce: the same, to rank 0 with collectives.ReduceSliceInto)
 //     with collectives.AllreduceSliceInto into a result buffer allocated
 //     once, as osu_allreduce reuses its buffers (every benchmark allocates
 //     its buffers once).

@@ -51,7 +51,7 @@ func Run(ctx context.Context, c *comm.Comm, cfg Config, w io.Writer) (err error)
 		switch b {
 		case Latency, BW, BiBW:
 			err = r.p2p(ctx, b)
-		case Barrier, Bcast, Allreduce, Gather, Scatter, Alltoall:
+		case Barrier, Bcast, Reduce, Allreduce, Gather, Scatter, Alltoall:
 			err = r.collective(ctx, b)
 		case Iallreduce:
 			err = r.overlap(ctx)

@@ -176,6 +176,29 @@
 // aside, wakes every 200 µs to look (about 5,000 wake-ups a second while
 // callers keep driving, none while the rank computes).
 //
+// # Collectives regions
+//
+// Region (region_linux.go, region_step_linux.go) is the other use of
+// shared memory: a communicator's region for package collectives, one
+// file per rank (decorun-<job id>-<hash>-<rank>, the hash an HMAC of the
+// communicator's id and the rank, so the launcher's clean-up and
+// SweepStale treat it like a segment). A file holds a header (magic
+// "DCRSHM0R", owner pid and pid namespace at a segment's offsets, the
+// communicator, the rank, the slot size, a nonce and HMAC-SHA256(auth key,
+// those fields)), two post lines (a step number, 14 header words, 128
+// bytes of inline payload), an acknowledgement word, a futex bell with its
+// sleep flag, a state word (closed, failed) and two data slots. Members
+// post step s in line and slot s mod 2, after every other member has
+// acknowledged step s−2 (so a slot is never overwritten while read), with
+// the step number stored last; a reader waits until the line holds s,
+// reads, and acknowledges. Attach checks each other member's file as Open
+// checks a segment (regular file of this user, mode 0600, one link,
+// expected size, header fields and tag). Waiting polls, then yields, then
+// sleeps on the member's own bell (see package collectives, Shared
+// memory); Close marks the member closed and rings every bell, so no wait
+// outlives a member that left, and Unmap follows once no call uses the
+// region.
+//
 // The package is Linux-only (futex, /dev/shm); elsewhere Open returns
 // ErrUnsupported and comm uses NATS.
 package shm

@@ -13,15 +13,20 @@ type RegionConfig struct {
 	Dir, ID          string
 	NameKey, AuthKey []byte
 	Comm             uint64
-	World            []int
-	Me               int
+	Rank             int
 	Slot             int
-	Crowded          bool
-	Alive            func(m int) error
+}
+
+// Members says who shares a region (see the Linux version).
+type Members struct {
+	World   []int
+	Me      int
+	Crowded bool
+	Alive   func(m int) error
 }
 
 // RegionHead is the number of header words a post carries.
-const RegionHead = 14
+const RegionHead = 13
 
 // ErrRegionLeft is wrapped by the error of a wait for a member that left.
 var ErrRegionLeft = errors.New("shm: a member left the collectives region")
@@ -32,7 +37,7 @@ type Region struct{}
 // CreateRegion fails: shared memory needs Linux.
 func CreateRegion(RegionConfig) (*Region, error) { return nil, errors.ErrUnsupported }
 
-func (*Region) Attach() error                                          { return errors.ErrUnsupported }
+func (*Region) Attach(Members) error                                   { return errors.ErrUnsupported }
 func (*Region) Unlink()                                                {}
 func (*Region) Close()                                                 {}
 func (*Region) Unmap()                                                 {}
@@ -48,3 +53,14 @@ func (*Region) Head(int, uint64, int) int64                            { return 
 func (*Region) Data(int, uint64) []byte                                { return nil }
 func (*Region) Ack(uint64)                                             {}
 func (*Region) Acked() uint64                                          { return 0 }
+
+func (*Region) Own(uint64) []byte                              { return nil }
+func (*Region) SlotOf(int, uint64) []byte                      { return nil }
+func (*Region) Mark(uint64)                                    {}
+func (*Region) Marked(int, uint64) bool                        { return false }
+func (*Region) WaitMarks(context.Context, uint64, []int) error { return errors.ErrUnsupported }
+
+func (*Region) MarkOf(int, uint64) uint64 { return 0 }
+
+// Patient returns ctx.
+func Patient(ctx context.Context) context.Context { return ctx }

@@ -25,8 +25,9 @@ const (
 	lnPost = 0
 	lnLen  = 8
 	lnHead = 16
+	lnMark = rgInlineOff - 8
 	// RegionHead is the number of header words a post carries.
-	RegionHead = (rgInlineOff - lnHead) / 8
+	RegionHead = (lnMark - lnHead) / 8
 )
 
 // Waiting: a member that waits for another polls for regionSpin without a
@@ -144,6 +145,55 @@ func (g *Region) Data(m int, s uint64) []byte {
 	return g.mems[m].mem[off : off+n : off+n]
 }
 
+// Own is this member's slot of step s, which it may write while other
+// members read only the parts it has not written to since its post (a
+// member that publishes a result in its own slot, then calls Mark).
+func (g *Region) Own(s uint64) []byte {
+	off := rgData + int(s&1)*g.cfg.Slot
+	return g.me.mem[off : off+g.cfg.Slot : off+g.cfg.Slot]
+}
+
+// Slot returns member m's whole slot of step s (a view).
+func (g *Region) SlotOf(m int, s uint64) []byte {
+	off := rgData + int(s&1)*g.cfg.Slot
+	return g.mems[m].mem[off : off+g.cfg.Slot : off+g.cfg.Slot]
+}
+
+// Mark publishes that this member has done the second part of step s
+// (it has written what it owes into its own slot). The mark is s, or s
+// with bit 63 set (a flag of the caller's).
+func (g *Region) Mark(mark uint64) {
+	g.u64(g.line(g.mb.Me, mark), lnMark).Store(mark)
+	g.wakeOthers()
+}
+
+// MarkOf is member m's mark in step s's line.
+func (g *Region) MarkOf(m int, s uint64) uint64 { return g.u64(g.line(m, s), lnMark).Load() }
+
+// Marked reports whether member m has marked step s.
+func (g *Region) Marked(m int, s uint64) bool { return g.MarkOf(m, s)&^(1<<63) == s }
+
+// WaitMarks waits until every member in ms (every member when nil) has
+// marked step s.
+func (g *Region) WaitMarks(ctx context.Context, s uint64, ms []int) error {
+	return g.await(ctx, func() bool {
+		if ms == nil {
+			for m := range g.mems {
+				if !g.Marked(m, s) {
+					return false
+				}
+			}
+			return true
+		}
+		for _, m := range ms {
+			if !g.Marked(m, s) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // Ack says that this member has finished reading step s (and every step
 // before it): their slots may be reused.
 func (g *Region) Ack(s uint64) {
@@ -166,6 +216,14 @@ func (g *Region) wakeOthers() {
 	}
 }
 
+type patientKey struct{}
+
+// Patient marks ctx so that waits in a region under it never spin: they
+// yield the core from the start (for a call that progresses in the
+// background while the caller computes, as a nonblocking collective's
+// worker does).
+func Patient(ctx context.Context) context.Context { return context.WithValue(ctx, patientKey{}, true) }
+
 // await returns once ready() holds, or with an error when ctx ends, when
 // this member's region is closed, or when a member has left or died.
 func (g *Region) await(ctx context.Context, ready func() bool) error {
@@ -174,7 +232,7 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	}
 	done := ctx.Done()
 	start := time.Now()
-	if !g.mb.Crowded {
+	if !g.mb.Crowded && ctx.Value(patientKey{}) == nil {
 		for i := 1; ; i++ {
 			if ready() {
 				dbgSpin.Add(1)
@@ -184,6 +242,7 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 				if time.Since(start) > regionSpin {
 					break
 				}
+				runtime.Gosched() // this process's other goroutines (its peers, in tests)
 				select {
 				case <-done:
 					return ctx.Err()
