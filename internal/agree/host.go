@@ -63,8 +63,8 @@ type state struct {
 	step   uint64 // the region's last step posted
 	// abandoned: calls whose ctx ended while they waited for their turn.
 	abandoned map[uint64]bool
-	users  sync.WaitGroup
-	closed bool
+	users     sync.WaitGroup
+	closed    bool
 }
 
 func newState() *state {
