@@ -84,7 +84,8 @@ type Comm struct {
 	regOK       bool
 	regionsMade bool // Split: every new member made its file
 
-	grp        *group // nil: the world
+	shadow     atomic.Pointer[Comm] // Shadow(), made once
+	grp        *group               // nil: the world
 	derived    bool
 	closedFlag *atomic.Bool // derived communicators only
 	nderived   atomic.Uint64

@@ -82,9 +82,15 @@ func (c *Comm) derive(id uint64) *Comm {
 // its ErrRankLost error, on every rank, so that no collective call waits for
 // a survivor that has left it.
 func (c *Comm) Shadow() *Comm {
+	if s := c.shadow.Load(); s != nil {
+		return s
+	}
 	s := c.derive(mix(c.id, saltShadow))
 	s.closedFlag = c.closedFlag // closing either closes both
 	s.derived = c.derived
+	if !c.shadow.CompareAndSwap(nil, s) {
+		return c.shadow.Load()
+	}
 	return s
 }
 

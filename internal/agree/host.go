@@ -63,6 +63,7 @@ type state struct {
 	step   uint64 // the region's last step posted
 	// abandoned: calls whose ctx ended while they waited for their turn.
 	abandoned map[uint64]bool
+	waiting   int // calls waiting for turnCh
 	users     sync.WaitGroup
 	closed    bool
 }
@@ -129,14 +130,19 @@ func (cl *Call) acquire(ctx context.Context) error {
 			return fmt.Errorf("agree: call %d after its turn (%d)", cl.Seq, st.turn)
 		}
 		ch := st.turnCh
+		st.waiting++
 		st.mu.Unlock()
 		select {
 		case <-ch:
+			st.mu.Lock()
+			st.waiting--
+			st.mu.Unlock()
 		case <-ctx.Done():
 			// The call gives up its turn: when the turn comes, the call
 			// before it passes it on, consuming the step the call would
 			// have posted (the other ranks made the call, and count it).
 			st.mu.Lock()
+			st.waiting--
 			st.abandoned[cl.Seq] = true
 			if st.turn == cl.Seq {
 				st.advance()
@@ -158,8 +164,10 @@ func (st *state) advance() {
 		}
 		st.turn++
 	}
-	close(st.turnCh)
-	st.turnCh = make(chan struct{})
+	if st.waiting > 0 {
+		close(st.turnCh)
+		st.turnCh = make(chan struct{})
+	}
 }
 
 // Done ends the call's use of the region: it acknowledges its step (the

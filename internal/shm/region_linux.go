@@ -137,7 +137,8 @@ type Region struct {
 	path string
 	mems []*member // by member index; mems[mb.Me] is this member's own
 	me   *member
-	size int // bytes of each file
+	size int           // bytes of each file
+	seen atomic.Uint64 // the last step WaitAll saw every member post
 
 	unlinkOnce sync.Once
 	closeOnce  sync.Once

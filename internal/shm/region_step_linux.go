@@ -2,6 +2,7 @@ package shm
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"runtime"
@@ -62,7 +63,9 @@ func (g *Region) u64(b []byte, off int) *atomic.Uint64 {
 // Post publishes step s of this member: the header words head (at most
 // RegionHead) and the concatenation of data (at most Slot bytes). It first
 // waits until every other member has finished reading step s-2, whose
-// slot and line step s reuses.
+// slot and line step s reuses. A member acknowledges step s-1 before it
+// posts step s (the protocol's rule, which lets Post skip that wait after
+// a WaitAll of step s-1).
 func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byte) error {
 	if len(head) > RegionHead {
 		return fmt.Errorf("shm: %d header words, at most %d", len(head), RegionHead)
@@ -74,7 +77,10 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	if n > g.cfg.Slot {
 		return fmt.Errorf("shm: post of %d bytes, slot of %d", n, g.cfg.Slot)
 	}
-	if s > 2 {
+	// A member posts step s+1 only after acknowledging step s (its calls
+	// take their steps one at a time), so once this member has seen every
+	// post of step s-1 every member has acknowledged s-2: no need to look.
+	if s > 2 && g.seen.Load() != s-1 {
 		if err := g.await(ctx, func() bool {
 			for i, m := range g.mems {
 				if i != g.mb.Me && m.ack.Load() < s-2 {
@@ -98,10 +104,14 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	for _, d := range data {
 		k += copy(dst[k:], d)
 	}
+	// Plain stores, published by the atomic store of the step: a reader
+	// that loads s sees them (x86's order; on others the store releases).
+	// Atomic stores here would each fetch the line back from a reader
+	// polling it.
 	for i, h := range head {
-		g.u64(ln, lnHead+8*i).Store(uint64(h))
+		binary.LittleEndian.PutUint64(ln[lnHead+8*i:], uint64(h))
 	}
-	g.u64(ln, lnLen).Store(uint64(n))
+	binary.LittleEndian.PutUint64(ln[lnLen:], uint64(n))
 	g.u64(ln, lnPost).Store(s) // last: a reader that sees s sees the rest
 	g.wakeOthers()
 	return nil
@@ -112,7 +122,7 @@ func (g *Region) Posted(m int, s uint64) bool { return g.u64(g.line(m, s), lnPos
 
 // WaitAll waits until every member has posted step s.
 func (g *Region) WaitAll(ctx context.Context, s uint64) error {
-	return g.await(ctx, func() bool {
+	err := g.await(ctx, func() bool {
 		for m := range g.mems {
 			if !g.Posted(m, s) {
 				return false
@@ -120,6 +130,10 @@ func (g *Region) WaitAll(ctx context.Context, s uint64) error {
 		}
 		return true
 	})
+	if err == nil {
+		g.seen.Store(s)
+	}
+	return err
 }
 
 // Wait waits until member m has posted step s.
@@ -130,14 +144,14 @@ func (g *Region) Wait(ctx context.Context, m int, s uint64) error {
 // Head returns header word i of member m's post of step s (which it must
 // have posted).
 func (g *Region) Head(m int, s uint64, i int) int64 {
-	return int64(g.u64(g.line(m, s), lnHead+8*i).Load())
+	return int64(binary.LittleEndian.Uint64(g.line(m, s)[lnHead+8*i:]))
 }
 
 // Data returns member m's payload of step s (which it must have posted):
 // a view into its file, valid until this member acknowledges step s.
 func (g *Region) Data(m int, s uint64) []byte {
 	ln := g.line(m, s)
-	n := int(g.u64(ln, lnLen).Load())
+	n := int(binary.LittleEndian.Uint64(ln[lnLen:]))
 	if n <= regionInline {
 		return ln[rgInlineOff : rgInlineOff+n : rgInlineOff+n]
 	}
