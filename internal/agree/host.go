@@ -298,6 +298,9 @@ func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Su
 	s := st.step
 	cl.g, cl.step = g, s
 	var sum Summary
+	if err := ctx.Err(); err != nil {
+		return sum, err // as a message would fail; Done consumes the step
+	}
 	if err := g.Post(ctx, s, h[:], payload...); err != nil {
 		return sum, err
 	}
