@@ -76,6 +76,9 @@ const (
 	opExscanSlice        = agree.ExscanSlice
 	opReduceSliceInto    = agree.ReduceSliceInto
 	opAllreduceSliceInto = agree.AllreduceSliceInto
+	opBcastInto          = agree.BcastInto
+	opGatherInto         = agree.GatherInto
+	opScatterInto        = agree.ScatterInto
 )
 
 // Header fields exchanged by the agreement step (see internal/agree).

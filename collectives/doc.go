@@ -23,6 +23,13 @@
 //     indexed by rank.
 //   - Allgather(ctx, c, part []T) []T and Allgatherv(ctx, c, part []T) [][]T:
 //     the same on every rank.
+//   - BcastInto(ctx, c, buf []E, root), GatherInto(ctx, c, part, out []E,
+//     root) and ScatterInto(ctx, c, data, out []E, root), for slices of
+//     numbers: MPI's forms that fill the caller's buffer (buf on every rank
+//     of the same length; out at root of Size() parts; out on every rank of
+//     one block, root's data of Size() blocks), so that repeated calls
+//     allocate nothing. They are calls of their own: ranks may not mix
+//     them with Bcast, Gather or Scatter in one call.
 //   - Alltoall(ctx, c, data []T) []T: block i of data (len(data)/Size()
 //     elements) goes to rank i; the result holds the block from rank j at
 //     block j. Alltoallv(ctx, c, parts [][]T) [][]T: parts[i] to rank i, the

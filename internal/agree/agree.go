@@ -92,12 +92,16 @@ const (
 	// Package comm's.
 	Split
 	Dup
+	// Package collectives' forms that fill the caller's buffer.
+	BcastInto
+	GatherInto
+	ScatterInto
 )
 
 var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
 	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
-	"Split", "Dup"}
+	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto"}
 
 // Wire is the Op that the agreement step compares: the plain form of an
 // *Into call.

@@ -68,11 +68,10 @@ func (r *runner) collOp(b string, n int) (func(context.Context) error, error) {
 	switch b {
 	case Barrier:
 		return func(ctx context.Context) error { return collectives.Barrier(ctx, c) }, nil
-	case Bcast:
+	case Bcast: // into the buffer on every rank, as osu_bcast
 		buf := make([]byte, n)
 		return func(ctx context.Context) error {
-			_, err := collectives.Bcast(ctx, c, buf, 0)
-			return err
+			return collectives.BcastInto(ctx, c, buf, 0)
 		}, nil
 	case Allreduce: // into a result buffer allocated once, as osu_allreduce
 		v, out := make([]float64, n/8), make([]float64, n/8)
@@ -90,20 +89,23 @@ func (r *runner) collOp(b string, n int) (func(context.Context) error, error) {
 		return func(ctx context.Context) error {
 			return collectives.ReduceSliceInto(ctx, c, v, out, collectives.Sum, 0)
 		}, nil
-	case Gather:
+	case Gather: // into a result buffer allocated once, as osu_gather
 		part := make([]byte, n)
+		var out []byte
+		if c.Rank() == 0 {
+			out = make([]byte, n*p)
+		}
 		return func(ctx context.Context) error {
-			_, err := collectives.Gather(ctx, c, part, 0)
-			return err
+			return collectives.GatherInto(ctx, c, part, out, 0)
 		}, nil
-	case Scatter:
+	case Scatter: // into a buffer allocated once, as osu_scatter
 		var data []byte
 		if c.Rank() == 0 {
 			data = make([]byte, n*p)
 		}
+		out := make([]byte, n)
 		return func(ctx context.Context) error {
-			_, err := collectives.Scatter(ctx, c, data, 0)
-			return err
+			return collectives.ScatterInto(ctx, c, data, out, 0)
 		}, nil
 	case Alltoall:
 		data := make([]byte, n*p)

@@ -23,7 +23,9 @@
 //     ops (OSU style); the row gives the max, mean and min over ranks of each
 //     rank's mean time per op. Gather, scatter and alltoall move size bytes
 //     per rank (per pair for alltoall), allreduce sums size/8 float64s
-//     (reduce: the same, to rank 0 with collectives.ReduceSliceInto)
+//     (reduce: the same, to rank 0 with collectives.ReduceSliceInto);
+//     bcast, gather and scatter use BcastInto, GatherInto and ScatterInto
+//     into buffers allocated once
 //     with collectives.AllreduceSliceInto into a result buffer allocated
 //     once, as osu_allreduce reuses its buffers (every benchmark allocates
 //     its buffers once).
