@@ -168,8 +168,10 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	if fused {
 		defer cl.done()
 		if k.raw && len(v)*k.size >= regionSplit {
-			if out == nil {
-				out = make([]E, len(v)) // this rank folds one block of it
+			if out == nil { // this rank folds one block of it
+				var bp *[]uint64
+				out, bp = getScratch(k, len(v))
+				defer scratchPool.Put(bp)
 			}
 			if err := foldBlocks(ctx, cl, k, out, op, root); err != nil {
 				return cl.wrap(err)
