@@ -399,7 +399,11 @@
 // may return normally. The communicator stays usable.
 //
 // A rank that dies during a collective makes decorun stop the job naming
-// it, so no collective waits for a dead rank.
+// it, so no collective waits for a dead rank. With decorun --keep-going
+// the job goes on: every survivor's call on a communicator that has the
+// dead rank (and every later one there) fails with an error that wraps
+// comm.ErrRankLost and names it, whether the call waits for the rank
+// itself or for another survivor that has already failed.
 //
 // # Cancellation
 //
