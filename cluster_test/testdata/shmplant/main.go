@@ -114,9 +114,19 @@ func plant(mode string) (string, []byte) {
 		// Rank 0 waits at the start-up barrier for rank 1, its segment made.
 		deadline := time.Now().Add(20 * time.Second)
 		for {
+			// Rank 0's files: its segment and then its file of the
+			// world's collectives region, told apart by size (which
+			// anyone can see): the segment holds the rings.
 			names, _ := filepath.Glob(filepath.Join(shm.DefaultDir, "decorun-"+job+"-*-0"))
-			if len(names) == 1 {
-				path = strings.TrimSuffix(names[0], "-0") + "-1"
+			var seg string
+			var size int64
+			for _, n := range names {
+				if fi, err := os.Stat(n); err == nil && fi.Size() > size {
+					seg, size = n, fi.Size()
+				}
+			}
+			if seg != "" {
+				path = strings.TrimSuffix(seg, "-0") + "-1"
 				break
 			}
 			if time.Now().After(deadline) {
