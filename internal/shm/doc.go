@@ -185,7 +185,7 @@
 // SweepStale treat it like a segment). A file holds a header (magic
 // "DCRSHM0R", owner pid and pid namespace at a segment's offsets, the
 // communicator, the rank, the slot size, a nonce and HMAC-SHA256(auth key,
-// those fields)), two post lines (a step number, 14 header words, 128
+// those fields)), two post lines (a step number, 13 header words, a mark, 128
 // bytes of inline payload), an acknowledgement word, a futex bell with its
 // sleep flag, a state word (closed, failed) and two data slots. Members
 // post step s in line and slot s mod 2, after every other member has
