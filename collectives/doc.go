@@ -305,8 +305,8 @@
 // MPI_Iallreduce and the rest): Ibarrier, Ibcast, Ireduce, Iallreduce,
 // IreduceSlice, IallreduceSlice and their *Into forms, Igather(v),
 // Iscatter(v), Iallgather(v), Ialltoall(v), IreduceScatter, Iscan, Iexscan,
-// IscanSlice and IexscanSlice. Each takes the blocking form's arguments,
-// returns at once a [*Request] of the blocking form's result, and goes on
+// IscanSlice, IexscanSlice, IbcastInto, IgatherInto and IscatterInto.
+// Each takes the blocking form's arguments, returns at once a [*Request] of the blocking form's result, and goes on
 // in the background while the caller computes, sends and receives, or
 // starts other calls:
 //

@@ -127,3 +127,46 @@ func TestBufferFormsErrors(t *testing.T) {
 		return healthy(ctx, c)
 	})
 }
+
+// TestBufferFormsNonblocking: the nonblocking forms of BcastInto,
+// GatherInto and ScatterInto, started together and waited for in reverse,
+// fill the buffers as the blocking forms do.
+func TestBufferFormsNonblocking(t *testing.T) {
+	const n = 3
+	cs := commtest.World(t, n)
+	ctx := tctx(t)
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		r := c.Rank()
+		buf := []int32{0, 0, 0}
+		if r == 1 {
+			buf = []int32{7, 8, 9}
+		}
+		var out []int32
+		if r == 2 {
+			out = make([]int32, 2*n)
+		}
+		var data []int32
+		if r == 0 {
+			data = []int32{10, 11, 12, 13, 14, 15}
+		}
+		mine := make([]int32, 2)
+		qb := collectives.IbcastInto(ctx, c, buf, 1)
+		qg := collectives.IgatherInto(ctx, c, []int32{int32(r), int32(-r)}, out, 2)
+		qs := collectives.IscatterInto(ctx, c, data, mine, 0)
+		for _, q := range []*collectives.Request[struct{}]{qs, qg, qb} {
+			if _, err := q.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		if !slices.Equal(buf, []int32{7, 8, 9}) {
+			return fmt.Errorf("IbcastInto: %v", buf)
+		}
+		if r == 2 && !slices.Equal(out, []int32{0, 0, 1, -1, 2, -2}) {
+			return fmt.Errorf("IgatherInto: %v", out)
+		}
+		if want := []int32{int32(10 + 2*r), int32(11 + 2*r)}; !slices.Equal(mine, want) {
+			return fmt.Errorf("IscatterInto: %v, want %v", mine, want)
+		}
+		return healthy(ctx, c)
+	})
+}

@@ -126,3 +126,18 @@ func IscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E)
 func IexscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) *Request[[]E] {
 	return start(ctx, c, opExscanSlice, func(ctx context.Context) ([]E, error) { return ExscanSlice(ctx, c, v, op) })
 }
+
+// IbcastInto is the nonblocking form of BcastInto (MPI_Ibcast).
+func IbcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) *Request[struct{}] {
+	return startErr(ctx, c, opBcastInto, func(ctx context.Context) error { return BcastInto(ctx, c, buf, root) })
+}
+
+// IgatherInto is the nonblocking form of GatherInto (MPI_Igather).
+func IgatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root int) *Request[struct{}] {
+	return startErr(ctx, c, opGatherInto, func(ctx context.Context) error { return GatherInto(ctx, c, part, out, root) })
+}
+
+// IscatterInto is the nonblocking form of ScatterInto (MPI_Iscatter).
+func IscatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, root int) *Request[struct{}] {
+	return startErr(ctx, c, opScatterInto, func(ctx context.Context) error { return ScatterInto(ctx, c, data, out, root) })
+}
