@@ -306,9 +306,9 @@
 // IreduceSlice, IallreduceSlice and their *Into forms, Igather(v),
 // Iscatter(v), Iallgather(v), Ialltoall(v), IreduceScatter, Iscan, Iexscan,
 // IscanSlice, IexscanSlice, IbcastInto, IgatherInto and IscatterInto.
-// Each takes the blocking form's arguments, returns at once a [*Request] of the blocking form's result, and goes on
-// in the background while the caller computes, sends and receives, or
-// starts other calls:
+// Each takes the blocking form's arguments, returns at once a [*Request]
+// of the blocking form's result, and goes on in the background while the
+// caller computes, sends and receives, or starts other calls:
 //
 //	q := collectives.Iallreduce(ctx, c, residual, collectives.Sum)
 //	... exchange halos, compute ...
