@@ -229,36 +229,17 @@ func (g *Region) Attach(mb Members) error {
 }
 
 func (g *Region) openMember(path string, w int) ([]byte, error) {
-	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err == syscall.ELOOP {
-		return nil, fmt.Errorf("%s is a symbolic link", path)
-	}
+	mem, err := mapOwn(path, func(n int64) string {
+		if n != int64(g.size) {
+			return fmt.Sprintf("%d bytes, want %d", n, g.size)
+		}
+		return ""
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
 	refuse := func(format string, args ...any) ([]byte, error) {
 		return nil, fmt.Errorf("refused %s: "+format, append([]any{path}, args...)...)
-	}
-	switch {
-	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return refuse("not a regular file (mode %07o)", st.Mode)
-	case int(st.Uid) != os.Geteuid():
-		return refuse("owned by uid %d, not by this user (uid %d)", st.Uid, os.Geteuid())
-	case st.Mode&0o7777 != 0o600:
-		return refuse("mode %04o, not 0600", st.Mode&0o7777)
-	case st.Nlink != 1:
-		return refuse("%d links, not 1", st.Nlink)
-	case st.Size != int64(g.size):
-		return refuse("%d bytes, want %d", st.Size, g.size)
-	}
-	mem, err := syscall.Mmap(fd, 0, g.size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	if err != nil {
-		return nil, err
 	}
 	le := binary.LittleEndian
 	bad := func(format string, args ...any) ([]byte, error) {

@@ -355,36 +355,17 @@ func (l *Link) Connect(nonces map[int]string) (reach []bool, why map[int]error) 
 // the tag of authKey and the nonce the rank announced, and whose owner is
 // in this pid namespace.
 func open(path string, authKey, nonce []byte, rank, size int) (*segment, error) {
-	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
-	if err == syscall.ELOOP {
-		return nil, fmt.Errorf("%s is a symbolic link, not a segment", path)
-	}
+	mem, err := mapOwn(path, func(n int64) string {
+		if n < int64(headerLen(size)) {
+			return fmt.Sprintf("%d bytes, shorter than its header", n)
+		}
+		return ""
+	})
 	if err != nil {
-		return nil, err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
 		return nil, err
 	}
 	refuse := func(format string, args ...any) (*segment, error) {
 		return nil, fmt.Errorf("refused %s: "+format, append([]any{path}, args...)...)
-	}
-	switch {
-	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
-		return refuse("not a regular file (mode %07o)", st.Mode)
-	case int(st.Uid) != os.Geteuid():
-		return refuse("owned by uid %d, not by this user (uid %d)", st.Uid, os.Geteuid())
-	case st.Mode&0o7777 != 0o600:
-		return refuse("mode %04o, not 0600", st.Mode&0o7777)
-	case st.Nlink != 1:
-		return refuse("%d links, not 1", st.Nlink)
-	case st.Size < int64(headerLen(size)):
-		return refuse("%d bytes, shorter than its header", st.Size)
-	}
-	mem, err := syscall.Mmap(fd, 0, int(st.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
-	if err != nil {
-		return nil, err
 	}
 	s := newSegment(mem)
 	bad := func(format string, args ...any) (*segment, error) {
@@ -407,3 +388,40 @@ func open(path string, authKey, nonce []byte, rank, size int) (*segment, error) 
 }
 
 func (s *segment) unmap() { syscall.Munmap(s.mem) }
+
+// mapOwn maps the file at path, opened without following a symbolic link,
+// once it is a regular file of this user, mode 0600, with one link, of a
+// size that badSize accepts (it returns what is wrong, or ""): the checks
+// that keep a rank from mapping a file another user made. Its errors name
+// the file and what is wrong with it.
+func mapOwn(path string, badSize func(int64) string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if err == syscall.ELOOP {
+		return nil, fmt.Errorf("%s is a symbolic link, not a file of decorun's", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	why := ""
+	switch {
+	case st.Mode&syscall.S_IFMT != syscall.S_IFREG:
+		why = fmt.Sprintf("not a regular file (mode %07o)", st.Mode)
+	case int(st.Uid) != os.Geteuid():
+		why = fmt.Sprintf("owned by uid %d, not by this user (uid %d)", st.Uid, os.Geteuid())
+	case st.Mode&0o7777 != 0o600:
+		why = fmt.Sprintf("mode %04o, not 0600", st.Mode&0o7777)
+	case st.Nlink != 1:
+		why = fmt.Sprintf("%d links, not 1", st.Nlink)
+	default:
+		why = badSize(st.Size)
+	}
+	if why != "" {
+		return nil, fmt.Errorf("refused %s: %s", path, why)
+	}
+	return syscall.Mmap(fd, 0, int(st.Size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+}
