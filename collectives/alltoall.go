@@ -51,19 +51,28 @@ func Alltoall[T any](ctx context.Context, c *comm.Comm, data []T) ([]T, error) {
 			continue
 		}
 		b, err := cl.exchange(ctx, dst, blocks[dst], src)
+		if err == nil {
+			err = putBlock(k, out, src, m, b)
+		}
 		if err != nil {
 			return nil, cl.wrap(err)
 		}
-		v, err := k.decode(b)
-		if err != nil {
-			return nil, cl.wrap(err)
-		}
-		if len(v) != m {
-			return nil, cl.wrap(errSize(src, len(v), m))
-		}
-		copy(out[src*m:], v)
 	}
 	return out, nil
+}
+
+// putBlock decodes rank q's encoded block b of m elements into block q of
+// out.
+func putBlock[T any](k elems[T], out []T, q, m int, b []byte) error {
+	v, err := k.decode(b)
+	if err != nil {
+		return err
+	}
+	if len(v) != m {
+		return errSize(q, len(v), m)
+	}
+	copy(out[q*m:], v)
+	return nil
 }
 
 // Alltoallv sends parts[i] (of any length) to rank i and returns the parts

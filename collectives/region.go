@@ -149,17 +149,12 @@ func alltoallRegion[T any](cl *call, k elems[T], data []T, m int) ([]T, error) {
 			continue
 		}
 		b, err := blockOf(cl, q, r)
+		if err == nil {
+			err = putBlock(k, out, q, m, b)
+		}
 		if err != nil {
 			return nil, cl.wrap(err)
 		}
-		v, err := k.decode(b)
-		if err != nil {
-			return nil, cl.wrap(err)
-		}
-		if len(v) != m {
-			return nil, cl.wrap(errSize(q, len(v), m))
-		}
-		copy(out[q*m:], v)
 	}
 	return out, nil
 }
