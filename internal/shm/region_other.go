@@ -52,7 +52,6 @@ func (*Region) Wait(context.Context, int, uint64) error                { return 
 func (*Region) Head(int, uint64, int) int64                            { return 0 }
 func (*Region) Data(int, uint64) []byte                                { return nil }
 func (*Region) Ack(uint64)                                             {}
-func (*Region) Acked() uint64                                          { return 0 }
 
 func (*Region) Own(uint64) []byte                              { return nil }
 func (*Region) SlotOf(int, uint64) []byte                      { return nil }

@@ -217,9 +217,6 @@ func (g *Region) Ack(s uint64) {
 	}
 }
 
-// Acked is the last step this member acknowledged.
-func (g *Region) Acked() uint64 { return g.me.ack.Load() }
-
 // wakeOthers rings the bell of every member that sleeps.
 func (g *Region) wakeOthers() {
 	for i, m := range g.mems {
