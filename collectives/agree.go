@@ -102,12 +102,20 @@ type summary = agree.Summary
 // with the region when agree returns; otherwise the caller reads them and
 // then calls done.
 func (cl *call) agree(ctx context.Context, h header) (summary, error) {
+	if cl.ahead {
+		cl.ac.PostAhead(ctx, cl.p, h, cl.payload)
+		return summary{}, errAhead
+	}
 	s, err := cl.ac.Check(ctx, cl.p, cl.r, h, cl.payload, cl.exchangeInto)
 	if err != nil || !cl.fused(s) {
-		cl.ac.Done()
+		cl.done()
 	}
 	return s, err
 }
+
+// errAhead ends a nonblocking call's first run (call.ahead) at its
+// agreement step.
+var errAhead = errors.New("collectives: posted ahead")
 
 // Length rules for check.
 const (

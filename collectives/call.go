@@ -31,6 +31,9 @@ type call struct {
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError
+	// ahead: a nonblocking call's first run, in its caller, which posts the
+	// call in the region if it can (agree) and ends there (errAhead).
+	ahead bool
 }
 
 // begin numbers a collective call on c. It is the one place where a call
@@ -51,7 +54,7 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 // wrap adds the collective's name to a communication error; errors the
 // package made itself and ctx's errors pass unchanged.
 func (cl *call) wrap(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+	if err == nil || err == errAhead || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrMismatch) || errors.Is(err, ErrInvalidArg) {
 		return err
 	}

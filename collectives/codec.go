@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"reflect"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/fxamacker/cbor/v2"
@@ -28,11 +29,19 @@ func rawKind(t reflect.Type) bool {
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
+// typeHashes caches typeHash, which every call needs and which formats.
+var typeHashes sync.Map // reflect.Type → int64
+
 // typeHash identifies T (with its package path) on this architecture.
 func typeHash(t reflect.Type) int64 {
+	if v, ok := typeHashes.Load(t); ok {
+		return v.(int64)
+	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s|%s|%d|%v", t.PkgPath(), t.String(), strconv.IntSize, littleEndian)
-	return int64(h.Sum64() >> 1)
+	v := int64(h.Sum64() >> 1)
+	typeHashes.Store(t, v)
+	return v
 }
 
 // elems encodes slices of E.

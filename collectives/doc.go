@@ -340,20 +340,27 @@
 // that are not slices or maps are copied when the call starts.
 //
 // How it works, and what it costs: the I-function takes the call's number
-// on c at once and queues the blocking form; one worker goroutine per
-// communicator with queued calls runs them one after another, in the order
-// they were started, and ends when the queue is empty. There is no
-// goroutine per call and none is left behind once the calls are complete;
-// a call that waits for a rank that never makes it holds its communicator's
+// on c at once. When c's calls go through a shared-memory region (see
+// Shared memory) and nothing before the call holds the region, it posts
+// the call there before it returns: it runs the blocking form up to its
+// agreement step, which puts this rank's header and payload in the
+// region, so that the other ranks find them while this one computes. It
+// then queues the rest of the call (or all of it, when it could not post)
+// for a worker: one goroutine per communicator with queued calls runs them
+// one after another, in the order they were started, and ends when the
+// queue is empty. The worker's waits in a region do not spin: they yield
+// the core, then sleep until a rank posts. A Wait on a call that was
+// posted ahead and that the worker has not yet begun finishes it itself,
+// on the caller's goroutine, without a hand-over. There is no goroutine
+// per call and none is left behind once the calls are complete; a call
+// that waits for a rank that never makes it holds its communicator's
 // worker (and the calls queued behind it) until its ctx ends, which is what
 // the blocking form would do to its caller. The worker runs on its own
 // goroutine, so the call progresses while the caller computes (no
 // progress calls are needed, unlike MPI libraries without a progress
 // thread); the price, beside the blocking form's own cost, is starting
 // the worker, a queue entry and the hand-over of the result: a few
-// microseconds (BenchmarkNonblockingAlone, one rank, where the call moves
-// nothing: Iallreduce + Wait 4.9–6.4 µs, Allreduce 0.5–1.5 µs, on 2 cores
-// under a load of 5). The call also needs its share of the CPU: when the
+// microseconds. The call also needs its share of the CPU: when the
 // host has fewer cores than busy goroutines, the call and the computation
 // it overlaps take turns, and the call progresses only as fast as the
 // scheduler lets it (decorun bench iallreduce measures how much of a

@@ -22,6 +22,13 @@ type Request[T any] struct {
 	done chan struct{} // closed when v and err are set
 	v    T
 	err  error
+	// run finishes the call; claim is taken by whoever runs it: the
+	// worker, or Wait when the call was posted ahead and the worker has
+	// not begun it.
+	run   func(ctx context.Context)
+	ctx   context.Context // the call's, for Wait's run
+	ahead bool
+	claim atomic.Bool
 }
 
 // Wait blocks until the call is complete and returns its result, or until
@@ -33,6 +40,12 @@ func (q *Request[T]) Wait(ctx context.Context) (T, error) {
 	case <-q.done:
 		return q.v, q.err
 	default:
+	}
+	if q.ahead && q.claim.CompareAndSwap(false, true) {
+		// The call posted in its caller and the worker has not begun it:
+		// finish it here, without a hand-off. (Its own ctx governs it.)
+		q.run(q.ctx)
+		return q.v, q.err
 	}
 	select {
 	case <-q.done:
@@ -95,17 +108,33 @@ var (
 	queues = map[*comm.Comm]*queue{}
 )
 
-// start numbers a call of op on c now and queues run, the blocking form,
-// with a ctx that makes its begin take that number.
+// start numbers a call of op on c now, posts it in the communicator's
+// shared-memory region when it can without waiting (running run, the
+// blocking form, up to its agreement step: call.ahead), and queues run to
+// finish it, with a ctx that makes its begin take that number.
 func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) (T, error)) *Request[T] {
 	q := &Request[T]{done: make(chan struct{})}
-	st := &started{c: c, cl: begin(context.Background(), c, op)}
-	// Its waits in a shared-memory region yield the core rather than spin:
-	// the caller computes meanwhile.
-	cctx := context.WithValue(shm.Patient(ctx), startedKey{}, st)
-	job := func() {
-		q.v, q.err = run(cctx)
+	cl := begin(context.Background(), c, op)
+	st := &started{c: c, cl: cl}
+	if cl.ac.Slot() > 0 { // the communicator's calls go through its region
+		cl.ahead = true
+		_, _ = run(context.WithValue(ctx, startedKey{}, st)) // ends with errAhead
+		cl.ahead = false
+		st.taken.Store(false)
+		q.ahead = cl.ac.Ahead()
+	}
+	q.ctx = context.WithValue(ctx, startedKey{}, st)
+	q.run = func(ctx context.Context) {
+		q.v, q.err = run(ctx)
 		close(q.done)
+	}
+	// The worker's waits in a region yield the core rather than spin: the
+	// caller computes meanwhile.
+	wctx := shm.Patient(q.ctx)
+	job := func() {
+		if q.claim.CompareAndSwap(false, true) {
+			q.run(wctx)
+		}
 	}
 	queuesMu.Lock()
 	if w, ok := queues[c]; ok {
@@ -117,12 +146,14 @@ func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx con
 	queues[c] = w
 	queuesMu.Unlock()
 	go w.work(c)
-	// The new goroutine waits in this P's run queue; if the caller now
-	// computes without blocking, it may stay there until the scheduler
-	// preempts the caller (milliseconds). Let it run first: it starts the
-	// call and, once it waits for a message, is woken wherever that
-	// message is handled.
-	runtime.Gosched()
+	if !q.ahead {
+		// The new goroutine waits in this P's run queue; if the caller
+		// now computes without blocking, it may stay there until the
+		// scheduler preempts the caller (milliseconds). Let it run first:
+		// it starts the call and, once it waits for a message, is woken
+		// wherever that message is handled.
+		runtime.Gosched()
+	}
 	return q
 }
 

@@ -24,7 +24,11 @@ func (cl *call) fused(s summary) bool { return cl.ac.Region() && s[fData].Min >=
 func (cl *call) data(q int) []byte { return cl.ac.Data(q) }
 
 // done ends the call's use of the region (idempotent).
-func (cl *call) done() { cl.ac.Done() }
+func (cl *call) done() {
+	if !cl.ahead {
+		cl.ac.Done()
+	}
+}
 
 // offer sets the payload this rank posts (nothing when it is larger than
 // the region's slot: the call then goes by messages).

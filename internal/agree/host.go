@@ -83,7 +83,9 @@ type Call struct {
 
 	g     *shm.Region // the region, when the call posted in it
 	step  uint64
-	holds bool // the call holds the turn
+	holds bool  // the call holds the turn
+	ahead bool  // PostAhead posted the call: Check only waits and reads
+	err   error // the post failed
 }
 
 // Release ends c's use of its region: the communicator is closing. Its
@@ -222,6 +224,9 @@ func (cl *Call) Data(r int) []byte { return cl.g.Data(r, cl.step) }
 // Done once it has read what it needs (also after an error).
 func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
 	st := cl.st
+	if cl.ahead {
+		return cl.finish(ctx, p)
+	}
 	h[FData] = -1
 	if p == 1 {
 		return Run(ctx, p, r, h, exchange)
@@ -280,9 +285,45 @@ func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte,
 	return cl.post(ctx, p, h, payload)
 }
 
+// PostAhead posts the call in the region now, if it can without waiting:
+// the communicator's calls go through its region, it is this call's turn,
+// and the step's line is free. Check then only waits for the others'
+// posts and reads them (h and payload must be what Check would get). A
+// nonblocking call posts so in its caller, and completes in the
+// background or in its Wait.
+func (cl *Call) PostAhead(ctx context.Context, p int, h Header, payload [][]byte) bool {
+	st := cl.st
+	if p == 1 || cl.holds || cl.ahead || ctx.Err() != nil {
+		return false
+	}
+	st.mu.Lock()
+	if st.reg != regActive || st.closed || st.turn != cl.Seq || !st.g.CanPost(st.step+1) {
+		st.mu.Unlock()
+		return false
+	}
+	cl.holds = true
+	st.users.Add(1)
+	st.mu.Unlock()
+	_ = cl.put(ctx, h, payload) // its error (ctx ended meanwhile) is Check's
+	cl.ahead = true
+	return true
+}
+
+// Ahead reports whether PostAhead posted the call.
+func (cl *Call) Ahead() bool { return cl.ahead }
+
 // post is a call through the region: one step in which every rank posts
 // its header and payload and reads every other's header.
 func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Summary, error) {
+	if err := cl.put(ctx, h, payload); err != nil {
+		return Summary{}, err
+	}
+	return cl.finish(ctx, p)
+}
+
+// put takes the call's step and posts h and the payload (when it fits the
+// slot) in it. The caller holds the turn.
+func (cl *Call) put(ctx context.Context, h Header, payload [][]byte) error {
 	st := cl.st
 	g := st.g
 	n := 0
@@ -292,18 +333,31 @@ func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Su
 	if payload != nil && n <= g.Slot() {
 		h[FData] = int64(n)
 	} else {
+		h[FData] = -1
 		payload = nil
 	}
 	st.step++
 	s := st.step
 	cl.g, cl.step = g, s
-	var sum Summary
 	if err := ctx.Err(); err != nil {
-		return sum, err // as a message would fail; Done consumes the step
+		cl.err = err
+		return err // as a message would fail; Done consumes the step
 	}
 	if err := g.Post(ctx, s, h[:], payload...); err != nil {
-		return sum, err
+		cl.err = err
+		return err
 	}
+	return nil
+}
+
+// finish waits until every rank has posted the call's step and returns
+// the summary of their headers.
+func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
+	var sum Summary
+	if cl.err != nil {
+		return sum, cl.err
+	}
+	g, s := cl.g, cl.step
 	if err := g.WaitAll(ctx, s); err != nil {
 		return sum, err
 	}
