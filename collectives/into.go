@@ -122,6 +122,9 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 		copy(k.view(out), b[i*sz:(i+1)*sz])
 		return nil
 	}
+	if sz >= linearScatter {
+		return cl.wrap(scatterLinearInto(ctx, cl, k, data, out, root))
+	}
 	var blocks [][]byte
 	if cl.r == root {
 		blocks = make([][]byte, cl.p)
@@ -138,4 +141,31 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 	}
 	copy(k.view(out), b)
 	return nil
+}
+
+// linearScatter: from this block size on, ScatterInto's message path sends
+// each block straight from root's data to its rank, received straight into
+// out: every byte moves once, where the binomial tree forwards and packs
+// subtrees' blocks (lg p times the bytes, at ranks that take turns on the
+// cores when they outnumber them).
+const linearScatter = 64 << 10
+
+// scatterLinearInto is ScatterInto's message path for large blocks.
+func scatterLinearInto[E Number](ctx context.Context, cl *call, k elems[E], data, out []E, root int) error {
+	m := len(out)
+	if cl.r != root {
+		return cl.recvInto(ctx, root, k.view(out))
+	}
+	reqs := make([]*comm.Request, 0, cl.p-1)
+	for i := 1; i < cl.p; i++ { // from root's right, round the ring
+		q := (root + i) % cl.p
+		r, err := cl.s.Isend(q, cl.tag, k.view(data[q*m:(q+1)*m]))
+		if err != nil {
+			cancelAll(reqs)
+			return err
+		}
+		reqs = append(reqs, r)
+	}
+	copy(out, data[root*m:(root+1)*m])
+	return comm.WaitAll(ctx, reqs...)
 }
