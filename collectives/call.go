@@ -24,10 +24,14 @@ type call struct {
 	s    *comm.Comm // c.Shadow()
 	tag  int
 	p, r int
-	ac   *agree.Call
+	ac   agree.Call
 	// payload is what this rank posts with its header when the call goes
-	// through a shared-memory region (region.go); nil: nothing.
+	// through a shared-memory region (region.go); nil: nothing. pl and
+	// inline hold it in the call itself, so that a small call allocates
+	// nothing more.
 	payload [][]byte
+	pl      [2][]byte
+	inline  [2]uint64
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError
@@ -47,8 +51,9 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 	if cl := startedCall(ctx, c, op); cl != nil {
 		return cl
 	}
-	ac := agree.Begin(c)
-	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac}
+	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), ac: agree.Begin(c)}
+	cl.tag = cl.ac.Tag
+	return cl
 }
 
 // wrap adds the collective's name to a communication error; errors the

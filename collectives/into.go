@@ -22,7 +22,7 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 	if cl.r == root {
 		cl.offer(k.view(buf))
 	} else {
-		cl.offer()
+		cl.offerNone()
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenEqual,
 		fan: fanMax(cl.s)})
@@ -95,11 +95,11 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 	a := params{typ: k.hash, rooted: true, root: root, length: m, lenRule: lenEqual}
 	switch {
 	case cl.r != root:
-		cl.offer()
+		cl.offerNone()
 	case len(data) != m*cl.p:
 		a.bad = invalid(cl.op, nil, "root %d passed data of length %d for %d blocks of %d", root, len(data), cl.p, m)
 	default: // every block but root's own, which it copies itself
-		cl.offer(k.view(data[:root*m]), k.view(data[(root+1)*m:]))
+		cl.offer2(k.view(data[:root*m]), k.view(data[(root+1)*m:]))
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {

@@ -3,6 +3,7 @@ package collectives
 import (
 	"context"
 	"reflect"
+	"unsafe"
 
 	"github.com/decorun/decorun/comm"
 )
@@ -64,8 +65,8 @@ func (k values[T]) probe(v T) error {
 func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, root int) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opReduce)
-	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
-	fused, err := checkValue(ctx, cl, red.k, v, op, true, root)
+	k := valuesOf[T]()
+	fused, err := checkValue(ctx, cl, k, v, op, true, root)
 	if err != nil {
 		return zero, err
 	}
@@ -74,8 +75,9 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 			cl.done()
 			return zero, nil
 		}
-		return foldValue(cl, red.k, 0, cl.p, op)
+		return foldValue(cl, k, 0, cl.p, op)
 	}
+	red := &value[T]{k: k, op: op, acc: v}
 	if err := cl.reduceTree(ctx, red, root); err != nil {
 		return zero, cl.wrap(err)
 	}
@@ -92,14 +94,15 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
-	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
-	fused, err := checkValue(ctx, cl, red.k, v, op, false, 0)
+	k := valuesOf[T]()
+	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {
 		return zero, err
 	}
 	if fused {
-		return foldValue(cl, red.k, 0, cl.p, op)
+		return foldValue(cl, k, 0, cl.p, op)
 	}
+	red := &value[T]{k: k, op: op, acc: v}
 	if err := cl.allreduceDoubling(ctx, red); err != nil {
 		return zero, cl.wrap(err)
 	}
@@ -124,7 +127,12 @@ func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(
 			a.lenRule = lenEqual
 		}
 	}
-	if bad == nil {
+	switch {
+	case bad != nil:
+	case k.scalar && k.size <= 8*len(cl.inline): // in the call: no allocation
+		*(*T)(unsafe.Pointer(&cl.inline)) = v
+		cl.offer(unsafe.Slice((*byte)(unsafe.Pointer(&cl.inline)), k.size))
+	default:
 		if b, err := k.encode(v); err == nil {
 			cl.offer(b)
 		}

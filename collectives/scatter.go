@@ -20,7 +20,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 	}
 	switch {
 	case cl.r != root:
-		cl.offer()
+		cl.offerNone()
 	case bad == nil && len(data)%cl.p == 0:
 		cl.offer(packBlocks(blocks))
 	}
@@ -71,7 +71,7 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 	}
 	switch {
 	case cl.r != root:
-		cl.offer()
+		cl.offerNone()
 	case bad == nil:
 		cl.offer(packBlocks(blocks))
 	}
