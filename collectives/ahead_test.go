@@ -51,6 +51,23 @@ func TestPostAhead(t *testing.T) {
 				return fmt.Errorf("iteration %d: Iallreduce = %v; want %v", it, out[0], want)
 			}
 		}
+		// Test alone completes a call posted ahead, with the right value.
+		tq := collectives.Iallreduce(ctx, c, me, collectives.Sum)
+		for {
+			v, ok, err := tq.Test()
+			if err != nil {
+				return fmt.Errorf("Test: %w", err)
+			}
+			if ok {
+				if v != n*(n-1)/2 {
+					return fmt.Errorf("Iallreduce by Test = %d; want %d", v, n*(n-1)/2)
+				}
+				break
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("Test never reported the call complete: %w", err)
+			}
+		}
 		// A call posted ahead whose ctx ends before it completes fails with
 		// the ctx's error on that rank only; the others complete it.
 		cctx, cancel := context.WithCancel(ctx)

@@ -322,8 +322,8 @@
 //
 // Wait(ctx) blocks until the call is complete and returns what the blocking
 // form would have returned, errors included (the same mismatch and
-// argument errors, found by the same agreement step); Test() returns at
-// once and reports whether it is complete. Both may be called again and
+// argument errors, found by the same agreement step); Test() never waits
+// and reports whether it is complete. Both may be called again and
 // from several goroutines. Wait's ctx bounds only the waiting: when it
 // ends, Wait returns ctx.Err() and the call goes on; a later Wait or Test
 // gets its result. The call itself is governed by the ctx passed to the
@@ -350,29 +350,34 @@
 // Shared memory) and nothing before the call holds the region, it posts
 // the call there before it returns: it runs the blocking form up to its
 // agreement step, which puts this rank's header and payload in the
-// region, so that the other ranks find them while this one computes. It
-// then queues the rest of the call (or all of it, when it could not post)
-// for a worker: one goroutine per communicator with queued calls runs them
-// one after another, in the order they were started, and ends when the
-// queue is empty. The worker's waits in a region do not spin: they yield
-// the core, then sleep until a rank posts. A Wait on a call that was
-// posted ahead and that the worker has not yet begun finishes it itself,
-// on the caller's goroutine, without a hand-over. There is no goroutine
-// per call and none is left behind once the calls are complete; a call
-// that waits for a rank that never makes it holds its communicator's
-// worker (and the calls queued behind it) until its ctx ends, which is what
-// the blocking form would do to its caller. The worker runs on its own
-// goroutine, so the call progresses while the caller computes (no
-// progress calls are needed, unlike MPI libraries without a progress
-// thread); the price, beside the blocking form's own cost, is starting
-// the worker, a queue entry and the hand-over of the result: a few
-// microseconds. The call also needs its share of the CPU: when the
-// host has fewer cores than busy goroutines, the call and the computation
-// it overlaps take turns, and the call progresses only as fast as the
-// scheduler lets it (decorun bench iallreduce measures how much of a
-// compute phase it hides). Nonblocking calls on one communicator run one at a time, in
-// order; to overlap two collectives with each other, start them on
-// different communicators (Dup).
+// region, where the other ranks find them while this one computes. What
+// remains (wait for the others' posts, read and combine them) is done on
+// the caller's core by Wait, or by Test once every rank's part is there
+// (when reading it needs no further wait), or by the next collective call
+// on c, which needs the region and finishes the calls before it, as MPI's
+// progress rule asks; if none of them comes within a millisecond, a timer
+// finishes the call in the background, so that it completes and frees
+// its step for the other ranks' later calls without them. No goroutine
+// is started for such a call, and there is no hand-over at Wait. Other
+// calls (messages, or a region still held by an earlier call) are queued
+// for a worker: one goroutine per communicator with queued calls runs
+// them one after another, in the order they were started, and ends when
+// the queue is empty; its waits in a region do not spin but yield the
+// core, then sleep until a rank posts. There is no goroutine per call
+// and none is left behind once the calls are complete; a call that waits
+// for a rank that never makes it holds its communicator's worker (and
+// the calls queued behind it) until its ctx ends, which is what the
+// blocking form would do to its caller. The worker progresses while the
+// caller computes (no progress calls are needed); the price, beside the
+// blocking form's own cost, is starting the worker, a queue entry and
+// the hand-over of the result: a few microseconds. It also needs its
+// share of the CPU: when the host has fewer cores than busy goroutines,
+// the call and the computation it overlaps take turns, and the call
+// progresses only as fast as the scheduler lets it (decorun bench
+// iallreduce measures how much of a compute phase it hides). Nonblocking
+// calls on one communicator run one at a time, in order; to overlap two
+// collectives with each other, start them on different communicators
+// (Dup).
 //
 // # Errors
 //

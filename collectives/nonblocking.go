@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/decorun/decorun/comm"
 	"github.com/decorun/decorun/internal/shm"
@@ -29,6 +30,21 @@ type Request[T any] struct {
 	ctx   context.Context // the call's, for Wait's run
 	ahead bool
 	claim atomic.Bool
+	timer atomic.Pointer[time.Timer] // finishes a call posted ahead that nobody waits for
+	// ready: every rank's part of a call posted ahead is in the region,
+	// and the call finishes without another wait (see Test).
+	ready func() bool
+}
+
+// aheadTimeout: a call posted ahead that nobody has waited for, and that
+// no later call on its communicator has finished, is finished in the
+// background after this long.
+const aheadTimeout = time.Millisecond
+
+func (q *Request[T]) stopTimer() {
+	if t := q.timer.Load(); t != nil {
+		t.Stop()
+	}
 }
 
 // Wait blocks until the call is complete and returns its result, or until
@@ -42,8 +58,10 @@ func (q *Request[T]) Wait(ctx context.Context) (T, error) {
 	default:
 	}
 	if q.ahead && q.claim.CompareAndSwap(false, true) {
-		// The call posted in its caller and the worker has not begun it:
-		// finish it here, without a hand-off. (Its own ctx governs it.)
+		// The call posted in its caller and nobody has begun to finish
+		// it: finish it here, without a hand-off. (Its own ctx governs
+		// it.)
+		q.stopTimer()
 		q.run(q.ctx)
 		return q.v, q.err
 	}
@@ -63,9 +81,16 @@ func (q *Request[T]) Test() (T, bool, error) {
 	case <-q.done:
 		return q.v, true, q.err
 	default:
-		var zero T
-		return zero, false, nil
 	}
+	if q.ahead && !q.claim.Load() && q.ready() && q.claim.CompareAndSwap(false, true) {
+		// Every rank's part is in the region and the call reads it
+		// without waiting again: finish it here.
+		q.stopTimer()
+		q.run(q.ctx)
+		return q.v, true, q.err
+	}
+	var zero T
+	return zero, false, nil
 }
 
 // started is a call numbered by an I-function, carried in the ctx of the
@@ -128,6 +153,29 @@ func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx con
 		q.v, q.err = run(ctx)
 		close(q.done)
 	}
+	if q.ahead {
+		q.ready = func() bool {
+			ok, lo, hi := cl.ac.Ready()
+			return ok && lo >= 0 && hi < regionSplit // fused, one phase (see foldBlocks)
+		}
+		// Posted: what remains is to wait for the others' posts and read
+		// them, which the caller's Wait does on its own core, or a later
+		// call on c that needs the region (agree's finisher), or, if
+		// neither comes first, a timer, so that the call completes (and
+		// frees its step for the others' later calls) without them.
+		cl.ac.SetFinisher(func() {
+			if q.claim.CompareAndSwap(false, true) {
+				q.stopTimer()
+				q.run(q.ctx)
+			}
+		})
+		q.timer.Store(time.AfterFunc(aheadTimeout, func() {
+			if q.claim.CompareAndSwap(false, true) {
+				q.run(shm.Patient(q.ctx))
+			}
+		}))
+		return q
+	}
 	// The worker's waits in a region yield the core rather than spin: the
 	// caller computes meanwhile.
 	wctx := shm.Patient(q.ctx)
@@ -146,14 +194,12 @@ func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx con
 	queues[c] = w
 	queuesMu.Unlock()
 	go w.work(c)
-	if !q.ahead {
-		// The new goroutine waits in this P's run queue; if the caller
-		// now computes without blocking, it may stay there until the
-		// scheduler preempts the caller (milliseconds). Let it run first:
-		// it starts the call and, once it waits for a message, is woken
-		// wherever that message is handled.
-		runtime.Gosched()
-	}
+	// The new goroutine waits in this P's run queue; if the caller now
+	// computes without blocking, it may stay there until the scheduler
+	// preempts the caller (milliseconds). Let it run first: it starts the
+	// call and, once it waits for a message, is woken wherever that
+	// message is handled.
+	runtime.Gosched()
 	return q
 }
 

@@ -63,13 +63,17 @@ type state struct {
 	step   uint64 // the region's last step posted
 	// abandoned: calls whose ctx ended while they waited for their turn.
 	abandoned map[uint64]bool
+	// finishers: for calls that posted ahead and hold the turn, what
+	// finishes them (SetFinisher); a call waiting for its turn runs the
+	// one of the call that holds it.
+	finishers map[uint64]func()
 	waiting   int // calls waiting for turnCh
 	users     sync.WaitGroup
 	closed    bool
 }
 
 func newState() *state {
-	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}}
+	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}, finishers: map[uint64]func(){}}
 }
 
 // Call is one collective call on a communicator: its tag, its place in
@@ -131,6 +135,15 @@ func (cl *Call) acquire(ctx context.Context) error {
 			st.mu.Unlock()
 			return fmt.Errorf("agree: call %d after its turn (%d)", cl.Seq, st.turn)
 		}
+		if f := st.finishers[st.turn]; f != nil {
+			// The call that holds the turn posted ahead and nobody
+			// finishes it yet (a nonblocking call not waited for): this
+			// call does, as MPI's progress rule asks of a library.
+			delete(st.finishers, st.turn)
+			st.mu.Unlock()
+			f()
+			continue
+		}
 		ch := st.turnCh
 		st.waiting++
 		st.mu.Unlock()
@@ -186,6 +199,9 @@ func (cl *Call) Done() {
 		cl.g.Ack(cl.step)
 	}
 	st.mu.Lock()
+	if len(st.finishers) > 0 {
+		delete(st.finishers, cl.Seq)
+	}
 	st.turn = cl.Seq + 1
 	st.advance()
 	st.mu.Unlock()
@@ -307,6 +323,43 @@ func (cl *Call) PostAhead(ctx context.Context, p int, h Header, payload [][]byte
 	_ = cl.put(ctx, h, payload) // its error (ctx ended meanwhile) is Check's
 	cl.ahead = true
 	return true
+}
+
+// SetFinisher records, for a call that PostAhead posted, what finishes it
+// (runs Check and Done, at most once whoever calls it): a later call on
+// the communicator that waits for its turn runs it.
+func (cl *Call) SetFinisher(f func()) {
+	st := cl.st
+	st.mu.Lock()
+	if cl.holds {
+		st.finishers[cl.Seq] = f
+	}
+	st.mu.Unlock()
+}
+
+// Ready reports, for a call that PostAhead posted, whether every rank has
+// posted its step, and the least and largest payload length among the
+// posts (-1: a rank's payload did not fit its slot). It never waits, and
+// it reads only what PostAhead set, so it may run while another goroutine
+// finishes the call.
+func (cl *Call) Ready() (ok bool, minData, maxData int64) {
+	if !cl.ahead || cl.err != nil {
+		return false, 0, 0
+	}
+	g, s := cl.g, cl.step
+	for q := range g.Members() {
+		if !g.Posted(q, s) {
+			return false, 0, 0
+		}
+		d := g.Head(q, s, FData)
+		if q == 0 || d < minData {
+			minData = d
+		}
+		if q == 0 || d > maxData {
+			maxData = d
+		}
+	}
+	return true, minData, maxData
 }
 
 // Ahead reports whether PostAhead posted the call.
