@@ -11,7 +11,9 @@ import (
 )
 
 // Undefined is the color a rank passes to Split to be in no new communicator.
-const Undefined = -1
+// It is distinct from AnySource, AnyTag and ProcNull, so that none of
+// them passed as a color by mistake quietly leaves a rank out.
+const Undefined = -3
 
 // Context ids. The world is 0; every derived communicator gets a 64-bit id
 // computed from its parent's id, the number of communicators derived from the
