@@ -49,7 +49,10 @@
 //     the largest cost of AllreduceSlice (see Costs). ReduceScatter(ctx, c, v []E, op) []E: block Rank()
 //     of the element-wise reduction (len(v) divisible by Size()).
 //     ScanSlice, ExscanSlice(ctx, c, v []E, op) []E: element-wise Scan and
-//     Exscan (nil on rank 0), MPI_Scan and MPI_Exscan of a buffer. Every
+//     Exscan, MPI_Scan and MPI_Exscan of a buffer. On rank 0, which has
+//     no ranks before it (MPI leaves its result undefined), Exscan and
+//     ExscanSlice both return the zero value of their result type: the
+//     zero T, and a nil slice. Every
 //     rank must pass the same length; the agreement step checks it.
 //
 // Reduction operators are plain functions, op(a, b T) T; the built-in ones

@@ -402,8 +402,8 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 }
 
 // ExscanSlice returns, on rank r > 0, the element-wise fold of the ranks'
-// slices over ranks 0..r-1 in rank order, and nil on rank 0 (MPI_Exscan of
-// a buffer). Every rank must pass the same length. op must be associative;
+// slices over ranks 0..r-1 in rank order, and nil on rank 0, the zero
+// value of its result as Exscan's is (MPI_Exscan of a buffer). Every rank must pass the same length. op must be associative;
 // it need not be commutative.
 func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opExscanSlice)
