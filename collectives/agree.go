@@ -79,6 +79,8 @@ const (
 	opBcastInto          = agree.BcastInto
 	opGatherInto         = agree.GatherInto
 	opScatterInto        = agree.ScatterInto
+	opGathervInto        = agree.GathervInto
+	opAllgathervInto     = agree.AllgathervInto
 )
 
 // Header fields exchanged by the agreement step (see internal/agree).

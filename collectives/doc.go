@@ -30,6 +30,11 @@
 //     one block, root's data of Size() blocks), so that repeated calls
 //     allocate nothing. They are calls of their own: ranks may not mix
 //     them with Bcast, Gather or Scatter in one call.
+//   - GathervInto(ctx, c, part, out []E, counts, displs []int, root) and
+//     AllgathervInto(ctx, c, part, out []E, counts, displs []int): parts of
+//     any length into one flat buffer, rank q's at out[displs[q]:] with
+//     counts[q] elements (MPI_Gatherv's and MPI_Allgatherv's recvcounts
+//     and displs), at root or on every rank.
 //   - Alltoall(ctx, c, data []T) []T: block i of data (len(data)/Size()
 //     elements) goes to rank i; the result holds the block from rank j at
 //     block j. Alltoallv(ctx, c, parts [][]T) [][]T: parts[i] to rank i, the
@@ -314,7 +319,8 @@
 // MPI_Iallreduce and the rest): Ibarrier, Ibcast, Ireduce, Iallreduce,
 // IreduceSlice, IallreduceSlice and their *Into forms, Igather(v),
 // Iscatter(v), Iallgather(v), Ialltoall(v), IreduceScatter, Iscan, Iexscan,
-// IscanSlice, IexscanSlice, IbcastInto, IgatherInto and IscatterInto.
+// IscanSlice, IexscanSlice, IbcastInto, IgatherInto, IscatterInto,
+// IgathervInto and IallgathervInto.
 // Each takes the blocking form's arguments, returns at once a [*Request]
 // of the blocking form's result, and goes on in the background while the
 // caller computes, sends and receives, or starts other calls:

@@ -99,12 +99,14 @@ const (
 	BcastInto
 	GatherInto
 	ScatterInto
+	GathervInto
+	AllgathervInto
 )
 
 var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
 	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
-	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto"}
+	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto", "GathervInto", "AllgathervInto"}
 
 // Wire is the Op that the agreement step compares: the plain form of an
 // *Into call.
