@@ -81,6 +81,8 @@ const (
 	opScatterInto        = agree.ScatterInto
 	opGathervInto        = agree.GathervInto
 	opAllgathervInto     = agree.AllgathervInto
+	opNeighborAllgather  = agree.NeighborAllgather
+	opNeighborAlltoall   = agree.NeighborAlltoall
 )
 
 // Header fields exchanged by the agreement step (see internal/agree).

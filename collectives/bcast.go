@@ -172,6 +172,8 @@ func (cl *call) bcastScatterRing(ctx context.Context, buf []byte, root int) erro
 
 func cancelAll(reqs []*comm.Request) {
 	for _, q := range reqs {
-		q.Cancel()
+		if q != nil {
+			q.Cancel()
+		}
 	}
 }

@@ -39,6 +39,11 @@
 //     elements) goes to rank i; the result holds the block from rank j at
 //     block j. Alltoallv(ctx, c, parts [][]T) [][]T: parts[i] to rank i, the
 //     result indexed by source rank.
+//   - NeighborAllgather(ctx, c, v T) []T and NeighborAlltoall(ctx, c, vs
+//     []T) []T, on a Cartesian communicator (comm.CartCreate): v to every
+//     neighbour, vs[i] to neighbour i, and what each neighbour sent,
+//     indexed as c.Neighbors() (for each dimension, the rank before and
+//     the rank after; the zero T for a ProcNull neighbour past an edge).
 //   - Reduce(ctx, c, v T, op, root) T, Allreduce(ctx, c, v T, op) T: op
 //     folded over every rank's whole value v. Scan: the fold over ranks
 //     0..Rank(); Exscan: over ranks 0..Rank()-1 (the zero T on rank 0).
@@ -320,7 +325,8 @@
 // IreduceSlice, IallreduceSlice and their *Into forms, Igather(v),
 // Iscatter(v), Iallgather(v), Ialltoall(v), IreduceScatter, Iscan, Iexscan,
 // IscanSlice, IexscanSlice, IbcastInto, IgatherInto, IscatterInto,
-// IgathervInto and IallgathervInto.
+// IgathervInto, IallgathervInto, IneighborAllgather and
+// IneighborAlltoall.
 // Each takes the blocking form's arguments, returns at once a [*Request]
 // of the blocking form's result, and goes on in the background while the
 // caller computes, sends and receives, or starts other calls:

@@ -156,3 +156,13 @@ func IallgathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E,
 		return AllgathervInto(ctx, c, part, out, counts, displs)
 	})
 }
+
+// IneighborAllgather is the nonblocking form of NeighborAllgather.
+func IneighborAllgather[T any](ctx context.Context, c *comm.Comm, v T) *Request[[]T] {
+	return start(ctx, c, opNeighborAllgather, func(ctx context.Context) ([]T, error) { return NeighborAllgather(ctx, c, v) })
+}
+
+// IneighborAlltoall is the nonblocking form of NeighborAlltoall.
+func IneighborAlltoall[T any](ctx context.Context, c *comm.Comm, vs []T) *Request[[]T] {
+	return start(ctx, c, opNeighborAlltoall, func(ctx context.Context) ([]T, error) { return NeighborAlltoall(ctx, c, vs) })
+}

@@ -124,6 +124,7 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 		g = nil
 	}
 	nc.adopt(g, sum[agree.FRegion].Min == 1)
+	nc.topo = c.topo // a duplicate keeps the grid (MPI_Comm_dup)
 	return nc, nil
 }
 
@@ -144,6 +145,12 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 	if _, err := c.agree(ctx, agree.Split, 0, false); err != nil {
 		return nil, err
 	}
+	return c.splitAgreed(ctx, color, key)
+}
+
+// splitAgreed is Split after its agreement step (CartCreate and CartSub
+// run their own).
+func (c *Comm) splitAgreed(ctx context.Context, color, key int) (*Comm, error) {
 	n := c.nderived.Add(1)                // after the agreement: every rank counts the same calls
 	x := c.derive(mix(c.id, saltExch, n)) // private context for the exchange
 	// A collective context, so that a rank lost meanwhile (--keep-going)

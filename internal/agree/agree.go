@@ -101,12 +101,19 @@ const (
 	ScatterInto
 	GathervInto
 	AllgathervInto
+	// Package comm's topologies.
+	CartCreate
+	CartSub
+	// Package collectives' neighbourhood collectives.
+	NeighborAllgather
+	NeighborAlltoall
 )
 
 var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
 	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
-	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto", "GathervInto", "AllgathervInto"}
+	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto", "GathervInto", "AllgathervInto",
+	"CartCreate", "CartSub", "NeighborAllgather", "NeighborAlltoall"}
 
 // Wire is the Op that the agreement step compares: the plain form of an
 // *Into call.
