@@ -40,10 +40,12 @@
 //     block j. Alltoallv(ctx, c, parts [][]T) [][]T: parts[i] to rank i, the
 //     result indexed by source rank.
 //   - NeighborAllgather(ctx, c, v T) []T and NeighborAlltoall(ctx, c, vs
-//     []T) []T, on a Cartesian communicator (comm.CartCreate): v to every
-//     neighbour, vs[i] to neighbour i, and what each neighbour sent,
-//     indexed as c.Neighbors() (for each dimension, the rank before and
-//     the rank after; the zero T for a ProcNull neighbour past an edge).
+//     []T) []T, on a communicator with a topology (comm.CartCreate,
+//     comm.DistGraphCreateAdjacent): v to every destination neighbour,
+//     vs[i] to destination i, and what each source neighbour sent, indexed
+//     as c.NeighborRanks() (on a grid, for each dimension the rank before
+//     and the rank after; the zero T for a ProcNull neighbour past an
+//     edge).
 //   - Reduce(ctx, c, v T, op, root) T, Allreduce(ctx, c, v T, op) T: op
 //     folded over every rank's whole value v. Scan: the fold over ranks
 //     0..Rank(); Exscan: over ranks 0..Rank()-1 (the zero T on rank 0).

@@ -103,3 +103,38 @@ func TestNeighbor(t *testing.T) {
 		}
 	}
 }
+
+// TestNeighborGraph: on a distributed graph in which every rank sends to
+// the next rank twice and to the one after once, each block arrives in the
+// place of its source's listing (the k-th listing of a source gets the
+// k-th block that source sends to this rank).
+func TestNeighborGraph(t *testing.T) {
+	const n = 4
+	cs := commtest.World(t, n)
+	ctx := tctx(t)
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		r := c.Rank()
+		prev, prev2 := (r+n-1)%n, (r+n-2)%n
+		g, err := comm.DistGraphCreateAdjacent(ctx, c, []int{prev, prev2, prev}, nil,
+			[]int{(r + 1) % n, (r + 2) % n, (r + 1) % n}, nil, false)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		got, err := collectives.NeighborAlltoall(ctx, g, []int{100 * r, 100*r + 1, 100*r + 2})
+		if err != nil {
+			return err
+		}
+		if want := []int{100 * prev, 100*prev2 + 1, 100*prev + 2}; !slices.Equal(got, want) {
+			return fmt.Errorf("NeighborAlltoall = %v; want %v", got, want)
+		}
+		all, err := collectives.NeighborAllgather(ctx, g, r)
+		if err != nil {
+			return err
+		}
+		if want := []int{prev, prev2, prev}; !slices.Equal(all, want) {
+			return fmt.Errorf("NeighborAllgather = %v; want %v", all, want)
+		}
+		return nil
+	})
+}

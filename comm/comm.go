@@ -128,6 +128,7 @@ type Comm struct {
 	shadow     atomic.Pointer[Comm] // Shadow(), made once
 	grp        *group               // nil: the world
 	topo       *cart                // a Cartesian grid (CartCreate), or nil
+	graph      *distGraph           // a distributed graph (DistGraphCreateAdjacent), or nil
 	derived    bool
 	closedFlag *atomic.Bool // derived communicators only
 	nderived   atomic.Uint64

@@ -124,7 +124,7 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 		g = nil
 	}
 	nc.adopt(g, sum[agree.FRegion].Min == 1)
-	nc.topo = c.topo // a duplicate keeps the grid (MPI_Comm_dup)
+	nc.topo, nc.graph = c.topo, c.graph // a duplicate keeps the topology (MPI_Comm_dup)
 	return nc, nil
 }
 

@@ -107,13 +107,20 @@ const (
 	// Package collectives' neighbourhood collectives.
 	NeighborAllgather
 	NeighborAlltoall
+	DistGraphCreate // package comm's
 )
 
 var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
 	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
 	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto", "GathervInto", "AllgathervInto",
-	"CartCreate", "CartSub", "NeighborAllgather", "NeighborAlltoall"}
+	"CartCreate", "CartSub", "NeighborAllgather", "NeighborAlltoall", "DistGraphCreate"}
+
+// names has one entry per Op (a compile-time check).
+var (
+	_ [len(names) - int(DistGraphCreate) - 1]struct{}
+	_ [int(DistGraphCreate) + 1 - len(names)]struct{}
+)
 
 // Wire is the Op that the agreement step compares: the plain form of an
 // *Into call.
