@@ -30,7 +30,7 @@ func TestNeighbor(t *testing.T) {
 		for _, d := range tc.dims {
 			n *= d
 		}
-		for _, tr := range []string{"shm", "nats"} {
+		for _, tr := range []string{"shm", "nats", "tcp"} {
 			t.Run(fmt.Sprint(tc.dims, tc.periods, tr), func(t *testing.T) {
 				cs := commtest.WorldOn(t, n, tr)
 				ctx := tctx(t)

@@ -98,3 +98,39 @@ func ExampleWaitany() {
 	// request 0 tag 0
 	// request 1 tag 1
 }
+
+// DimsCreate picks a balanced grid shape for a number of ranks; fixed
+// entries are kept.
+func ExampleDimsCreate() {
+	for _, tc := range []struct {
+		n    int
+		dims []int
+	}{{8, []int{0, 0}}, {12, []int{0, 0, 0}}, {12, []int{0, 2}}} {
+		d, err := comm.DimsCreate(tc.n, tc.dims)
+		fmt.Println(tc.n, tc.dims, "→", d, err)
+	}
+	// Output:
+	// 8 [0 0] → [4 2] <nil>
+	// 12 [0 0 0] → [3 2 2] <nil>
+	// 12 [0 2] → [6 2] <nil>
+}
+
+// A Cartesian grid: coordinates, and neighbours along each dimension,
+// ProcNull past a non-periodic edge. (A world of one rank is a 1×1 grid.)
+func ExampleCartCreate() {
+	ctx := context.Background()
+	c, _ := comm.Connect(ctx, comm.Job{Rank: 0, Size: 1})
+	defer c.Close()
+	g, err := comm.CartCreate(ctx, c, []int{1, 1}, []bool{false, true}, false)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Close()
+	co, _ := g.Coords(g.Rank())
+	up, down, _ := g.Shift(0, 1)
+	left, right, _ := g.Shift(1, 1)
+	fmt.Println("coords", co, "up", up == comm.ProcNull, "down", down == comm.ProcNull, "left", left, "right", right)
+	// Output:
+	// coords [0 0] up true down true left 0 right 0
+}
