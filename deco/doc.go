@@ -109,7 +109,12 @@
 // shares with the task: through pointers, into map entries (added, changed
 // and deleted keys), slice and array elements and exported struct fields.
 // A value that differs (reflect.DeepEqual) is a change and is written to the
-// same place in the caller's value. Header changes the caller could not see
+// same place in the caller's value. Slices of numbers and bools are
+// compared by their memory instead, an element whose bits changed being a
+// change (so a NaN left alone is not written back), and each run of
+// changed elements travels as one piece: the write-back of a task that set
+// one element of a large slice costs a pass over its memory and that
+// element. Header changes the caller could not see
 // in serial Go are not written back (reassigning a parameter, appending to
 // a slice argument); header changes it could see are (a slice or map stored
 // behind a pointer, in a map or a slice that got a new length or became
@@ -166,8 +171,10 @@
 //
 // Per task: one CBOR encoding of the arguments at the call and one decoding
 // where it runs, the same for the result, about 80 bytes kept until the end
-// of the block (more for a failed task or one with write-backs), and for arguments that can carry writes a
-// second decoding and a reflective comparison after the call. Per batch: one
+// of the block (more for a failed task or one with write-backs), and for
+// arguments that can carry writes a copy as issued (a memory copy for a
+// slice of numbers, a second decoding otherwise) and a comparison after
+// the call. Per batch: one
 // message to the worker and one back. Concurrent pays off for tasks that
 // cost more than a few µs locally and more than ~50 µs across ranks
 // (DECO: ~1 ms).

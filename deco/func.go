@@ -159,7 +159,7 @@ func newFunc[A, R any](id any, f func(A) (R, error)) *Func[A, R] {
 			return nil, nil, err
 		}
 		if b != nil {
-			decArgs(args, b)
+			snapshotArgs(args, []any{b}, []any{&a})
 		}
 		r, err := f(a)
 		if err != nil {
@@ -249,7 +249,7 @@ func newFunc2[A, B, R any](id any, f func(A, B) (R, error)) *Func2[A, B, R] {
 		}
 		var a0, b0 = before[A](e, 0), before[B](e, 1)
 		if sh {
-			decArgs(args, orNil(a0), orNil(b0))
+			snapshotArgs(args, []any{orNil(a0), orNil(b0)}, []any{&a, &b})
 		}
 		r, err := f(a, b)
 		if err != nil {
@@ -335,7 +335,7 @@ func newFunc3[A, B, C, R any](id any, f func(A, B, C) (R, error)) *Func3[A, B, C
 		}
 		a0, b0, c0 := before[A](e, 0), before[B](e, 1), before[C](e, 2)
 		if sh {
-			decArgs(args, orNil(a0), orNil(b0), orNil(c0))
+			snapshotArgs(args, []any{orNil(a0), orNil(b0), orNil(c0)}, []any{&a, &b, &c})
 		}
 		r, err := f(a, b, c)
 		if err != nil {

@@ -1,8 +1,10 @@
 package deco
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -31,6 +33,9 @@ type wbOp struct {
 	Path []step
 	Del  bool
 	Val  cbor.RawMessage
+	// N > 0: Val is a slice of N elements for the places from the last
+	// step's index on (a run of changed elements of a slice of numbers).
+	N int
 }
 
 // diffArgs compares each sharing argument after the call with its copy as
@@ -136,6 +141,10 @@ func (d *differ) diff(path []step, a, b reflect.Value, visible bool) {
 			}
 			return
 		}
+		if rawElems(a.Type().Elem()) {
+			d.diffRaw(path, a, b)
+			return
+		}
 		if a.Len() > 16 && !shares(a.Type().Elem(), map[reflect.Type]bool{}) && reflect.DeepEqual(a.Interface(), b.Interface()) {
 			return // fast path for large unchanged slices of plain values
 		}
@@ -150,6 +159,76 @@ func (d *differ) diff(path []step, a, b reflect.Value, visible bool) {
 		if visible && !reflect.DeepEqual(a.Interface(), b.Interface()) {
 			d.set(path, b)
 		}
+	}
+}
+
+// snapshotArgs fills dsts[i] (when not nil) with a copy of the argument
+// as issued, for diffArgs: a slice of numbers is copied from the decoded
+// argument (*srcs[i], not yet called with), anything else decoded again
+// from args.
+func snapshotArgs(args []byte, dsts, srcs []any) {
+	for i, dst := range dsts {
+		if dst == nil {
+			continue
+		}
+		d, s := reflect.ValueOf(dst).Elem(), reflect.ValueOf(srcs[i]).Elem()
+		if s.Kind() == reflect.Slice && rawElems(s.Type().Elem()) {
+			if !s.IsNil() {
+				c := reflect.MakeSlice(s.Type(), s.Len(), s.Len())
+				reflect.Copy(c, s)
+				d.Set(c)
+			}
+			continue
+		}
+		ptrs := make([]any, i+1)
+		ptrs[i] = dst
+		decArgs(args, ptrs...)
+	}
+}
+
+// rawElems reports whether t is a number or bool kind, whose values are
+// equal when their memory is.
+func rawElems(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return true
+	}
+	return false
+}
+
+// diffRaw compares two slices of numbers of one length by their memory
+// and records each run of changed elements as one op: a write-back costs
+// a pass over the memory and what changed, not a reflective comparison
+// per element. (Equal memory is no change, so a NaN left alone is not
+// written back; a float whose bits changed, -0 for 0, is.)
+func (d *differ) diffRaw(path []step, a, b reflect.Value) {
+	n, sz := a.Len(), int(a.Type().Elem().Size())
+	if n == 0 {
+		return
+	}
+	am := unsafe.Slice((*byte)(a.UnsafePointer()), n*sz)
+	bm := unsafe.Slice((*byte)(b.UnsafePointer()), n*sz)
+	if bytes.Equal(am, bm) {
+		return
+	}
+	for i := 0; i < n; {
+		if string(am[i*sz:(i+1)*sz]) == string(bm[i*sz:(i+1)*sz]) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < n && string(am[j*sz:(j+1)*sz]) != string(bm[j*sz:(j+1)*sz]) {
+			j++
+		}
+		v, err := encode(b.Slice(i, j).Interface())
+		if err != nil {
+			d.err = fmt.Errorf("write-back of argument %d: %w: %w", d.arg+1, ErrEncode, err)
+			return
+		}
+		d.ops = append(d.ops, wbOp{Arg: d.arg, Path: with(path, step{K: stepIndex, I: i}), Val: v, N: j - i})
+		i = j
 	}
 }
 
@@ -207,6 +286,20 @@ func applyAt(v reflect.Value, path []step, op wbOp) (reflect.Value, error) {
 			c := reflect.New(v.Type()).Elem()
 			c.Set(v)
 			v = c
+		}
+		if s.K == stepIndex && op.N > 0 && len(rest) == 0 { // a run of elements (diffRaw)
+			if v.Kind() == reflect.Struct || s.I < 0 || op.N > v.Len()-s.I {
+				return v, fmt.Errorf("elements %d to %d out of range: the caller's value has %d elements now", s.I, s.I+op.N, v.Len())
+			}
+			run := reflect.New(reflect.SliceOf(v.Type().Elem()))
+			if err := decode(op.Val, run.Interface()); err != nil {
+				return v, err
+			}
+			if run.Elem().Len() != op.N {
+				return v, errMalformed
+			}
+			reflect.Copy(v.Slice(s.I, s.I+op.N), run.Elem())
+			return v, nil
 		}
 		var el reflect.Value
 		if s.K == stepField {

@@ -3,6 +3,7 @@ package deco_test
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
@@ -109,4 +110,57 @@ func TestWriteBackFailedTask(t *testing.T) {
 			t.Errorf("map %v, want only y", m)
 		}
 	})
+}
+
+var (
+	fillRuns = deco.Action2(func(xs []float64, k int) {
+		// Two runs of changed elements, and one element set to its old
+		// value (no change).
+		for i := k * 10; i < k*10+3; i++ {
+			xs[i] = float64(i) + 0.5
+		}
+		xs[k*10+7] = -float64(k)
+		xs[k*10+9] = xs[k*10+9]
+	})
+	setAt = deco.Action3(func(xs []float64, i int, v float64) { xs[i] = v })
+)
+
+// TestWriteBackRuns: tasks that change runs of elements of a shared slice
+// of numbers write back exactly those (each run in one op), so tasks that
+// change different elements all land, and an element a task left alone is
+// never written back, NaN included (a NaN is not equal to itself, so a
+// comparison of values would send it back and overwrite another task's
+// write).
+func TestWriteBackRuns(t *testing.T) {
+	ctx := context.Background()
+	xs := make([]float64, 100)
+	for i := range xs {
+		xs[i] = -1
+	}
+	xs[50] = math.NaN()
+	err := deco.Synchronized(ctx, func(s *deco.Scope) {
+		setAt.Go(s, xs, 50, 5.0) // issued first: its write-back comes first
+		for k := range 10 {
+			fillRuns.Go(s, xs, k)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range 10 {
+		for i := k * 10; i < k*10+10; i++ {
+			want := -1.0
+			switch {
+			case i < k*10+3:
+				want = float64(i) + 0.5
+			case i == k*10+7:
+				want = -float64(k)
+			case i == 50:
+				want = 5
+			}
+			if xs[i] != want {
+				t.Errorf("xs[%d] = %v; want %v", i, xs[i], want)
+			}
+		}
+	}
 }
