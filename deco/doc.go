@@ -164,8 +164,10 @@
 //
 // A block that runs longer than half a second shows a progress bar (tasks
 // done / issued, rate, ETA; github.com/schollz/progressbar/v3) on rank 0's
-// stderr when it is a terminal. DECO_PROGRESS=0 or 1 in the environment, or
-// the [Progress] option, turns it off or on.
+// stderr when it is a terminal, or when, under decorun, decorun's stderr
+// is (DECORUN_TTY=1: rank 0's stderr is then a pipe to decorun, which
+// forwards each frame as it is drawn). DECO_PROGRESS=0 or 1 in the
+// environment, or the [Progress] option, turns it off or on.
 //
 // # Cost
 //

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -19,8 +20,9 @@ type progress struct {
 	bar   *progressbar.ProgressBar // nil until the block has run progressDelay
 }
 
-// progressOn resolves the setting: -1 auto (on when stderr is a terminal),
-// overridden by DECO_PROGRESS=0 or 1, overridden by the Progress option.
+// progressOn resolves the setting: -1 auto (on when stderr is a terminal,
+// or, under decorun, when decorun's stderr is: DECORUN_TTY=1), overridden
+// by DECO_PROGRESS=0 or 1, overridden by the Progress option.
 func progressOn(setting int) bool {
 	if setting >= 0 {
 		return setting == 1
@@ -31,7 +33,7 @@ func progressOn(setting int) bool {
 	case "1":
 		return true
 	}
-	return term.IsTerminal(int(os.Stderr.Fd()))
+	return term.IsTerminal(int(os.Stderr.Fd())) || os.Getenv(jobenv.EnvTTY) == "1"
 }
 
 func newProgress(setting int) *progress {
@@ -59,7 +61,13 @@ func (p *progress) update(done, total int) {
 			progressbar.OptionSetItsString("tasks"),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionSetRenderBlankState(false),
 			progressbar.OptionClearOnFinish())
+		// The first frame shows where the block is now (ChangeMax64 and
+		// a throttled Set64 would draw 0 first).
+		p.bar.Set64(int64(done))
+		p.bar.RenderBlank()
+		return
 	}
 	p.bar.ChangeMax64(int64(total))
 	p.bar.Set64(int64(done))

@@ -120,7 +120,7 @@ var (
 			xs[i] = float64(i) + 0.5
 		}
 		xs[k*10+7] = -float64(k)
-		xs[k*10+9] = xs[k*10+9]
+		xs[k*10+9] = -1 // its value as issued: no change
 	})
 	setAt = deco.Action3(func(xs []float64, i int, v float64) { xs[i] = v })
 )

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
+	"golang.org/x/term"
 	"github.com/decorun/decorun/internal/proc"
 	"github.com/decorun/decorun/internal/shm"
 	"github.com/nats-io/nats.go"
@@ -146,10 +147,20 @@ func (j *job) environ() []string {
 			env = append(env, jobenv.EnvTCPAddr+"="+u.Hostname())
 		}
 	}
-	return append(env,
+	return append(append(env, ttyEnv(j.cfg.Stderr)...),
 		jobenv.EnvSize+"="+n,
 		jobenv.EnvLocalSize+"="+n,
 	) // the rank variables are appended per rank; exec keeps the last duplicate
+}
+
+// ttyEnv tells the ranks whether their stderr lines end on a terminal
+// (DECORUN_TTY=1), so that rank 0 can draw a progress bar there although
+// its own stderr is a pipe to decorun.
+func ttyEnv(stderr io.Writer) []string {
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return []string{jobenv.EnvTTY + "=1"}
+	}
+	return nil
 }
 
 // hostRanks lists the ranks placed on rank n's host, ascending.

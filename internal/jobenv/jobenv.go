@@ -28,6 +28,7 @@ const (
 	EnvPrefix    = "DECORUN_PREFIX"     // subject prefix of the job (default "decorun.<job>")
 	EnvTransport = "DECORUN_TRANSPORT"  // data path: auto, nats, shm or tcp (see Transport*); unset: comm's default
 	EnvHostRanks = "DECORUN_HOST_RANKS" // the world ranks on this rank's host, as "0-3,8,10-11"; unset: unknown
+	EnvTTY       = "DECORUN_TTY"        // "1": decorun's stderr, where the ranks' stderr lines go, is a terminal
 	EnvTCPAddr   = "DECORUN_TCP_ADDR"   // address this rank listens on for direct TCP from peers; unset: its address towards the NATS server
 
 	// Credentials for an existing NATS server or cluster (decorun

@@ -1,8 +1,7 @@
 package proc
 
 import (
-	"bufio"
-	"errors"
+	"bytes"
 	"io"
 	"sync"
 )
@@ -23,17 +22,23 @@ func (s *SyncWriter) Write(p []byte) (int, error) {
 }
 
 // CopyLines copies src to dst one line at a time, each line in one
-// dst.Write call that starts with prefix. A last line without a newline gets
-// one at end of input. Lines longer than maxLine bytes are passed on in
-// pieces of maxLine bytes; only the first piece gets the prefix. CopyLines
-// returns when src returns an error or EOF (a nil error) and keeps reading
-// (discarding) after dst fails, so the writer of src is never blocked by a
-// broken destination; it returns the first error of either side.
+// dst.Write call that starts with prefix. A line ends at a newline, or at a
+// carriage return, which redraws the line on a terminal (a progress bar's
+// frames end so): such a piece goes on as soon as it is read, with the
+// prefix, so that the frames reach the terminal while they are drawn, and
+// a newline right after it (a CRLF) goes on alone. A last line without a
+// newline gets one at end of input. Lines longer than maxLine bytes are
+// passed on in pieces of maxLine bytes; only the first piece gets the
+// prefix. CopyLines returns when src returns an error or EOF (a nil error)
+// and keeps reading (discarding) after dst fails, so the writer of src is
+// never blocked by a broken destination; it returns the first error of
+// either side.
 func CopyLines(dst io.Writer, src io.Reader, prefix []byte, maxLine int) error {
-	br := bufio.NewReaderSize(src, 64<<10)
+	in := make([]byte, 64<<10)
 	buf := make([]byte, 0, 4<<10)
 	var werr error
 	midLine := false // the previous piece did not end its line
+	afterCR := false // the previous piece ended with a carriage return
 	emit := func(line []byte) {
 		if werr != nil {
 			return
@@ -44,27 +49,43 @@ func CopyLines(dst io.Writer, src io.Reader, prefix []byte, maxLine int) error {
 		}
 		_, werr = dst.Write(line)
 	}
-	var acc []byte // a line that did not fit in br's buffer
+	var acc []byte // the start of a line not ended yet
 	for {
-		frag, err := br.ReadSlice('\n')
-		switch {
-		case err == nil && acc == nil:
-			emit(frag)
-			midLine = false
-		case err == nil:
-			acc = append(acc, frag...)
-			emit(acc)
-			acc, midLine = nil, false
-		case errors.Is(err, bufio.ErrBufferFull):
-			acc = append(acc, frag...)
-			for len(acc) >= maxLine {
-				emit(acc[:maxLine])
+		n, err := src.Read(in)
+		data := in[:n]
+		for len(data) > 0 {
+			if afterCR && data[0] == '\n' { // the LF of a CRLF
 				midLine = true
-				acc = append(acc[:0], acc[maxLine:]...)
+				emit(data[:1])
+				midLine, afterCR = false, false
+				data = data[1:]
+				continue
 			}
-			continue
-		default: // EOF or a read error: flush what is left
-			acc = append(acc, frag...)
+			i := bytes.IndexAny(data, "\r\n")
+			if i < 0 {
+				acc = append(acc, data...)
+				for len(acc) >= maxLine {
+					emit(acc[:maxLine])
+					midLine = true
+					acc = append(acc[:0], acc[maxLine:]...)
+				}
+				afterCR = false
+				break
+			}
+			line := data[:i+1]
+			if len(acc) > 0 {
+				acc = append(acc, line...)
+				line = acc
+			}
+			emit(line)
+			midLine, afterCR = false, data[i] == '\r'
+			acc = acc[:0]
+			data = data[i+1:]
+		}
+		if cap(acc) > 4*maxLine {
+			acc = nil
+		}
+		if err != nil {
 			if len(acc) > 0 {
 				emit(append(acc, '\n'))
 			}
@@ -75,9 +96,6 @@ func CopyLines(dst io.Writer, src io.Reader, prefix []byte, maxLine int) error {
 				return err
 			}
 			return werr
-		}
-		if cap(acc) > 4*maxLine {
-			acc = nil
 		}
 	}
 }

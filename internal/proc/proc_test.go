@@ -156,3 +156,36 @@ func TestWaitKillsGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyLinesCarriageReturn: a piece that ends in a carriage return (a
+// progress bar's frame) goes on at once, prefixed; the LF of a CRLF goes
+// on alone; normal lines and a last line without a newline as before.
+func TestCopyLinesCarriageReturn(t *testing.T) {
+	var out bytes.Buffer
+	in := "frame 1\rframe 2\rdone\r\nnext line\nlast"
+	if err := CopyLines(&out, strings.NewReader(in), []byte("[0] "), 1024); err != nil {
+		t.Fatal(err)
+	}
+	want := "[0] frame 1\r[0] frame 2\r[0] done\r\n[0] next line\n[0] last\n"
+	if out.String() != want {
+		t.Errorf("got %q; want %q", out.String(), want)
+	}
+	// A frame is written before the writer of src writes anything more.
+	r, w := io.Pipe()
+	got := make(chan string, 4)
+	go CopyLines(writerFunc(func(p []byte) (int, error) { got <- string(p); return len(p), nil }), r, nil, 1024)
+	w.Write([]byte("50%\r"))
+	select {
+	case s := <-got:
+		if s != "50%\r" {
+			t.Errorf("first piece %q", s)
+		}
+	case <-time.After(time.Minute): // a hang guard
+		t.Fatal("a frame ending in CR was held back")
+	}
+	w.Close()
+}
+
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
