@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
-	"golang.org/x/term"
 	"github.com/decorun/decorun/internal/proc"
 	"github.com/decorun/decorun/internal/shm"
 	"github.com/nats-io/nats.go"
+	"golang.org/x/term"
 )
 
 // drainTimeout bounds how long output is still read once every rank has
