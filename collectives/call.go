@@ -31,6 +31,8 @@ type call struct {
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError
+	// h: c spans hosts, and the call runs hierarchically (hier.go).
+	h *hier
 }
 
 // begin numbers a collective call on c. It is the one place where a call
@@ -45,7 +47,11 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 		return cl
 	}
 	ac := agree.Begin(c)
-	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac}
+	cl := &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac, h: beginHier(c, op)}
+	if cl.h != nil {
+		ac.Skip() // the call runs on c's sub-communicators (hier.go)
+	}
+	return cl
 }
 
 // wrap adds the collective's name to a communication error; errors the

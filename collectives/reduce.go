@@ -65,6 +65,9 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 	var zero T
 	cl := begin(ctx, c, opReduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
+	if cl.h != nil {
+		return reduceHier(ctx, cl, red.k, v, op, valueParams(cl, red.k, v, op, true, root), root)
+	}
 	fused, err := checkValue(ctx, cl, red.k, v, op, true, root)
 	if err != nil {
 		return zero, err
@@ -93,6 +96,9 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
 	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
+	if cl.h != nil {
+		return reduceHier(ctx, cl, red.k, v, op, valueParams(cl, red.k, v, op, false, 0), -1)
+	}
 	fused, err := checkValue(ctx, cl, red.k, v, op, false, 0)
 	if err != nil {
 		return zero, err
@@ -113,6 +119,18 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 // length of a slice value is exchanged too, and must be equal on every
 // rank when some rank's op came from Elementwise.
 func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) (fused bool, err error) {
+	a := valueParams(cl, k, v, op, rooted, root)
+	if a.bad == nil {
+		if b, err := k.encode(v); err == nil {
+			cl.offer(b)
+		}
+	}
+	s, err := cl.check(ctx, a)
+	return err == nil && cl.fused(s), cl.wrap(err)
+}
+
+// valueParams are the agreement's arguments of a whole-value reduction.
+func valueParams[T any](cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) params {
 	var bad error
 	if err := k.probe(v); err != nil {
 		bad = invalid(cl.op, err, "rank %d's value", cl.r)
@@ -124,13 +142,7 @@ func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(
 			a.lenRule = lenEqual
 		}
 	}
-	if bad == nil {
-		if b, err := k.encode(v); err == nil {
-			cl.offer(b)
-		}
-	}
-	s, err := cl.check(ctx, a)
-	return err == nil && cl.fused(s), cl.wrap(err)
+	return a
 }
 
 // foldValue is a whole-value reduction through the region: this rank folds
