@@ -50,6 +50,25 @@ func beginHier(c *comm.Comm, op opcode) *hier {
 	return h
 }
 
+func init() { agree.Hier = hierAgree }
+
+// hierAgree is the agreement of comm's Split and Dup on a communicator
+// that spans hosts: the same steps as a collective's (agree.Hier).
+func hierAgree(ctx context.Context, x any, h header) (summary, bool, error) {
+	c, ok := x.(*comm.Comm)
+	if !ok {
+		return summary{}, false, nil
+	}
+	op := opcode(h[fOp])
+	hh := beginHier(c, op)
+	if hh == nil {
+		return summary{}, false, nil
+	}
+	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), h: hh}
+	s, _, err := cl.hierRun(ctx, h, nil)
+	return s, true, err
+}
+
 func subCall(c *comm.Comm, op opcode) *call {
 	ac := agree.Begin(c)
 	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac}

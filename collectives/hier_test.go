@@ -218,6 +218,27 @@ func TestHierMismatch(t *testing.T) {
 			}
 			return collectives.AllreduceSliceInto(ctx, c, in, out, collectives.Sum)
 		}},
+		{"split", func(c *comm.Comm) error {
+			if c.Rank() >= 3 {
+				return collectives.Barrier(ctx, c)
+			}
+			s, err := c.Split(ctx, 0, 0)
+			if err == nil {
+				s.Close()
+			}
+			return err
+		}},
+		{"dup", func(c *comm.Comm) error {
+			if c.Rank() == 2 {
+				_, err := collectives.Bcast(ctx, c, 1, 0)
+				return err
+			}
+			d, err := c.Dup(ctx)
+			if err == nil {
+				d.Close()
+			}
+			return err
+		}},
 		{"local", func(c *comm.Comm) error {
 			parts := make([][]int, 6)
 			if c.Rank() == 5 {
