@@ -160,7 +160,7 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	} else {
 		out = nil
 	}
-	if cl.h != nil {
+	if cl.h != nil && !hierFlat(k, len(v)) {
 		return sliceHier(ctx, cl, k, v, out, op, a, root)
 	}
 	large := cl.large(k.raw, len(v)*k.size) && root >= 0 && root < cl.p
@@ -255,7 +255,7 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 	k := elemsOf[E]()
 	a := sliceParams(cl, k, v, false, 0)
 	same := checkOut(cl, v, out, &a)
-	if cl.h != nil {
+	if cl.h != nil && !hierFlat(k, len(v)) {
 		return sliceHier(ctx, cl, k, v, out, op, a, -1)
 	}
 	h, fused, err := agreeSlice(ctx, cl, k, a, v, out, same, cl.largeAll(k.raw, len(v)*k.size), -1)
