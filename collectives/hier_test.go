@@ -2,9 +2,11 @@ package collectives_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/decorun/decorun/collectives"
 	"github.com/decorun/decorun/comm"
@@ -268,4 +270,58 @@ func TestHierMismatch(t *testing.T) {
 		}
 		t.Logf("%s: %q", tc.name, texts[0][0])
 	}
+}
+
+// TestHierCancel: across pretend hosts, a rank that cancels its call (a
+// host's leader, then a rank that is not) returns ctx.Err() unchanged, the
+// others return by their deadline, and the communicator works afterwards;
+// a closed one fails with ErrClosed.
+func TestHierCancel(t *testing.T) {
+	ctx := tctx(t)
+	cs := commtest.WorldHosts(t, hierLayouts[0].host)
+	calls := []func(ctx context.Context, c *comm.Comm) error{
+		func(ctx context.Context, c *comm.Comm) error { return collectives.Barrier(ctx, c) },
+		func(ctx context.Context, c *comm.Comm) error {
+			_, err := collectives.Allreduce(ctx, c, 1, collectives.Sum)
+			return err
+		},
+		func(ctx context.Context, c *comm.Comm) error {
+			_, err := collectives.AllreduceSlice(ctx, c, make([]float64, 100), collectives.Sum)
+			return err
+		},
+		func(ctx context.Context, c *comm.Comm) error {
+			_, err := collectives.Bcast(ctx, c, "v", 5)
+			return err
+		},
+	}
+	for _, victim := range []int{2, 3} {
+		for i, call := range calls {
+			commtest.Run(t, cs, func(c *comm.Comm) error {
+				cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+				defer cancel()
+				if c.Rank() == victim {
+					cancel()
+				}
+				err := call(cctx, c)
+				switch {
+				case c.Rank() == victim && err != context.Canceled:
+					return fmt.Errorf("victim %d, call %d: err = %#v; want context.Canceled unchanged", victim, i, err)
+				case c.Rank() != victim && err != nil && err != context.DeadlineExceeded:
+					return fmt.Errorf("victim %d, call %d: err = %#v; want nil or context.DeadlineExceeded unchanged", victim, i, err)
+				}
+				return healthy(ctx, c)
+			})
+		}
+	}
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		d, err := c.Dup(ctx)
+		if err != nil {
+			return err
+		}
+		d.Close()
+		if err := collectives.Barrier(ctx, d); !errors.Is(err, comm.ErrClosed) {
+			return fmt.Errorf("Barrier on a closed communicator: %v; want ErrClosed", err)
+		}
+		return nil
+	})
 }
