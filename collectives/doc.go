@@ -188,8 +188,9 @@
 // hierarchical and DECORUN_COLL_HIER=off alternated three times):
 // Barrier 761–947 against 975–1412 flat, Allreduce of 8 B 546–618
 // against 1882–2004, Bcast of 8 B 800–897 against 1532–2122. AllreduceSlice
-// of 1 MiB (flat data after the hierarchical agreement) 12–16 ms against
-// 14–22 ms in two earlier alternations: the same within the noise. The
+// of 1 MiB (flat data after the hierarchical agreement) 14.1–32.7 ms
+// against 15.5–23.6 ms in four earlier alternations: the same algorithm,
+// within the noise of the load. The
 // command, with hosts hb1..hb3 made as cluster_test makes its hosts:
 //
 //	decorun -H hb1:2,hb2:2,hb3:2 --launch-agent 'ip netns exec {host}' \
