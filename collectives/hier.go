@@ -180,10 +180,20 @@ func hierUnpack(b []byte) (summary, byte, []byte, error) {
 	return s, b[agree.SummaryBytes], b[agree.SummaryBytes+1:], nil
 }
 
+// hierDirect: up to this many hosts, each leader sends its host's part to
+// every other leader at once (one round), instead of Bruck's ⌈lg h⌉.
+const hierDirect = 8
+
 // hierAcross is the leaders' step: every leader gets every host's part,
 // merges the summaries and folds the contributions, alike.
 func (cl *call) hierAcross(ctx context.Context, mine []byte, op *hierOp) ([]byte, error) {
-	parts, err := cl.h.leaders.allgatherBlocks(ctx, mine)
+	var parts [][]byte
+	var err error
+	if l := cl.h.leaders; l.p <= hierDirect {
+		parts, err = l.allgatherDirect(ctx, mine)
+	} else {
+		parts, err = l.allgatherBlocks(ctx, mine)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +232,40 @@ func (cl *call) hierAcross(ctx context.Context, mine []byte, op *hierOp) ([]byte
 		}
 	}
 	return cl.hierPack(g, flag, res), nil
+}
+
+// allgatherDirect sends mine to every other rank and receives theirs, all
+// at once: one round.
+func (cl *call) allgatherDirect(ctx context.Context, mine []byte) ([][]byte, error) {
+	out := make([][]byte, cl.p)
+	out[cl.r] = mine
+	var sends []*comm.Request
+	defer func() {
+		for _, q := range sends {
+			q.Cancel() // none left on success
+		}
+	}()
+	for d := 1; d < cl.p; d++ {
+		q, err := cl.s.Isend((cl.r+d)%cl.p, cl.tag, mine)
+		if err != nil {
+			return nil, err
+		}
+		sends = append(sends, q)
+	}
+	for d := 1; d < cl.p; d++ {
+		src := (cl.r - d + cl.p) % cl.p
+		b, err := cl.recv(ctx, src)
+		if err != nil {
+			return nil, err
+		}
+		out[src] = b
+	}
+	for _, q := range sends {
+		if _, err := q.Wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (cl *call) hierPackRaw(s summary, flag byte, b []byte) []byte {
