@@ -344,6 +344,33 @@ func (cl *call) hierCall(ctx context.Context, op *hierOp) ([]byte, error) {
 // bcastHier is Bcast across hosts: root's value goes up to its host's
 // leader, across to the others, and down.
 func bcastHier[T any](ctx context.Context, cl *call, k values[T], v T, buf []byte, a params, root int) (T, error) {
+	b, err := cl.bcastBytes(ctx, buf, a, root)
+	if err != nil || cl.r == root {
+		return v, err
+	}
+	out, err := k.decode(b)
+	return out, cl.wrap(err)
+}
+
+// bcastIntoHier is BcastInto across hosts, as bcastHier.
+func bcastIntoHier[E any](ctx context.Context, cl *call, k elems[E], buf []E, a params, root int) error {
+	var mine []byte
+	if cl.r == root {
+		mine = k.view(buf)
+	}
+	b, err := cl.bcastBytes(ctx, mine, a, root)
+	if err != nil || cl.r == root {
+		return err
+	}
+	if len(b) != len(buf)*k.size {
+		return cl.wrap(errSize(root, len(b), len(buf)*k.size))
+	}
+	copy(k.view(buf), b)
+	return nil
+}
+
+// bcastBytes is root's buf on every rank (buf elsewhere is ignored).
+func (cl *call) bcastBytes(ctx context.Context, buf []byte, a params, root int) ([]byte, error) {
 	hg := cl.h.hg
 	pick := func(blocks [][]byte) ([]byte, error) { return slices.Clone(blocks[hg.HostOf(root)]), nil }
 	op := &hierOp{payload: buf, a: a, global: pick, local: func(blocks [][]byte) ([]byte, error) {
@@ -352,12 +379,7 @@ func bcastHier[T any](ctx context.Context, cl *call, k values[T], v T, buf []byt
 		}
 		return nil, nil
 	}}
-	b, err := cl.hierCall(ctx, op)
-	if err != nil || cl.r == root {
-		return v, err
-	}
-	out, err := k.decode(b)
-	return out, cl.wrap(err)
+	return cl.hierCall(ctx, op)
 }
 
 // reduceHier is Reduce (root ≥ 0) and Allreduce (root -1) of whole values

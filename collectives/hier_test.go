@@ -65,6 +65,18 @@ func hierOps(ctx context.Context, t *testing.T, c *comm.Comm) error {
 			return fmt.Errorf("Bcast large: %w", err)
 		}
 		check("Bcast large", len(got) == len(big) && got[12345] == int64(12345*root), len(got))
+		for _, n := range []int{10, 300_000} {
+			into := make([]int64, n)
+			if r == root {
+				for i := range into {
+					into[i] = int64(i + root)
+				}
+			}
+			if err := collectives.BcastInto(ctx, c, into, root); err != nil {
+				return fmt.Errorf("BcastInto: %w", err)
+			}
+			check("BcastInto", into[n-1] == int64(n-1+root), into[n-1])
+		}
 	}
 	sum, err := collectives.Allreduce(ctx, c, r+1, collectives.Sum)
 	if err != nil {
@@ -212,6 +224,9 @@ func TestHierMismatch(t *testing.T) {
 		{"length", func(c *comm.Comm) error {
 			_, err := collectives.AllreduceSlice(ctx, c, make([]int, 3+c.Rank()/4), collectives.Sum)
 			return err
+		}},
+		{"bcastinto-length", func(c *comm.Comm) error {
+			return collectives.BcastInto(ctx, c, make([]int32, 3+c.Rank()/5), 1)
 		}},
 		{"out", func(c *comm.Comm) error {
 			in, out := make([]float64, 10), make([]float64, 10)

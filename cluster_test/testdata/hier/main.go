@@ -58,6 +58,11 @@ func main() {
 		}
 		w, err := collectives.Bcast(ctx, c, big, root)
 		say(fmt.Sprintf("Bcast 1MiB root %d", root), digest(w), err)
+		for i := range big {
+			big[i] = int64(i*r - root)
+		}
+		err = collectives.BcastInto(ctx, c, big, root)
+		say(fmt.Sprintf("BcastInto 1MiB root %d", root), digest(big), err)
 	}
 	s, err := collectives.Allreduce(ctx, c, int64(r+1), collectives.Sum)
 	say("Allreduce Sum", s, err)
