@@ -151,7 +151,7 @@
 //     leader reads every header of its host, and when they fit together
 //     folds the payloads in rank order into the host's contribution.
 //   - Across: the leaders exchange each host's summary of headers and
-//     contribution (Bruck's allgather, ⌈lg h⌉ rounds for h hosts); each
+//     contribution (one round up to 8 hosts, else Bruck's allgather); each
 //     merges the summaries into the global one, which is the flat
 //     agreement's summary (the same minima, maxima and ranks), and when
 //     the calls fit together folds the contributions in host order.
@@ -168,9 +168,10 @@
 // rank (a float sum's parentheses differ from the flat algorithms'). Hosts
 // that are not contiguous blocks (round-robin) run flat.
 //
-// Barrier, Bcast, Reduce, Allreduce, and ReduceSlice and AllreduceSlice
-// (and their Into forms) of less than 64 KiB of numbers move their data
-// this way. Every other collective, larger vectors, and comm's Split and
+// Barrier, Bcast and BcastInto of less than 256 KiB, Reduce, Allreduce,
+// and ReduceSlice and AllreduceSlice (and their Into forms) of less than
+// 64 KiB of numbers move their data this way. Every other collective,
+// larger values and vectors, and comm's Split and
 // Dup run the same three steps without data (the agreement alone: a
 // mismatch between a Split on some ranks and a collective on others is
 // seen, as on one host), then move their data by the flat message
@@ -178,24 +179,29 @@
 // sends whole vectors over one connection per host, where Rabenseifner's
 // algorithm spreads them over every rank's: on 3 namespace hosts × 2
 // ranks, AllreduceSlice of 64 KiB took 8.7–9.3 ms through the leaders
-// against 7.5–8.6 ms flat, 256 KiB 16.8–18.6 ms against 7.4–8.2 ms. Costs
-// of the small calls: two region steps on each host and ⌈lg h⌉ rounds of
-// messages between leaders, where the flat algorithms take ⌈lg p⌉ or more
-// rounds between any ranks, most of them across hosts.
+// against 7.5–8.6 ms flat, 256 KiB 16.8–18.6 ms against 7.4–8.2 ms, and a
+// Bcast of 1 MiB 19.6–25.4 ms against 12.5–18.9 ms. (A Bcast's length is
+// the root's: the hierarchical agreement tells every rank, and the root
+// posts nothing in its host's region when it is large.) Costs of the small
+// calls: two region steps on each host and one round of messages between
+// the leaders (each sends its host's part to every other; Bruck's
+// allgather, ⌈lg h⌉ rounds, with more than 8 hosts), where the flat
+// algorithms take ⌈lg p⌉ or more rounds between any ranks, most of them
+// across hosts.
 //
 // Measured on 3 network-namespace hosts × 2 ranks on the 2-core VM
-// (2026-12-07, load 8–14 from other jobs; µs per call, max over ranks,
+// (2026-12-07, load 6–13 from other jobs; µs per call, max over ranks,
 // hierarchical and DECORUN_COLL_HIER=off alternated three times):
-// Barrier 761–947 against 975–1412 flat, Allreduce of 8 B 546–618
-// against 1882–2004, Bcast of 8 B 800–897 against 1532–2122. AllreduceSlice
-// of 1 MiB (flat data after the hierarchical agreement) 14.1–32.7 ms
-// against 15.5–23.6 ms in four earlier alternations: the same algorithm,
-// within the noise of the load. The
+// Barrier 637–947 against 1475–1678 flat, Allreduce of 8 B 501–791
+// against 2224–3010, Bcast of 8 B 523–773 against 1474–2339; of 1 MiB
+// (flat data after the hierarchical agreement) Allreduce 10.5–15.6 ms
+// against 11.4–15.8 ms and Bcast 7.2–12.5 ms against 7.6–11.5 ms, the
+// same algorithms within the noise of the load. The
 // command, with hosts hb1..hb3 made as cluster_test makes its hosts:
 //
 //	decorun -H hb1:2,hb2:2,hb3:2 --launch-agent 'ip netns exec {host}' \
 //	  --server-addr 10.88.0.1 -n 6 [-x DECORUN_COLL_HIER=off] \
-//	  decorun __bench-rank '{"benchmarks":["barrier","allreduce","bcast"],"sizes":[8]}'
+//	  decorun __bench-rank '{"benchmarks":["barrier","allreduce","bcast"],"sizes":[8,1048576]}'
 //
 // (decorun bench's rank mode: the ranks of decorun bench, started on the
 // hosts by hand).
