@@ -161,6 +161,11 @@
 //     the flat agreement gives, the OpError of a failed op, or the
 //     result.
 //
+// Each rank of a host that has two or more of the communicator's ranks
+// keeps a region file for them (2 MiB + 8 KiB, as on one host), made with
+// the communicator and dropped at the first call when the communicator
+// turns out not to run hierarchically.
+//
 // So the agreement travels with the data: no round of its own. Because the
 // hosts are contiguous blocks, the fold in host order of folds in rank
 // order is the fold in rank order, v0 op v1 op ... op vp−1, computed alike
