@@ -79,6 +79,8 @@ const (
 	opBcastInto          = agree.BcastInto
 	opGatherInto         = agree.GatherInto
 	opScatterInto        = agree.ScatterInto
+	opGathervInto        = agree.GathervInto
+	opAllgathervInto     = agree.AllgathervInto
 )
 
 // Header fields exchanged by the agreement step (see internal/agree).
@@ -102,16 +104,24 @@ type summary = agree.Summary
 // with the region when agree returns; otherwise the caller reads them and
 // then calls done.
 func (cl *call) agree(ctx context.Context, h header) (summary, error) {
+	if cl.ahead {
+		cl.ac.PostAhead(ctx, cl.p, h, cl.payload)
+		return summary{}, errAhead
+	}
 	if cl.h != nil { // across hosts: the agreement alone (hier.go)
 		s, _, err := cl.hierRun(ctx, h, nil)
 		return s, err
 	}
 	s, err := cl.ac.Check(ctx, cl.p, cl.r, h, cl.payload, cl.exchangeInto)
 	if err != nil || !cl.fused(s) {
-		cl.ac.Done()
+		cl.done()
 	}
 	return s, err
 }
+
+// errAhead ends a nonblocking call's first run (call.ahead) at its
+// agreement step.
+var errAhead = errors.New("collectives: posted ahead")
 
 // Length rules for check.
 const (

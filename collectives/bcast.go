@@ -38,7 +38,7 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	if cl.r == root {
 		cl.offer(buf)
 	} else {
-		cl.offer()
+		cl.offerNone()
 	}
 	a := params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot, fan: fanMax(cl.s), bad: bad}
 	if cl.h != nil {

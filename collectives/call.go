@@ -24,15 +24,22 @@ type call struct {
 	s    *comm.Comm // c.Shadow()
 	tag  int
 	p, r int
-	ac   *agree.Call
+	ac   agree.Call
 	// payload is what this rank posts with its header when the call goes
-	// through a shared-memory region (region.go); nil: nothing.
+	// through a shared-memory region (region.go); nil: nothing. pl and
+	// inline hold it in the call itself, so that a small call allocates
+	// nothing more.
 	payload [][]byte
+	pl      [2][]byte
+	inline  [2]uint64
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError
 	// h: c spans hosts, and the call runs hierarchically (hier.go).
 	h *hier
+	// ahead: a nonblocking call's first run, in its caller, which posts the
+	// call in the region if it can (agree) and ends there (errAhead).
+	ahead bool
 }
 
 // begin numbers a collective call on c. It is the one place where a call
@@ -46,10 +53,10 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 	if cl := startedCall(ctx, c, op); cl != nil {
 		return cl
 	}
-	ac := agree.Begin(c)
-	cl := &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac, h: beginHier(c, op)}
+	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), ac: agree.Begin(c), h: beginHier(c, op)}
+	cl.tag = cl.ac.Tag
 	if cl.h != nil {
-		ac.Skip() // the call runs on c's sub-communicators (hier.go)
+		cl.ac.Skip() // the call runs on c's sub-communicators (hier.go)
 	}
 	return cl
 }
@@ -57,7 +64,7 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 // wrap adds the collective's name to a communication error; errors the
 // package made itself and ctx's errors pass unchanged.
 func (cl *call) wrap(err error) error {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+	if err == nil || err == errAhead || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrMismatch) || errors.Is(err, ErrInvalidArg) {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"reflect"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/fxamacker/cbor/v2"
@@ -28,11 +29,19 @@ func rawKind(t reflect.Type) bool {
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
+// typeHashes caches typeHash, which every call needs and which formats.
+var typeHashes sync.Map // reflect.Type → int64
+
 // typeHash identifies T (with its package path) on this architecture.
 func typeHash(t reflect.Type) int64 {
+	if v, ok := typeHashes.Load(t); ok {
+		return v.(int64)
+	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s|%s|%d|%v", t.PkgPath(), t.String(), strconv.IntSize, littleEndian)
-	return int64(h.Sum64() >> 1)
+	v := int64(h.Sum64() >> 1)
+	typeHashes.Store(t, v)
+	return v
 }
 
 // elems encodes slices of E.
@@ -88,6 +97,8 @@ type values[T any] struct {
 	t      reflect.Type
 	scalar bool // a raw kind
 	slice  bool // a slice of a raw kind
+	size   int  // bytes of a raw kind
+	align  int  // its alignment
 	esize  int
 	hash   int64
 }
@@ -97,7 +108,7 @@ func valuesOf[T any]() values[T] {
 	k := values[T]{t: t, hash: typeHash(t)}
 	switch {
 	case rawKind(t):
-		k.scalar = true
+		k.scalar, k.size, k.align = true, int(t.Size()), t.Align()
 	case t.Kind() == reflect.Slice && rawKind(t.Elem()):
 		k.slice, k.esize = true, int(t.Elem().Size())
 	}
@@ -139,16 +150,30 @@ func (k values[T]) alloc(n int) (v T, b []byte, ok bool) {
 	return v, unsafe.Slice((*byte)(rv.UnsafePointer()), n), true
 }
 
+// decodeScalar is decode of a raw kind, which allocates nothing.
+func (k values[T]) decodeScalar(b []byte) (T, error) {
+	if len(b) != k.size || k.size > 16 {
+		var zero T
+		return zero, fmt.Errorf("payload of %d bytes for a %d-byte %s", len(b), k.size, k.t)
+	}
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if uintptr(p)%uintptr(k.align) != 0 {
+		// Through an aligned buffer of a fixed type (a pointer to a T
+		// would move it to the heap).
+		var buf [2]uint64
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&buf)), len(b)), b)
+		p = unsafe.Pointer(&buf)
+	}
+	return *(*T)(p), nil
+}
+
 // decode returns a new T; it never aliases b.
 func (k values[T]) decode(b []byte) (T, error) {
+	if k.scalar {
+		return k.decodeScalar(b)
+	}
 	var v T
 	switch {
-	case k.scalar:
-		if len(b) != int(k.t.Size()) {
-			return v, fmt.Errorf("payload of %d bytes for a %d-byte %s", len(b), k.t.Size(), k.t)
-		}
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), len(b)), b)
-		return v, nil
 	case k.slice:
 		v, view, ok := k.alloc(len(b))
 		if !ok {

@@ -30,6 +30,11 @@
 //     one block, root's data of Size() blocks), so that repeated calls
 //     allocate nothing. They are calls of their own: ranks may not mix
 //     them with Bcast, Gather or Scatter in one call.
+//   - GathervInto(ctx, c, part, out []E, counts, displs []int, root) and
+//     AllgathervInto(ctx, c, part, out []E, counts, displs []int): parts of
+//     any length into one flat buffer, rank q's at out[displs[q]:] with
+//     counts[q] elements (MPI_Gatherv's and MPI_Allgatherv's recvcounts
+//     and displs), at root or on every rank.
 //   - Alltoall(ctx, c, data []T) []T: block i of data (len(data)/Size()
 //     elements) goes to rank i; the result holds the block from rank j at
 //     block j. Alltoallv(ctx, c, parts [][]T) [][]T: parts[i] to rank i, the
@@ -49,7 +54,10 @@
 //     the largest cost of AllreduceSlice (see Costs). ReduceScatter(ctx, c, v []E, op) []E: block Rank()
 //     of the element-wise reduction (len(v) divisible by Size()).
 //     ScanSlice, ExscanSlice(ctx, c, v []E, op) []E: element-wise Scan and
-//     Exscan (nil on rank 0), MPI_Scan and MPI_Exscan of a buffer. Every
+//     Exscan, MPI_Scan and MPI_Exscan of a buffer. On rank 0, which has
+//     no ranks before it (MPI leaves its result undefined), Exscan and
+//     ExscanSlice both return the zero value of their result type: the
+//     zero T, and a nil slice. Every
 //     rank must pass the same length; the agreement step checks it.
 //
 // Reduction operators are plain functions, op(a, b T) T; the built-in ones
@@ -254,7 +262,13 @@
 //     receives nothing: (lg p + p − 1)·α + 2n·(p−1)/p·β. All three receive
 //     straight into the result's memory.
 //   - Scatter(v), Gather(v): binomial tree carrying the blocks of each
-//     subtree in one message: lg p·α + n·(p−1)/p·β.
+//     subtree in one message: lg p·α + n·(p−1)/p·β. Scatter and
+//     ScatterInto of numbers with blocks of 64 KiB or more send each block
+//     straight from root's data to its rank (ScatterInto receives it
+//     straight into out): (p−1)·α + n·(p−1)/p·β, each byte moved once,
+//     where the tree forwards subtrees' blocks through the ranks between
+//     (n·lg p/2 bytes in all, 10 times slower at 8 ranks of 1 MiB on 2
+//     cores).
 //   - Allgather(v): Bruck's algorithm (any p, no final copy beyond one
 //     rotation of block references): lg p·α + n·(p−1)/p·β.
 //   - Alltoall(v): pairwise exchange, in step i sending to r+i and receiving
@@ -395,7 +409,8 @@
 // MPI_Iallreduce and the rest): Ibarrier, Ibcast, Ireduce, Iallreduce,
 // IreduceSlice, IallreduceSlice and their *Into forms, Igather(v),
 // Iscatter(v), Iallgather(v), Ialltoall(v), IreduceScatter, Iscan, Iexscan,
-// IscanSlice, IexscanSlice, IbcastInto, IgatherInto and IscatterInto.
+// IscanSlice, IexscanSlice, IbcastInto, IgatherInto, IscatterInto,
+// IgathervInto and IallgathervInto.
 // Each takes the blocking form's arguments, returns at once a [*Request]
 // of the blocking form's result, and goes on in the background while the
 // caller computes, sends and receives, or starts other calls:
@@ -406,8 +421,8 @@
 //
 // Wait(ctx) blocks until the call is complete and returns what the blocking
 // form would have returned, errors included (the same mismatch and
-// argument errors, found by the same agreement step); Test() returns at
-// once and reports whether it is complete. Both may be called again and
+// argument errors, found by the same agreement step); Test() never waits
+// and reports whether it is complete. Both may be called again and
 // from several goroutines. Wait's ctx bounds only the waiting: when it
 // ends, Wait returns ctx.Err() and the call goes on; a later Wait or Test
 // gets its result. The call itself is governed by the ctx passed to the
@@ -430,26 +445,38 @@
 // that are not slices or maps are copied when the call starts.
 //
 // How it works, and what it costs: the I-function takes the call's number
-// on c at once and queues the blocking form; one worker goroutine per
-// communicator with queued calls runs them one after another, in the order
-// they were started, and ends when the queue is empty. There is no
-// goroutine per call and none is left behind once the calls are complete;
-// a call that waits for a rank that never makes it holds its communicator's
-// worker (and the calls queued behind it) until its ctx ends, which is what
-// the blocking form would do to its caller. The worker runs on its own
-// goroutine, so the call progresses while the caller computes (no
-// progress calls are needed, unlike MPI libraries without a progress
-// thread); the price, beside the blocking form's own cost, is starting
-// the worker, a queue entry and the hand-over of the result: a few
-// microseconds (BenchmarkNonblockingAlone, one rank, where the call moves
-// nothing: Iallreduce + Wait 4.9–6.4 µs, Allreduce 0.5–1.5 µs, on 2 cores
-// under a load of 5). The call also needs its share of the CPU: when the
-// host has fewer cores than busy goroutines, the call and the computation
-// it overlaps take turns, and the call progresses only as fast as the
-// scheduler lets it (decorun bench iallreduce measures how much of a
-// compute phase it hides). Nonblocking calls on one communicator run one at a time, in
-// order; to overlap two collectives with each other, start them on
-// different communicators (Dup).
+// on c at once. When c's calls go through a shared-memory region (see
+// Shared memory) and nothing before the call holds the region, it posts
+// the call there before it returns: it runs the blocking form up to its
+// agreement step, which puts this rank's header and payload in the
+// region, where the other ranks find them while this one computes. What
+// remains (wait for the others' posts, read and combine them) is done on
+// the caller's core by Wait, or by Test once every rank's part is there
+// (when reading it needs no further wait), or by the next collective call
+// on c, which needs the region and finishes the calls before it, as MPI's
+// progress rule asks; if none of them comes within a millisecond, a timer
+// finishes the call in the background, so that it completes and frees
+// its step for the other ranks' later calls without them. No goroutine
+// is started for such a call, and there is no hand-over at Wait. Other
+// calls (messages, or a region still held by an earlier call) are queued
+// for a worker: one goroutine per communicator with queued calls runs
+// them one after another, in the order they were started, and ends when
+// the queue is empty; its waits in a region do not spin but yield the
+// core, then sleep until a rank posts. There is no goroutine per call
+// and none is left behind once the calls are complete; a call that waits
+// for a rank that never makes it holds its communicator's worker (and
+// the calls queued behind it) until its ctx ends, which is what the
+// blocking form would do to its caller. The worker progresses while the
+// caller computes (no progress calls are needed); the price, beside the
+// blocking form's own cost, is starting the worker, a queue entry and
+// the hand-over of the result: a few microseconds. It also needs its
+// share of the CPU: when the host has fewer cores than busy goroutines,
+// the call and the computation it overlaps take turns, and the call
+// progresses only as fast as the scheduler lets it (decorun bench
+// iallreduce measures how much of a compute phase it hides). Nonblocking
+// calls on one communicator run one at a time, in order; to overlap two
+// collectives with each other, start them on different communicators
+// (Dup).
 //
 // # Errors
 //

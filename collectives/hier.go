@@ -281,7 +281,7 @@ func (cl *call) hierDown(ctx context.Context, out []byte) ([]byte, error) {
 		h[fLen] = int64(len(out))
 		d.offer(out)
 	} else {
-		d.offer()
+		d.offerNone()
 	}
 	s, err := d.agree(ctx, h)
 	if err != nil {

@@ -22,7 +22,7 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 	if cl.r == root {
 		cl.offer(k.view(buf))
 	} else {
-		cl.offer()
+		cl.offerNone()
 	}
 	a := params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenEqual, fan: fanMax(cl.s)}
 	if cl.h != nil {
@@ -98,11 +98,11 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 	a := params{typ: k.hash, rooted: true, root: root, length: m, lenRule: lenEqual}
 	switch {
 	case cl.r != root:
-		cl.offer()
+		cl.offerNone()
 	case len(data) != m*cl.p:
 		a.bad = invalid(cl.op, nil, "root %d passed data of length %d for %d blocks of %d", root, len(data), cl.p, m)
 	default: // every block but root's own, which it copies itself
-		cl.offer(k.view(data[:root*m]), k.view(data[(root+1)*m:]))
+		cl.offer2(k.view(data[:root*m]), k.view(data[(root+1)*m:]))
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {
@@ -125,6 +125,9 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 		copy(k.view(out), b[i*sz:(i+1)*sz])
 		return nil
 	}
+	if sz >= linearScatter {
+		return cl.wrap(scatterLinearInto(ctx, cl, k, data, out, root))
+	}
 	var blocks [][]byte
 	if cl.r == root {
 		blocks = make([][]byte, cl.p)
@@ -141,4 +144,31 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 	}
 	copy(k.view(out), b)
 	return nil
+}
+
+// linearScatter: from this block size on, ScatterInto's message path sends
+// each block straight from root's data to its rank, received straight into
+// out: every byte moves once, where the binomial tree forwards and packs
+// subtrees' blocks (lg p times the bytes, at ranks that take turns on the
+// cores when they outnumber them).
+const linearScatter = 64 << 10
+
+// scatterLinearInto is ScatterInto's message path for large blocks.
+func scatterLinearInto[E Number](ctx context.Context, cl *call, k elems[E], data, out []E, root int) error {
+	m := len(out)
+	if cl.r != root {
+		return cl.recvInto(ctx, root, k.view(out))
+	}
+	reqs := make([]*comm.Request, 0, cl.p-1)
+	for i := 1; i < cl.p; i++ { // from root's right, round the ring
+		q := (root + i) % cl.p
+		r, err := cl.s.Isend(q, cl.tag, k.view(data[q*m:(q+1)*m]))
+		if err != nil {
+			cancelAll(reqs)
+			return err
+		}
+		reqs = append(reqs, r)
+	}
+	copy(out, data[root*m:(root+1)*m])
+	return comm.WaitAll(ctx, reqs...)
 }

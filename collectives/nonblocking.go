@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/decorun/decorun/comm"
 	"github.com/decorun/decorun/internal/shm"
@@ -22,6 +23,28 @@ type Request[T any] struct {
 	done chan struct{} // closed when v and err are set
 	v    T
 	err  error
+	// run finishes the call; claim is taken by whoever runs it: the
+	// worker, or Wait when the call was posted ahead and the worker has
+	// not begun it.
+	run   func(ctx context.Context)
+	ctx   context.Context // the call's, for Wait's run
+	ahead bool
+	claim atomic.Bool
+	timer atomic.Pointer[time.Timer] // finishes a call posted ahead that nobody waits for
+	// ready: every rank's part of a call posted ahead is in the region,
+	// and the call finishes without another wait (see Test).
+	ready func() bool
+}
+
+// aheadTimeout: a call posted ahead that nobody has waited for, and that
+// no later call on its communicator has finished, is finished in the
+// background after this long.
+const aheadTimeout = time.Millisecond
+
+func (q *Request[T]) stopTimer() {
+	if t := q.timer.Load(); t != nil {
+		t.Stop()
+	}
 }
 
 // Wait blocks until the call is complete and returns its result, or until
@@ -33,6 +56,14 @@ func (q *Request[T]) Wait(ctx context.Context) (T, error) {
 	case <-q.done:
 		return q.v, q.err
 	default:
+	}
+	if q.ahead && q.claim.CompareAndSwap(false, true) {
+		// The call posted in its caller and nobody has begun to finish
+		// it: finish it here, without a hand-off. (Its own ctx governs
+		// it.)
+		q.stopTimer()
+		q.run(q.ctx)
+		return q.v, q.err
 	}
 	select {
 	case <-q.done:
@@ -50,9 +81,16 @@ func (q *Request[T]) Test() (T, bool, error) {
 	case <-q.done:
 		return q.v, true, q.err
 	default:
-		var zero T
-		return zero, false, nil
 	}
+	if q.ahead && !q.claim.Load() && q.ready() && q.claim.CompareAndSwap(false, true) {
+		// Every rank's part is in the region and the call reads it
+		// without waiting again: finish it here.
+		q.stopTimer()
+		q.run(q.ctx)
+		return q.v, true, q.err
+	}
+	var zero T
+	return zero, false, nil
 }
 
 // started is a call numbered by an I-function, carried in the ctx of the
@@ -95,17 +133,56 @@ var (
 	queues = map[*comm.Comm]*queue{}
 )
 
-// start numbers a call of op on c now and queues run, the blocking form,
-// with a ctx that makes its begin take that number.
+// start numbers a call of op on c now, posts it in the communicator's
+// shared-memory region when it can without waiting (running run, the
+// blocking form, up to its agreement step: call.ahead), and queues run to
+// finish it, with a ctx that makes its begin take that number.
 func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) (T, error)) *Request[T] {
 	q := &Request[T]{done: make(chan struct{})}
-	st := &started{c: c, cl: begin(context.Background(), c, op)}
-	// Its waits in a shared-memory region yield the core rather than spin:
-	// the caller computes meanwhile.
-	cctx := context.WithValue(shm.Patient(ctx), startedKey{}, st)
-	job := func() {
-		q.v, q.err = run(cctx)
+	cl := begin(context.Background(), c, op)
+	st := &started{c: c, cl: cl}
+	if cl.ac.Slot() > 0 { // the communicator's calls go through its region
+		cl.ahead = true
+		_, _ = run(context.WithValue(ctx, startedKey{}, st)) // ends with errAhead
+		cl.ahead = false
+		st.taken.Store(false)
+		q.ahead = cl.ac.Ahead()
+	}
+	q.ctx = context.WithValue(ctx, startedKey{}, st)
+	q.run = func(ctx context.Context) {
+		q.v, q.err = run(ctx)
 		close(q.done)
+	}
+	if q.ahead {
+		q.ready = func() bool {
+			ok, lo, hi := cl.ac.Ready()
+			return ok && lo >= 0 && hi < regionSplit // fused, one phase (see foldBlocks)
+		}
+		// Posted: what remains is to wait for the others' posts and read
+		// them, which the caller's Wait does on its own core, or a later
+		// call on c that needs the region (agree's finisher), or, if
+		// neither comes first, a timer, so that the call completes (and
+		// frees its step for the others' later calls) without them.
+		cl.ac.SetFinisher(func() {
+			if q.claim.CompareAndSwap(false, true) {
+				q.stopTimer()
+				q.run(q.ctx)
+			}
+		})
+		q.timer.Store(time.AfterFunc(aheadTimeout, func() {
+			if q.claim.CompareAndSwap(false, true) {
+				q.run(shm.Patient(q.ctx))
+			}
+		}))
+		return q
+	}
+	// The worker's waits in a region yield the core rather than spin: the
+	// caller computes meanwhile.
+	wctx := shm.Patient(q.ctx)
+	job := func() {
+		if q.claim.CompareAndSwap(false, true) {
+			q.run(wctx)
+		}
 	}
 	queuesMu.Lock()
 	if w, ok := queues[c]; ok {

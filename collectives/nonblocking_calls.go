@@ -141,3 +141,18 @@ func IgatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, roo
 func IscatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, root int) *Request[struct{}] {
 	return startErr(ctx, c, opScatterInto, func(ctx context.Context) error { return ScatterInto(ctx, c, data, out, root) })
 }
+
+// IgathervInto is the nonblocking form of GathervInto: out holds the parts
+// at root once the request is complete.
+func IgathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, counts, displs []int, root int) *Request[struct{}] {
+	return startErr(ctx, c, opGathervInto, func(ctx context.Context) error {
+		return GathervInto(ctx, c, part, out, counts, displs, root)
+	})
+}
+
+// IallgathervInto is the nonblocking form of AllgathervInto.
+func IallgathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, counts, displs []int) *Request[struct{}] {
+	return startErr(ctx, c, opAllgathervInto, func(ctx context.Context) error {
+		return AllgathervInto(ctx, c, part, out, counts, displs)
+	})
+}

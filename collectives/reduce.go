@@ -3,6 +3,7 @@ package collectives
 import (
 	"context"
 	"reflect"
+	"unsafe"
 
 	"github.com/decorun/decorun/comm"
 )
@@ -64,11 +65,11 @@ func (k values[T]) probe(v T) error {
 func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, root int) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opReduce)
-	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
+	k := valuesOf[T]()
 	if cl.h != nil {
-		return reduceHier(ctx, cl, red.k, v, op, valueParams(cl, red.k, v, op, true, root), root)
+		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, true, root), root)
 	}
-	fused, err := checkValue(ctx, cl, red.k, v, op, true, root)
+	fused, err := checkValue(ctx, cl, k, v, op, true, root)
 	if err != nil {
 		return zero, err
 	}
@@ -77,8 +78,9 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 			cl.done()
 			return zero, nil
 		}
-		return foldValue(cl, red.k, 0, cl.p, op)
+		return foldValue(cl, k, 0, cl.p, op)
 	}
+	red := &value[T]{k: k, op: op, acc: v}
 	if err := cl.reduceTree(ctx, red, root); err != nil {
 		return zero, cl.wrap(err)
 	}
@@ -95,17 +97,18 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
-	red := &value[T]{k: valuesOf[T](), op: op, acc: v}
+	k := valuesOf[T]()
 	if cl.h != nil {
-		return reduceHier(ctx, cl, red.k, v, op, valueParams(cl, red.k, v, op, false, 0), -1)
+		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, false, 0), -1)
 	}
-	fused, err := checkValue(ctx, cl, red.k, v, op, false, 0)
+	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {
 		return zero, err
 	}
 	if fused {
-		return foldValue(cl, red.k, 0, cl.p, op)
+		return foldValue(cl, k, 0, cl.p, op)
 	}
+	red := &value[T]{k: k, op: op, acc: v}
 	if err := cl.allreduceDoubling(ctx, red); err != nil {
 		return zero, cl.wrap(err)
 	}
@@ -120,7 +123,12 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 // rank when some rank's op came from Elementwise.
 func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) (fused bool, err error) {
 	a := valueParams(cl, k, v, op, rooted, root)
-	if a.bad == nil {
+	switch {
+	case a.bad != nil:
+	case k.scalar && k.size <= 8*len(cl.inline): // in the call: no allocation
+		*(*T)(unsafe.Pointer(&cl.inline)) = v
+		cl.offer(unsafe.Slice((*byte)(unsafe.Pointer(&cl.inline)), k.size))
+	default:
 		if b, err := k.encode(v); err == nil {
 			cl.offer(b)
 		}

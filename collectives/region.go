@@ -24,16 +24,28 @@ func (cl *call) fused(s summary) bool { return cl.ac.Region() && s[fData].Min >=
 func (cl *call) data(q int) []byte { return cl.ac.Data(q) }
 
 // done ends the call's use of the region (idempotent).
-func (cl *call) done() { cl.ac.Done() }
+func (cl *call) done() {
+	if !cl.ahead {
+		cl.ac.Done()
+	}
+}
 
 // offer sets the payload this rank posts (nothing when it is larger than
 // the region's slot: the call then goes by messages).
-func (cl *call) offer(b ...[]byte) {
-	if b == nil {
-		b = [][]byte{}
-	}
-	cl.payload = b
+func (cl *call) offer(b []byte) {
+	cl.pl[0] = b
+	cl.payload = cl.pl[:1]
 }
+
+// offer2 offers the concatenation of a and b.
+func (cl *call) offer2(a, b []byte) {
+	cl.pl[0], cl.pl[1] = a, b
+	cl.payload = cl.pl[:2]
+}
+
+// offerNone offers an empty payload (the call goes through the region
+// with nothing of this rank's).
+func (cl *call) offerNone() { cl.payload = cl.pl[:0] }
 
 // asElems views b as elements of a raw kind, without a copy. Payloads lie
 // at 8-byte aligned offsets in the region.

@@ -20,7 +20,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 	}
 	switch {
 	case cl.r != root:
-		cl.offer()
+		cl.offerNone()
 	case bad == nil && len(data)%cl.p == 0:
 		cl.offer(packBlocks(blocks))
 	}
@@ -31,10 +31,16 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 	if cl.fused(s) {
 		defer cl.done()
 	}
-	if n := s[fLen].Max; n%int64(cl.p) != 0 {
+	n := s[fLen].Max
+	if n%int64(cl.p) != 0 {
 		return nil, invalid(cl.op, nil, "root %d passed %d elements, not divisible by %d ranks", root, n, cl.p)
 	}
-	b, err := cl.scattered(ctx, s, blocks, root)
+	var b []byte
+	if !cl.fused(s) && k.raw && int(n)/cl.p*k.size >= linearScatter {
+		b, err = cl.scatterLinear(ctx, blocks, root)
+	} else {
+		b, err = cl.scattered(ctx, s, blocks, root)
+	}
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
@@ -65,7 +71,7 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 	}
 	switch {
 	case cl.r != root:
-		cl.offer()
+		cl.offerNone()
 	case bad == nil:
 		cl.offer(packBlocks(blocks))
 	}
@@ -214,6 +220,25 @@ func (cl *call) scatterBlocks(ctx context.Context, blocks [][]byte, root int) ([
 		}
 	}
 	return mine[0], comm.WaitAll(ctx, reqs...)
+}
+
+// scatterLinear sends root's blocks (indexed by rank) straight to their
+// ranks: for large blocks (see linearScatter).
+func (cl *call) scatterLinear(ctx context.Context, blocks [][]byte, root int) ([]byte, error) {
+	if cl.r != root {
+		return cl.recv(ctx, root)
+	}
+	reqs := make([]*comm.Request, 0, cl.p-1)
+	for i := 1; i < cl.p; i++ {
+		q := (root + i) % cl.p
+		r, err := cl.s.Isend(q, cl.tag, blocks[q])
+		if err != nil {
+			cancelAll(reqs)
+			return nil, err
+		}
+		reqs = append(reqs, r)
+	}
+	return blocks[root], comm.WaitAll(ctx, reqs...)
 }
 
 // gatherBlocks collects every rank's block at root up the binomial tree

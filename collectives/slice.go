@@ -408,8 +408,8 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 }
 
 // ExscanSlice returns, on rank r > 0, the element-wise fold of the ranks'
-// slices over ranks 0..r-1 in rank order, and nil on rank 0 (MPI_Exscan of
-// a buffer). Every rank must pass the same length. op must be associative;
+// slices over ranks 0..r-1 in rank order, and nil on rank 0, the zero
+// value of its result as Exscan's is (MPI_Exscan of a buffer). Every rank must pass the same length. op must be associative;
 // it need not be commutative.
 func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opExscanSlice)
@@ -431,7 +431,7 @@ func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, out []E, same, large bool, root int) (*halving[E], bool, error) {
 	var h *halving[E]
 	offered := a.bad == nil && offerSlice(cl, k, v)
-	if a.bad == nil && large && !offered {
+	if a.bad == nil && large && !offered && !cl.ahead {
 		var err error
 		if h, err = postHalving(cl, k, v, out, same, root); err != nil {
 			return nil, false, cl.wrap(err)

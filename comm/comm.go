@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,28 @@ const (
 	AnySource = match.AnySource
 	AnyTag    = match.AnyTag
 )
+
+// ProcNull is the rank of no process (MPI_PROC_NULL), for the neighbour
+// that a rank at the edge of a grid does not have. A send to it (Send,
+// Isend, SendValue, Sendrecv) completes at once and sends nothing; a
+// receive from it (Recv, RecvInto, Irecv, RecvValue, Sendrecv) completes
+// at once with an empty message, Status{Source: ProcNull, Tag: AnyTag,
+// Size: 0}, leaving the buffer untouched (RecvValue gives the zero
+// value); Probe and Iprobe report that message at once. So the boundary
+// ranks of a stencil need no special case:
+//
+//	left, right := r-1, r+1 // ProcNull past the edges
+//	if r == 0 {
+//		left = comm.ProcNull
+//	}
+//	if r == c.Size()-1 {
+//		right = comm.ProcNull
+//	}
+//	halo, _, err := c.Sendrecv(ctx, edge, right, 0, left, 0)
+const ProcNull = -2
+
+// nullStatus is the Status of a receive from ProcNull.
+var nullStatus = Status{Source: ProcNull, Tag: AnyTag}
 
 // MaxTag is the largest tag a message may carry.
 const MaxTag = math.MaxInt32
@@ -62,6 +85,24 @@ type Status struct {
 
 // Type is the Go type the sender gave the message ("" for raw bytes).
 func (s Status) Type() string { return s.typ }
+
+// String formats s as "Status{Source: 3, Tag: 7, Size: 64, Type: int}"
+// (Type only for typed messages; ProcNull and AnyTag by name), for %v and
+// %+v alike.
+func (s Status) String() string {
+	src := strconv.Itoa(s.Source)
+	if s.Source == ProcNull {
+		src = "ProcNull"
+	}
+	tag := strconv.Itoa(s.Tag)
+	if s.Tag == AnyTag {
+		tag = "AnyTag"
+	}
+	if s.typ == "" {
+		return fmt.Sprintf("Status{Source: %s, Tag: %s, Size: %d}", src, tag, s.Size)
+	}
+	return fmt.Sprintf("Status{Source: %s, Tag: %s, Size: %d, Type: %s}", src, tag, s.Size, s.typ)
+}
 
 // Comm is a communicator: a group of ranks that exchange messages. All
 // methods are safe for concurrent use.

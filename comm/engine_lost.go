@@ -165,6 +165,14 @@ func (e *engine) addColl(id uint64, members []int) {
 	}
 }
 
+// dropColl forgets a collective context that is no longer used.
+func (e *engine) dropColl(id uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.colls, id)
+	delete(e.broken, id)
+}
+
 // brokenErr is the error of a call on context comm, if a rank of its
 // communicator was lost; else nil. mu held.
 func (e *engine) brokenErr(comm uint64) error {

@@ -46,3 +46,55 @@ func ExampleSendValue() {
 	// [{1 2} {3 4}] <nil>
 	// comm: message from rank 0 (tag 1) holds []float64 but the receive expects []int: comm: type mismatch
 }
+
+// A halo exchange on a line of ranks: the ends use ProcNull for the
+// neighbour they do not have, and need no special case. (A world of one
+// rank has both ends at once.)
+func Example_procNull() {
+	ctx := context.Background()
+	c, _ := comm.Connect(ctx, comm.Job{Rank: 0, Size: 1})
+	defer c.Close()
+	left, right := c.Rank()-1, c.Rank()+1
+	if left < 0 {
+		left = comm.ProcNull
+	}
+	if right >= c.Size() {
+		right = comm.ProcNull
+	}
+	halo, st, err := comm.SendrecvValue[[]float64](ctx, c, []float64{1, 2}, right, 0, left, 0)
+	fmt.Println(halo, st, err)
+	// Output:
+	// [] Status{Source: ProcNull, Tag: AnyTag, Size: 0} <nil>
+}
+
+// Waitany reports the requests in the order they complete (the lowest
+// index first among those complete at once), each once, setting its entry
+// to nil; then -1.
+func ExampleWaitany() {
+	ctx := context.Background()
+	c, _ := comm.Connect(ctx, comm.Job{Rank: 0, Size: 1})
+	defer c.Close()
+	var reqs []*comm.Request
+	for tag := range 3 {
+		q, _ := comm.IrecvValue[string](c, 0, tag)
+		reqs = append(reqs, q.Request())
+	}
+	comm.SendValue(ctx, c, 0, 2, "two")
+	for {
+		i, st, err := comm.Waitany(ctx, reqs)
+		if i < 0 || err != nil {
+			break
+		}
+		fmt.Println("request", i, "tag", st.Tag)
+		switch i {
+		case 2:
+			comm.SendValue(ctx, c, 0, 0, "zero")
+		case 0:
+			comm.SendValue(ctx, c, 0, 1, "one")
+		}
+	}
+	// Output:
+	// request 2 tag 2
+	// request 0 tag 0
+	// request 1 tag 1
+}

@@ -11,7 +11,9 @@ import (
 )
 
 // Undefined is the color a rank passes to Split to be in no new communicator.
-const Undefined = -1
+// It is distinct from AnySource, AnyTag and ProcNull, so that none of
+// them passed as a color by mistake quietly leaves a rank out.
+const Undefined = -3
 
 // Context ids. The world is 0; every derived communicator gets a 64-bit id
 // computed from its parent's id, the number of communicators derived from the
@@ -144,6 +146,15 @@ func (c *Comm) Split(ctx context.Context, color, key int) (*Comm, error) {
 	}
 	n := c.nderived.Add(1)                // after the agreement: every rank counts the same calls
 	x := c.derive(mix(c.id, saltExch, n)) // private context for the exchange
+	// A collective context, so that a rank lost meanwhile (--keep-going)
+	// fails the exchange on every survivor, not only on rank 0, which
+	// waits for any rank's color.
+	var world []int // nil: the world's
+	if c.grp != nil {
+		world = c.grp.world
+	}
+	c.e.addColl(x.id, world)
+	defer c.e.dropColl(x.id)
 	// This rank's file of the new communicator's region, made before its
 	// color goes out (see host.go); table holds (color, key, made) by rank.
 	var g *shm.Region

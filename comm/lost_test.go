@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/decorun/decorun/internal/agree"
 )
 
 // TestPeerLostBreaksCollectiveContexts: once a rank is lost (as decorun
@@ -104,5 +106,53 @@ func TestPeerLostBreaksCollectiveContexts(t *testing.T) {
 	}
 	if b, _, err := halves[0].Shadow().Recv(ctx, 1, 9); err != nil || string(b) != "half" {
 		t.Fatalf("Recv on the Shadow of the half without rank 2: %q, %v", b, err)
+	}
+}
+
+// TestSplitRankLostInExchange: a rank lost (--keep-going) after Split's
+// agreement step, before it sent its color, fails the Split on every
+// survivor with its ErrRankLost error: rank 0, which waits for any rank's
+// color, and the others, which wait for rank 0's table.
+func TestSplitRankLostInExchange(t *testing.T) {
+	const n, dead = 4, 2
+	cs := world(t, n)
+	ctx := tctx(t)
+	errc := make(chan error, n)
+	for r, c := range cs {
+		if r == dead {
+			// It makes the agreement step of the Split (the others pass
+			// it) and dies before the exchange.
+			go func() {
+				_, err := c.agree(ctx, agree.Split, 0, false)
+				if err == nil {
+					c.nderived.Add(1)
+				}
+				errc <- err
+			}()
+			continue
+		}
+		go func() {
+			_, err := c.Split(ctx, r%2, 0)
+			errc <- err
+		}()
+	}
+	if err := <-errc; err != nil { // the dead rank's agreement, or a survivor's failure
+		t.Fatalf("before the loss: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond) // the survivors wait in the exchange
+	for r, c := range cs {
+		if r != dead {
+			c.e.peerLost(dead, "killed by signal SIGKILL")
+		}
+	}
+	for range n - 1 {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, ErrRankLost) || !strings.Contains(err.Error(), "rank 2 is gone") {
+				t.Errorf("Split: %v; want an error naming rank 2 that wraps ErrRankLost", err)
+			}
+		case <-time.After(time.Minute): // a hang guard
+			t.Fatal("a survivor's Split still waits a minute after rank 2 was lost")
+		}
 	}
 }

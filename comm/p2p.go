@@ -15,6 +15,9 @@ func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 }
 
 func (c *Comm) send(ctx context.Context, op string, dst, tag int, typ string, data []byte) error {
+	if dst == ProcNull {
+		return c.nullOp(op, tag, false)
+	}
 	if err := c.checkPeer(op, dst, false); err != nil {
 		return err
 	}
@@ -41,6 +44,9 @@ func (c *Comm) wrap(op string, peer int, err error) error {
 // Recv receives a message from rank src (or AnySource) with tag (or AnyTag)
 // and returns its payload, which the caller owns.
 func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
+	if src == ProcNull {
+		return nil, nullStatus, c.nullOp("Recv", tag, true)
+	}
 	r, err := c.irecv("Recv", src, tag, nil, false)
 	if err != nil {
 		return nil, Status{}, err
@@ -58,6 +64,9 @@ func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
 // is buf[:st.Size]. A message larger than buf is an error wrapping
 // ErrTruncate (the message is consumed).
 func (c *Comm) RecvInto(ctx context.Context, buf []byte, src, tag int) (Status, error) {
+	if src == ProcNull {
+		return nullStatus, c.nullOp("RecvInto", tag, true)
+	}
 	r, err := c.irecv("RecvInto", src, tag, buf, true)
 	if err != nil {
 		return Status{}, err
@@ -106,6 +115,9 @@ func (c *Comm) Sendrecv(ctx context.Context, data []byte, dst, stag, src, rtag i
 // Probe waits until a message from src with tag can be received and returns
 // its Status without receiving it.
 func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
+	if src == ProcNull {
+		return nullStatus, c.nullOp("Probe", tag, true)
+	}
 	if err := c.checkPeer("Probe", src, true); err != nil {
 		return Status{}, err
 	}
@@ -118,6 +130,10 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 
 // Iprobe reports whether a message from src with tag can be received now.
 func (c *Comm) Iprobe(src, tag int) (Status, bool, error) {
+	if src == ProcNull {
+		err := c.nullOp("Iprobe", tag, true)
+		return nullStatus, err == nil, err
+	}
 	if err := c.checkPeer("Iprobe", src, true); err != nil {
 		return Status{}, false, err
 	}
@@ -150,6 +166,12 @@ func (c *Comm) Isend(dst, tag int, data []byte) (*Request, error) {
 }
 
 func (c *Comm) isend(op string, dst, tag int, typ string, data []byte) (*Request, error) {
+	if dst == ProcNull {
+		if err := c.nullOp(op, tag, false); err != nil {
+			return nil, err
+		}
+		return &Request{c: c, op: op, peer: dst}, nil // complete (no sreq)
+	}
 	if err := c.checkPeer(op, dst, false); err != nil {
 		return nil, err
 	}
@@ -166,6 +188,9 @@ func (c *Comm) isend(op string, dst, tag int, typ string, data []byte) (*Request
 // Irecv posts a receive and returns at once; Data returns the payload once
 // the request completed.
 func (c *Comm) Irecv(src, tag int) (*Request, error) {
+	if src == ProcNull {
+		return c.nullRecv("Irecv", tag)
+	}
 	r, err := c.irecv("Irecv", src, tag, nil, false)
 	if err != nil {
 		return nil, err
@@ -179,6 +204,9 @@ func (c *Comm) Irecv(src, tag int) (*Request, error) {
 // ErrTruncate). buf must not be used until then. A message that finds the
 // receive posted is copied once, straight into buf.
 func (c *Comm) IrecvInto(buf []byte, src, tag int) (*Request, error) {
+	if src == ProcNull {
+		return c.nullRecv("IrecvInto", tag)
+	}
 	r, err := c.irecv("IrecvInto", src, tag, buf, true)
 	if err != nil {
 		return nil, err
@@ -189,6 +217,9 @@ func (c *Comm) IrecvInto(buf []byte, src, tag int) (*Request, error) {
 // Wait blocks until the request completes and returns its Status (for a
 // receive) and error. If ctx ends first, the request is cancelled.
 func (q *Request) Wait(ctx context.Context) (Status, error) {
+	if q.complete {
+		return q.st, q.err
+	}
 	if q.r != nil {
 		if !q.complete {
 			err := q.c.e.waitRecv(ctx, q.r)
@@ -202,6 +233,9 @@ func (q *Request) Wait(ctx context.Context) (Status, error) {
 // Test reports whether the request has completed, and if so its Status and
 // error, without blocking.
 func (q *Request) Test() (done bool, st Status, err error) {
+	if q.complete {
+		return true, q.st, q.err
+	}
 	if q.r != nil {
 		if !q.complete {
 			select {
@@ -225,9 +259,29 @@ func (q *Request) Test() (done bool, st Status, err error) {
 	}
 }
 
+// nullOp checks what a call with ProcNull as its peer still checks: the
+// communicator is open and the tag valid (AnyTag too for receives).
+func (c *Comm) nullOp(op string, tag int, wildcard bool) error {
+	if err := c.alive(op); err != nil {
+		return err
+	}
+	return c.checkTag(op, tag, wildcard)
+}
+
+// nullRecv is a receive from ProcNull: complete, with nullStatus.
+func (c *Comm) nullRecv(op string, tag int) (*Request, error) {
+	if err := c.nullOp(op, tag, true); err != nil {
+		return nil, err
+	}
+	return &Request{c: c, op: op, peer: ProcNull, complete: true, st: nullStatus}, nil
+}
+
 // Cancel withdraws the request if it has not completed; its Wait then
 // returns context.Canceled.
 func (q *Request) Cancel() {
+	if q.r == nil && q.s == nil {
+		return // ProcNull's, complete
+	}
 	e := q.c.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -251,17 +305,24 @@ func (q *Request) Data() []byte {
 	return q.r.data
 }
 
-// WaitAll waits for every request and returns the errors of those that
-// failed, joined. If ctx ends, the requests not yet complete are cancelled.
+// WaitAll waits for every request and returns nil, or a *WaitError that
+// says how many failed and wraps each error (errors.Is and errors.As look
+// through them; a single failure's is that error itself). nil entries are
+// skipped. If ctx ends, the requests not yet complete are cancelled (and
+// fail with ctx's error).
 func WaitAll(ctx context.Context, reqs ...*Request) error {
-	var errs []error
-	for _, q := range reqs {
+	var we WaitError
+	for i, q := range reqs {
 		if q == nil {
 			continue
 		}
+		we.Total++
 		if _, err := q.Wait(ctx); err != nil {
-			errs = append(errs, err)
+			we.add(i, err)
 		}
 	}
-	return errors.Join(errs...)
+	if len(we.Errs) == 1 {
+		return we.Errs[0]
+	}
+	return we.err()
 }

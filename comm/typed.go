@@ -57,6 +57,9 @@ func RecvValue[T any](ctx context.Context, c *Comm, src, tag int) (T, Status, er
 // Irecv's Data and Status) as a T.
 func Decode[T any](data []byte, st Status) (T, error) {
 	var v T
+	if st.Source == ProcNull {
+		return v, nil // a receive from ProcNull: no message, the zero T
+	}
 	want := typeName[T]()
 	if st.typ != want && !(st.typ == "" && rawOK[T]()) {
 		got := st.typ
@@ -237,4 +240,91 @@ func decode[T any](data []byte, v *T) error {
 		}
 	}
 	return cbor.Unmarshal(data, v)
+}
+
+// ValueRequest is a nonblocking typed receive (IrecvValue).
+type ValueRequest[T any] struct {
+	q *Request
+}
+
+// IrecvValue posts a receive of a message sent with SendValue of the same
+// type T (as RecvValue) and returns at once; Wait or Test decode it.
+func IrecvValue[T any](c *Comm, src, tag int) (*ValueRequest[T], error) {
+	var q *Request
+	var err error
+	if src == ProcNull {
+		q, err = c.nullRecv("IrecvValue", tag)
+	} else {
+		var r *rreq
+		if r, err = c.irecv("IrecvValue", src, tag, nil, false); err == nil {
+			q = &Request{c: c, op: "IrecvValue", peer: src, r: r}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ValueRequest[T]{q: q}, nil
+}
+
+// Wait blocks until the message has arrived and returns it decoded, with
+// its Status. If ctx ends first, the receive is cancelled.
+func (v *ValueRequest[T]) Wait(ctx context.Context) (T, Status, error) {
+	st, err := v.q.Wait(ctx)
+	if err != nil {
+		var zero T
+		return zero, st, err
+	}
+	x, err := Decode[T](v.q.Data(), st)
+	return x, st, err
+}
+
+// Test reports whether the message has arrived, without blocking, and if
+// so returns it decoded.
+func (v *ValueRequest[T]) Test() (T, bool, Status, error) {
+	var zero T
+	done, st, err := v.q.Test()
+	if !done || err != nil {
+		return zero, done, st, err
+	}
+	x, err := Decode[T](v.q.Data(), st)
+	return x, true, st, err
+}
+
+// Cancel withdraws the receive if no message has arrived yet.
+func (v *ValueRequest[T]) Cancel() { v.q.Cancel() }
+
+// Request is the underlying receive, for Waitany and the others; once it
+// has completed there, Wait and Test decode its message.
+func (v *ValueRequest[T]) Request() *Request { return v.q }
+
+// SendrecvValue sends v to dst (as SendValue) and receives a value of type
+// R from src (as RecvValue) at once, so that pairs of ranks exchange
+// without deadlock; either peer may be ProcNull.
+func SendrecvValue[R, S any](ctx context.Context, c *Comm, v S, dst, stag, src, rtag int) (R, Status, error) {
+	var zero R
+	rq, err := IrecvValue[R](c, src, rtag)
+	if err != nil {
+		return zero, Status{}, err
+	}
+	if err := SendValue(ctx, c, dst, stag, v); err != nil {
+		rq.Cancel()
+		return zero, Status{}, err
+	}
+	return rq.Wait(ctx)
+}
+
+// SendrecvInto sends data to dst and receives a message from src into buf
+// at once (as RecvInto: the payload is buf[:st.Size], a larger message is
+// an error wrapping ErrTruncate); either peer may be ProcNull. buf and data
+// must not overlap.
+func (c *Comm) SendrecvInto(ctx context.Context, data []byte, dst, stag int, buf []byte, src, rtag int) (Status, error) {
+	rq, err := c.IrecvInto(buf, src, rtag)
+	if err != nil {
+		return Status{}, err
+	}
+	if err := c.Send(ctx, dst, stag, data); err != nil {
+		rq.Cancel()
+		return Status{}, err
+	}
+	return rq.Wait(ctx)
 }

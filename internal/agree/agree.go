@@ -55,10 +55,13 @@ func NextTag[T any](c *T) int { return Begin(c).Tag }
 
 // Begin counts a collective call on c: the call's place in the order of
 // collective calls on c, whichever package made it.
-func Begin[T any](c *T) *Call {
+// The Call is returned by value, for its caller to keep in place (a field
+// of its own call's struct, a local variable): its methods take its
+// address, and a copy made after its first use does not share its state.
+func Begin[T any](c *T) Call {
 	st := stateOf(c)
 	seq := st.seq.Add(1)
-	return &Call{Tag: int(seq & TagMask), Seq: seq, st: st, comm: c}
+	return Call{Tag: int(seq & TagMask), Seq: seq, st: st, comm: c}
 }
 
 // Op names a collective call in the header.
@@ -96,12 +99,14 @@ const (
 	BcastInto
 	GatherInto
 	ScatterInto
+	GathervInto
+	AllgathervInto
 )
 
 var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
 	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
-	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto"}
+	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto", "GathervInto", "AllgathervInto"}
 
 // Wire is the Op that the agreement step compares: the plain form of an
 // *Into call.

@@ -63,13 +63,17 @@ type state struct {
 	step   uint64 // the region's last step posted
 	// abandoned: calls whose ctx ended while they waited for their turn.
 	abandoned map[uint64]bool
+	// finishers: for calls that posted ahead and hold the turn, what
+	// finishes them (SetFinisher); a call waiting for its turn runs the
+	// one of the call that holds it.
+	finishers map[uint64]func()
 	waiting   int // calls waiting for turnCh
 	users     sync.WaitGroup
 	closed    bool
 }
 
 func newState() *state {
-	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}}
+	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}, finishers: map[uint64]func(){}}
 }
 
 // Call is one collective call on a communicator: its tag, its place in
@@ -83,7 +87,9 @@ type Call struct {
 
 	g     *shm.Region // the region, when the call posted in it
 	step  uint64
-	holds bool // the call holds the turn
+	holds bool  // the call holds the turn
+	ahead bool  // PostAhead posted the call: Check only waits and reads
+	err   error // the post failed
 }
 
 // Release ends c's use of its region: the communicator is closing. Its
@@ -128,6 +134,15 @@ func (cl *Call) acquire(ctx context.Context) error {
 		if st.turn > cl.Seq { // cannot happen: a call takes its turn once
 			st.mu.Unlock()
 			return fmt.Errorf("agree: call %d after its turn (%d)", cl.Seq, st.turn)
+		}
+		if f := st.finishers[st.turn]; f != nil {
+			// The call that holds the turn posted ahead and nobody
+			// finishes it yet (a nonblocking call not waited for): this
+			// call does, as MPI's progress rule asks of a library.
+			delete(st.finishers, st.turn)
+			st.mu.Unlock()
+			f()
+			continue
 		}
 		ch := st.turnCh
 		st.waiting++
@@ -184,6 +199,9 @@ func (cl *Call) Done() {
 		cl.g.Ack(cl.step)
 	}
 	st.mu.Lock()
+	if len(st.finishers) > 0 {
+		delete(st.finishers, cl.Seq)
+	}
 	st.turn = cl.Seq + 1
 	st.advance()
 	st.mu.Unlock()
@@ -222,6 +240,9 @@ func (cl *Call) Data(r int) []byte { return cl.g.Data(r, cl.step) }
 // Done once it has read what it needs (also after an error).
 func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
 	st := cl.st
+	if cl.ahead {
+		return cl.finish(ctx, p)
+	}
 	h[FData] = -1
 	if p == 1 {
 		return Run(ctx, p, r, h, exchange)
@@ -283,9 +304,82 @@ func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte,
 	return cl.post(ctx, p, h, payload)
 }
 
+// PostAhead posts the call in the region now, if it can without waiting:
+// the communicator's calls go through its region, it is this call's turn,
+// and the step's line is free. Check then only waits for the others'
+// posts and reads them (h and payload must be what Check would get). A
+// nonblocking call posts so in its caller, and completes in the
+// background or in its Wait.
+func (cl *Call) PostAhead(ctx context.Context, p int, h Header, payload [][]byte) bool {
+	st := cl.st
+	if p == 1 || cl.holds || cl.ahead || ctx.Err() != nil {
+		return false
+	}
+	st.mu.Lock()
+	if st.reg != regActive || st.closed || st.turn != cl.Seq || !st.g.CanPost(st.step+1) {
+		st.mu.Unlock()
+		return false
+	}
+	cl.holds = true
+	st.users.Add(1)
+	st.mu.Unlock()
+	_ = cl.put(ctx, h, payload) // its error (ctx ended meanwhile) is Check's
+	cl.ahead = true
+	return true
+}
+
+// SetFinisher records, for a call that PostAhead posted, what finishes it
+// (runs Check and Done, at most once whoever calls it): a later call on
+// the communicator that waits for its turn runs it.
+func (cl *Call) SetFinisher(f func()) {
+	st := cl.st
+	st.mu.Lock()
+	if cl.holds {
+		st.finishers[cl.Seq] = f
+	}
+	st.mu.Unlock()
+}
+
+// Ready reports, for a call that PostAhead posted, whether every rank has
+// posted its step, and the least and largest payload length among the
+// posts (-1: a rank's payload did not fit its slot). It never waits, and
+// it reads only what PostAhead set, so it may run while another goroutine
+// finishes the call.
+func (cl *Call) Ready() (ok bool, minData, maxData int64) {
+	if !cl.ahead || cl.err != nil {
+		return false, 0, 0
+	}
+	g, s := cl.g, cl.step
+	for q := range g.Members() {
+		if !g.Posted(q, s) {
+			return false, 0, 0
+		}
+		d := g.Head(q, s, FData)
+		if q == 0 || d < minData {
+			minData = d
+		}
+		if q == 0 || d > maxData {
+			maxData = d
+		}
+	}
+	return true, minData, maxData
+}
+
+// Ahead reports whether PostAhead posted the call.
+func (cl *Call) Ahead() bool { return cl.ahead }
+
 // post is a call through the region: one step in which every rank posts
 // its header and payload and reads every other's header.
 func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Summary, error) {
+	if err := cl.put(ctx, h, payload); err != nil {
+		return Summary{}, err
+	}
+	return cl.finish(ctx, p)
+}
+
+// put takes the call's step and posts h and the payload (when it fits the
+// slot) in it. The caller holds the turn.
+func (cl *Call) put(ctx context.Context, h Header, payload [][]byte) error {
 	st := cl.st
 	g := st.g
 	n := 0
@@ -295,18 +389,31 @@ func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Su
 	if payload != nil && n <= g.Slot() {
 		h[FData] = int64(n)
 	} else {
+		h[FData] = -1
 		payload = nil
 	}
 	st.step++
 	s := st.step
 	cl.g, cl.step = g, s
-	var sum Summary
 	if err := ctx.Err(); err != nil {
-		return sum, err // as a message would fail; Done consumes the step
+		cl.err = err
+		return err // as a message would fail; Done consumes the step
 	}
 	if err := g.Post(ctx, s, h[:], payload...); err != nil {
-		return sum, err
+		cl.err = err
+		return err
 	}
+	return nil
+}
+
+// finish waits until every rank has posted the call's step and returns
+// the summary of their headers.
+func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
+	var sum Summary
+	if cl.err != nil {
+		return sum, cl.err
+	}
+	g, s := cl.g, cl.step
 	if err := g.WaitAll(ctx, s); err != nil {
 		return sum, err
 	}

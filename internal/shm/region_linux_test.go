@@ -108,13 +108,27 @@ func TestRegionSteps(t *testing.T) {
 	}
 }
 
+// ended is a ctx that has ended.
+var ended = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 func runSteps(ctx context.Context, g *Region, m, n int, seed uint64, steps int) error {
 	r := rand.New(rand.NewPCG(seed, uint64(m)))
 	for s := uint64(1); s <= uint64(steps); s++ {
 		p := payload(seed, m, s)
 		cut := r.IntN(len(p) + 1)
 		head := []int64{int64(m), int64(s), -int64(s)}
-		if err := g.Post(ctx, s, head, p[:cut], p[cut:]); err != nil {
+		pctx := ctx
+		if r.IntN(2) == 0 && g.CanPost(s) {
+			// CanPost says the slot is free: Post must not wait (an ended
+			// ctx would fail it), and a wrong answer overwrites a payload
+			// that a slower member still reads, which it finds below.
+			pctx = ended
+		}
+		if err := g.Post(pctx, s, head, p[:cut], p[cut:]); err != nil {
 			return fmt.Errorf("member %d step %d: post: %w", m, s, err)
 		}
 		if r.IntN(3) == 0 {

@@ -60,6 +60,7 @@ func (*Region) Marked(int, uint64) bool                        { return false }
 func (*Region) WaitMarks(context.Context, uint64, []int) error { return errors.ErrUnsupported }
 
 func (*Region) MarkOf(int, uint64) uint64 { return 0 }
+func (*Region) CanPost(uint64) bool       { return false }
 
 // Patient returns ctx.
 func Patient(ctx context.Context) context.Context { return ctx }

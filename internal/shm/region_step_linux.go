@@ -80,15 +80,8 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	// A member posts step s+1 only after acknowledging step s (its calls
 	// take their steps one at a time), so once this member has seen every
 	// post of step s-1 every member has acknowledged s-2: no need to look.
-	if s > 2 && g.seen.Load() != s-1 {
-		if err := g.await(ctx, func() bool {
-			for i, m := range g.mems {
-				if i != g.mb.Me && m.ack.Load() < s-2 {
-					return false
-				}
-			}
-			return true
-		}); err != nil {
+	if !g.CanPost(s) {
+		if err := g.await(ctx, func() bool { return g.CanPost(s) }); err != nil {
 			return err
 		}
 	}
@@ -115,6 +108,20 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	g.u64(ln, lnPost).Store(s) // last: a reader that sees s sees the rest
 	g.wakeOthers()
 	return nil
+}
+
+// CanPost reports whether Post of step s would not wait: every other
+// member has finished reading step s-2.
+func (g *Region) CanPost(s uint64) bool {
+	if s <= 2 || g.seen.Load() == s-1 {
+		return true
+	}
+	for i, m := range g.mems {
+		if i != g.mb.Me && m.ack.Load() < s-2 {
+			return false
+		}
+	}
+	return true
 }
 
 // Posted reports whether member m has posted step s.
