@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -115,8 +116,20 @@ func Start(n int) (cs []*comm.Comm, stop func(), err error) {
 // connect connects the n ranks of a new job over the server at url; if a
 // rank fails, it closes the others and names the rank.
 func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
-	return connectHosts(url, token, make([]int, n), transport) // every rank on this host: it is one process
+	host := make([]int, n) // every rank on this host: it is one process
+	if k, err := strconv.Atoi(os.Getenv(EnvHosts)); err == nil && k > 0 {
+		for r := range host {
+			host[r] = r / k
+		}
+	}
+	return connectHosts(url, token, host, transport)
 }
+
+// EnvHosts set to K makes World and Start place ranks on pretend hosts of
+// K ranks each (ranks 0..K-1 on the first, and so on), as WorldHosts does,
+// so that a package's tests run their communicators across hosts:
+// COMMTEST_HOSTS=2 go test ./conformance.
+const EnvHosts = "COMMTEST_HOSTS"
 
 // connectHosts is connect with rank r on pretend host host[r].
 func connectHosts(url, token string, host []int, transport string) ([]*comm.Comm, error) {
