@@ -110,6 +110,10 @@ func (cl *call) agree(ctx context.Context, h header) (summary, error) {
 		cl.ac.PostAhead(ctx, cl.p, h, cl.payload)
 		return summary{}, errAhead
 	}
+	if cl.h != nil { // across hosts: the agreement alone (hier.go)
+		s, _, err := cl.hierRun(ctx, h, nil)
+		return s, err
+	}
 	s, err := cl.ac.Check(ctx, cl.p, cl.r, h, cl.payload, cl.exchangeInto)
 	if err != nil || !cl.fused(s) {
 		cl.done()
@@ -155,6 +159,15 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 }
 
 func (cl *call) checkArgs(ctx context.Context, a params) (summary, error) {
+	s, err := cl.agree(ctx, cl.header(a))
+	if err != nil {
+		return s, err
+	}
+	return s, cl.verdict(s, a)
+}
+
+// header is this rank's agreement header for arguments a.
+func (cl *call) header(a params) header {
 	h := header{fOp: int64(cl.op.Wire()), fType: a.typ, fLen: -1}
 	if a.rooted {
 		h[fRoot] = int64(a.root)
@@ -172,10 +185,14 @@ func (cl *call) checkArgs(ctx context.Context, a params) (summary, error) {
 			h[fBad] = 2 + int64(a.outLen)
 		}
 	}
-	s, err := cl.agree(ctx, h)
-	if err != nil {
-		return s, err
-	}
+	return h
+}
+
+// verdict is the error every rank returns when the calls that the summary
+// s describes do not fit together (the same on every rank but for a rank's
+// own local argument error, which it returns as it made it); nil when they
+// fit.
+func (cl *call) verdict(s summary, a params) error {
 	mismatch := func(f int, arg string) error {
 		x := s[f]
 		if x.Min == x.Max {
@@ -185,38 +202,38 @@ func (cl *call) checkArgs(ctx context.Context, a params) (summary, error) {
 			RankB: int(x.MaxRank), ValueB: x.Max}
 	}
 	if err := mismatch(fOp, "collective"); err != nil {
-		return s, err
+		return err
 	}
 	if err := mismatch(fType, "type"); err != nil {
-		return s, err
+		return err
 	}
 	if s[fBad].Max != 0 {
 		if a.bad != nil {
-			return s, a.bad
+			return a.bad
 		}
 		if code := s[fBad].Max; code >= 2 { // the same text as on the rank itself
 			inLen := -1
 			if s[fLen].Min == s[fLen].Max {
 				inLen = int(s[fLen].Min)
 			}
-			return s, errOutLen(cl.op, int(s[fBad].MaxRank), int(code-2), inLen)
+			return errOutLen(cl.op, int(s[fBad].MaxRank), int(code-2), inLen)
 		}
-		return s, invalid(cl.op, nil, "rank %d passed invalid arguments", s[fBad].MaxRank)
+		return invalid(cl.op, nil, "rank %d passed invalid arguments", s[fBad].MaxRank)
 	}
 	if a.rooted {
 		if err := mismatch(fRoot, "root"); err != nil {
-			return s, err
+			return err
 		}
 		if a.root < 0 || a.root >= cl.p {
-			return s, invalid(cl.op, nil, "root %d out of range [0, %d)", a.root, cl.p)
+			return invalid(cl.op, nil, "root %d out of range [0, %d)", a.root, cl.p)
 		}
 	}
 	if s[fEq].Max != 0 { // the same on every rank, whatever rule each passed
 		if err := mismatch(fLen, "length"); err != nil {
-			return s, err
+			return err
 		}
 	}
-	return s, nil
+	return nil
 }
 
 // errOutLen is the error of an *Into call whose out has outLen elements

@@ -40,8 +40,11 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	} else {
 		cl.offerNone()
 	}
-	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot,
-		fan: fanMax(cl.s), bad: bad})
+	a := params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenRoot, fan: fanMax(cl.s), bad: bad}
+	if cl.h != nil {
+		return bcastHier(ctx, cl, k, v, buf, a, root)
+	}
+	s, err := cl.check(ctx, a)
 	if err != nil {
 		return zero, cl.wrap(err)
 	}

@@ -35,6 +35,8 @@ type call struct {
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError
+	// h: c spans hosts, and the call runs hierarchically (hier.go).
+	h *hier
 	// ahead: a nonblocking call's first run, in its caller, which posts the
 	// call in the region if it can (agree) and ends there (errAhead).
 	ahead bool
@@ -51,8 +53,11 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 	if cl := startedCall(ctx, c, op); cl != nil {
 		return cl
 	}
-	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), ac: agree.Begin(c)}
+	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), ac: agree.Begin(c), h: beginHier(c, op)}
 	cl.tag = cl.ac.Tag
+	if cl.h != nil {
+		cl.ac.Skip() // the call runs on c's sub-communicators (hier.go)
+	}
 	return cl
 }
 

@@ -146,6 +146,96 @@
 // a killed rank left. DECORUN_COLL_SHM=off (on every rank) keeps
 // collectives off regions. Measured beside Open MPI: README, Performance.
 //
+// # Across hosts
+//
+// A communicator whose ranks span hosts runs its collectives
+// hierarchically when every host's ranks are a contiguous block of its
+// ranks and some host has two or more of them (comm.HostGroups; decorun's
+// default placement by slot gives such blocks, --map-by node does not).
+// Every rank knows every world rank's host from the start-up barrier, so
+// each computes the same layout and makes the same two sub-communicators,
+// without a message, at the first call: its host's ranks, with a
+// shared-memory region whose files every rank made with the communicator,
+// and the hosts' leaders (each host's lowest rank). A call takes its
+// numbers on both when it is numbered on c, in the order of the calls on
+// c, nonblocking ones included, and runs in three steps:
+//
+//   - Up: the host's ranks post their agreement headers and payloads in
+//     the host's region (a payload over the 1 MiB slot, or a host without
+//     a region, goes to the leader by a binomial tree of messages); the
+//     leader reads every header of its host, and when they fit together
+//     folds the payloads in rank order into the host's contribution.
+//   - Across: the leaders exchange each host's summary of headers and
+//     contribution (one round up to 8 hosts, else Bruck's allgather); each
+//     merges the summaries into the global one, which is the flat
+//     agreement's summary (the same minima, maxima and ranks), and when
+//     the calls fit together folds the contributions in host order.
+//   - Down: the leader posts the global summary and the result in the
+//     host's region (or sends them down a binomial tree), and every rank
+//     returns what they say: the same MismatchError or ErrInvalidArg as
+//     the flat agreement gives, the OpError of a failed op, or the
+//     result.
+//
+// Each rank of a host that has two or more of the communicator's ranks
+// keeps a region file for them (2 MiB + 8 KiB, as on one host), made with
+// the communicator and dropped at the first call when the communicator
+// turns out not to run hierarchically.
+//
+// So the agreement travels with the data: no round of its own. Because the
+// hosts are contiguous blocks, the fold in host order of folds in rank
+// order is the fold in rank order, v0 op v1 op ... op vp−1, computed alike
+// by every leader from the same bytes: results are bit-identical on every
+// rank (a float sum's parentheses differ from the flat algorithms'). Hosts
+// that are not contiguous blocks (round-robin) run flat.
+//
+// Barrier, Bcast and BcastInto of less than 256 KiB, Reduce, Allreduce,
+// and ReduceSlice and AllreduceSlice (and their Into forms) of less than
+// 64 KiB of numbers move their data this way. Every other collective,
+// larger values and vectors, and comm's Split and
+// Dup run the same three steps without data (the agreement alone: a
+// mismatch between a Split on some ranks and a collective on others is
+// seen, as on one host), then move their data by the flat message
+// algorithms over c. Large vectors go flat because the leaders' exchange
+// sends whole vectors over one connection per host, where Rabenseifner's
+// algorithm spreads them over every rank's: on 3 namespace hosts × 2
+// ranks, AllreduceSlice of 64 KiB took 8.7–9.3 ms through the leaders
+// against 7.5–8.6 ms flat, 256 KiB 16.8–18.6 ms against 7.4–8.2 ms, and a
+// Bcast of 1 MiB 19.6–25.4 ms against 12.5–18.9 ms. (A Bcast's length is
+// the root's: the hierarchical agreement tells every rank, and the root
+// posts nothing in its host's region when it is large.) Costs of the small
+// calls: two region steps on each host and one round of messages between
+// the leaders (each sends its host's part to every other; Bruck's
+// allgather, ⌈lg h⌉ rounds, with more than 8 hosts), where the flat
+// algorithms take ⌈lg p⌉ or more rounds between any ranks, most of them
+// across hosts.
+//
+// Measured on 3 network-namespace hosts × 2 ranks on the 2-core VM
+// (2026-12-07, load 6–13 from other jobs; µs per call, max over ranks,
+// hierarchical and DECORUN_COLL_HIER=off alternated three times):
+// Barrier 637–947 against 1475–1678 flat, Allreduce of 8 B 501–791
+// against 2224–3010, Bcast of 8 B 523–773 against 1474–2339; of 1 MiB
+// (flat data after the hierarchical agreement) Allreduce 10.5–15.6 ms
+// against 11.4–15.8 ms and Bcast 7.2–12.5 ms against 7.6–11.5 ms, the
+// same algorithms within the noise of the load. The
+// command, with hosts hb1..hb3 made as cluster_test makes its hosts:
+//
+//	decorun -H hb1:2,hb2:2,hb3:2 --launch-agent 'ip netns exec {host}' \
+//	  --server-addr 10.88.0.1 -n 6 [-x DECORUN_COLL_HIER=off] \
+//	  decorun __bench-rank '{"benchmarks":["barrier","allreduce","bcast"],"sizes":[8,1048576]}'
+//
+// (decorun bench's rank mode: the ranks of decorun bench, started on the
+// hosts by hand).
+//
+// Failures: a rank that cancels its call returns ctx.Err(); the ranks
+// that wait for it (its host's ranks in a region step, the leaders, the
+// ranks of other hosts waiting for their leader) return when their own ctx
+// ends, as on one host. When a rank dies under decorun --keep-going, the
+// loss breaks both sub-communicators of every communicator that has the
+// rank, so that every survivor's call fails with an error naming it
+// (wrapping comm.ErrRankLost), whether it waits in its host's region or
+// for another leader. DECORUN_COLL_HIER=off (on every rank) runs every
+// collective flat.
+//
 // # Costs
 //
 // In the notation of MPICH's collective headers: α is one message's latency

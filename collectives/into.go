@@ -24,8 +24,11 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 	} else {
 		cl.offerNone()
 	}
-	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenEqual,
-		fan: fanMax(cl.s)})
+	a := params{typ: k.hash, rooted: true, root: root, length: len(buf), lenRule: lenEqual, fan: fanMax(cl.s)}
+	if cl.h != nil {
+		return bcastIntoHier(ctx, cl, k, buf, a, root)
+	}
+	s, err := cl.check(ctx, a)
 	if err != nil {
 		return cl.wrap(err)
 	}

@@ -66,6 +66,9 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 	var zero T
 	cl := begin(ctx, c, opReduce)
 	k := valuesOf[T]()
+	if cl.h != nil {
+		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, true, root), root)
+	}
 	fused, err := checkValue(ctx, cl, k, v, op, true, root)
 	if err != nil {
 		return zero, err
@@ -95,6 +98,9 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
 	k := valuesOf[T]()
+	if cl.h != nil {
+		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, false, 0), -1)
+	}
 	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {
 		return zero, err
@@ -116,6 +122,23 @@ func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T)
 // length of a slice value is exchanged too, and must be equal on every
 // rank when some rank's op came from Elementwise.
 func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) (fused bool, err error) {
+	a := valueParams(cl, k, v, op, rooted, root)
+	switch {
+	case a.bad != nil:
+	case k.scalar && k.size <= 8*len(cl.inline): // in the call: no allocation
+		*(*T)(unsafe.Pointer(&cl.inline)) = v
+		cl.offer(unsafe.Slice((*byte)(unsafe.Pointer(&cl.inline)), k.size))
+	default:
+		if b, err := k.encode(v); err == nil {
+			cl.offer(b)
+		}
+	}
+	s, err := cl.check(ctx, a)
+	return err == nil && cl.fused(s), cl.wrap(err)
+}
+
+// valueParams are the agreement's arguments of a whole-value reduction.
+func valueParams[T any](cl *call, k values[T], v T, op func(a, b T) T, rooted bool, root int) params {
 	var bad error
 	if err := k.probe(v); err != nil {
 		bad = invalid(cl.op, err, "rank %d's value", cl.r)
@@ -127,18 +150,7 @@ func checkValue[T any](ctx context.Context, cl *call, k values[T], v T, op func(
 			a.lenRule = lenEqual
 		}
 	}
-	switch {
-	case bad != nil:
-	case k.scalar && k.size <= 8*len(cl.inline): // in the call: no allocation
-		*(*T)(unsafe.Pointer(&cl.inline)) = v
-		cl.offer(unsafe.Slice((*byte)(unsafe.Pointer(&cl.inline)), k.size))
-	default:
-		if b, err := k.encode(v); err == nil {
-			cl.offer(b)
-		}
-	}
-	s, err := cl.check(ctx, a)
-	return err == nil && cl.fused(s), cl.wrap(err)
+	return a
 }
 
 // foldValue is a whole-value reduction through the region: this rank folds

@@ -160,6 +160,9 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	} else {
 		out = nil
 	}
+	if cl.h != nil && !hierFlat(k, len(v)) {
+		return sliceHier(ctx, cl, k, v, out, op, a, root)
+	}
 	large := cl.large(k.raw, len(v)*k.size) && root >= 0 && root < cl.p
 	h, fused, err := agreeSlice(ctx, cl, k, a, v, out, same, large, root)
 	if err != nil {
@@ -252,6 +255,9 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 	k := elemsOf[E]()
 	a := sliceParams(cl, k, v, false, 0)
 	same := checkOut(cl, v, out, &a)
+	if cl.h != nil && !hierFlat(k, len(v)) {
+		return sliceHier(ctx, cl, k, v, out, op, a, -1)
+	}
 	h, fused, err := agreeSlice(ctx, cl, k, a, v, out, same, cl.largeAll(k.raw, len(v)*k.size), -1)
 	if err != nil {
 		return err

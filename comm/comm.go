@@ -124,6 +124,14 @@ type Comm struct {
 	reg         *shm.Region
 	regOK       bool
 	regionsMade bool // Split: every new member made its file
+	// hreg is this rank's file of the region of c's ranks on this host,
+	// when c spans hosts (hostgroup.go); hregOK: every one of them made
+	// its file. hier is c's HostGroups, made at the first call.
+	hreg     *shm.Region
+	hregOK   bool
+	hostMade bool // Split: every new member on this host made its file
+	hierOnce sync.Once
+	hier     *HostGroups
 
 	shadow     atomic.Pointer[Comm] // Shadow(), made once
 	grp        *group               // nil: the world
@@ -237,7 +245,12 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e.host = wr.host
-	c.reg, c.regOK = wr.world, wr.worldOK
+	e.hosts = t.Hosts()
+	if wr.worldOK {
+		c.reg, c.regOK = wr.world, true
+	} else {
+		c.adoptHost(wr.world, wr.hostOK)
+	}
 	return c, nil
 }
 
@@ -275,12 +288,14 @@ func (c *Comm) ProcessorName() string { return c.host }
 func (c *Comm) Close() error {
 	if c.derived {
 		if c.closedFlag.CompareAndSwap(false, true) {
+			c.closeHier()
 			c.releaseRegion()
 			c.e.cancelComm(c.id, c.Shadow().id)
 		}
 		return nil
 	}
 	c.once.Do(func() {
+		c.closeHier()
 		c.releaseRegion()
 		c.e.close()
 		if c.nats == nil {

@@ -146,6 +146,16 @@
 // an error wrapping ErrMismatch that names two ranks and their calls,
 // instead of waiting for the others, and the communicator stays usable.
 //
+// HostGroups describes a communicator whose ranks span hosts (each host's
+// ranks a contiguous block of them, some host with two or more): its
+// ranks on this host and the hosts' leaders, as two communicators that
+// every rank makes alike, without messages, from each world rank's host
+// (the launcher's lists, gathered at start-up), and closes with the
+// communicator. Package collectives runs its calls on them hierarchically;
+// the loss of any rank of the communicator fails their collective traffic
+// too, as it fails the communicator's own. DECORUN_COLL_HIER=off (on every
+// rank) turns them off.
+//
 // # Failure
 //
 // Close ends the communicator; calls blocked on it, and all later calls,

@@ -44,6 +44,7 @@ type engine struct {
 	shl     *shm.Link     // the shared-memory link, or nil; set before use
 	crowded bool          // more ranks than cores on this host
 	host    map[int]bool  // world ranks that share this host and have a shared-memory segment (host.go)
+	hosts   []int         // each world rank's host: the lowest world rank there (nil: unknown; hostgroup.go)
 	spin    time.Duration // how long drive polls
 	rx      wire.Header
 

@@ -107,7 +107,7 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 	}
 	id := mix(c.id, saltDup, c.nderived.Load()+1)
 	g := c.childRegion(id) // before the agreement: see host.go
-	sum, err := c.agree(ctx, agree.Dup, 0, g != nil)
+	sum, err := c.agree(ctx, agree.Dup, 0, g != nil || c.aloneOnHost())
 	if err != nil {
 		dropRegion(g)
 		return nil, err
@@ -123,7 +123,7 @@ func (c *Comm) Dup(ctx context.Context) (*Comm, error) {
 		dropRegion(g)
 		g = nil
 	}
-	nc.adopt(g, sum[agree.FRegion].Min == 1)
+	nc.adopt(g, sum[agree.FRegion].Min == 1, sum[agree.FRegion].Min == 1)
 	nc.topo, nc.graph = c.topo, c.graph // a duplicate keeps the topology (MPI_Comm_dup)
 	return nc, nil
 }
@@ -177,7 +177,7 @@ func (c *Comm) splitAgreed(ctx context.Context, color, key int) (*Comm, error) {
 		dropRegion(g)
 		return nil, err
 	}
-	nc.adopt(g, nc.regionsMade)
+	nc.adopt(g, nc.regionsMade, nc.hostMade)
 	return nc, nil
 }
 
@@ -223,11 +223,14 @@ func (c *Comm) split(ctx context.Context, x *Comm, n uint64, color, key, made in
 		return nil, nil
 	}
 	var members []int // ranks of c with my color, in new-rank order
-	allMade := true
+	allMade, hostMade := true, true
 	for r := 0; r < c.size; r++ {
 		if table[3*r] == color {
 			members = append(members, r)
 			allMade = allMade && table[3*r+2] == 1
+			if c.sameHost(r) {
+				hostMade = hostMade && table[3*r+2] == 1
+			}
 		}
 	}
 	slices.SortStableFunc(members, func(a, b int) int { return table[3*a+1] - table[3*b+1] })
@@ -243,7 +246,7 @@ func (c *Comm) split(ctx context.Context, x *Comm, n uint64, color, key, made in
 	}
 	nc := c.derive(mix(c.id, saltSplit, n, uint64(color)))
 	nc.grp, nc.rank, nc.size = g, me, len(members)
-	nc.regionsMade = allMade
+	nc.regionsMade, nc.hostMade = allMade, hostMade
 	c.e.addColl(nc.Shadow().id, g.world)
 	return nc, nil
 }

@@ -41,15 +41,17 @@ func init() { agree.HostOf = hostOf }
 type hostRegions struct {
 	world   *shm.Region
 	worldOK bool
+	hostOK  bool         // every rank of this host made its file (the world's host part, hostgroup.go)
 	host    map[int]bool // world ranks of this host with a segment
 }
 
 func regionsOn() bool { return os.Getenv(EnvCollSHM) != "off" }
 
 // create makes this rank's file of the world's region, when every rank of
-// the job is on this host; it reports whether it did.
+// the job is on this host, or of the region of the world's ranks on this
+// host (hostgroup.go), when it has two or more; it reports whether it did.
 func (wr *hostRegions) create(job jobenv.Job, sl *shm.Link) bool {
-	if job.HostRanks == nil || len(job.HostRanks) != job.Size || !regionsOn() {
+	if len(job.HostRanks) < 2 || !regionsOn() || len(job.HostRanks) != job.Size && !hierOn() {
 		return false
 	}
 	g, err := newRegion(sl, 0, job.Rank)
@@ -81,7 +83,8 @@ func (wr *hostRegions) learn(job jobenv.Job, recs map[int]string) {
 		}
 		all = all && ok && strings.HasSuffix(r, regionMark)
 	}
-	wr.worldOK = wr.world != nil && all
+	wr.hostOK = wr.world != nil && all
+	wr.worldOK = wr.hostOK && len(job.HostRanks) == job.Size
 }
 
 func (wr *hostRegions) drop() {
@@ -113,13 +116,19 @@ func (c *Comm) childRegion(id uint64) *shm.Region {
 }
 
 // adopt gives the new communicator nc its region file g, which it uses
-// when ok and every rank of nc has a segment on this host.
-func (nc *Comm) adopt(g *shm.Region, ok bool) {
+// when ok and every rank of nc has a segment on this host; when nc spans
+// hosts, g serves the region of its ranks on this host instead, when
+// hostOK (every one of them made its file; see hostgroup.go).
+func (nc *Comm) adopt(g *shm.Region, ok, hostOK bool) {
 	if g == nil {
 		return
 	}
 	for r := range nc.size {
 		ok = ok && nc.e.host[nc.toWorld(r)]
+	}
+	if !ok && nc.size >= 2 {
+		nc.adoptHost(g, hostOK)
+		return
 	}
 	if !ok || nc.size < 2 {
 		g.Close()
@@ -167,6 +176,9 @@ func hostOf(x any) agree.Host {
 		Alive: func(r int) error {
 			if err := c.alive("collective"); err != nil {
 				return err
+			}
+			if err := e.collBroken(c.Shadow().id); err != nil {
+				return err // a rank of the communicator this one serves is lost (hostgroup.go)
 			}
 			return e.peerErr(c.toWorld(r))
 		},

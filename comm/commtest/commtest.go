@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +80,23 @@ func WorldOn(tb testing.TB, n int, transport string) []*comm.Comm {
 	return cs
 }
 
+// WorldHosts is World with ranks placed on pretend hosts: host[r] names
+// rank r's host, and each rank's Job.HostRanks lists the ranks with the
+// same name, as decorun's launcher lists each host's ranks. The ranks still
+// share this process and host; only what comm believes about hosts
+// differs (collectives on communicators that span the pretend hosts run
+// hierarchically; shared memory joins only ranks of one pretend host).
+func WorldHosts(tb testing.TB, host []int) []*comm.Comm {
+	tb.Helper()
+	url, token := Server(tb)
+	cs, err := connectHosts(url, token, host, os.Getenv("DECORUN_TRANSPORT"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { closeAll(cs) })
+	return cs
+}
+
 // Start is World for Example functions and programs, which have no
 // testing.TB: it starts an embedded nats-server, connects n ranks over it
 // and returns them with stop, which closes every rank and then the server.
@@ -98,6 +116,24 @@ func Start(n int) (cs []*comm.Comm, stop func(), err error) {
 // connect connects the n ranks of a new job over the server at url; if a
 // rank fails, it closes the others and names the rank.
 func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
+	host := make([]int, n) // every rank on this host: it is one process
+	if k, err := strconv.Atoi(os.Getenv(EnvHosts)); err == nil && k > 0 {
+		for r := range host {
+			host[r] = r / k
+		}
+	}
+	return connectHosts(url, token, host, transport)
+}
+
+// EnvHosts set to K makes World and Start place ranks on pretend hosts of
+// K ranks each (ranks 0..K-1 on the first, and so on), as WorldHosts does,
+// so that a package's tests run their communicators across hosts:
+// COMMTEST_HOSTS=2 go test ./conformance.
+const EnvHosts = "COMMTEST_HOSTS"
+
+// connectHosts is connect with rank r on pretend host host[r].
+func connectHosts(url, token string, host []int, transport string) ([]*comm.Comm, error) {
+	n := len(host)
 	jobs.Lock()
 	jobSeq++
 	id := fmt.Sprintf("commtest%d", jobSeq)
@@ -108,9 +144,13 @@ func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
 	rand.Read(key)
 	cs := make([]*comm.Comm, n)
 	errs := make([]error, n)
-	host := make([]int, n) // every rank on this host: it is one process
-	for r := range host {
-		host[r] = r
+	ranks := make([][]int, n) // each rank's host's ranks
+	for r := range n {
+		for q := range n {
+			if host[q] == host[r] {
+				ranks[r] = append(ranks[r], q)
+			}
+		}
 	}
 	var wg sync.WaitGroup
 	for r := range n {
@@ -118,7 +158,7 @@ func connect(url, token string, n int, transport string) ([]*comm.Comm, error) {
 		go func() {
 			defer wg.Done()
 			cs[r], errs[r] = comm.Connect(ctx, comm.Job{Rank: r, Size: n, URL: url, Token: token, ID: id, Key: hex.EncodeToString(key),
-				Transport: transport, HostRanks: host})
+				Transport: transport, HostRanks: ranks[r]})
 		}()
 	}
 	wg.Wait()

@@ -247,6 +247,9 @@ func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte,
 	if p == 1 {
 		return Run(ctx, p, r, h, exchange)
 	}
+	if s, ok, err := hierCheck(ctx, cl, h); ok { // the communicator spans hosts (hier.go)
+		return s, err
+	}
 	st.mu.Lock()
 	reg := st.reg
 	st.mu.Unlock()

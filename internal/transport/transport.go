@@ -67,6 +67,7 @@ type NATS struct {
 	max    int
 	mu     sync.Mutex
 	closed bool
+	hosts  []int // after Boot: each rank's host group (see Hosts)
 }
 
 // ErrLost is wrapped by every error that means messages may have been lost.
@@ -347,7 +348,8 @@ func (t *NATS) Boot(ctx context.Context, group, rec string) (map[int]string, err
 			mismatch = fmt.Errorf("the ranks of a job must use one data path: rank 0 asked for --transport=%s, %s (decorun gives every rank its --transport or DECORUN_TRANSPORT; in join mode set DECORUN_TRANSPORT alike for every rank)",
 				t.bootTransport(), strings.Join(differ, ", "))
 		}
-		// One table per group, each answer the table of its rank's group.
+		// One table per group, each answer the table of its rank's group,
+		// then every rank's group (when every rank named one).
 		tables := map[string]*strings.Builder{}
 		for r := range size {
 			b := tables[groups[r]]
@@ -358,6 +360,11 @@ func (t *NATS) Boot(ctx context.Context, group, rec string) (map[int]string, err
 			}
 			if recs[r] != "" {
 				fmt.Fprintf(b, "\n%d %s", r, recs[r])
+			}
+		}
+		if hosts := hostLine(groups, size); hosts != "" {
+			for _, b := range tables {
+				b.WriteString(hosts)
 			}
 		}
 		for r, m := range seen {
@@ -372,6 +379,7 @@ func (t *NATS) Boot(ctx context.Context, group, rec string) (map[int]string, err
 		if mismatch != nil {
 			return nil, fmt.Errorf("transport: boot: %w", mismatch)
 		}
+		t.hosts = bootHosts(tables[group].String(), size)
 		return bootTable(tables[group].String(), 0), nil // what rank 0 sends next follows the replies
 	}
 	msg := []byte(fmt.Sprintf("%d %d %s %s %s", t.job.Rank, size, t.bootTransport(), group, rec))
@@ -393,6 +401,7 @@ func (t *NATS) Boot(ctx context.Context, group, rec string) (map[int]string, err
 			if body != "ok" && !strings.HasPrefix(body, "ok\n") {
 				return nil, fmt.Errorf("transport: boot: rank %d: %s", t.job.Rank, m.Data)
 			}
+			t.hosts = bootHosts(body, size)
 			return bootTable(body, t.job.Rank), nil
 		}
 		if !errors.Is(err, nats.ErrNoResponders) {
@@ -419,6 +428,53 @@ func bootTable(body string, self int) map[int]string {
 	}
 	return out
 }
+
+// hostLine is the boot answer's last line, "\nhosts g0,g1,...": each
+// rank's group (the lowest world rank on its host), or "" when some rank
+// did not know its host's ranks.
+func hostLine(groups map[int]string, size int) string {
+	b := strings.Builder{}
+	b.WriteString("\nhosts ")
+	for r := range size {
+		if _, err := strconv.Atoi(groups[r]); err != nil {
+			return ""
+		}
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(groups[r])
+	}
+	return b.String()
+}
+
+// bootHosts reads hostLine's line from a boot answer (nil: none).
+func bootHosts(body string, size int) []int {
+	for _, l := range strings.Split(body, "\n")[1:] {
+		f, ok := strings.CutPrefix(l, "hosts ")
+		if !ok {
+			continue
+		}
+		gs := strings.Split(f, ",")
+		if len(gs) != size {
+			return nil
+		}
+		out := make([]int, size)
+		for r, g := range gs {
+			n, err := strconv.Atoi(g)
+			if err != nil || n < 0 || n >= size {
+				return nil
+			}
+			out[r] = n
+		}
+		return out
+	}
+	return nil
+}
+
+// Hosts returns, after Boot, every rank's host group: the lowest world
+// rank on its host, as each rank named it (nil when some rank did not know
+// its host's ranks).
+func (t *NATS) Hosts() []int { return t.hosts }
 
 // bootTransport is the data path a rank states in its boot request:
 // "default" when the job names none (comm names it before it dials).
