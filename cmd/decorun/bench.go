@@ -55,7 +55,7 @@ func benchFlags(n int) []cli.Flag {
 	if n == 0 {
 		n = 2
 	}
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.IntFlag{Name: "n", Aliases: []string{"np"}, Value: n, Usage: "number of ranks `N` (latency, bw and bibw use ranks 0 and 1)"},
 		&cli.BoolFlag{Name: "json", Usage: "print one JSON object per measurement instead of a table", DisableDefaultText: true},
 		&cli.BoolFlag{Name: "baseline", Usage: "also measure a raw nats.go ping-pong and stream between the same processes and print the ratio", DisableDefaultText: true},
@@ -66,10 +66,12 @@ func benchFlags(n int) []cli.Flag {
 		&cli.StringFlag{Name: "timeout", Usage: "stop the benchmark job after `D` (a Go duration or seconds)"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write each rank's CPU profile to `PATH`.rankR"},
 		&cli.StringFlag{Name: "memprofile", Usage: "write each rank's allocation profile to `PATH`.rankR"},
+		&cli.StringSliceFlag{Name: "x", Usage: "export `NAME=VALUE` (or NAME) to every rank, as decorun -x; repeatable"},
 	}
+	return append(flags, placeFlags()...) // across hosts, as decorun: -H, --hostfile, --launch-agent, ...
 }
 
-var benchBools = []string{"json", "baseline", "h", "help"}
+var benchBools = []string{"json", "baseline", "oversubscribe", "h", "help"}
 
 // benchArgs moves flags before the benchmark names, so that both
 // `decorun bench --json latency` and `decorun bench latency --json` work.
@@ -99,7 +101,7 @@ func benchArgs(args []string) []string {
 func benchApp(stdout, stderr io.Writer, n int) *cli.App {
 	return &cli.App{
 		Name:  "decorun bench",
-		Usage: "OSU-style micro-benchmarks of decorun on this host",
+		Usage: "OSU-style micro-benchmarks of decorun, on this host or across hosts (-H, --hostfile)",
 		UsageText: "decorun bench [options] BENCHMARK... [options]\n\n" +
 			"BENCHMARK: " + strings.Join(bench.Names, ", ") + ", or all.\n" +
 			"latency, bw and bibw run between ranks 0 and 1; the collectives on all N ranks;\n" +
@@ -152,7 +154,10 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		cfg.Benchmarks = job
 		arg, _ := json.Marshal(cfg) // plain fields: cannot fail
 		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: stdout, Stderr: stderr,
-			Transport: cfg.Transport}
+			Transport: cfg.Transport, Env: c.StringSlice("x")}
+		if err := placement(c, &lc); err != nil { // across hosts: -H, --hostfile, --launch-agent, ...
+			return err
+		}
 		if s := c.String("timeout"); s != "" {
 			if lc.Timeout, err = parseTimeout(s); err != nil {
 				return err

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -50,18 +51,13 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		Name:      "decorun",
 		Usage:     "run N copies of a program as one SPMD job",
 		UsageText: "decorun [-n N] [options] PROG [ARGS...]\n\nPROG is an executable (looked up in PATH) or a directory holding a Go main\npackage, which decorun builds first. Everything after PROG goes to PROG.",
-		Flags: []cli.Flag{
+		Flags: slices.Concat([]cli.Flag{
 			&cli.IntFlag{Name: "n", Aliases: []string{"np"}, Value: 1, Usage: "number of ranks `N`"},
 			&cli.StringSliceFlag{Name: "x", Usage: "export `NAME=VALUE` (or NAME, copied from decorun's environment) to every rank; repeatable"},
 			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK]"},
 			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal"},
 			&cli.StringFlag{Name: "timeout", Usage: "stop the job and exit 110 after `D` (a Go duration such as 90s or 2m, or seconds)"},
-			&cli.StringFlag{Name: "H", Aliases: []string{"host"}, Usage: "run on these hosts: `h1:4,h2:4` (slots per host; 1 when omitted)"},
-			&cli.StringFlag{Name: "hostfile", Usage: "hosts from `FILE` in Open MPI's format: NAME [slots=N] [max_slots=M] per line"},
-			&cli.StringFlag{Name: "map-by", Value: "slot", Usage: "place ranks by `slot` (fill each host in turn) or node (one per host in turn)"},
-			&cli.BoolFlag{Name: "oversubscribe", Usage: "allow more ranks on a host than it has slots"},
-			&cli.StringFlag{Name: "launch-agent", Usage: "command that runs a command on a host, {host} for its name (default: " + launcher.DefaultLaunchAgent + ")"},
-			&cli.StringFlag{Name: "server-addr", Usage: "`ADDR` of this machine that the other hosts reach the job's server at (default: found from the route to them)"},
+		}, placeFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "nats-url", Usage: "run the job on an existing NATS server or cluster at `URL` (comma-separated for several) instead of an embedded server"},
 			&cli.StringFlag{Name: "nats-token", EnvVars: []string{"DECORUN_NATS_TOKEN"}, Usage: "token for --nats-url"},
 			&cli.StringFlag{Name: "nats-user", EnvVars: []string{"DECORUN_NATS_USER"}, Usage: "user for --nats-url"},
@@ -73,7 +69,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.StringFlag{Name: "nats-key", Usage: "client certificate key `FILE` (PEM) for --nats-url"},
 			&cli.StringFlag{Name: "transport", EnvVars: []string{jobenv.EnvTransport}, Usage: "data path between ranks: `auto` (shared memory on one host, direct TCP between hosts, NATS where neither can be set up), nats (everything through NATS), shm (like auto; a same-host rank unreachable through shared memory is an error) or tcp (direct TCP to every rank, on one host too; a rank it cannot reach is an error); default auto"},
 			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
-		},
+		}),
 		HideHelpCommand:           true,
 		Commands:                  benchCommands(), // decorun bench: bench.go
 		HideVersion:               true,
@@ -99,33 +95,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			cfg.Env = c.StringSlice("x")
 			cfg.KeepGoing = c.Bool("keep-going")
 			cfg.Transport = c.String("transport")
-			if c.IsSet("H") && c.IsSet("hostfile") {
-				return &usageError{"-H and --hostfile cannot be used together"}
+			if err := placement(c, &cfg); err != nil {
+				return err
 			}
-			if h := c.String("H"); h != "" {
-				hs, err := launcher.ParseHostList(h)
-				if err != nil {
-					return &usageError{err.Error()}
-				}
-				cfg.Hosts = hs
-			}
-			if f := c.String("hostfile"); f != "" {
-				hs, err := launcher.ParseHostfile(f)
-				if err != nil {
-					return &usageError{err.Error()}
-				}
-				cfg.Hosts = hs
-			}
-			switch m := c.String("map-by"); m {
-			case "slot":
-			case "node":
-				cfg.MapByNode = true
-			default:
-				return &usageError{fmt.Sprintf("--map-by %q: want slot or node", m)}
-			}
-			cfg.Oversubscribe = c.Bool("oversubscribe")
-			cfg.LaunchAgent = c.String("launch-agent")
-			cfg.ServerAddr = c.String("server-addr")
 			cfg.NATS = launcher.NATSConfig{URL: c.String("nats-url"), Token: c.String("nats-token"),
 				User: c.String("nats-user"), Password: c.String("nats-password"),
 				CredsFile: c.String("nats-creds"), NkeyFile: c.String("nats-nkey"),
@@ -213,4 +185,49 @@ func usableStdin(f *os.File) bool {
 		return true // a character device that is not a terminal, such as /dev/null
 	}
 	return int(pgrp) == syscall.Getpgrp()
+}
+
+// placeFlags are the flags that place ranks on hosts, shared by decorun
+// and decorun bench.
+func placeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "H", Aliases: []string{"host"}, Usage: "run on these hosts: `h1:4,h2:4` (slots per host; 1 when omitted)"},
+		&cli.StringFlag{Name: "hostfile", Usage: "hosts from `FILE` in Open MPI's format: NAME [slots=N] [max_slots=M] per line"},
+		&cli.StringFlag{Name: "map-by", Value: "slot", Usage: "place ranks by `slot` (fill each host in turn) or node (one per host in turn)"},
+		&cli.BoolFlag{Name: "oversubscribe", Usage: "allow more ranks on a host than it has slots"},
+		&cli.StringFlag{Name: "launch-agent", Usage: "command that runs a command on a host, {host} for its name (default: " + launcher.DefaultLaunchAgent + ")"},
+		&cli.StringFlag{Name: "server-addr", Usage: "`ADDR` of this machine that the other hosts reach the job's server at (default: found from the route to them)"},
+	}
+}
+
+// placement sets cfg's hosts and placement from placeFlags.
+func placement(c *cli.Context, cfg *launcher.Config) error {
+	if c.IsSet("H") && c.IsSet("hostfile") {
+		return &usageError{"-H and --hostfile cannot be used together"}
+	}
+	if h := c.String("H"); h != "" {
+		hs, err := launcher.ParseHostList(h)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		cfg.Hosts = hs
+	}
+	if f := c.String("hostfile"); f != "" {
+		hs, err := launcher.ParseHostfile(f)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		cfg.Hosts = hs
+	}
+	switch m := c.String("map-by"); m {
+	case "slot":
+	case "node":
+		cfg.MapByNode = true
+	default:
+		return &usageError{fmt.Sprintf("--map-by %q: want slot or node", m)}
+	}
+	cfg.Oversubscribe = c.Bool("oversubscribe")
+	cfg.LaunchAgent = c.String("launch-agent")
+	cfg.ServerAddr = c.String("server-addr")
+	return nil
 }
