@@ -408,10 +408,13 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 // host) it drives the shared-memory rings itself (see shm.Link.Drive): a
 // frame that completes the wait costs no wake-up, since the goroutine
 // waiting for it delivers it, and the pump, which would otherwise spin
-// beside it, sleeps. Without (more ranks than cores) it polls done,
-// yielding to the process's other goroutines, the pump among them: a
-// receive that completes meanwhile finds its caller runnable, where
-// waking a parked caller costs the pump a futex wake-up on the way.
+// beside it, sleeps. With e.tdrv (TCP peers, a core per rank) it reads
+// the TCP connections itself in the same way (tcp.Link.Poll), for up to
+// e.spin after the last frame moved. Without either (more ranks than
+// cores) it polls done, yielding to the process's other goroutines, the
+// pump among them: a receive that completes meanwhile finds its caller
+// runnable, where waking a parked caller costs the pump a futex wake-up
+// on the way.
 func (e *engine) drive(ctx context.Context, done func() bool) {
 	if e.spin <= 0 {
 		return
@@ -428,15 +431,22 @@ func (e *engine) drive(ctx context.Context, done func() bool) {
 		}
 	}
 	if e.drv != nil {
-		e.drv.Drive(stop, e.spin)
+		if t := e.tdrv; t != nil {
+			e.drv.Drive(func() bool { t.Poll(); return stop() }, e.spin)
+		} else {
+			e.drv.Drive(stop, e.spin)
+		}
 		return
 	}
 	var start time.Time
 	for i := 0; !stop(); i++ {
+		if e.tdrv != nil && e.tdrv.Poll() {
+			start = time.Time{} // the time counts from the last frame moved
+		}
 		if i%8 == 0 {
-			if i == 0 {
-				start = time.Now()
-			} else if time.Since(start) > e.spin {
+			if now := time.Now(); start.IsZero() {
+				start = now
+			} else if now.Sub(start) > e.spin {
 				return
 			}
 		}
