@@ -39,6 +39,15 @@ func (e *engine) keepPooled(b []byte, lent bool) (k []byte, pooled bool) {
 	return b, false
 }
 
+// recycle gives b, a frame or payload the link delivered whose bytes were
+// copied out and which nothing refers to any more, back to the link for a
+// later frame to be read into (see transport.Recycler), and reports
+// whether the link took it; otherwise it is garbage.
+func (e *engine) recycle(b []byte) bool {
+	rc, ok := e.link.(transport.Recycler)
+	return ok && rc.Recycle(b)
+}
+
 // unpool returns m's pooled buffers to the pool, once their bytes were
 // copied out or m is dropped; m must not be used for its data afterwards.
 // mu held.
@@ -132,10 +141,8 @@ func (e *engine) handle(frame []byte, lent bool) {
 		// Copied: a link that reuses frames may read the next one into
 		// it; otherwise it is garbage, which collect keeps in check.
 		// A lent frame is neither (it is the link's, in its ring).
-		if !lent {
-			if rc, ok := e.link.(transport.Recycler); !ok || !rc.Recycle(frame) {
-				e.collect(len(payload))
-			}
+		if !lent && !e.recycle(frame) {
+			e.collect(len(payload))
 		}
 		if h.Flags&wire.FlagStream != 0 {
 			e.consumeStream(from, frameCost(h, len(payload)))
@@ -287,6 +294,9 @@ func (e *engine) deliver(r *rreq, m *inMsg) {
 			r.err = truncErr(m, len(r.buf))
 		case r.into:
 			r.data = r.buf[:copy(r.buf, m.data)]
+			if !m.pooled {
+				e.recycle(m.data)
+			}
 		default:
 			// The payload becomes the caller's: a pooled buffer
 			// leaves the pool for good.
@@ -334,12 +344,12 @@ func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
 		}
 		off := copy(r.data, m.data)
 		garbage := 0
-		if !m.pooled {
+		if !m.pooled && !e.recycle(m.data) {
 			garbage += len(m.data)
 		}
 		for i, b := range m.parts {
 			off += copy(r.data[off:], b)
-			if !m.partPooled[i] {
+			if !m.partPooled[i] && !e.recycle(b) {
 				garbage += len(b)
 			}
 		}

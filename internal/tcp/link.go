@@ -97,7 +97,10 @@ type Link struct {
 
 // Received frames of more than smallFrame bytes come from framePool when
 // the receiver gave one back (Recycle): a stream of large frames then
-// allocates (and zeroes) nothing.
+// allocates (and zeroes) nothing. The receiver may give back a tail of the
+// frame (its payload, after its own header), so frames are made with room
+// to spare: each reuse of a tail loses a header's length, and a frame
+// serves many times before it falls short.
 var framePool sync.Pool // *[]byte
 
 func getFrame(n int) []byte {
@@ -108,14 +111,15 @@ func getFrame(n int) []byte {
 			}
 			framePool.Put(p) // fits a smaller frame later
 		}
+		return make([]byte, n, n+max(4<<10, n/8))
 	}
 	return make([]byte, n)
 }
 
-// Recycle gives back a frame that onFrame's callee has finished with
-// (nothing refers to it any more), for a later frame to be read into, and
-// reports whether it kept it. Any slice may be given, whichever link
-// delivered it.
+// Recycle gives back a frame, or a tail of one, that onFrame's callee has
+// finished with (nothing refers to it any more), for a later frame to be
+// read into, and reports whether it kept it. Any slice may be given,
+// whichever link delivered it.
 func (l *Link) Recycle(f []byte) bool {
 	if cap(f) <= smallFrame {
 		return false

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -93,7 +94,7 @@ func (l *Link) send(dst int, head, body []byte) error {
 	}
 	first := len(o.q) == 0
 	pieces := [3][]byte{hdr[:], head, body}
-	if first && !o.busy && o.fd >= 0 {
+	if first && !o.busy && o.fd >= 0 && !noInline {
 		// Nothing queued and the writer idle: the frame goes to the
 		// kernel now, from the caller's buffers, as far as the socket
 		// takes it without waiting; the writer gets the rest. (An error
@@ -203,3 +204,5 @@ func (l *Link) Flush(ctx context.Context) error {
 		d = min(2*d, 5*time.Millisecond)
 	}
 }
+
+var noInline = os.Getenv("XTCP_NOINLINE") != ""
