@@ -419,8 +419,9 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 // frame that completes the wait costs no wake-up, since the goroutine
 // waiting for it delivers it, and the pump, which would otherwise spin
 // beside it, sleeps. With e.tdrv (TCP peers, a core per rank) it reads
-// the TCP connections itself in the same way (tcp.Link.Poll), for up to
-// e.spin after the last frame moved. Without either (more ranks than
+// the TCP connections itself in the same way (tcp.Link.Drive, or
+// tcp.Link.Poll within the shared-memory drive), for up to e.spin after
+// the last frame moved. Without either (more ranks than
 // cores) it polls done, yielding to the process's other goroutines, the
 // pump among them: a receive that completes meanwhile finds its caller
 // runnable, where waking a parked caller costs the pump a futex wake-up
@@ -448,15 +449,16 @@ func (e *engine) drive(ctx context.Context, done func() bool) {
 		}
 		return
 	}
+	if e.tdrv != nil {
+		e.tdrv.Drive(stop, e.spin)
+		return
+	}
 	var start time.Time
 	for i := 0; !stop(); i++ {
-		if e.tdrv != nil && e.tdrv.Poll() {
-			start = time.Time{} // the time counts from the last frame moved
-		}
 		if i%8 == 0 {
-			if now := time.Now(); start.IsZero() {
-				start = now
-			} else if now.Sub(start) > e.spin {
+			if i == 0 {
+				start = time.Now()
+			} else if time.Since(start) > e.spin {
 				return
 			}
 		}

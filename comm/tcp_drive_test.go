@@ -105,6 +105,7 @@ func TestTCPBothWays(t *testing.T) {
 // TestTCPRecvIntoRecycles: eager messages received into the caller's
 // buffer over TCP leave their frames to the link for the next ones: 100
 // messages of 512 KiB allocate far less than their 50 MiB.
+// (Before, each was read into a fresh allocation: 53-56 MB.)
 func TestTCPRecvIntoRecycles(t *testing.T) {
 	cs, errs := hostWorld(t, 2, "tcp", nil)
 	for r, err := range errs {
@@ -141,7 +142,9 @@ func TestTCPRecvIntoRecycles(t *testing.T) {
 		}
 	}
 	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > n*size/5 {
-		t.Errorf("%d messages of %d bytes allocated %d bytes; want under %d", n, size, got, n*size/5)
+	// Under half: sync.Pool drops a quarter of what it is given under
+	// the race detector; without it, this allocates under a tenth.
+	if got := after.TotalAlloc - before.TotalAlloc; got > n*size/2 {
+		t.Errorf("%d messages of %d bytes allocated %d bytes; want under %d", n, size, got, n*size/2)
 	}
 }

@@ -63,3 +63,6 @@ func writeFD(fd int, pieces ...[]byte) (int, error) {
 		}
 	}
 }
+
+// osYield hands the core to another runnable thread, if any.
+func osYield() { syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // readBuf is the read buffer of each incoming connection: frames of up to
@@ -217,6 +219,44 @@ func (l *Link) Poll() bool {
 		}
 	}
 	return prog
+}
+
+// spinAlone is how long Drive spins before it also yields the core to
+// other processes (sched_yield) between rounds, as the shared-memory
+// path's drivers do.
+const spinAlone = 10 * time.Microsecond
+
+// Drive calls Poll until done reports true, or for d after the last
+// round that moved a frame, and reports whether done did. It yields to
+// the process's other goroutines every round and, after spinAlone, to
+// other processes too. comm's blocked calls drive the link this way when
+// the host has a core per rank.
+func (l *Link) Drive(done func() bool, d time.Duration) bool {
+	var start time.Time
+	for i := 0; ; i++ {
+		if l.Poll() {
+			start = time.Time{} // d counts from the last frame moved
+		}
+		if done() {
+			return true
+		}
+		if i%8 != 0 {
+			runtime.Gosched()
+			continue
+		}
+		now := time.Now()
+		if start.IsZero() {
+			start = now
+		}
+		spun := now.Sub(start)
+		if spun >= d {
+			return false
+		}
+		if spun >= spinAlone {
+			osYield()
+		}
+		runtime.Gosched()
+	}
 }
 
 // poll is Poll for one connection (tok held; released).
