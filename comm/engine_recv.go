@@ -443,7 +443,8 @@ func (e *engine) drive(ctx context.Context, done func() bool) {
 	}
 	if e.drv != nil {
 		if t := e.tdrv; t != nil {
-			e.drv.Drive(func() bool { t.Poll(); return stop() }, e.spin)
+			release := t.Claim()
+			release(e.drv.Drive(func() bool { t.Poll(); return stop() }, e.spin))
 		} else {
 			e.drv.Drive(stop, e.spin)
 		}

@@ -90,6 +90,11 @@ type Link struct {
 	timers   []*time.Timer         // pending PeerError reports
 	rejected atomic.Int64
 
+	claimMu   sync.Mutex    // guards changes of claimed, and unclaimed
+	claimed   atomic.Int32  // callers that poll the link in a loop (Claim)
+	unclaimed chan struct{} // closed rearmDelay after claimed dropped to zero; nil when no reader waits for that
+	rearm     *time.Timer   // runs wakeReaders
+
 	done      chan struct{} // closed by Close
 	wg        sync.WaitGroup
 	reporting sync.WaitGroup // onFatal calls in flight from timers
@@ -173,6 +178,8 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 	empty := make([]*outbound, cfg.Size)
 	l.outs.Store(&empty)
 	l.polled.Store(&[]*inbound{})
+	l.rearm = time.AfterFunc(time.Hour, l.wakeReaders)
+	l.rearm.Stop()
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
@@ -247,6 +254,7 @@ func (l *Link) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.rearm.Stop()
 	for _, t := range l.timers {
 		t.Stop()
 	}

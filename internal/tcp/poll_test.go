@@ -242,3 +242,34 @@ func TestPeerDiesMidFrameWhilePolling(t *testing.T) {
 		})
 	}
 }
+
+// TestClaim: while a caller claims the link, frames wait for its Poll (the
+// reader goroutine leaves the socket alone); once the claim is released,
+// the reader goroutine delivers again, at once when the caller gives up
+// waiting (soon false) and shortly after otherwise.
+func TestClaim(t *testing.T) {
+	ls, ss := mesh(t, 2, false)
+	waitFor(t, "the incoming connection", func() bool { return len(*ls[1].polled.Load()) == 1 })
+	for _, soon := range []bool{false, true} {
+		base := ss[1].count()
+		release := ls[1].Claim()
+		if err := ls[0].Send(1, frame(0, base, 100)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // time for a reader goroutine that ignored the claim to deliver
+		if n := ss[1].count(); n != base {
+			t.Fatalf("soon=%v: %d frames delivered under a claim without Poll; want none", soon, n-base)
+		}
+		waitFor(t, "Poll to deliver the frame", func() bool { ls[1].Poll(); return ss[1].count() == base+1 })
+		release(soon)
+		if err := ls[0].Send(1, frame(0, base+1, 100)); err != nil {
+			t.Fatal(err)
+		}
+		ss[1].wait(t, "the reader goroutine to deliver after the claim", func(s *sink) bool { return len(s.frames) == base+2 })
+	}
+	for i, f := range ss[1].frames {
+		if !bytes.Equal(f, frame(0, i, 100)) {
+			t.Errorf("frame %d: %d bytes or other content", i, len(f))
+		}
+	}
+}

@@ -63,6 +63,3 @@ func writeFD(fd int, pieces ...[]byte) (int, error) {
 		}
 	}
 }
-
-// osYield hands the core to another runnable thread, if any.
-func osYield() { syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -15,5 +15,3 @@ var errNoRaw = errors.New("tcp: no raw socket access on this platform")
 
 func readFD(int, []byte) (int, error)     { return 0, errNoRaw }
 func writeFD(int, ...[]byte) (int, error) { return 0, errNoRaw }
-
-func osYield() {}

@@ -124,7 +124,12 @@ func (in *inbound) run() {
 	for {
 		held := false
 		var err error
+		yield := false
 		werr := rc.Read(func(uintptr) bool {
+			if in.l.claimed.Load() > 0 {
+				yield = true // a caller polls: leave the socket to it
+				return true
+			}
 			in.tok.Lock()
 			if in.dead {
 				held, err = true, net.ErrClosed
@@ -140,6 +145,10 @@ func (in *inbound) run() {
 			held = true
 			return true
 		})
+		if yield && werr == nil {
+			in.l.awaitUnclaimed()
+			continue
+		}
 		if !held {
 			in.tok.Lock()
 			err = werr // the connection closed while waiting
@@ -221,17 +230,82 @@ func (l *Link) Poll() bool {
 	return prog
 }
 
-// spinAlone is how long Drive spins before it also yields the core to
-// other processes (sched_yield) between rounds, as the shared-memory
-// path's drivers do.
-const spinAlone = 10 * time.Microsecond
+// Claim tells the reader goroutines of the connections Poll reads to
+// leave them to Poll until release is called: a caller that polls the
+// link in a loop claims it first. A reader goroutine that the network
+// poller wakes meanwhile would otherwise take frames from under the
+// caller (and, on a busy core, hold them while descheduled), and each such
+// wake-up costs the process a goroutine switch per frame (5 µs one way on
+// the test VM). The reader goroutines go back to the sockets rearmDelay
+// after the last claim is released, unless a new claim comes first, as it
+// does in a run of blocking calls, when the caller releases its claim
+// with soon set (it got what it waited for and is likely to be back);
+// without (it gives up waiting and goes to sleep), they go back at once.
+// release must be called; claims may overlap.
+func (l *Link) Claim() (release func(soon bool)) {
+	l.claimMu.Lock()
+	l.claimed.Add(1)
+	l.claimMu.Unlock()
+	return func(soon bool) {
+		l.claimMu.Lock()
+		if l.claimed.Add(-1) == 0 && l.unclaimed != nil {
+			if soon {
+				l.rearm.Reset(rearmDelay)
+			} else {
+				close(l.unclaimed)
+				l.unclaimed = nil
+			}
+		}
+		l.claimMu.Unlock()
+	}
+}
 
-// Drive calls Poll until done reports true, or for d after the last
-// round that moved a frame, and reports whether done did. It yields to
-// the process's other goroutines every round and, after spinAlone, to
-// other processes too. comm's blocked calls drive the link this way when
-// the host has a core per rank.
-func (l *Link) Drive(done func() bool, d time.Duration) bool {
+// rearmDelay is how long after the last claim the reader goroutines wait
+// before they watch their sockets again: a frame that arrives then, with
+// no caller polling, waits up to that long.
+const rearmDelay = 50 * time.Microsecond
+
+// wakeReaders sends the reader goroutines back to their sockets unless a
+// caller claims the link again.
+func (l *Link) wakeReaders() {
+	l.claimMu.Lock()
+	if l.claimed.Load() == 0 && l.unclaimed != nil {
+		close(l.unclaimed)
+		l.unclaimed = nil
+	}
+	l.claimMu.Unlock()
+}
+
+// awaitUnclaimed returns once no caller claims the link and rearmDelay has
+// passed since the last did, or the link closes.
+func (l *Link) awaitUnclaimed() {
+	l.claimMu.Lock()
+	if l.claimed.Load() == 0 {
+		l.claimMu.Unlock()
+		return
+	}
+	if l.unclaimed == nil {
+		l.unclaimed = make(chan struct{})
+	}
+	ch := l.unclaimed
+	l.claimMu.Unlock()
+	select {
+	case <-ch:
+	case <-l.done:
+	}
+}
+
+// Drive claims the link and calls Poll until done reports true, or for d
+// after the last round that moved a frame, and reports whether done did.
+// It yields to the process's other goroutines every round, never to other
+// processes: a sched_yield hands the core to whatever else runs on the
+// host, for a time slice (with other jobs on the 2-core test VM, an 8-byte
+// message took 65-105 µs one way with a yield after 10 µs of spinning,
+// 19-29 µs without). comm's blocked calls drive the link this way when the
+// host has a core per rank.
+func (l *Link) Drive(done func() bool, d time.Duration) (ok bool) {
+	release := l.Claim()
+	defer func() { release(ok) }()
 	var start time.Time
 	for i := 0; ; i++ {
 		if l.Poll() {
@@ -241,23 +315,26 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 			return true
 		}
 		if i%8 != 0 {
-			runtime.Gosched()
 			continue
 		}
 		now := time.Now()
 		if start.IsZero() {
 			start = now
 		}
-		spun := now.Sub(start)
-		if spun >= d {
+		if now.Sub(start) >= d {
 			return false
 		}
-		if spun >= spinAlone {
-			osYield()
+		if i%gosched == 0 {
+			runtime.Gosched()
 		}
-		runtime.Gosched()
 	}
 }
+
+// gosched: Drive lets the process's other goroutines run every gosched
+// rounds (a few microseconds), not every round: a Gosched puts the caller
+// on the global run queue, which wakes an idle thread to look for work
+// each time (a futex call, and the caller may move to that thread).
+const gosched = 64
 
 // poll is Poll for one connection (tok held; released).
 func (in *inbound) poll() bool {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -22,10 +21,19 @@ type outbound struct {
 	q      net.Buffers // bytes for the writer: batches of small frames (4-byte length, bytes), large frames alone
 	spare  net.Buffers // the writer's last q, for reuse
 	open   bool        // the last element of q is a batch that small frames may join
+	wrote  time.Time   // when Send last wrote a frame itself
 	busy   bool        // the writer holds a batch
 	down   bool        // the connection broke: frames are dropped
 	closed bool
 }
+
+// streamGap: a small frame sent within streamGap of the last one Send
+// wrote itself is queued for the writer instead, which packs the frames
+// of a stream into one writev each time it wakes, where writing each would
+// cost a system call per frame (a stream of 1 KiB messages went 15-20%
+// slower). A frame that answers another, as in a ping-pong, comes later
+// than that, and so does the first of a burst.
+const streamGap = 5 * time.Microsecond
 
 // Queue buffers. Frames of up to smallFrame bytes are copied into batches
 // of batchSize bytes (so many small frames cost one write); a larger frame
@@ -94,12 +102,13 @@ func (l *Link) send(dst int, head, body []byte) error {
 	}
 	first := len(o.q) == 0
 	pieces := [3][]byte{hdr[:], head, body}
-	if first && !o.busy && o.fd >= 0 && !noInline {
+	if first && !o.busy && o.fd >= 0 && (size > smallFrame || time.Since(o.wrote) > streamGap) {
 		// Nothing queued and the writer idle: the frame goes to the
 		// kernel now, from the caller's buffers, as far as the socket
 		// takes it without waiting; the writer gets the rest. (An error
 		// leaves the frame to the writer, which meets it and reports.)
 		n, _ := writeFD(o.fd, pieces[:]...)
+		o.wrote = time.Now()
 		if n == 4+size {
 			o.mu.Unlock()
 			return nil
@@ -204,5 +213,3 @@ func (l *Link) Flush(ctx context.Context) error {
 		d = min(2*d, 5*time.Millisecond)
 	}
 }
-
-var noInline = os.Getenv("XTCP_NOINLINE") != ""
