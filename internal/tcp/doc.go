@@ -57,14 +57,16 @@
 // writes the frame itself, with one non-blocking writev of the length,
 // comm's header and the payload straight from the caller's buffers: no
 // copy, no goroutine woken. What the socket does not take (all of it when
-// the socket is full or frames are already queued) is appended to the
+// the socket is full or frames are already queued) goes to the
 // destination's queue, and one writer goroutine per outgoing connection
 // hands the whole queue to the kernel in one writev while Send fills the
-// next. Queued frames of up to 16 KiB are packed into 64 KiB batches,
-// larger ones get a buffer each; both kinds come from pools and go back
-// once written, so streaming makes no garbage. The queue is bounded by
-// comm's credit window, the bound that keeps NATS's and shared memory's
-// buffers finite.
+// next. A small frame that follows the last one Send wrote itself within
+// 5 µs is queued too, so that a stream of small messages costs a writev
+// per batch rather than per frame. Queued frames of up to 16 KiB are
+// packed into 64 KiB batches, larger ones get a buffer each; both kinds
+// come from pools and go back once written, so streaming makes no
+// garbage. The queue is bounded by comm's credit window, the bound that
+// keeps NATS's and shared memory's buffers finite.
 //
 // Receiving: each incoming connection has a reader goroutine and a
 // token. Whoever holds the token reads the socket (into a 64 KiB buffer,
@@ -74,14 +76,20 @@
 // serialises them), so frames are delivered in order whoever reads them.
 // The reader goroutine waits for the socket to become readable without
 // holding the token. Poll lets any goroutine take the token of each idle
-// connection and read what has arrived, without waiting: comm's blocked
-// receives, sends and waits call it in a loop (Drive) for up to 50 µs
-// after the last frame moved when the host has a core per rank, so the
-// frame a caller waits for is read and delivered by that caller, with no
-// goroutine woken on the way. (Go's network poller still wakes the reader
-// goroutine when data arrives; it finds the data taken, or the token
-// held, and waits again: a wake-up that costs the other core a few
-// microseconds but delays nobody.) With TLS, frames pass through
+// connection and read what has arrived, without waiting, and Drive calls
+// it in a loop: comm's blocked receives, sends and waits drive the link
+// for up to 50 µs after the last frame moved, when the host has a core
+// per rank, so the frame a caller waits for is read and delivered by that
+// caller, with no goroutine woken on the way. A driving caller claims the
+// link (Claim): the reader goroutines, woken by Go's network poller when
+// data arrives, leave the sockets to it and wait; they go back to their
+// sockets at once when the caller gives up and sleeps, and 50 µs after a
+// caller got what it waited for unless another claim comes first (as it
+// does in a run of blocking calls), so a frame that arrives while nobody
+// waits for anything may wait that long (or up to a millisecond, the
+// resolution of the runtime's timers when the process is idle). Drive
+// lets the process's other goroutines run every 64 rounds and never
+// yields the core to other processes. With TLS, frames pass through
 // crypto/tls's records, which only a blocking read can follow: the
 // reader goroutine alone reads, and Send always queues. comm gives back
 // the large frames it has copied out (eager messages received into a
@@ -89,27 +97,43 @@
 // transport.Mux), and later large frames are read into them: a stream of
 // large messages allocates and zeroes no memory on the receiving side.
 //
-// Where the time goes. Go sets TCP_NODELAY on every connection, so Nagle
-// never delays a frame. Profiles of both ranks of `decorun bench latency`
-// and `bw` with --transport=tcp (pprof; two ranks on the 2-core test VM,
-// loopback) showed, before the design above: per small message one way,
-// three thread wake-ups (Send woke the writer goroutine; the network
-// poller woke the reader goroutine; delivery woke the receiving caller
-// through its request's channel), futex and epoll_wait taking a quarter
-// to a third of each rank's CPU time, one writev, one read and a copy
-// into the queue; 45-68 µs one way where a plain Go ping-pong takes 13 µs
-// and Open MPI's TCP transport 11-13 µs. The design above leaves one
-// writev and one read per frame on the critical path (the waiting caller
-// polls the socket with non-blocking reads meanwhile). For bandwidth the
-// receiver was the bottleneck, on one core: each eager frame was read
-// into a fresh slice (zeroing it: 12% of its time; returning memory to
-// the system and collecting: another 15%), copied into the caller's
-// buffer (14%), and read with system calls that copy it out of the kernel
-// (37%); the sender spent a quarter of its time copying frames into its
-// queue. Eager frames now go back to the link once copied, and Send
-// writes from the caller's buffers while the socket has room. What
-// remains per byte is TCP's own two copies (into the kernel and out of
-// it) and comm's copy from the frame into the caller's buffer.
+// # Where the time goes
+//
+// Go sets TCP_NODELAY on every connection, so Nagle never delays a frame.
+// Measured with pprof on both ranks of `decorun bench latency` and `bw
+// --transport=tcp` (two ranks on a 2-core VM, loopback), and with small
+// two-process Go programs:
+//
+//   - Goroutine hand-offs. A small message costs, one way, a writev on
+//     the sender and a read on the receiver, which is all a spinning C or
+//     Go ping-pong pays (7.2 µs one way). Each goroutine woken per frame
+//     adds about 5 µs: handing each frame to a writer goroutine, to a
+//     reader goroutine woken by the network poller, and from it to the
+//     waiting caller through a channel cost 45-68 µs one way (futex and
+//     epoll_wait took a quarter to a third of each rank's time). Hence
+//     the inline writes, the polling callers and the claims above.
+//   - System calls per frame: one writev to send (queued frames: one per
+//     batch), one read to receive while the caller polls, plus the reads
+//     that find nothing while it waits (non-blocking, about 0.5 µs each).
+//   - Copies: a frame sent inline is not copied before the kernel; a
+//     queued one is copied once into the queue. A received frame of up
+//     to 16 KiB is copied once out of the read buffer; a larger one is
+//     read straight into its slice, and comm copies its payload into the
+//     caller's buffer (as Open MPI's TCP transport copies each fragment
+//     into the user's buffer). Per byte that leaves TCP's two copies
+//     (into the kernel and out of it) and comm's one.
+//   - Allocations: none per large frame once comm gives frames back
+//     (reading a fresh 1 MiB slice per eager message, zeroing it and
+//     collecting it took 27% of the receiver's time); one small slice per
+//     frame of up to 16 KiB, which comm may hand to the caller (Recv).
+//   - Read buffer: 64 KiB per connection, so a stream of small frames
+//     takes one read per 64 KiB; write batches of 64 KiB likewise.
+//   - Waiting: a caller spins (polling) for up to 50 µs, then sleeps and
+//     the reader goroutine delivers. When other jobs keep the cores busy,
+//     a peer often takes longer than that to be scheduled, and a wait then
+//     costs a wake-up as well (50-100 µs one way), where Open MPI, which
+//     spins without limit, holds its median and pays in its tail and in
+//     CPU time.
 //
 // # Guarantees
 //
@@ -124,7 +148,8 @@
 //     and decorun ends the job or, with --keep-going, announces the lost
 //     rank within that time; comm ignores a PeerError for such a peer and
 //     fails on any other. A corrupt frame length is fatal at once.
-//   - Send never blocks; Flush returns once every queued frame has been
+//   - Send and Poll never block (Poll delivers through onFrame, which may
+//     wait for comm's engine lock); Flush returns once every queued frame has been
 //     handed to the kernel (or its connection broke); Close closes the
 //     listener and every connection and returns once every goroutine of the
 //     link has exited. Frames handed to the kernel before Close are still
@@ -149,9 +174,9 @@
 // queued (otherwise a copy into the queue and a share of the writer's
 // writev), and one or more reads on the receiving side; a frame of up to
 // 16 KiB is copied once more out of the read buffer into its own slice. A
-// caller that drives the link spins (polling the socket with system calls
-// that return at once) for up to 50 µs after the last frame it moved:
-// CPU time bought for latency, and only when the host has a core per
-// rank. With TLS, AES-GCM encryption and decryption on top, and the
-// writer and reader goroutines' wake-ups.
+// caller that drives the link spins, polling the sockets with system
+// calls that return at once, for up to 50 µs after the last frame it
+// moved: CPU time bought for latency, only when the host has a core per
+// rank. With TLS, AES-GCM encryption and decryption on top, and a
+// goroutine wake-up on each side per frame or batch.
 package tcp

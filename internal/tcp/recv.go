@@ -69,24 +69,27 @@ func eofErr(n int, err error) error {
 
 // deliver hands every whole frame read so far to onFrame, in order, and
 // starts reading a large frame into its own slice once its length is
-// known. tok held. Its error is a corrupt stream.
-func (in *inbound) deliver() error {
+// known, and returns how many frames it delivered. tok held. Its error is
+// a corrupt stream.
+func (in *inbound) deliver() (int, error) {
+	k := 0
 	for {
 		if in.f != nil {
 			if in.got < len(in.f) {
-				return nil
+				return k, nil
 			}
 			f := in.f
 			in.f, in.got = nil, 0
 			in.l.onFrame(f)
+			k++
 			continue
 		}
 		if in.w-in.r < 4 {
-			return nil
+			return k, nil
 		}
 		n := int(binary.LittleEndian.Uint32(in.buf[in.r:]))
 		if n > in.l.cfg.MaxFrame {
-			return fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
+			return k, fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
 				in.l.cfg.Rank, in.src, n, in.l.cfg.MaxFrame)
 		}
 		have := in.w - in.r - 4
@@ -97,12 +100,13 @@ func (in *inbound) deliver() error {
 			continue
 		}
 		if have < n {
-			return nil
+			return k, nil
 		}
 		f := make([]byte, n)
 		copy(f, in.buf[in.r+4:])
 		in.r += 4 + n
 		in.l.onFrame(f)
+		k++
 	}
 }
 
@@ -154,7 +158,7 @@ func (in *inbound) run() {
 			err = werr // the connection closed while waiting
 		}
 		if err == nil {
-			if err = in.deliver(); err != nil {
+			if _, err = in.deliver(); err != nil {
 				in.corrupt(err)
 				return
 			}
@@ -176,7 +180,7 @@ func (in *inbound) runBlocking() {
 			in.end(err)
 			return
 		}
-		if err := in.deliver(); err != nil {
+		if _, err := in.deliver(); err != nil {
 			in.corrupt(err)
 			return
 		}
@@ -350,10 +354,14 @@ func (in *inbound) poll() bool {
 			// goroutine, woken by the same event, reports an end.
 			break
 		}
-		if err := in.deliver(); err != nil {
+		k, err := in.deliver()
+		if err != nil {
 			in.corrupt(err)
 			in.conn.Close() // wakes the reader goroutine, which leaves
 			return true
+		}
+		if k > 0 {
+			break // let the caller see whether it was the frame it waits for
 		}
 	}
 	in.tok.Unlock()
