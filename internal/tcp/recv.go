@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,8 @@ type inbound struct {
 	src  int
 	conn net.Conn // what frames are read from (a tls.Conn with TLS)
 	fd   int      // conn's socket when it may be read without waiting (no TLS), or -1
+
+	more atomic.Bool // the last Poll stopped before the socket was empty
 
 	tok  sync.Mutex // the reader's token; guards everything below
 	dead bool       // no more reads: the connection ended, broke or closes
@@ -243,8 +246,9 @@ func (l *Link) Poll() bool {
 // the test VM). The reader goroutines go back to the sockets rearmDelay
 // after the last claim is released, unless a new claim comes first, as it
 // does in a run of blocking calls, when the caller releases its claim
-// with soon set (it got what it waited for and is likely to be back);
-// without (it gives up waiting and goes to sleep), they go back at once.
+// with soon set (it got what it waited for and is likely to be back) and
+// its last Poll left no socket unread; otherwise (it gives up waiting and
+// goes to sleep, or frames may wait in a socket) they go back at once.
 // release must be called; claims may overlap.
 func (l *Link) Claim() (release func(soon bool)) {
 	l.claimMu.Lock()
@@ -253,7 +257,7 @@ func (l *Link) Claim() (release func(soon bool)) {
 	return func(soon bool) {
 		l.claimMu.Lock()
 		if l.claimed.Add(-1) == 0 && l.unclaimed != nil {
-			if soon {
+			if soon && !l.unread() {
 				l.rearm.Reset(rearmDelay)
 			} else {
 				close(l.unclaimed)
@@ -262,6 +266,17 @@ func (l *Link) Claim() (release func(soon bool)) {
 		}
 		l.claimMu.Unlock()
 	}
+}
+
+// unread reports whether a connection may hold frames that the last Poll
+// left in its socket.
+func (l *Link) unread() bool {
+	for _, in := range *l.polled.Load() {
+		if in.more.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // rearmDelay is how long after the last claim the reader goroutines wait
@@ -340,9 +355,11 @@ func (l *Link) Drive(done func() bool, d time.Duration) (ok bool) {
 // each time (a futex call, and the caller may move to that thread).
 const gosched = 64
 
-// poll is Poll for one connection (tok held; released).
+// poll is Poll for one connection (tok held; released): it reads until
+// the socket has nothing more, or 16 times, and records in more whether
+// it stopped with the socket not known to be empty.
 func (in *inbound) poll() bool {
-	prog := false
+	prog, dry := false, false
 	read := func(p []byte) (int, error) { return readFD(in.fd, p) }
 	for i := 0; i < 16 && !in.dead; i++ { // then give the other connections a turn
 		n, err := in.fill(read)
@@ -352,18 +369,16 @@ func (in *inbound) poll() bool {
 		if err != nil {
 			// Nothing more, or the end of the stream: the reader
 			// goroutine, woken by the same event, reports an end.
+			dry = true
 			break
 		}
-		k, err := in.deliver()
-		if err != nil {
+		if _, err := in.deliver(); err != nil {
 			in.corrupt(err)
 			in.conn.Close() // wakes the reader goroutine, which leaves
 			return true
 		}
-		if k > 0 {
-			break // let the caller see whether it was the frame it waits for
-		}
 	}
+	in.more.Store(!dry && !in.dead)
 	in.tok.Unlock()
 	return prog
 }
