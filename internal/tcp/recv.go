@@ -72,27 +72,24 @@ func eofErr(n int, err error) error {
 
 // deliver hands every whole frame read so far to onFrame, in order, and
 // starts reading a large frame into its own slice once its length is
-// known, and returns how many frames it delivered. tok held. Its error is
-// a corrupt stream.
-func (in *inbound) deliver() (int, error) {
-	k := 0
+// known. tok held. Its error is a corrupt stream.
+func (in *inbound) deliver() error {
 	for {
 		if in.f != nil {
 			if in.got < len(in.f) {
-				return k, nil
+				return nil
 			}
 			f := in.f
 			in.f, in.got = nil, 0
 			in.l.onFrame(f)
-			k++
 			continue
 		}
 		if in.w-in.r < 4 {
-			return k, nil
+			return nil
 		}
 		n := int(binary.LittleEndian.Uint32(in.buf[in.r:]))
 		if n > in.l.cfg.MaxFrame {
-			return k, fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
+			return fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
 				in.l.cfg.Rank, in.src, n, in.l.cfg.MaxFrame)
 		}
 		have := in.w - in.r - 4
@@ -103,13 +100,12 @@ func (in *inbound) deliver() (int, error) {
 			continue
 		}
 		if have < n {
-			return k, nil
+			return nil
 		}
 		f := make([]byte, n)
 		copy(f, in.buf[in.r+4:])
 		in.r += 4 + n
 		in.l.onFrame(f)
-		k++
 	}
 }
 
@@ -161,7 +157,7 @@ func (in *inbound) run() {
 			err = werr // the connection closed while waiting
 		}
 		if err == nil {
-			if _, err = in.deliver(); err != nil {
+			if err = in.deliver(); err != nil {
 				in.corrupt(err)
 				return
 			}
@@ -183,7 +179,7 @@ func (in *inbound) runBlocking() {
 			in.end(err)
 			return
 		}
-		if _, err := in.deliver(); err != nil {
+		if err := in.deliver(); err != nil {
 			in.corrupt(err)
 			return
 		}
@@ -238,18 +234,17 @@ func (l *Link) Poll() bool {
 }
 
 // Claim tells the reader goroutines of the connections Poll reads to
-// leave them to Poll until release is called: a caller that polls the
-// link in a loop claims it first. A reader goroutine that the network
-// poller wakes meanwhile would otherwise take frames from under the
-// caller (and, on a busy core, hold them while descheduled), and each such
-// wake-up costs the process a goroutine switch per frame (5 µs one way on
-// the test VM). The reader goroutines go back to the sockets rearmDelay
-// after the last claim is released, unless a new claim comes first, as it
-// does in a run of blocking calls, when the caller releases its claim
-// with soon set (it got what it waited for and is likely to be back) and
-// its last Poll left no socket unread; otherwise (it gives up waiting and
-// goes to sleep, or frames may wait in a socket) they go back at once.
-// release must be called; claims may overlap.
+// leave them to Poll until release is called; a caller that polls the
+// link in a loop claims it first. Otherwise a reader goroutine that the
+// network poller wakes when data arrives would take frames from under the
+// caller (and, on a busy core, could hold them while descheduled), and
+// each such wake-up costs a goroutine switch per frame (5 µs one way on
+// the test VM). When the last claim is released, the reader goroutines go
+// back to their sockets: at once if the caller releases with soon false
+// (it gave up waiting and goes to sleep) or its last Poll may have left
+// bytes in a socket; otherwise rearmDelay later, unless a new claim comes
+// first, as it does in a run of blocking calls. release must be called
+// once; claims may overlap.
 func (l *Link) Claim() (release func(soon bool)) {
 	l.claimMu.Lock()
 	l.claimed.Add(1)
@@ -316,12 +311,12 @@ func (l *Link) awaitUnclaimed() {
 
 // Drive claims the link and calls Poll until done reports true, or for d
 // after the last round that moved a frame, and reports whether done did.
-// It yields to the process's other goroutines every round, never to other
-// processes: a sched_yield hands the core to whatever else runs on the
-// host, for a time slice (with other jobs on the 2-core test VM, an 8-byte
-// message took 65-105 µs one way with a yield after 10 µs of spinning,
-// 19-29 µs without). comm's blocked calls drive the link this way when the
-// host has a core per rank.
+// It lets the process's other goroutines run every gosched rounds and
+// never yields the core to other processes: a sched_yield hands it to
+// whatever else runs on the host, for a time slice (with other jobs on
+// the 2-core test VM, an 8-byte message took 65-105 µs one way with a
+// yield after 10 µs of spinning, 19-29 µs without). comm's blocked calls
+// drive the link this way when the host has a core per rank.
 func (l *Link) Drive(done func() bool, d time.Duration) (ok bool) {
 	release := l.Claim()
 	defer func() { release(ok) }()
@@ -372,7 +367,7 @@ func (in *inbound) poll() bool {
 			dry = true
 			break
 		}
-		if _, err := in.deliver(); err != nil {
+		if err := in.deliver(); err != nil {
 			in.corrupt(err)
 			in.conn.Close() // wakes the reader goroutine, which leaves
 			return true
