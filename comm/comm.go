@@ -233,6 +233,9 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	e = newEngine(job.Rank, job.Size, link)
 	e.drv, e.spin, e.shl, e.crowded = drv, spin, shl, shl != nil && drv == nil
+	if tl := tcpLink(link); tl != nil && len(job.HostRanks) > 0 && !crowded(len(job.HostRanks)-1) {
+		e.tdrv, e.spin = tl, max(spin, tcpSpin) // see engine.drive
+	}
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {

@@ -107,10 +107,14 @@
 // with more ranks than cores it polls its own request for 5 µs before it
 // parks, and the shared-memory pump delivers); and
 // frames between ranks of different hosts go over direct TCP connections
-// (internal/tcp; --transport=tcp for every pair): no server hop, a copy
-// into the sender's queue, one write and one read system call per batch,
-// and TLS when the job's NATS connection uses it. Comm.Path tells which
-// path each peer got.
+// (internal/tcp; --transport=tcp for every pair): no server hop, one
+// writev straight from the caller's buffers when the connection is idle
+// (otherwise a copy into the sender's queue and one writev per batch),
+// one read per batch, which a blocked receive, send or wait does itself
+// for up to 50 µs when the host has a core per rank, as with shared
+// memory; and TLS when the job's NATS connection uses it (then the
+// connection's goroutines carry every frame). Comm.Path tells which path
+// each peer got.
 //
 // Multicast sends one message to every other rank of a communicator. Over
 // NATS alone, on a communicator of every rank of the job, a message up to

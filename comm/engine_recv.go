@@ -39,6 +39,15 @@ func (e *engine) keepPooled(b []byte, lent bool) (k []byte, pooled bool) {
 	return b, false
 }
 
+// recycle gives b, a frame or payload the link delivered whose bytes were
+// copied out and which nothing refers to any more, back to the link for a
+// later frame to be read into (see transport.Recycler), and reports
+// whether the link took it; otherwise it is garbage.
+func (e *engine) recycle(b []byte) bool {
+	rc, ok := e.link.(transport.Recycler)
+	return ok && rc.Recycle(b)
+}
+
 // unpool returns m's pooled buffers to the pool, once their bytes were
 // copied out or m is dropped; m must not be used for its data afterwards.
 // mu held.
@@ -132,10 +141,8 @@ func (e *engine) handle(frame []byte, lent bool) {
 		// Copied: a link that reuses frames may read the next one into
 		// it; otherwise it is garbage, which collect keeps in check.
 		// A lent frame is neither (it is the link's, in its ring).
-		if !lent {
-			if rc, ok := e.link.(transport.Recycler); !ok || !rc.Recycle(frame) {
-				e.collect(len(payload))
-			}
+		if !lent && !e.recycle(frame) {
+			e.collect(len(payload))
 		}
 		if h.Flags&wire.FlagStream != 0 {
 			e.consumeStream(from, frameCost(h, len(payload)))
@@ -287,6 +294,9 @@ func (e *engine) deliver(r *rreq, m *inMsg) {
 			r.err = truncErr(m, len(r.buf))
 		case r.into:
 			r.data = r.buf[:copy(r.buf, m.data)]
+			if !m.pooled {
+				e.recycle(m.data)
+			}
 		default:
 			// The payload becomes the caller's: a pooled buffer
 			// leaves the pool for good.
@@ -334,12 +344,12 @@ func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
 		}
 		off := copy(r.data, m.data)
 		garbage := 0
-		if !m.pooled {
+		if !m.pooled && !e.recycle(m.data) {
 			garbage += len(m.data)
 		}
 		for i, b := range m.parts {
 			off += copy(r.data[off:], b)
-			if !m.partPooled[i] {
+			if !m.partPooled[i] && !e.recycle(b) {
 				garbage += len(b)
 			}
 		}
@@ -408,10 +418,14 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 // host) it drives the shared-memory rings itself (see shm.Link.Drive): a
 // frame that completes the wait costs no wake-up, since the goroutine
 // waiting for it delivers it, and the pump, which would otherwise spin
-// beside it, sleeps. Without (more ranks than cores) it polls done,
-// yielding to the process's other goroutines, the pump among them: a
-// receive that completes meanwhile finds its caller runnable, where
-// waking a parked caller costs the pump a futex wake-up on the way.
+// beside it, sleeps. With e.tdrv (TCP peers, a core per rank) it reads
+// the TCP connections itself in the same way (tcp.Link.Drive, or
+// tcp.Link.Poll within the shared-memory drive), for up to e.spin after
+// the last frame moved. Without either (more ranks than
+// cores) it polls done, yielding to the process's other goroutines, the
+// pump among them: a receive that completes meanwhile finds its caller
+// runnable, where waking a parked caller costs the pump a futex wake-up
+// on the way.
 func (e *engine) drive(ctx context.Context, done func() bool) {
 	if e.spin <= 0 {
 		return
@@ -428,7 +442,16 @@ func (e *engine) drive(ctx context.Context, done func() bool) {
 		}
 	}
 	if e.drv != nil {
-		e.drv.Drive(stop, e.spin)
+		if t := e.tdrv; t != nil {
+			release := t.Claim()
+			release(e.drv.Drive(func() bool { t.Poll(); return stop() }, e.spin))
+		} else {
+			e.drv.Drive(stop, e.spin)
+		}
+		return
+	}
+	if e.tdrv != nil {
+		e.tdrv.Drive(stop, e.spin)
 		return
 	}
 	var start time.Time

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/tcp"
@@ -21,6 +22,25 @@ const noTCP = "- "
 // tcpGrace is how long a broken TCP connection waits before it fails the
 // rank, unless the peer turns out to have closed or died (tests shorten it).
 var tcpGrace = tcp.DefaultGrace
+
+// tcpSpin is how long a blocked call polls the TCP link after the last
+// frame it moved, when the host has a core per rank (see engine.drive).
+const tcpSpin = 50 * time.Microsecond
+
+// tcpLink returns the TCP link under l (through its Muxes), or nil.
+func tcpLink(l transport.Link) *tcp.Link {
+	switch l := l.(type) {
+	case *tcp.Link:
+		return l
+	case *transport.Mux:
+		slow, fast := l.Links()
+		if t := tcpLink(fast); t != nil {
+			return t
+		}
+		return tcpLink(slow)
+	}
+	return nil
+}
 
 // tcpPath is a rank's direct TCP set-up: its listener (nil when it could not
 // listen), the address records it exchanges through NATS, and the Mux that

@@ -1,13 +1,11 @@
 package tcp
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -82,70 +80,32 @@ type Link struct {
 	onFrame func([]byte)
 	onFatal func(error)
 
-	outs atomic.Pointer[[]*outbound] // by rank; set once by Connect
+	outs   atomic.Pointer[[]*outbound] // by rank; set once by Connect
+	polled atomic.Pointer[[]*inbound]  // incoming connections Poll may read; copied on change, under mu
 
 	mu       sync.Mutex // guards closed, ins, from, timers
 	closed   bool
-	ins      map[net.Conn]struct{} // accepted connections, raw
+	ins      map[net.Conn]*inbound // accepted connections, raw; nil until authenticated
 	from     []bool                // ranks with an authenticated incoming connection
 	timers   []*time.Timer         // pending PeerError reports
 	rejected atomic.Int64
+
+	claimMu   sync.Mutex    // guards changes of claimed, and unclaimed
+	claimed   atomic.Int32  // callers that poll the link in a loop (Claim)
+	unclaimed chan struct{} // closed rearmDelay after claimed dropped to zero; nil when no reader waits for that
+	rearm     *time.Timer   // runs wakeReaders
 
 	done      chan struct{} // closed by Close
 	wg        sync.WaitGroup
 	reporting sync.WaitGroup // onFatal calls in flight from timers
 }
 
-type outbound struct {
-	dst  int
-	addr string
-	conn net.Conn
-	wake chan struct{} // capacity 1: the queue went from empty to not
-
-	mu     sync.Mutex  // guards q, spare, busy, down, closed
-	q      net.Buffers // frames for the writer (4-byte length, bytes): batches of small frames, large ones alone
-	spare  net.Buffers // the writer's last q, for reuse
-	open   bool        // the last element of q is a batch that small frames may join
-	busy   bool        // the writer holds a batch
-	down   bool        // the connection broke: frames are dropped
-	closed bool
-}
-
-// Queue buffers. Frames of up to smallFrame bytes are copied into batches
-// of batchSize bytes (so many small frames cost one write); a larger frame
-// is copied into a buffer of its own. Both come from pools: streaming
-// makes no garbage.
-const (
-	smallFrame = 16 << 10
-	batchSize  = 64 << 10
-)
-
-var (
-	batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
-	largePool sync.Pool // *[]byte of any capacity
-)
-
-func getLarge(n int) []byte {
-	if p, ok := largePool.Get().(*[]byte); ok && cap(*p) >= n {
-		return (*p)[:0]
-	}
-	return make([]byte, 0, n)
-}
-
-func putBuf(b []byte) {
-	switch {
-	case cap(b) == batchSize:
-		b = b[:0]
-		batchPool.Put(&b)
-	case cap(b) > smallFrame:
-		b = b[:0]
-		largePool.Put(&b)
-	}
-}
-
 // Received frames of more than smallFrame bytes come from framePool when
 // the receiver gave one back (Recycle): a stream of large frames then
-// allocates (and zeroes) nothing.
+// allocates (and zeroes) nothing. The receiver may give back a tail of the
+// frame (its payload, after its own header), so frames are made with room
+// to spare: each reuse of a tail loses a header's length, and a frame
+// serves many times before it falls short.
 var framePool sync.Pool // *[]byte
 
 func getFrame(n int) []byte {
@@ -156,14 +116,15 @@ func getFrame(n int) []byte {
 			}
 			framePool.Put(p) // fits a smaller frame later
 		}
+		return make([]byte, n, n+max(4<<10, n/8))
 	}
 	return make([]byte, n)
 }
 
-// Recycle gives back a frame that onFrame's callee has finished with
-// (nothing refers to it any more), for a later frame to be read into, and
-// reports whether it kept it. Any slice may be given, whichever link
-// delivered it.
+// Recycle gives back a frame, or a tail of one, that onFrame's callee has
+// finished with (nothing refers to it any more), for a later frame to be
+// read into, and reports whether it kept it. Any slice may be given,
+// whichever link delivered it.
 func (l *Link) Recycle(f []byte) bool {
 	if cap(f) <= smallFrame {
 		return false
@@ -198,7 +159,7 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 	case cfg.MaxFrame < 0 || cfg.MaxFrame > 1<<31-1:
 		return nil, fmt.Errorf("tcp: max frame %d out of range", cfg.MaxFrame)
 	}
-	l := &Link{cfg: cfg, onFrame: onFrame, onFatal: onFatal, ins: map[net.Conn]struct{}{},
+	l := &Link{cfg: cfg, onFrame: onFrame, onFatal: onFatal, ins: map[net.Conn]*inbound{},
 		from: make([]bool, cfg.Size), done: make(chan struct{})}
 	if cfg.TLS {
 		cert, fp, err := selfSigned()
@@ -216,6 +177,9 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 	l.self.Addr = ln.Addr().String()
 	empty := make([]*outbound, cfg.Size)
 	l.outs.Store(&empty)
+	l.polled.Store(&[]*inbound{})
+	l.rearm = time.AfterFunc(time.Hour, l.wakeReaders)
+	l.rearm.Stop()
 	l.wg.Add(1)
 	go l.accept()
 	return l, nil
@@ -258,7 +222,7 @@ func (l *Link) Connect(ctx context.Context, peers map[int]Peer) (reach []bool, w
 				why[p] = err
 				return
 			}
-			outs[p] = &outbound{dst: p, addr: rec.Addr, conn: c, wake: make(chan struct{}, 1)}
+			outs[p] = &outbound{dst: p, addr: rec.Addr, conn: c, fd: rawFD(c), wake: make(chan struct{}, 1)}
 			reach[p] = true
 		})
 	}
@@ -281,135 +245,6 @@ func (l *Link) Connect(ctx context.Context, peers map[int]Peer) (reach []bool, w
 	return reach, why
 }
 
-// Send queues frame for rank dst, which Connect reported reachable. It
-// never blocks. Frames for a peer whose connection broke are dropped (the
-// break is reported to onFatal).
-func (l *Link) Send(dst int, frame []byte) error { return l.send(dst, frame, nil) }
-
-// SendV is Send of the frame head followed by body, copied into the queue
-// without being joined first (transport.VecSender); it always takes the
-// frame.
-func (l *Link) SendV(dst int, head, body []byte) (bool, error) {
-	return true, l.send(dst, head, body)
-}
-
-func (l *Link) send(dst int, head, body []byte) error {
-	outs := *l.outs.Load()
-	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
-		return fmt.Errorf("tcp: rank %d is not reachable over TCP", dst)
-	}
-	size := len(head) + len(body)
-	if size > l.cfg.MaxFrame {
-		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
-	}
-	o := outs[dst]
-	o.mu.Lock()
-	switch {
-	case o.closed:
-		o.mu.Unlock()
-		return ErrClosed
-	case o.down:
-		o.mu.Unlock()
-		return nil
-	}
-	first := len(o.q) == 0
-	need := 4 + size
-	if size <= smallFrame {
-		if n := len(o.q); !o.open || cap(o.q[n-1])-len(o.q[n-1]) < need {
-			o.q = append(o.q, (*batchPool.Get().(*[]byte))[:0])
-			o.open = true
-		}
-		b := &o.q[len(o.q)-1]
-		*b = binary.LittleEndian.AppendUint32(*b, uint32(size))
-		*b = append(append(*b, head...), body...)
-	} else {
-		b := binary.LittleEndian.AppendUint32(getLarge(need), uint32(size))
-		o.q = append(o.q, append(append(b, head...), body...))
-		o.open = false
-	}
-	o.mu.Unlock()
-	if first {
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-// write is o's writer goroutine: it hands the queue to the kernel batch by
-// batch until the link closes or the connection breaks.
-func (l *Link) write(o *outbound) {
-	defer l.wg.Done()
-	for {
-		o.mu.Lock()
-		for len(o.q) == 0 && !o.closed && !o.down {
-			o.mu.Unlock()
-			select {
-			case <-o.wake:
-			case <-l.done:
-			}
-			o.mu.Lock()
-		}
-		if o.closed || o.down {
-			o.mu.Unlock()
-			return
-		}
-		bufs := o.q
-		o.q, o.spare = o.spare[:0], nil
-		o.open = false
-		o.busy = true
-		o.mu.Unlock()
-
-		all := slices.Clone(bufs) // WriteTo consumes its receiver
-		_, err := bufs.WriteTo(o.conn)
-		for i, b := range all {
-			putBuf(b)
-			all[i] = nil
-		}
-
-		o.mu.Lock()
-		o.busy = false
-		o.spare = all[:0]
-		if err != nil && !o.closed {
-			o.down = true
-			o.q, o.spare = nil, nil
-			o.mu.Unlock()
-			l.report(o.dst, fmt.Errorf("writing to %s: %w", o.addr, err))
-			return
-		}
-		o.mu.Unlock()
-	}
-}
-
-// Flush returns once every frame sent so far has been handed to the kernel
-// (or its connection broke), or ctx ends.
-func (l *Link) Flush(ctx context.Context) error {
-	d := 20 * time.Microsecond
-	for {
-		n := 0
-		for _, o := range *l.outs.Load() {
-			if o == nil {
-				continue
-			}
-			o.mu.Lock()
-			if (len(o.q) > 0 || o.busy) && !o.down && !o.closed {
-				n++
-			}
-			o.mu.Unlock()
-		}
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("tcp: rank %d: %d peers have not taken its last frames: %w", l.cfg.Rank, n, ctx.Err())
-		case <-time.After(d):
-		}
-		d = min(2*d, 5*time.Millisecond)
-	}
-}
-
 // Close closes the listener and every connection, and returns once every
 // goroutine of the link has exited. It is idempotent.
 func (l *Link) Close() error {
@@ -419,18 +254,24 @@ func (l *Link) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.rearm.Stop()
 	for _, t := range l.timers {
 		t.Stop()
 	}
 	l.timers = nil
-	ins := make([]net.Conn, 0, len(l.ins))
-	for c := range l.ins {
-		ins = append(ins, c)
-	}
+	ins := make(map[net.Conn]*inbound, len(l.ins))
+	maps.Copy(ins, l.ins)
 	l.mu.Unlock()
 	close(l.done)
 	l.ln.Close()
-	for _, c := range ins {
+	for c, in := range ins {
+		if in != nil && in.fd >= 0 {
+			// No driver may read the socket once it is closed (its
+			// number may be reused at once).
+			in.tok.Lock()
+			in.dead = true
+			in.tok.Unlock()
+		}
 		c.Close()
 	}
 	for _, o := range *l.outs.Load() {
@@ -492,7 +333,7 @@ func (l *Link) accept() {
 			c.Close()
 			return
 		}
-		l.ins[c] = struct{}{}
+		l.ins[c] = nil
 		l.wg.Add(1)
 		l.mu.Unlock()
 		go l.serve(c)
@@ -502,53 +343,40 @@ func (l *Link) accept() {
 // serve authenticates one incoming connection and reads its frames.
 func (l *Link) serve(raw net.Conn) {
 	defer l.wg.Done()
-	defer func() {
-		raw.Close()
-		l.mu.Lock()
-		delete(l.ins, raw)
-		l.mu.Unlock()
-	}()
 	c, src, err := l.handshakeAccept(raw)
 	if err != nil {
 		l.rejected.Add(1)
+		l.mu.Lock()
+		delete(l.ins, raw)
+		l.mu.Unlock()
+		raw.Close()
 		return
 	}
-	l.read(c, src)
-}
-
-// read delivers the frames of rank src's connection until it ends.
-func (l *Link) read(c net.Conn, src int) {
-	br := bufio.NewReaderSize(c, 64<<10)
-	var hdr [4]byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			l.broken(src, c, err)
-			return
-		}
-		n := binary.LittleEndian.Uint32(hdr[:])
-		if int64(n) > int64(l.cfg.MaxFrame) {
-			if !l.isClosed() {
-				l.onFatal(fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
-					l.cfg.Rank, src, n, l.cfg.MaxFrame))
-			}
-			return
-		}
-		f := getFrame(int(n))
-		if _, err := io.ReadFull(br, f); err != nil {
-			l.broken(src, c, err)
-			return
-		}
-		l.onFrame(f)
+	in := &inbound{l: l, src: src, conn: c, fd: -1, buf: make([]byte, readBuf)}
+	if c == raw {
+		in.fd = rawFD(raw)
 	}
-}
-
-func (l *Link) broken(src int, c net.Conn, err error) {
-	if errors.Is(err, io.EOF) {
-		err = errors.New("connection closed by the peer")
-	} else if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = errors.New("connection closed by the peer in the middle of a frame")
+	l.mu.Lock()
+	if l.closed { // Close has passed this connection by (or will find it nil)
+		l.mu.Unlock()
+		raw.Close()
+		return
 	}
-	l.report(src, fmt.Errorf("reading from %s: %w", c.RemoteAddr(), err))
+	l.ins[raw] = in
+	if in.fd >= 0 {
+		ps := append(slices.Clone(*l.polled.Load()), in)
+		l.polled.Store(&ps)
+	}
+	l.mu.Unlock()
+	in.run()
+	l.mu.Lock()
+	delete(l.ins, raw)
+	if in.fd >= 0 {
+		ps := slices.DeleteFunc(slices.Clone(*l.polled.Load()), func(p *inbound) bool { return p == in })
+		l.polled.Store(&ps)
+	}
+	l.mu.Unlock()
+	raw.Close()
 }
 
 func (l *Link) isClosed() bool {

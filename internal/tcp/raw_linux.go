@@ -1,0 +1,65 @@
+package tcp
+
+import (
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// rawFD returns the socket under c for reads and writes that never wait
+// (Go opens it non-blocking), or -1 when c is not a plain TCP connection
+// (TLS: its records are the tls.Conn's business). The caller must stop
+// using the number before c is closed.
+func rawFD(c net.Conn) int {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return -1
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	if rc.Control(func(s uintptr) { fd = int(s) }) != nil {
+		return -1
+	}
+	return fd
+}
+
+// readFD reads what the socket holds into p without waiting: 0 and
+// syscall.EAGAIN when it holds nothing, io.EOF-like (0, nil) at the end of
+// the stream.
+func readFD(fd int, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, p)
+		if err == syscall.EINTR {
+			continue
+		}
+		return max(n, 0), err
+	}
+}
+
+// writeFD writes as much of the pieces as the socket takes without
+// waiting, in one writev, and returns how many bytes that was.
+func writeFD(fd int, pieces ...[]byte) (int, error) {
+	var iov [3]syscall.Iovec
+	k := 0
+	for _, p := range pieces {
+		if len(p) > 0 {
+			iov[k].Base = &p[0]
+			iov[k].SetLen(len(p))
+			k++
+		}
+	}
+	for {
+		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+		switch errno {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}

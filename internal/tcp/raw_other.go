@@ -1,0 +1,17 @@
+//go:build !linux
+
+package tcp
+
+import (
+	"errors"
+	"net"
+)
+
+// rawFD: elsewhere than Linux frames go through the connection's own
+// Read and Write only (no driving, no inline writes).
+func rawFD(net.Conn) int { return -1 }
+
+var errNoRaw = errors.New("tcp: no raw socket access on this platform")
+
+func readFD(int, []byte) (int, error)     { return 0, errNoRaw }
+func writeFD(int, ...[]byte) (int, error) { return 0, errNoRaw }
