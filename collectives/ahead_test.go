@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/decorun/decorun/collectives"
@@ -17,6 +18,9 @@ import (
 // it, Waits in any order, and a call whose ctx ends after it posted all
 // give what MPI's rules say.
 func TestPostAhead(t *testing.T) {
+	if os.Getenv("COMMTEST_HOSTS") != "" {
+		t.Skip("the ranks are on pretend hosts: no region for the world")
+	}
 	const n = 3
 	cs := commtest.WorldOn(t, n, "shm")
 	ctx := tctx(t)
