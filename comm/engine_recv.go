@@ -227,6 +227,8 @@ func (e *engine) arrive(from int, h *wire.Header, payload []byte, lent bool) {
 	if r := e.q.Arrive(&m.m); r != nil {
 		if lent && !m.rdv && !m.long && !r.Val.into {
 			m.data = keep(m.data, true) // becomes the receive's result
+		} else {
+			m.lent = lent // copied out by deliver, and not recycled
 		}
 		e.deliver(r.Val, m)
 	} else {
@@ -294,7 +296,7 @@ func (e *engine) deliver(r *rreq, m *inMsg) {
 			r.err = truncErr(m, len(r.buf))
 		case r.into:
 			r.data = r.buf[:copy(r.buf, m.data)]
-			if !m.pooled {
+			if !m.pooled && !m.lent {
 				e.recycle(m.data)
 			}
 		default:
@@ -344,7 +346,7 @@ func (e *engine) deliverLong(r *rreq, m *inMsg, tooBig bool) {
 		}
 		off := copy(r.data, m.data)
 		garbage := 0
-		if !m.pooled && !e.recycle(m.data) {
+		if !m.pooled && !m.lent && !e.recycle(m.data) {
 			garbage += len(m.data)
 		}
 		for i, b := range m.parts {

@@ -2,10 +2,15 @@ package comm
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/decorun/decorun/internal/jobenv"
 )
 
 // mixed is rank src's i-th message in TestTCPBothWays: its number, then
@@ -147,4 +152,118 @@ func TestTCPRecvIntoRecycles(t *testing.T) {
 	if got := after.TotalAlloc - before.TotalAlloc; got > n*size/2 {
 		t.Errorf("%d messages of %d bytes allocated %d bytes; want under %d", n, size, got, n*size/2)
 	}
+}
+
+// TestRecvIntoLentNotRecycled: on a rank with both shared-memory peers
+// (whose frames are lent views into a ring) and TCP peers (whose link
+// reuses frames given back), a shared-memory message received into the
+// caller's buffer must not be given to the TCP link for reuse: the ring's
+// memory would become a TCP frame, and both streams would be corrupted.
+// (In one process this has not shown the corruption; cluster_test's
+// TestBenchAcrossHosts, with real processes on namespace hosts, did.)
+// Ranks 0 and 1 share a pretend host, rank 2 is on another; rank 1
+// streams to 0 through shared memory while rank 2 streams to it over TCP,
+// and every byte is checked.
+func TestRecvIntoLentNotRecycled(t *testing.T) {
+	url, secret := startServer(t)
+	const n = 3
+	cs := make([]*Comm, n)
+	errs := make([]error, n)
+	ctx0, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for r := range n {
+		host, local, lsize := []int{0, 1}, r, 2
+		if r == 2 {
+			host, local, lsize = []int{2}, 0, 1
+		}
+		wg.Go(func() {
+			job := jobenv.Job{Rank: r, Size: n, LocalRank: local, LocalSize: lsize, ID: "t", URL: url, Secret: secret,
+				JobKey: secret, Prefix: "test." + sanitize(t.Name()), Transport: "auto", HostRanks: host}
+			cs[r], errs[r] = connect(ctx0, job)
+		})
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	if p := cs[0].Path(1); p != "shm" {
+		t.Skipf("ranks 0 and 1 talk over %s, not shared memory", p)
+	}
+	if p := cs[0].Path(2); p != "tcp" {
+		t.Skipf("ranks 0 and 2 talk over %s, not TCP", p)
+	}
+	ctx := tctx(t)
+	const rounds = 1000
+	fill := func(b []byte, k int) {
+		for i := range b {
+			b[i] = byte(k*7 + i*13)
+		}
+	}
+	check := func(b []byte, k int, what string) error {
+		for i := range b {
+			if b[i] != byte(k*7+i*13) {
+				return fmt.Errorf("%s %d: byte %d = %d, want %d", what, k, i, b[i], byte(k*7+i*13))
+			}
+		}
+		return nil
+	}
+	par(t, cs, func(c *Comm) error {
+		switch c.Rank() {
+		case 0:
+			small, large := make([]byte, 48<<10), make([]byte, 200<<10)
+			for k := range rounds {
+				// Posted before rank 1 sends: its frame finds the
+				// receive and is copied straight out of the ring.
+				q, err := c.IrecvInto(small, 1, 1)
+				if err != nil {
+					return err
+				}
+				if err := c.Send(ctx, 1, 9, nil); err != nil {
+					return err
+				}
+				if _, err := q.Wait(ctx); err != nil {
+					return err
+				}
+				if err := check(small, k, "from rank 1"); err != nil {
+					return err
+				}
+				if _, err := c.RecvInto(ctx, large, 2, 2); err != nil {
+					return err
+				}
+				if err := check(large, k, "from rank 2"); err != nil {
+					return err
+				}
+			}
+		case 1:
+			small := make([]byte, 48<<10)
+			for k := range rounds {
+				if _, _, err := c.Recv(ctx, 0, 9); err != nil {
+					return err
+				}
+				fill(small, k)
+				if err := c.Send(ctx, 0, 1, small); err != nil {
+					return err
+				}
+			}
+		case 2:
+			large := make([]byte, 200<<10)
+			for k := range rounds {
+				fill(large, k)
+				if err := c.Send(ctx, 0, 2, large); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
