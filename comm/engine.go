@@ -161,11 +161,11 @@ type inMsg struct {
 	data []byte // eager payload
 	// data (pooled) and parts[i] (partPooled[i]) are buffers of the
 	// engine's pool, which unpool returns to it.
-	pooled     bool
+	pooled bool
 	// lent: data is a view into the link's memory (a shared-memory ring),
 	// valid only while the frame is handled: it is copied, never kept or
 	// given back to a link for reuse.
-	lent bool
+	lent       bool
 	partPooled []bool
 	rdv        bool
 	id         uint64
