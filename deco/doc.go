@@ -120,10 +120,22 @@
 // # Encoding
 //
 // Arguments and results are encoded with CBOR (github.com/fxamacker/cbor/v2)
-// at the call; a value that cannot be encoded (a channel, a function, a
-// cycle) fails the call with an error wrapping [ErrEncode]. Types that can
-// never be encoded make Concurrent panic. Interface-typed values travel as
-// their CBOR data (numbers, strings, []any, map[any]any), not their Go type.
+// at the call, in both modes. Types that can travel: booleans, numbers
+// (not complex), strings, and pointers, slices, arrays, maps and structs of
+// them whose fields are all exported (an embedded struct's exported fields
+// count; a field tagged `cbor:"-"` is declared not to travel and stays
+// zero), time.Time, *big.Int, and types with MarshalBinary/UnmarshalBinary
+// or MarshalCBOR/UnmarshalCBOR methods. A function whose argument or
+// result type cannot travel (an unexported field, as in package main's
+// `type result struct{ sq, rank int }`, a channel, a function) still
+// wraps, but every issuing call fails with an error wrapping [ErrType]
+// (and [ErrEncode]) that names the type and the field, with or without
+// decorun, so a program tested alone does not change on a cluster.
+// Interface-typed values are checked at the call (arguments) or where the
+// task ran (results): their dynamic type must travel too, and they arrive
+// as their CBOR data (numbers, strings, []any, map[any]any), not their Go
+// type. A value that cannot be encoded (a cycle) fails the call with an
+// error wrapping [ErrEncode].
 //
 // # Registration
 //
