@@ -119,3 +119,25 @@ func TestDecoNoopRate(t *testing.T) {
 		t.Errorf("%d tasks/s is slower than DECO", rate)
 	}
 }
+
+// Synchronized without deco.Main under decorun -n 2 fails with an error saying what to add, instead of running the program twice;
+// with -n 1 the same program runs on the goroutine pool.
+func TestDecoWithoutMain(t *testing.T) {
+	p := start(t, "-n", "2", prog(t, "deconomain"))
+	if code := p.wait(time.Minute); code != 1 {
+		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
+	}
+	if strings.Contains(p.out(), "[0 1 4 9 16]") {
+		t.Fatalf("the block ran:\n%s", p.out())
+	}
+	// The first rank to fail ends the job (decorun stops the others).
+	re := regexp.MustCompile(`deco: Synchronized without deco\.Main or deco\.Run in a job of several ranks \(rank [01] of 2\): ` +
+		`every rank would run the whole program; put main's body in deco\.Main\(func\(ctx context\.Context\) error`)
+	if !re.MatchString(p.errText()) {
+		t.Fatalf("stderr:\n%s", p.errText())
+	}
+	p = start(t, "-n", "1", prog(t, "deconomain"))
+	if code := p.wait(time.Minute); code != 0 || p.out() != "[0 1 4 9 16]" {
+		t.Fatalf("-n 1: exit %d, output %q; stderr:\n%s", code, p.out(), p.errText())
+	}
+}

@@ -55,6 +55,10 @@
 // decorun (a world of one rank, or Synchronized called with a context that
 // did not come from Main or Run) the tasks run on a goroutine pool of
 // GOMAXPROCS goroutines: DECO's "uses all the cores" with no launcher.
+// Under decorun with more than one rank, a block whose context did not come
+// from Main or Run is an error wrapping [ErrNoRun] that says what to add:
+// without Main every rank would run the whole program and print its
+// results once per rank.
 // Either way a task's arguments and result are encoded, so both modes give
 // the same results, errors and write-backs.
 //

@@ -107,3 +107,23 @@ func TestInterfaceValueCannotTravel(t *testing.T) {
 		}
 	})
 }
+
+// Under decorun with several ranks, a block whose context did not come
+// from Main or Run fails at once, saying what to add; body does not run.
+func TestSynchronizedWithoutRun(t *testing.T) {
+	t.Setenv("DECORUN_RANK", "1")
+	t.Setenv("DECORUN_SIZE", "3")
+	t.Setenv("DECORUN_JOB", "j")
+	t.Setenv("DECORUN_NATS_URL", "nats://127.0.0.1:1") // never dialled
+	ran := false
+	err := deco.Synchronized(t.Context(), func(s *deco.Scope) { ran = true })
+	if !errors.Is(err, deco.ErrNoRun) || ran ||
+		!strings.Contains(fmtErr(err), "(rank 1 of 3)") || !strings.Contains(fmtErr(err), "deco.Main(func(ctx context.Context) error") {
+		t.Fatalf("ran %v, err %v", ran, err)
+	}
+	t.Setenv("DECORUN_SIZE", "1") // a job of one rank: the goroutine pool, as without decorun
+	var x int
+	if err := deco.Synchronized(t.Context(), func(s *deco.Scope) { fib.Assign(s, &x, 10) }); err != nil || x != 55 {
+		t.Fatalf("x %d, err %v", x, err)
+	}
+}
