@@ -156,8 +156,27 @@
 // Every failed task is reported: Synchronized returns errors.Join of one
 // [*TaskError] per failure (issue order), each naming the task's index in
 // the block, the function and its arguments, the rank that ran it and the
-// error or panic (with the panicking line). Successful tasks are still
-// applied. Across ranks only an error's message travels.
+// error or panic (with the panicking line); the message names the rank
+// once. Successful tasks are still applied.
+//
+// A task's error takes the same trip in every mode (another rank, rank 0's
+// own executors, the goroutine pool), so errors.Is and errors.As give the
+// same answer wherever the task ran. Its chain (through %w, several %w and
+// errors.Join) is described where it ran and rebuilt on rank 0 node by
+// node: a node that was a registered sentinel comes back as that very
+// value; any other node becomes a [*RemoteError] keeping the message, the
+// Go type name, the rank and the nodes it wrapped. errors.Is(err, target)
+// holds for a node that matched target where it ran, when target is a
+// registered sentinel ([RegisterError]; io.EOF, context.Canceled,
+// context.DeadlineExceeded, the fs.Err* errors and deco's own are
+// registered already, and a type's own Is method counts, so
+// errors.Is(err, fs.ErrNotExist) finds a *fs.PathError's ENOENT), or when
+// target has the node's Go type and message (an unregistered errors.New
+// sentinel). errors.As(err, &target) holds when target's type is the
+// node's Go type and that type can travel (see Encoding): the value is
+// decoded into target, its error field (if it has one) set to the rebuilt
+// cause. An error type with unexported fields cannot be rebuilt:
+// errors.As finds only the *RemoteError.
 //
 // # Failure of a rank
 //
