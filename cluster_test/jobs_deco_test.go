@@ -141,3 +141,22 @@ func TestDecoWithoutMain(t *testing.T) {
 		t.Fatalf("-n 1: exit %d, output %q; stderr:\n%s", code, p.out(), p.errText())
 	}
 }
+
+// Sentinel errors and the program's error types survive the trip between
+// real processes: errors.Is and errors.As recognise every task's error at
+// -n 3 (tasks on ranks 0, 1 and 2) as at -n 1.
+func TestDecoErrorsAcrossRanks(t *testing.T) {
+	for _, n := range []string{"1", "3"} {
+		p := start(t, "-n", n, prog(t, "decoerrors"))
+		if code := p.wait(time.Minute); code != 0 {
+			t.Fatalf("-n %s: exit %d; stderr:\n%s", n, code, p.errText())
+		}
+		want := "is 6/6\nas 6/6\nonce 6/6\nranks [0]"
+		if n == "3" {
+			want = "is 6/6\nas 6/6\nonce 6/6\nranks [0 1 2]"
+		}
+		if p.out() != want {
+			t.Fatalf("-n %s: output\n%s\nwant\n%s", n, p.out(), want)
+		}
+	}
+}
