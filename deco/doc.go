@@ -165,7 +165,8 @@
 // errors.Join) is described where it ran and rebuilt on rank 0 node by
 // node: a node that was a registered sentinel comes back as that very
 // value; any other node becomes a [*RemoteError] keeping the message, the
-// Go type name, the rank and the nodes it wrapped. errors.Is(err, target)
+// Go type name, the rank and the nodes it wrapped (printed with %+v, it
+// says which type came from which rank). errors.Is(err, target)
 // holds for a node that matched target where it ran, when target is a
 // registered sentinel ([RegisterError]; io.EOF, context.Canceled,
 // context.DeadlineExceeded, the fs.Err* errors and deco's own are

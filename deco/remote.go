@@ -38,8 +38,23 @@ type RemoteError struct {
 	kids []error
 }
 
+// Error is the original's message (so that the messages of the errors
+// wrapping it read as they did).
 func (e *RemoteError) Error() string   { return e.Msg }
 func (e *RemoteError) Unwrap() []error { return e.kids }
+
+// Format prints the message with %v and %s; %+v adds where it came from:
+// "secret 4 (a main.secretError returned on rank 2, not rebuilt)".
+func (e *RemoteError) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%s (a %s returned on rank %d, not rebuilt)", e.Msg, e.Type, e.Rank)
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", e.Msg)
+	default:
+		io.WriteString(f, e.Msg)
+	}
+}
 
 // Is reports whether the original error matched target (see RemoteError).
 func (e *RemoteError) Is(target error) bool {

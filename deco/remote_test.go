@@ -115,7 +115,8 @@ func TestErrorsTravel(t *testing.T) {
 					if inner == nil {
 						t.Errorf("task %d: no chain: %+v", i, re)
 					} else if x, ok := inner.(*deco.RemoteError); !ok || x.Type != "deco_test.secretError" ||
-						x.Msg != fmt.Sprintf("secret %d", i) || re.Msg != fmt.Sprintf("item %d: secret %d", i, i) {
+						x.Msg != fmt.Sprintf("secret %d", i) || re.Msg != fmt.Sprintf("item %d: secret %d", i, i) ||
+						fmt.Sprintf("%+v", x) != fmt.Sprintf("secret %d (a deco_test.secretError returned on rank %d, not rebuilt)", i, te.Rank) {
 						t.Errorf("task %d: chain %+v / %+v", i, re, inner)
 					}
 				}
