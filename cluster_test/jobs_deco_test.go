@@ -160,3 +160,18 @@ func TestDecoErrorsAcrossRanks(t *testing.T) {
 		}
 	}
 }
+
+// A result type with unexported fields is an error naming the type and the
+// field on one rank as on two, not zeros and a nil error.
+func TestDecoHiddenFields(t *testing.T) {
+	for _, n := range []string{"1", "2"} {
+		p := start(t, "-n", n, prog(t, "decohidden"))
+		if code := p.wait(time.Minute); code != 1 {
+			t.Fatalf("-n %s: exit %d, want 1; stdout:\n%s\nstderr:\n%s", n, code, p.out(), p.errText())
+		}
+		if e := p.errText(); !strings.Contains(e, "the result has type main.result: field sq of main.result is unexported") ||
+			!strings.Contains(e, "deco: type cannot travel between ranks") {
+			t.Fatalf("-n %s: stderr:\n%s", n, e)
+		}
+	}
+}
