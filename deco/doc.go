@@ -118,8 +118,9 @@
 // a slice argument); header changes it could see are (a slice or map stored
 // behind a pointer, in a map or a slice that got a new length or became
 // nil, is replaced whole). Interface values are compared and replaced whole.
-// A task that fails has no write-backs. Unexported struct fields do not
-// travel (the encoding skips them) and are never written back.
+// A task that fails has no write-backs. Fields tagged `cbor:"-"` do not
+// travel and are never written back (other unexported fields are an error:
+// see Encoding).
 //
 // # Encoding
 //
