@@ -119,3 +119,59 @@ func TestDecoNoopRate(t *testing.T) {
 		t.Errorf("%d tasks/s is slower than DECO", rate)
 	}
 }
+
+// Synchronized without deco.Main under decorun -n 2 fails with an error saying what to add, instead of running the program twice;
+// with -n 1 the same program runs on the goroutine pool.
+func TestDecoWithoutMain(t *testing.T) {
+	p := start(t, "-n", "2", prog(t, "deconomain"))
+	if code := p.wait(time.Minute); code != 1 {
+		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
+	}
+	if strings.Contains(p.out(), "[0 1 4 9 16]") {
+		t.Fatalf("the block ran:\n%s", p.out())
+	}
+	// The first rank to fail ends the job (decorun stops the others).
+	re := regexp.MustCompile(`deco: Synchronized without deco\.Main or deco\.Run in a job of several ranks \(rank [01] of 2\): ` +
+		`every rank would run the whole program; put main's body in deco\.Main\(func\(ctx context\.Context\) error`)
+	if !re.MatchString(p.errText()) {
+		t.Fatalf("stderr:\n%s", p.errText())
+	}
+	p = start(t, "-n", "1", prog(t, "deconomain"))
+	if code := p.wait(time.Minute); code != 0 || p.out() != "[0 1 4 9 16]" {
+		t.Fatalf("-n 1: exit %d, output %q; stderr:\n%s", code, p.out(), p.errText())
+	}
+}
+
+// Sentinel errors and the program's error types survive the trip between
+// real processes: errors.Is and errors.As recognise every task's error at
+// -n 3 (tasks on ranks 0, 1 and 2) as at -n 1.
+func TestDecoErrorsAcrossRanks(t *testing.T) {
+	for _, n := range []string{"1", "3"} {
+		p := start(t, "-n", n, prog(t, "decoerrors"))
+		if code := p.wait(time.Minute); code != 0 {
+			t.Fatalf("-n %s: exit %d; stderr:\n%s", n, code, p.errText())
+		}
+		want := "is 6/6\nas 6/6\nonce 6/6\nranks [0]"
+		if n == "3" {
+			want = "is 6/6\nas 6/6\nonce 6/6\nranks [0 1 2]"
+		}
+		if p.out() != want {
+			t.Fatalf("-n %s: output\n%s\nwant\n%s", n, p.out(), want)
+		}
+	}
+}
+
+// A result type with unexported fields is an error naming the type and the
+// field on one rank as on two, not zeros and a nil error.
+func TestDecoHiddenFields(t *testing.T) {
+	for _, n := range []string{"1", "2"} {
+		p := start(t, "-n", n, prog(t, "decohidden"))
+		if code := p.wait(time.Minute); code != 1 {
+			t.Fatalf("-n %s: exit %d, want 1; stdout:\n%s\nstderr:\n%s", n, code, p.out(), p.errText())
+		}
+		if e := p.errText(); !strings.Contains(e, "the result has type main.result: field sq of main.result is unexported") ||
+			!strings.Contains(e, "deco: type cannot travel between ranks") {
+			t.Fatalf("-n %s: stderr:\n%s", n, e)
+		}
+	}
+}

@@ -1,10 +1,14 @@
 package deco
 
 import (
+	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
+	"strings"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -26,7 +30,15 @@ func decode(b []byte, p any) error { return decMode.Unmarshal(b, p) }
 // the caller's values of those that can carry writes back (orig[i] is nil
 // for the others; orig is nil when none can).
 func encArgs(e *entry, vals ...any) (args []byte, orig []any, err error) {
+	if e.bad != nil {
+		return nil, nil, e.bad
+	}
 	for i, v := range vals {
+		if i < len(e.dyn) && e.dyn[i] {
+			if err := valueProblem(reflect.ValueOf(&v).Elem(), 0); err != nil {
+				return nil, nil, fmt.Errorf("argument %d (%s) holds %w", i+1, e.args[i], err)
+			}
+		}
 		b, err := encode(v)
 		if err != nil {
 			return nil, nil, fmt.Errorf("argument %d (%s): %w: %w", i+1, e.args[i], ErrEncode, err)
@@ -84,35 +96,165 @@ func uvarint(b []byte) (uint64, []byte, error) {
 	return n, b[k:], nil
 }
 
-// checkType panics if values of t can never be encoded: a programmer error
-// found when the function is wrapped, not at the first call.
-func checkType(fn, what string, t reflect.Type) {
-	if bad := unencodable(t, map[reflect.Type]bool{}); bad != nil {
-		panic(fmt.Sprintf("deco: %s: %s has type %s, which contains %s: it cannot be sent to another rank",
-			fn, what, t, bad))
+// checkType returns an error wrapping ErrType if values of t cannot travel
+// between ranks: what cannot be encoded (channels, functions, complex
+// numbers) or would arrive as zeros (unexported struct fields).
+func checkType(fn, what string, t reflect.Type) error {
+	if bad := travelProblem(t, map[reflect.Type]bool{}); bad != "" {
+		return fmt.Errorf("%s: %s has type %s: %s: %w (export the field, tag it `cbor:\"-\"` if it need not travel, "+
+			"or give the type MarshalBinary and UnmarshalBinary methods)", fn, what, t, bad, ErrType)
 	}
+	return nil
 }
 
-func unencodable(t reflect.Type, seen map[reflect.Type]bool) reflect.Type {
+var (
+	cborMarshaler   = reflect.TypeFor[cbor.Marshaler]()
+	binaryMarshaler = reflect.TypeFor[encoding.BinaryMarshaler]()
+	bigInt          = reflect.TypeFor[big.Int]()
+)
+
+// selfEncoding reports whether t (or *t) encodes itself, or is one of the
+// types CBOR knows (time.Time, big.Int).
+func selfEncoding(t reflect.Type) bool {
+	if t == bigInt {
+		return true
+	}
+	for _, x := range []reflect.Type{t, reflect.PointerTo(t)} {
+		if x.Implements(cborMarshaler) || x.Implements(binaryMarshaler) {
+			return true
+		}
+	}
+	return false
+}
+
+// travelProblem describes why values of t cannot travel ("" if they can).
+// Interface types are checked value by value, at the call (valueProblem).
+func travelProblem(t reflect.Type, seen map[reflect.Type]bool) string {
 	if seen[t] {
-		return nil
+		return ""
+	}
+	seen[t] = true
+	if t.Kind() != reflect.Interface && t.Kind() != reflect.Pointer && selfEncoding(t) {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Chan:
+		return "it is a channel"
+	case reflect.Func:
+		return "it is a function"
+	case reflect.UnsafePointer:
+		return "it is an unsafe.Pointer"
+	case reflect.Complex64, reflect.Complex128:
+		return "it is a complex number"
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return travelProblem(t.Elem(), seen)
+	case reflect.Map:
+		if p := travelProblem(t.Key(), seen); p != "" {
+			return p
+		}
+		return travelProblem(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Tag.Get("cbor") == "-" || f.Tag.Get("json") == "-" {
+				continue
+			}
+			ft := f.Type
+			if f.Anonymous && ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if !f.IsExported() && !(f.Anonymous && ft.Kind() == reflect.Struct) {
+				return fieldProblem(t, f.Name, "is unexported")
+			}
+			p := travelProblem(f.Type, seen)
+			switch {
+			case p == "":
+			case strings.HasPrefix(p, "it is "):
+				return fieldProblem(t, f.Name, strings.TrimPrefix(p, "it "))
+			default:
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func fieldProblem(t reflect.Type, field, what string) string {
+	return fmt.Sprintf("field %s of %s %s", field, t, what)
+}
+
+// hasInterface reports whether values of t can hold interface values,
+// whose dynamic types are checked at the call.
+func hasInterface(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
 	}
 	seen[t] = true
 	switch t.Kind() {
-	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
-		return t
+	case reflect.Interface:
+		return true
 	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return unencodable(t.Elem(), seen)
+		return hasInterface(t.Elem(), seen)
 	case reflect.Map:
-		if b := unencodable(t.Key(), seen); b != nil {
-			return b
-		}
-		return unencodable(t.Elem(), seen)
+		return hasInterface(t.Key(), seen) || hasInterface(t.Elem(), seen)
 	case reflect.Struct:
 		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() {
-				if b := unencodable(f.Type, seen); b != nil {
-					return b
+			if f := t.Field(i); f.IsExported() && hasInterface(f.Type, seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// okTypes caches the dynamic types found fit to travel.
+var okTypes sync.Map // reflect.Type → struct{}
+
+// valueProblem checks the dynamic types of the interface values inside v.
+func valueProblem(v reflect.Value, depth int) error {
+	if depth > 64 || !v.IsValid() {
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		d := v.Elem()
+		t := d.Type()
+		if _, ok := okTypes.Load(t); !ok {
+			if p := travelProblem(t, map[reflect.Type]bool{}); p != "" {
+				return fmt.Errorf("a value of type %s: %s: %w", t, p, ErrType)
+			}
+			okTypes.Store(t, struct{}{})
+		}
+		if hasInterface(t, map[reflect.Type]bool{}) {
+			return valueProblem(d, depth+1)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return valueProblem(v.Elem(), depth+1)
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := valueProblem(v.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if err := valueProblem(it.Key(), depth+1); err != nil {
+				return err
+			}
+			if err := valueProblem(it.Value(), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				if err := valueProblem(v.Field(i), depth+1); err != nil {
+					return err
 				}
 			}
 		}

@@ -256,7 +256,8 @@ func runBatch(data []byte, slots int) []byte {
 //
 //	batch:   id, n, n × (function name, arguments)
 //	results: id, worker slots, n, n × (status byte, ns, a, b)
-//	         status OK: a = result, b = write-backs; otherwise a = message.
+//	         status OK: a = result, b = write-backs; error: a = the error's
+//	         description (encodeErr); otherwise a = message.
 
 func encodeBatch(id uint64, ts []*task) []byte {
 	size := 16
@@ -311,6 +312,9 @@ func encodeResults(id uint64, slots int, outs []outcome) []byte {
 		if o.status == stOK {
 			b = appendChunk(b, o.res)
 			b = appendChunk(b, o.wb)
+		} else if o.status == stErr {
+			b = appendChunk(b, o.wire)
+			b = appendChunk(b, nil)
 		} else {
 			var msg []byte
 			if o.err != nil {
@@ -358,6 +362,8 @@ func decodeResults(b []byte) (id uint64, slots int, outs []outcome, err error) {
 			if len(y) > 0 {
 				o.wb = y
 			}
+		} else if o.status == stErr {
+			o.wire = x
 		} else {
 			o.msg = string(x)
 		}

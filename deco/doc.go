@@ -55,6 +55,10 @@
 // decorun (a world of one rank, or Synchronized called with a context that
 // did not come from Main or Run) the tasks run on a goroutine pool of
 // GOMAXPROCS goroutines: DECO's "uses all the cores" with no launcher.
+// Under decorun with more than one rank, a block whose context did not come
+// from Main or Run is an error wrapping [ErrNoRun] that says what to add:
+// without Main every rank would run the whole program and print its
+// results once per rank.
 // Either way a task's arguments and result are encoded, so both modes give
 // the same results, errors and write-backs.
 //
@@ -119,16 +123,29 @@
 // a slice argument); header changes it could see are (a slice or map stored
 // behind a pointer, in a map or a slice that got a new length or became
 // nil, is replaced whole). Interface values are compared and replaced whole.
-// A task that fails has no write-backs. Unexported struct fields do not
-// travel (the encoding skips them) and are never written back.
+// A task that fails has no write-backs. Fields tagged `cbor:"-"` do not
+// travel and are never written back (other unexported fields are an error:
+// see Encoding).
 //
 // # Encoding
 //
 // Arguments and results are encoded with CBOR (github.com/fxamacker/cbor/v2)
-// at the call; a value that cannot be encoded (a channel, a function, a
-// cycle) fails the call with an error wrapping [ErrEncode]. Types that can
-// never be encoded make Concurrent panic. Interface-typed values travel as
-// their CBOR data (numbers, strings, []any, map[any]any), not their Go type.
+// at the call, in both modes. Types that can travel: booleans, numbers
+// (not complex), strings, and pointers, slices, arrays, maps and structs of
+// them whose fields are all exported (an embedded struct's exported fields
+// count; a field tagged `cbor:"-"` is declared not to travel and stays
+// zero), time.Time, *big.Int, and types with MarshalBinary/UnmarshalBinary
+// or MarshalCBOR/UnmarshalCBOR methods. A function whose argument or
+// result type cannot travel (an unexported field, as in package main's
+// `type result struct{ sq, rank int }`, a channel, a function) still
+// wraps, but every issuing call fails with an error wrapping [ErrType]
+// (and [ErrEncode]) that names the type and the field, with or without
+// decorun, so a program tested alone does not change on a cluster.
+// Interface-typed values are checked at the call (arguments) or where the
+// task ran (results): their dynamic type must travel too, and they arrive
+// as their CBOR data (numbers, strings, []any, map[any]any), not their Go
+// type. A value that cannot be encoded (a cycle) fails the call with an
+// error wrapping [ErrEncode].
 //
 // # Registration
 //
@@ -145,8 +162,28 @@
 // Every failed task is reported: Synchronized returns errors.Join of one
 // [*TaskError] per failure (issue order), each naming the task's index in
 // the block, the function and its arguments, the rank that ran it and the
-// error or panic (with the panicking line). Successful tasks are still
-// applied. Across ranks only an error's message travels.
+// error or panic (with the panicking line); the message names the rank
+// once. Successful tasks are still applied.
+//
+// A task's error takes the same trip in every mode (another rank, rank 0's
+// own executors, the goroutine pool), so errors.Is and errors.As give the
+// same answer wherever the task ran. Its chain (through %w, several %w and
+// errors.Join) is described where it ran and rebuilt on rank 0 node by
+// node: a node that was a registered sentinel comes back as that very
+// value; any other node becomes a [*RemoteError] keeping the message, the
+// Go type name, the rank and the nodes it wrapped (printed with %+v, it
+// says which type came from which rank). errors.Is(err, target)
+// holds for a node that matched target where it ran, when target is a
+// registered sentinel ([RegisterError]; io.EOF, context.Canceled,
+// context.DeadlineExceeded, the fs.Err* errors and deco's own are
+// registered already, and a type's own Is method counts, so
+// errors.Is(err, fs.ErrNotExist) finds a *fs.PathError's ENOENT), or when
+// target has the node's Go type and message (an unregistered errors.New
+// sentinel). errors.As(err, &target) holds when target's type is the
+// node's Go type and that type can travel (see Encoding): the value is
+// decoded into target, its error field (if it has one) set to the rebuilt
+// cause. An error type with unexported fields cannot be rebuilt:
+// errors.As finds only the *RemoteError.
 //
 // # Failure of a rank
 //

@@ -289,7 +289,8 @@ func (e *engine) cancel(s *Scope, err error) {
 type outcome struct {
 	res, wb []byte
 	err     error
-	msg     string // a remote error's message
+	msg     string // a remote panic's message
+	wire    []byte // a returned error's description (encodeErr)
 	status  byte
 	stack   string
 	ns      int64
@@ -316,6 +317,7 @@ func runTask(fn *entry, args []byte) (o outcome) {
 	o.res, o.wb, o.err = fn.run(args)
 	if o.err != nil {
 		o.status = stErr
+		o.wire = encodeErr(o.err)
 	}
 	return o
 }
@@ -355,7 +357,11 @@ func (e *engine) settle(ts []*task, outs []outcome, rank int) {
 			err := o.err
 			switch {
 			case o.status == stUnknown:
-				err = fmt.Errorf("%w on rank %d: %s", ErrNotRegistered, rank, t.fn.name)
+				err = fmt.Errorf("%w: %s", ErrNotRegistered, t.fn.name)
+			case o.status == stErr:
+				// The same trip in every mode, so that errors.Is and
+				// errors.As do not depend on where the task ran.
+				err = decodeErr(o.wire, rank)
 			case err == nil:
 				err = errors.New(o.msg)
 			}

@@ -11,6 +11,11 @@ import (
 var (
 	// ErrEncode: an argument or result could not be encoded.
 	ErrEncode = errors.New("deco: cannot encode")
+	// ErrType: an argument or result type cannot travel between ranks (a
+	// channel, a function, an unexported struct field); every call of
+	// such a function fails with it, in every mode.
+	// It is also an ErrEncode.
+	ErrType error = typeError{}
 	// ErrNotRegistered: a rank was asked to run a function that was not
 	// wrapped (Concurrent and friends) in the same order on that rank.
 	ErrNotRegistered = errors.New("deco: function not registered")
@@ -20,6 +25,11 @@ var (
 	// Run returned.
 	ErrStopped = errors.New("deco: Run has returned")
 )
+
+type typeError struct{}
+
+func (typeError) Error() string        { return "deco: type cannot travel between ranks" }
+func (typeError) Is(target error) bool { return target == ErrEncode }
 
 // TaskError is one failed task of a synchronized block.
 type TaskError struct {

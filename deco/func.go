@@ -13,6 +13,9 @@ type entry struct {
 	name   string
 	args   []reflect.Type
 	shares []bool // args[i] can carry writes back to the caller
+	dyn    []bool // args[i] can hold interface values, checked at each call
+	dynRes bool   // the result can hold interface values
+	bad    error  // the argument or result types cannot travel: every call fails
 	// run decodes the arguments, calls the function and encodes its result
 	// and write-backs.
 	run func(args []byte) (res, wb []byte, err error)
@@ -72,12 +75,18 @@ func newEntry(fn any, res reflect.Type, args ...reflect.Type) *entry {
 		panic("deco: Concurrent of a nil function")
 	}
 	name := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()).Name()
-	e := &entry{args: args, shares: make([]bool, len(args))}
+	e := &entry{args: args, shares: make([]bool, len(args)), dyn: make([]bool, len(args))}
 	for i, t := range args {
-		checkType(name, fmt.Sprintf("argument %d", i+1), t)
+		if err := checkType(name, fmt.Sprintf("argument %d", i+1), t); err != nil && e.bad == nil {
+			e.bad = err
+		}
 		e.shares[i] = shares(t, map[reflect.Type]bool{})
+		e.dyn[i] = hasInterface(t, map[reflect.Type]bool{})
 	}
-	checkType(name, "the result", res)
+	if err := checkType(name, "the result", res); err != nil && e.bad == nil {
+		e.bad = err
+	}
+	e.dynRes = hasInterface(res, map[reflect.Type]bool{})
 	register(fn, e)
 	return e
 }
@@ -93,6 +102,11 @@ func anyShares(s []bool) bool {
 
 // finish encodes a successful call's result and write-backs.
 func finish[R any](e *entry, r R, before, after []any) (res, wb []byte, err error) {
+	if e.dynRes {
+		if err := valueProblem(reflect.ValueOf(&r).Elem(), 0); err != nil {
+			return nil, nil, fmt.Errorf("the result holds %w", err)
+		}
+	}
 	res, err = encode(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("result: %w: %w", ErrEncode, err)
@@ -134,7 +148,9 @@ type Func[A, R any] struct {
 // Concurrent wraps f so that calls issued in a synchronized block run
 // concurrently, on any rank. Call it at package level (var fib =
 // deco.Concurrent(fibSerial)) so that every rank registers the same
-// functions in the same order. It panics if A or R can never be encoded.
+// functions in the same order. If A or R cannot travel between ranks (see
+// the package doc), every issuing call fails with an error wrapping
+// ErrType that names the type and the field, whether or not decorun runs.
 func Concurrent[A, R any](f func(A) R) *Func[A, R] {
 	return newFunc(f, func(a A) (R, error) { return f(a), nil })
 }

@@ -181,7 +181,7 @@ func TestNotRegistered(t *testing.T) {
 	s.recs = []rec{{}}
 	e.inflight = 1
 	e.settle([]*task{tk}, outs, 3)
-	if !errors.Is(tk.err, ErrNotRegistered) || !strings.Contains(tk.err.Error(), "on rank 3") {
+	if !errors.Is(tk.err, ErrNotRegistered) || strings.Count(tk.err.Error(), "on rank 3") != 1 {
 		t.Fatalf("error %v", tk.err)
 	}
 }

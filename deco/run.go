@@ -2,11 +2,13 @@ package deco
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
 
 	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/jobenv"
 )
 
 // Option changes how Run (or Main) runs tasks.
@@ -97,4 +99,21 @@ func Main(body func(ctx context.Context) error, opts ...Option) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// ErrNoRun: Synchronized was called in a job of several ranks with a
+// context that did not come from Main or Run.
+var ErrNoRun = errors.New("deco: Synchronized without deco.Main or deco.Run in a job of several ranks")
+
+// checkNoRun is called when Synchronized finds no Run in its context: in a
+// job of several ranks every rank would run the whole program, each with
+// its own goroutine pool, and print everything once per rank.
+func checkNoRun() error {
+	j, ok, err := jobenv.FromEnv()
+	if !ok || err != nil || j.Size <= 1 {
+		return nil
+	}
+	return fmt.Errorf("%w (rank %d of %d): every rank would run the whole program; "+
+		"put main's body in deco.Main(func(ctx context.Context) error { ... }) (or call deco.Run after comm.Init) "+
+		"and pass the ctx it gives to Synchronized", ErrNoRun, j.Rank, j.Size)
 }

@@ -69,8 +69,15 @@ type Scope struct {
 // the failed tasks' errors joined (each a *TaskError), or ctx.Err() if ctx
 // ends first: then tasks not yet started are dropped and nothing is
 // applied. Tasks run on the ranks of the Run (or Main) whose context ctx
-// comes from, or on a goroutine pool if there is none.
+// comes from, or on a goroutine pool if there is none; under decorun with
+// more than one rank a ctx without Run is an error wrapping ErrNoRun (and
+// body does not run).
 func Synchronized(ctx context.Context, body func(s *Scope)) error {
+	if _, ok := ctx.Value(engineKey{}).(*engine); !ok {
+		if err := checkNoRun(); err != nil {
+			return err
+		}
+	}
 	e := engineFrom(ctx)
 	if e.isStopped() {
 		return ErrStopped

@@ -14,7 +14,7 @@ type pair struct {
 	A, B   int
 	Next   *pair
 	Tags   []string
-	hidden int
+	hidden int `cbor:"-"` // declared not to travel
 }
 
 var (
