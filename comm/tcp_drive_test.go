@@ -2,13 +2,11 @@ package comm
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/decorun/decorun/internal/jobenv"
 )
@@ -165,30 +163,11 @@ func TestTCPRecvIntoRecycles(t *testing.T) {
 // streams to 0 through shared memory while rank 2 streams to it over TCP,
 // and every byte is checked.
 func TestRecvIntoLentNotRecycled(t *testing.T) {
-	url, secret := startServer(t)
 	const n = 3
-	cs := make([]*Comm, n)
-	errs := make([]error, n)
-	ctx0, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	var wg sync.WaitGroup
-	for r := range n {
-		host, local, lsize := []int{0, 1}, r, 2
+	cs, errs := placedWorld(t, n, "auto", func(r int, job *jobenv.Job) {
+		job.LocalRank, job.LocalSize, job.HostRanks = r, 2, []int{0, 1}
 		if r == 2 {
-			host, local, lsize = []int{2}, 0, 1
-		}
-		wg.Go(func() {
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: local, LocalSize: lsize, ID: "t", URL: url, Secret: secret,
-				JobKey: secret, Prefix: "test." + sanitize(t.Name()), Transport: "auto", HostRanks: host}
-			cs[r], errs[r] = connect(ctx0, job)
-		})
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, c := range cs {
-			if c != nil {
-				c.Close()
-			}
+			job.LocalRank, job.LocalSize, job.HostRanks = 0, 1, []int{2}
 		}
 	})
 	for r, err := range errs {

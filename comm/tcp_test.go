@@ -44,6 +44,16 @@ func TestTCP(t *testing.T) {
 // communicator or error.
 func hostWorld(t *testing.T, n int, tr string, tcpAddr map[int]string) ([]*Comm, []error) {
 	t.Helper()
+	return placedWorld(t, n, tr, func(r int, job *jobenv.Job) {
+		job.LocalRank, job.LocalSize, job.HostRanks, job.TCPAddr = 0, 1, []int{r}, tcpAddr[r]
+	})
+}
+
+// placedWorld starts n ranks over tr, place setting each rank's host
+// (LocalRank, LocalSize, HostRanks, ...), and closes them at the end of
+// the test; errs holds each rank's error of joining.
+func placedWorld(t *testing.T, n int, tr string, place func(r int, job *jobenv.Job)) ([]*Comm, []error) {
+	t.Helper()
 	url, secret := startServer(t)
 	cs := make([]*Comm, n)
 	errs := make([]error, n)
@@ -51,11 +61,10 @@ func hostWorld(t *testing.T, n int, tr string, tcpAddr map[int]string) ([]*Comm,
 	defer cancel()
 	var wg sync.WaitGroup
 	for r := range n {
-		wg.Go(func() {
-			job := jobenv.Job{Rank: r, Size: n, LocalRank: 0, LocalSize: 1, ID: "t", URL: url, Secret: secret, JobKey: secret,
-				Prefix: "test." + sanitize(t.Name()), Transport: tr, HostRanks: []int{r}, TCPAddr: tcpAddr[r]}
-			cs[r], errs[r] = connect(ctx, job)
-		})
+		job := jobenv.Job{Rank: r, Size: n, ID: "t", URL: url, Secret: secret, JobKey: secret,
+			Prefix: "test." + sanitize(t.Name()), Transport: tr}
+		place(r, &job)
+		wg.Go(func() { cs[r], errs[r] = connect(ctx, job) })
 	}
 	wg.Wait()
 	t.Cleanup(func() {
