@@ -125,9 +125,6 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 		copy(k.view(out), b[i*sz:(i+1)*sz])
 		return nil
 	}
-	if sz >= linearScatter {
-		return cl.wrap(scatterLinearInto(ctx, cl, k, data, out, root))
-	}
 	var blocks [][]byte
 	if cl.r == root {
 		blocks = make([][]byte, cl.p)
@@ -135,7 +132,12 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 			blocks[q] = k.view(data[q*m : (q+1)*m])
 		}
 	}
-	b, err := cl.scatterBlocks(ctx, blocks, root)
+	var b []byte
+	if sz >= linearScatter { // each block straight to its rank, into out
+		b, err = cl.scatterLinear(ctx, blocks, root, k.view(out))
+	} else {
+		b, err = cl.scatterBlocks(ctx, blocks, root)
+	}
 	if err != nil {
 		return cl.wrap(err)
 	}
@@ -152,23 +154,3 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 // subtrees' blocks (lg p times the bytes, at ranks that take turns on the
 // cores when they outnumber them).
 const linearScatter = 64 << 10
-
-// scatterLinearInto is ScatterInto's message path for large blocks.
-func scatterLinearInto[E Number](ctx context.Context, cl *call, k elems[E], data, out []E, root int) error {
-	m := len(out)
-	if cl.r != root {
-		return cl.recvInto(ctx, root, k.view(out))
-	}
-	reqs := make([]*comm.Request, 0, cl.p-1)
-	for i := 1; i < cl.p; i++ { // from root's right, round the ring
-		q := (root + i) % cl.p
-		r, err := cl.s.Isend(q, cl.tag, k.view(data[q*m:(q+1)*m]))
-		if err != nil {
-			cancelAll(reqs)
-			return err
-		}
-		reqs = append(reqs, r)
-	}
-	copy(out, data[root*m:(root+1)*m])
-	return comm.WaitAll(ctx, reqs...)
-}

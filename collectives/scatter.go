@@ -37,7 +37,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 	}
 	var b []byte
 	if !cl.fused(s) && k.raw && int(n)/cl.p*k.size >= linearScatter {
-		b, err = cl.scatterLinear(ctx, blocks, root)
+		b, err = cl.scatterLinear(ctx, blocks, root, nil)
 	} else {
 		b, err = cl.scattered(ctx, s, blocks, root)
 	}
@@ -223,9 +223,13 @@ func (cl *call) scatterBlocks(ctx context.Context, blocks [][]byte, root int) ([
 }
 
 // scatterLinear sends root's blocks (indexed by rank) straight to their
-// ranks: for large blocks (see linearScatter).
-func (cl *call) scatterLinear(ctx context.Context, blocks [][]byte, root int) ([]byte, error) {
+// ranks, for large blocks (see linearScatter), and returns this rank's:
+// received into into when it is not nil (of the block's length).
+func (cl *call) scatterLinear(ctx context.Context, blocks [][]byte, root int, into []byte) ([]byte, error) {
 	if cl.r != root {
+		if into != nil {
+			return into, cl.recvInto(ctx, root, into)
+		}
 		return cl.recv(ctx, root)
 	}
 	reqs := make([]*comm.Request, 0, cl.p-1)
