@@ -169,6 +169,7 @@ func (cl *call) checkArgs(ctx context.Context, a params) (summary, error) {
 // header is this rank's agreement header for arguments a.
 func (cl *call) header(a params) header {
 	h := header{fOp: int64(cl.op.Wire()), fType: a.typ, fLen: -1}
+	cl.nbytes = max(cl.nbytes, a.length)
 	if a.rooted {
 		h[fRoot] = int64(a.root)
 	}
@@ -268,6 +269,7 @@ func invalid(op opcode, cause error, format string, args ...any) error {
 // algorithm, ⌈lg p⌉ rounds of small messages).
 func Barrier(ctx context.Context, c *comm.Comm) error {
 	cl := begin(ctx, c, opBarrier)
+	defer cl.end()
 	_, err := cl.check(ctx, params{})
 	return cl.wrap(err)
 }

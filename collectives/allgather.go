@@ -10,6 +10,7 @@ import (
 // in rank order. Every rank must pass a part of the same length.
 func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) {
 	cl := begin(ctx, c, opAllgather)
+	defer cl.end()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
@@ -52,6 +53,7 @@ func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) 
 // indexed by rank.
 func Allgatherv[T any](ctx context.Context, c *comm.Comm, part []T) ([][]T, error) {
 	cl := begin(ctx, c, opAllgatherv)
+	defer cl.end()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
@@ -77,6 +79,7 @@ func Allgatherv[T any](ctx context.Context, c *comm.Comm, part []T) ([][]T, erro
 // r sends the first min(d, p-d) blocks it holds (those of r, r+1, ...) to
 // r-d and appends the ones r+d sends. It returns the blocks by rank.
 func (cl *call) allgatherBlocks(ctx context.Context, mine []byte) ([][]byte, error) {
+	cl.algo("Bruck")
 	p, r := cl.p, cl.r
 	have := [][]byte{mine}
 	for d := 1; d < p; d <<= 1 {

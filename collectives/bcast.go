@@ -26,6 +26,7 @@ func fanMax(s *comm.Comm) int { return s.MulticastMax() }
 func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opBcast)
+	defer cl.end()
 	k := valuesOf[T]()
 	var buf []byte
 	var bad error
@@ -89,6 +90,7 @@ func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 // bcastFanout is one NATS publish by the root, which the server delivers to
 // every rank (comm.Multicast): every rank agreed that it can take part.
 func (cl *call) bcastFanout(ctx context.Context, buf []byte, root int) error {
+	cl.algo("fan-out (NATS multicast)")
 	fanouts.Add(1)
 	if cl.r == root {
 		return cl.s.Multicast(ctx, cl.tag|fanoutBit, buf)
@@ -104,6 +106,7 @@ func (cl *call) bcastFanout(ctx context.Context, buf []byte, root int) error {
 // receives from rel minus its lowest set bit and sends to rel+2^j for the
 // lower bits j.
 func (cl *call) bcastTree(ctx context.Context, buf []byte, root int) error {
+	cl.algo("binomial tree")
 	p := cl.p
 	rel := (cl.r - root + p) % p
 	mask := 1
@@ -133,6 +136,7 @@ func (cl *call) bcastTree(ctx context.Context, buf []byte, root int) error {
 // scatters them down the binomial tree (a subtree's pieces are contiguous)
 // and then runs a ring allgather in which nobody sends to the root.
 func (cl *call) bcastScatterRing(ctx context.Context, buf []byte, root int) error {
+	cl.algo("scatter + ring allgather")
 	p, n := cl.p, len(buf)
 	cs := (n + p - 1) / p
 	pieces := func(lo, hi int) []byte { return buf[min(lo*cs, n):min(hi*cs, n)] }

@@ -40,6 +40,11 @@ type call struct {
 	// ahead: a nonblocking call's first run, in its caller, which posts the
 	// call in the region if it can (agree) and ends there (errAhead).
 	ahead bool
+	// Tracing (trace.go): when the call began (0: not tracing), the
+	// algorithm it took and the bytes this rank gave it.
+	t0     int64
+	alg    string
+	nbytes int
 }
 
 // begin numbers a collective call on c. It is the one place where a call
@@ -58,6 +63,7 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 	if cl.h != nil {
 		cl.ac.Skip() // the call runs on c's sub-communicators (hier.go)
 	}
+	cl.traceBegin()
 	return cl
 }
 

@@ -65,6 +65,7 @@ func (k values[T]) probe(v T) error {
 func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, root int) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opReduce)
+	defer cl.end()
 	k := valuesOf[T]()
 	if cl.h != nil {
 		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, true, root), root)
@@ -97,6 +98,7 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
+	defer cl.end()
 	k := valuesOf[T]()
 	if cl.h != nil {
 		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, false, 0), -1)
@@ -177,6 +179,7 @@ func foldValue[T any](cl *call, k values[T], lo, hi int, op func(a, b T) T) (T, 
 // following the receiver's; then rank 0 sends the result to root. It
 // returns communication errors; a failure of op is left in cl.failed.
 func (cl *call) reduceTree(ctx context.Context, red reducer, root int) error {
+	cl.algo("binomial tree")
 	p, r := cl.p, cl.r
 	for mask := 1; mask < p; mask <<= 1 {
 		if r&mask != 0 {
@@ -221,6 +224,7 @@ func (cl *call) reduceTree(ctx context.Context, red reducer, root int) error {
 // every rank: both partners of a step compute the same combination, and
 // the report travels the remaining steps.
 func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
+	cl.algo("recursive doubling")
 	p, r := cl.p, cl.r
 	pof2 := 1
 	for pof2*2 <= p {
@@ -277,6 +281,7 @@ func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 // element-wise scans of slices use ScanSlice.
 func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	cl := begin(ctx, c, opScan)
+	defer cl.end()
 	k := valuesOf[T]()
 	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {
@@ -294,6 +299,7 @@ func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, 
 // be commutative. For element-wise scans of slices use ExscanSlice.
 func Exscan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	cl := begin(ctx, c, opExscan)
+	defer cl.end()
 	k := valuesOf[T]()
 	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {

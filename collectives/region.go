@@ -18,7 +18,13 @@ import (
 // done.
 
 // fused reports whether every rank's payload of the call is in the region.
-func (cl *call) fused(s summary) bool { return cl.ac.Region() && s[fData].Min >= 0 }
+func (cl *call) fused(s summary) bool {
+	ok := cl.ac.Region() && s[fData].Min >= 0
+	if ok {
+		cl.algo("shared-memory region")
+	}
+	return ok
+}
 
 // data is rank q's payload (a view into shared memory until done).
 func (cl *call) data(q int) []byte { return cl.ac.Data(q) }

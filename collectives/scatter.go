@@ -12,6 +12,7 @@ import (
 // slice is new on every rank, the root included.
 func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T, error) {
 	cl := begin(ctx, c, opScatter)
+	defer cl.end()
 	k := elemsOf[T]()
 	var blocks [][]byte
 	var bad error
@@ -52,6 +53,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 // rank, of any length. The other ranks' parts are ignored.
 func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) ([]T, error) {
 	cl := begin(ctx, c, opScatterv)
+	defer cl.end()
 	k := elemsOf[T]()
 	var blocks [][]byte
 	var bad error
@@ -94,6 +96,7 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 // order, and nil elsewhere. Every rank must pass a part of the same length.
 func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, error) {
 	cl := begin(ctx, c, opGather)
+	defer cl.end()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
@@ -136,6 +139,7 @@ func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, 
 // rank, and nil elsewhere.
 func Gatherv[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([][]T, error) {
 	cl := begin(ctx, c, opGatherv)
+	defer cl.end()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
@@ -182,6 +186,7 @@ func decodeBlocks[T any](cl *call, k elems[T], blocks [][]byte) ([][]T, error) {
 // scatterBlocks sends root's blocks (indexed by rank) down the binomial
 // tree; each message carries the blocks of the receiver's whole subtree.
 func (cl *call) scatterBlocks(ctx context.Context, blocks [][]byte, root int) ([]byte, error) {
+	cl.algo("binomial tree")
 	p := cl.p
 	rel := (cl.r - root + p) % p
 	var mine [][]byte // the blocks of relative ranks rel, rel+1, ...
@@ -226,6 +231,7 @@ func (cl *call) scatterBlocks(ctx context.Context, blocks [][]byte, root int) ([
 // ranks, for large blocks (see linearScatter), and returns this rank's:
 // received into into when it is not nil (of the block's length).
 func (cl *call) scatterLinear(ctx context.Context, blocks [][]byte, root int, into []byte) ([]byte, error) {
+	cl.algo("linear")
 	if cl.r != root {
 		if into != nil {
 			return into, cl.recvInto(ctx, root, into)
@@ -248,6 +254,7 @@ func (cl *call) scatterLinear(ctx context.Context, blocks [][]byte, root int, in
 // gatherBlocks collects every rank's block at root up the binomial tree
 // and returns them indexed by rank at root, nil elsewhere.
 func (cl *call) gatherBlocks(ctx context.Context, mine []byte, root int) ([][]byte, error) {
+	cl.algo("binomial tree")
 	p := cl.p
 	rel := (cl.r - root + p) % p
 	have := [][]byte{mine} // the blocks of relative ranks rel, rel+1, ...

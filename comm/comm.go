@@ -14,6 +14,7 @@ import (
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/match"
 	"github.com/decorun/decorun/internal/shm"
+	"github.com/decorun/decorun/internal/trace"
 	"github.com/decorun/decorun/internal/transport"
 )
 
@@ -168,10 +169,15 @@ func Init(ctx context.Context) (*Comm, error) {
 	if !ok {
 		job = jobenv.Job{Rank: 0, Size: 1, LocalRank: 0, LocalSize: 1}
 	}
+	if err := startTrace(); err != nil {
+		return nil, err
+	}
+	t0 := trace.Now()
 	c, err := connect(ctx, job)
 	if err != nil {
 		return nil, err
 	}
+	c.joinedTrace(ctx, t0)
 	initDone = true
 	return c, nil
 }
@@ -189,6 +195,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			return nil, fmt.Errorf("comm: a job of %d ranks needs %s", job.Size, jobenv.EnvURL)
 		}
 		c.e = newEngine(0, 1, nil)
+		c.e.traced = trace.On()
 		return c, nil
 	}
 	var e *engine
@@ -232,6 +239,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e = newEngine(job.Rank, job.Size, link)
+	e.traced = trace.On()
 	e.drv, e.spin, e.shl, e.crowded = drv, spin, shl, shl != nil && drv == nil
 	if tl := tcpLink(link); tl != nil && len(job.HostRanks) > 0 && !crowded(len(job.HostRanks)-1) {
 		e.tdrv, e.spin = tl, max(spin, tcpSpin) // see engine.drive
@@ -298,6 +306,7 @@ func (c *Comm) Close() error {
 		return nil
 	}
 	c.once.Do(func() {
+		c.endTrace()
 		c.closeHier()
 		c.releaseRegion()
 		c.e.close()
@@ -334,6 +343,7 @@ func (c *Comm) Close() error {
 // Abort ends the whole job with exit code code (MPI_Abort): decorun stops
 // every rank and exits with code. It does not return.
 func (c *Comm) Abort(code int) {
+	c.flushTrace(fmt.Sprintf("abort(%d)", code))
 	if c.nats != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		c.nats.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpAbort, Rank: c.rank, Code: code}, true)

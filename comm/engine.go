@@ -68,6 +68,10 @@ type engine struct {
 	freeR []*rreq
 	pool  bufPool // copies of lent payloads of unexpected messages
 
+	// traced: every message gets an id (wire header), which receives
+	// record (comm/trace.go); set before use.
+	traced bool
+
 	// NATS fan-out (see multicast).
 	mc    transport.Multicaster // link, if it can multicast; else nil
 	mcSeq uint64                // multicast frames published
@@ -194,7 +198,8 @@ type rreq struct {
 	// rendezvous in progress
 	rdvFrom   int
 	rdvID     uint64
-	abandoned bool // its caller gave up; arriving data is discarded
+	abandoned bool   // its caller gave up; arriving data is discarded
+	msgID     uint64 // id of the message it matched (traced engines)
 }
 
 type sendPhase uint8

@@ -40,6 +40,7 @@ func (e *engine) peerLost(r int, how string) {
 		return
 	}
 	e.lost[r], e.lostHow[r] = true, how
+	traceLost(r, how)
 	e.gone(r, e.lostErr(r))
 	e.breakColls(r)
 	for _, ch := range e.lostChs {

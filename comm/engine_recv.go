@@ -284,6 +284,7 @@ func (e *engine) onMulticast(frame []byte) {
 func (e *engine) deliver(r *rreq, m *inMsg) {
 	defer e.freeMsg(m)
 	r.st = Status{Source: m.from, Tag: m.tag, Size: m.size, typ: m.typ}
+	r.msgID = m.id
 	e.consume(m.from, m.cost)
 	tooBig := r.into && m.size > len(r.buf)
 	if m.long {

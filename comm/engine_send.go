@@ -151,20 +151,20 @@ func (e *engine) consumeStream(from int, c int64) {
 // pair's window is charged, as for a Send to each). ok is false when it
 // did not; the caller then sends to each. The frame's seq is this rank's
 // multicast count, which every receiver checks.
-func (e *engine) multicast(comm uint64, tag int, data []byte) (ok bool, err error) {
+func (e *engine) multicast(comm uint64, tag int, data []byte) (ok bool, id uint64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
-		return false, e.err
+		return false, 0, e.err
 	}
 	if e.mc == nil || len(data) > e.eager {
-		return false, nil
+		return false, 0, nil
 	}
 	h := wire.Header{Kind: wire.Eager, Flags: wire.FlagMulticast, Comm: comm, Tag: int32(tag), N: uint64(len(data))}
 	cost := frameCost(&h, len(data))
 	for r := range e.peers {
 		if r != e.me && (e.lost[r] || e.finished[r] || e.peers[r].credit < cost) {
-			return false, nil
+			return false, 0, nil
 		}
 	}
 	for r := range e.peers {
@@ -174,60 +174,67 @@ func (e *engine) multicast(comm uint64, tag int, data []byte) (ok bool, err erro
 	}
 	e.mcSeq++
 	h.Seq, h.Src = e.mcSeq, int32(e.me)
+	if e.traced {
+		e.nextID++
+		h.ID = e.nextID
+	}
 	e.scratch = append(wire.Append(e.scratch[:0], &h), data...)
 	if err := e.mc.Multicast(e.scratch); err != nil {
 		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
-		return false, e.err
+		return false, 0, e.err
 	}
-	return true, nil
+	return true, h.ID, nil
 }
 
 // send starts a send of data to world rank dst. It returns a nil sreq when
 // the send completed at once; otherwise data stays in use until it completes.
-func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (*sreq, error) {
+// id is the message's id: every message has one while tracing (traced),
+// otherwise only those too large for one frame.
+func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sreq, id uint64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.err != nil {
-		return nil, e.err
+		return nil, 0, e.err
 	}
 	if err := e.brokenErr(comm); err != nil {
-		return nil, err
+		return nil, 0, err
+	}
+	if e.traced || len(data) > e.eager {
+		e.nextID++
+		id = e.nextID
 	}
 	if dst == e.me {
 		// Self-send: always buffered (a copy), so it never blocks.
 		m := e.newMsg()
 		m.from, m.tag, m.typ, m.size, m.data = e.me, tag, typ, len(data), append([]byte(nil), data...)
+		m.id = id
 		m.m = match.Msg[*inMsg]{Env: match.Envelope{Comm: comm, Src: e.me, Tag: tag}, Val: m}
 		if r := e.q.Arrive(&m.m); r != nil {
 			e.deliver(r.Val, m)
 		} else {
 			e.wakeProbes()
 		}
-		return nil, nil
+		return nil, id, nil
 	}
 	if err := e.deadErr(dst); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	p := &e.peers[dst]
-	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ}
-	if len(data) > e.eager {
-		e.nextID++
-		h.ID = e.nextID
-	}
-	s := &sreq{dst: dst, hdr: h, data: data}
+	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ, ID: id}
+	s = &sreq{dst: dst, hdr: h, data: data}
 	if len(p.eagerq) == 0 {
 		if ok, err := e.tryEager(s); ok || err != nil {
-			return nil, err
+			return nil, id, err
 		}
 		if len(data) > e.long || p.rtsMode {
 			s.done = make(chan struct{})
-			return s, e.sendRTS(s)
+			return s, id, e.sendRTS(s)
 		}
 	}
 	// It waits for eager credit, or behind sends that do: in order.
 	s.phase, s.done = phQueued, make(chan struct{})
 	p.eagerq = append(p.eagerq, s)
-	return s, nil
+	return s, id, nil
 }
 
 // tryEager publishes s eagerly if it is eager-sized and the eager window

@@ -33,7 +33,7 @@ func longPair(t *testing.T, n int) (rx *engine, tx *frameLog, msg []byte, frames
 	}
 	msg = make([]byte, n)
 	rand.New(rand.NewSource(int64(n))).Read(msg)
-	s, err := send.send(1, 1, 5, "", msg)
+	s, _, err := send.send(1, 1, 5, "", msg)
 	if s != nil || err != nil {
 		t.Fatalf("long eager send with credit: %v, %v; want it published at once", s, err)
 	}
@@ -43,7 +43,7 @@ func longPair(t *testing.T, n int) (rx *engine, tx *frameLog, msg []byte, frames
 	frames = tx.frames
 	tx.frames = nil
 	// A small message behind it, to check the receiver is still in step.
-	if _, err := send.send(1, 1, 5, "", []byte("next")); err != nil {
+	if _, _, err := send.send(1, 1, 5, "", []byte("next")); err != nil {
 		t.Fatal(err)
 	}
 	return rx, tx, msg, frames

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"github.com/decorun/decorun/internal/trace"
 )
 
 // EnvMulticast switched to "off" makes MulticastMax 0 in every
@@ -49,7 +51,11 @@ func (c *Comm) Multicast(ctx context.Context, tag int, data []byte) error {
 		return nil
 	}
 	if m := c.MulticastMax(); m > 0 && len(data) <= m {
-		ok, err := c.e.multicast(c.id, tag, data)
+		t0 := trace.Now()
+		ok, id, err := c.e.multicast(c.id, tag, data)
+		if t0 != 0 && ok {
+			c.traceEv(trace.KindSend, "Multicast", t0, -3, tag, len(data), id, err) // peer -3: every rank
+		}
 		if err != nil {
 			return fmt.Errorf("comm: rank %d: Multicast: %w", c.rank, err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/decorun/decorun/internal/trace"
 )
 
 // Send sends data to rank dst with tag. It returns when data may be reused:
@@ -24,11 +26,16 @@ func (c *Comm) send(ctx context.Context, op string, dst, tag int, typ string, da
 	if err := c.checkTag(op, tag, false); err != nil {
 		return err
 	}
-	s, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
-	if err != nil {
-		return c.wrap(op, dst, err)
+	t0 := trace.Now()
+	s, id, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
+	if err == nil {
+		err = c.e.waitSend(ctx, s)
 	}
-	return c.wrap(op, dst, c.e.waitSend(ctx, s))
+	err = c.wrap(op, dst, err)
+	if t0 != 0 {
+		c.traceEv(trace.KindSend, op, t0, c.toWorld(dst), tag, len(data), id, err)
+	}
+	return err
 }
 
 func (c *Comm) wrap(op string, peer int, err error) error {
@@ -44,17 +51,25 @@ func (c *Comm) wrap(op string, peer int, err error) error {
 // Recv receives a message from rank src (or AnySource) with tag (or AnyTag)
 // and returns its payload, which the caller owns.
 func (c *Comm) Recv(ctx context.Context, src, tag int) ([]byte, Status, error) {
+	return c.recv(ctx, "Recv", src, tag)
+}
+
+func (c *Comm) recv(ctx context.Context, op string, src, tag int) ([]byte, Status, error) {
 	if src == ProcNull {
-		return nil, nullStatus, c.nullOp("Recv", tag, true)
+		return nil, nullStatus, c.nullOp(op, tag, true)
 	}
-	r, err := c.irecv("Recv", src, tag, nil, false)
+	t0 := trace.Now()
+	r, err := c.irecv(op, src, tag, nil, false)
 	if err != nil {
 		return nil, Status{}, err
 	}
 	err = c.e.waitRecv(ctx, r)
+	if t0 != 0 {
+		c.traceRecv(op, t0, src, tag, r, err)
+	}
 	data, st := r.data, c.status(r.st)
 	if err != nil {
-		return nil, st, c.wrap("Recv", src, err)
+		return nil, st, c.wrap(op, src, err)
 	}
 	c.e.release(r)
 	return data, st, nil
@@ -67,11 +82,15 @@ func (c *Comm) RecvInto(ctx context.Context, buf []byte, src, tag int) (Status, 
 	if src == ProcNull {
 		return nullStatus, c.nullOp("RecvInto", tag, true)
 	}
+	t0 := trace.Now()
 	r, err := c.irecv("RecvInto", src, tag, buf, true)
 	if err != nil {
 		return Status{}, err
 	}
 	err = c.e.waitRecv(ctx, r)
+	if t0 != 0 {
+		c.traceRecv("RecvInto", t0, src, tag, r, err)
+	}
 	st := c.status(r.st)
 	if err != nil {
 		return st, c.wrap("RecvInto", src, err)
@@ -96,7 +115,10 @@ func (c *Comm) irecv(op string, src, tag int, buf []byte, into bool) (*rreq, err
 
 // Sendrecv sends data to dst and receives a message from src at once, so
 // that pairs of ranks can exchange without deadlock.
-func (c *Comm) Sendrecv(ctx context.Context, data []byte, dst, stag, src, rtag int) ([]byte, Status, error) {
+func (c *Comm) Sendrecv(ctx context.Context, data []byte, dst, stag, src, rtag int) (_ []byte, _ Status, err error) {
+	if t0 := trace.Now(); t0 != 0 && dst != ProcNull {
+		defer func() { c.traceEv(trace.KindCall, "Sendrecv", t0, c.toWorld(dst), stag, len(data), 0, err) }()
+	}
 	rq, err := c.Irecv(src, rtag)
 	if err != nil {
 		return nil, Status{}, err
@@ -124,7 +146,11 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 	if err := c.checkTag("Probe", tag, true); err != nil {
 		return Status{}, err
 	}
+	t0 := trace.Now()
 	st, _, err := c.e.probe(ctx, c.id, c.toWorld(src), tag, true)
+	if t0 != 0 {
+		c.traceEv(trace.KindCall, "Probe", t0, st.Source, st.Tag, st.Size, 0, err)
+	}
 	return c.status(st), c.wrap("Probe", src, err)
 }
 
@@ -140,7 +166,11 @@ func (c *Comm) Iprobe(src, tag int) (Status, bool, error) {
 	if err := c.checkTag("Iprobe", tag, true); err != nil {
 		return Status{}, false, err
 	}
+	t0 := trace.Now()
 	st, ok, err := c.e.probe(context.Background(), c.id, c.toWorld(src), tag, false)
+	if t0 != 0 && ok { // an Iprobe that finds nothing is not recorded: programs poll with it
+		c.traceEv(trace.KindCall, "Iprobe", t0, st.Source, st.Tag, st.Size, 0, err)
+	}
 	return c.status(st), ok, c.wrap("Iprobe", src, err)
 }
 
@@ -178,7 +208,11 @@ func (c *Comm) isend(op string, dst, tag int, typ string, data []byte) (*Request
 	if err := c.checkTag(op, tag, false); err != nil {
 		return nil, err
 	}
-	s, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
+	t0 := trace.Now()
+	s, id, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
+	if t0 != 0 {
+		c.traceEv(trace.KindSend, op, t0, c.toWorld(dst), tag, len(data), id, err)
+	}
 	if err != nil {
 		return nil, c.wrap(op, dst, err)
 	}
@@ -220,14 +254,20 @@ func (q *Request) Wait(ctx context.Context) (Status, error) {
 	if q.complete {
 		return q.st, q.err
 	}
+	t0 := trace.Now()
 	if q.r != nil {
 		if !q.complete {
 			err := q.c.e.waitRecv(ctx, q.r)
 			q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, err)
+			q.traceDone("Wait", t0)
 		}
 		return q.st, q.err
 	}
-	return Status{}, q.c.wrap(q.op, q.peer, q.c.e.waitSend(ctx, q.s))
+	err := q.c.wrap(q.op, q.peer, q.c.e.waitSend(ctx, q.s))
+	if t0 != 0 && q.s != nil {
+		q.c.traceEv(trace.KindCall, "Wait", t0, q.c.toWorld(q.peer), int(q.s.hdr.Tag), len(q.s.data), 0, err)
+	}
+	return Status{}, err
 }
 
 // Test reports whether the request has completed, and if so its Status and
@@ -241,6 +281,7 @@ func (q *Request) Test() (done bool, st Status, err error) {
 			select {
 			case <-q.r.done:
 				q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
+				q.traceDone("Test", trace.Now())
 			default:
 				return false, Status{}, nil
 			}

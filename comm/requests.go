@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+
+	"github.com/decorun/decorun/internal/trace"
 )
 
 // Completing many requests, as MPI's MPI_Waitany, MPI_Waitsome,
@@ -139,12 +141,14 @@ func waitSome(ctx context.Context, reqs []*Request) error {
 		}
 		which = append(which, q)
 	}
+	t0 := trace.Now()
 	chosen, _, _ := reflect.Select(cases)
 	if chosen == 0 {
 		return ctx.Err()
 	}
 	if q := which[chosen-1]; q.r != nil {
 		q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err) // done's value taken
+		q.traceDone("Waitany", t0)
 	}
 	return nil
 }

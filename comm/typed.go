@@ -45,7 +45,7 @@ func IsendValue[T any](c *Comm, dst, tag int, v T) (*Request, error) {
 // raw Send, for T []byte or string).
 func RecvValue[T any](ctx context.Context, c *Comm, src, tag int) (T, Status, error) {
 	var zero T
-	data, st, err := c.Recv(ctx, src, tag)
+	data, st, err := c.recv(ctx, "RecvValue", src, tag)
 	if err != nil {
 		return zero, st, err
 	}

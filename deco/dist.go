@@ -78,6 +78,7 @@ func (e *engine) markLost(r int) {
 	sortTasks(back)
 	for _, t := range back {
 		t.claim = false
+		t.retried = true
 	}
 	e.queue = append(back, e.queue[e.qhead:]...)
 	e.qhead = 0

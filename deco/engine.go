@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/trace"
 )
 
 // Message tags on deco's private communicator (a Dup of the user's).
@@ -224,6 +225,7 @@ func (s *Scope) issue(t *task, encErr error, desc string) error {
 	e.inflight++
 	e.inbytes += len(t.args)
 	s.pending++
+	t.queued = trace.Now()
 	e.queue = append(e.queue, t)
 	if e.running < e.slots {
 		e.running++
@@ -307,12 +309,14 @@ const (
 // runTask runs one task, turning a panic into a failed outcome.
 func runTask(fn *entry, args []byte) (o outcome) {
 	start := time.Now()
+	t0 := trace.Now()
 	defer func() {
 		if p := recover(); p != nil {
 			msg, stack := panicMessage(p)
 			o = outcome{status: stPanic, err: errors.New(msg), stack: stack}
 		}
 		o.ns = time.Since(start).Nanoseconds()
+		traceTask(fn, t0, o.status != stOK)
 	}()
 	o.res, o.wb, o.err = fn.run(args)
 	if o.err != nil {
@@ -385,6 +389,7 @@ func (e *engine) settle(ts []*task, outs []outcome, rank int) {
 	e.mu.Lock()
 	var scopes []*Scope
 	for _, t := range ts {
+		traceSettled(t)
 		e.inflight--
 		e.inbytes -= len(t.args)
 		t.args = nil

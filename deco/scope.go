@@ -17,6 +17,11 @@ type task struct {
 	claim bool   // guarded by e.mu: an executor or a link took it
 	sink  sink   // what to do with the result; nil: drop it
 
+	// tracing (trace.go): when it was queued (0: not tracing), and
+	// whether it was put back after its worker was lost (guarded by e.mu)
+	queued  int64
+	retried bool
+
 	// written by whoever finishes the task, before it is counted done
 	rank int
 	err  error

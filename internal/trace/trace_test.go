@@ -128,6 +128,7 @@ func BenchmarkRecord(b *testing.B) {
 	defer reset()
 	Start(b.N+1, false)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		t0 := Now()
 		Record(Event{Kind: KindSend, Peer: 1, Tag: 2, Start: t0, End: Now(), Bytes: 8, ID: 1, Name: "Send"})
@@ -140,6 +141,7 @@ func BenchmarkRecordSites(b *testing.B) {
 	defer reset()
 	Start(b.N+1, true)
 	b.ReportAllocs()
+	b.ResetTimer()
 	for range b.N {
 		t0 := Now()
 		Record(Event{Kind: KindSend, Peer: 1, Tag: 2, Start: t0, End: Now(), Bytes: 8, ID: 1, Name: "Send"})
