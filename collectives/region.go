@@ -39,6 +39,7 @@ func (cl *call) done() {
 // offer sets the payload this rank posts (nothing when it is larger than
 // the region's slot: the call then goes by messages).
 func (cl *call) offer(b []byte) {
+	cl.nbytes = max(cl.nbytes, len(b))
 	cl.pl[0] = b
 	cl.payload = cl.pl[:1]
 }

@@ -82,6 +82,8 @@ type job struct {
 	failure  *ExitError // what ended the job, if it failed
 	ctxErr   error      // ctx ended the job
 	graceC   <-chan time.Time
+
+	tr *tracer // decorun --trace or --report (trace.go); nil: off
 }
 
 func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
@@ -101,6 +103,10 @@ func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
 	}
 	if err != nil {
 		return nil, &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to the job's control subject: " + err.Error(), Err: err}
+	}
+	if err := j.startTrace(); err != nil {
+		j.sub.Unsubscribe()
+		return nil, &ExitError{Code: 1, Rank: -1, Msg: err.Error(), Err: err}
 	}
 	j.env = j.environ()
 	j.out, j.errw = destinations(cfg.Stdout, cfg.Stderr)
@@ -147,6 +153,7 @@ func (j *job) environ() []string {
 			env = append(env, jobenv.EnvTCPAddr+"="+u.Hostname())
 		}
 	}
+	env = append(env, j.traceEnv()...)
 	return append(append(env, ttyEnv(j.cfg.Stderr)...),
 		jobenv.EnvSize+"="+n,
 		jobenv.EnvLocalSize+"="+n,
@@ -192,8 +199,15 @@ func (j *job) run(ctx context.Context) error {
 	}
 	j.loop(ctx, timeout)
 	j.teardown()
+	terr := j.finishTrace()
 	if j.failure != nil {
+		if terr != nil {
+			fmt.Fprintf(j.errw, "decorun: %v\n", terr)
+		}
 		return j.failure
+	}
+	if terr != nil && j.ctxErr == nil {
+		return &ExitError{Code: 1, Rank: -1, Msg: terr.Error(), Err: terr}
 	}
 	return j.ctxErr
 }

@@ -135,6 +135,17 @@ type Config struct {
 	// MaxPending is the server's limit on bytes queued for one client
 	// connection. Zero means DefaultMaxPending.
 	MaxPending int64
+
+	// Trace, when set, records every rank's communication (decorun
+	// --trace; see docs/tracing.md) and writes the merged timeline to this
+	// file when the job ends, whatever its outcome: a self-contained HTML
+	// page when the name ends in .html, else trace-event JSON (Perfetto,
+	// chrome://tracing). Report prints an mpiP-style summary to Stderr when
+	// the job ends (decorun --report); ReportJSON writes it as JSON to this
+	// file. While any of them is on, KillGrace defaults to TraceKillGrace.
+	Trace      string
+	Report     bool
+	ReportJSON string
 }
 
 // NATSConfig locates an existing NATS server or cluster and the
@@ -209,6 +220,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.KillGrace < 0 {
 		return usageError("kill grace must not be negative, got %v", cfg.KillGrace)
+	}
+	if cfg.KillGrace == 0 && cfg.tracing() {
+		cfg.KillGrace = TraceKillGrace
 	}
 	if cfg.KillGrace == 0 {
 		cfg.KillGrace = DefaultKillGrace

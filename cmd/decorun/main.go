@@ -69,9 +69,9 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.StringFlag{Name: "nats-key", Usage: "client certificate key `FILE` (PEM) for --nats-url"},
 			&cli.StringFlag{Name: "transport", EnvVars: []string{jobenv.EnvTransport}, Usage: "data path between ranks: `auto` (shared memory on one host, direct TCP between hosts, NATS where neither can be set up), nats (everything through NATS), shm (like auto; a same-host rank unreachable through shared memory is an error) or tcp (direct TCP to every rank, on one host too; a rank it cannot reach is an error); default auto"},
 			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
-		}),
+		}, traceFlags()),
 		HideHelpCommand:           true,
-		Commands:                  benchCommands(), // decorun bench: bench.go
+		Commands:                  append(benchCommands(), traceCommands()...), // decorun bench: bench.go; decorun trace: trace.go
 		HideVersion:               true,
 		DisableSliceFlagSeparator: true, // -x A=1,2 is one variable
 		Reader:                    stdin,
@@ -95,6 +95,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			cfg.Env = c.StringSlice("x")
 			cfg.KeepGoing = c.Bool("keep-going")
 			cfg.Transport = c.String("transport")
+			cfg.Trace, cfg.Report, cfg.ReportJSON = c.String("trace"), c.Bool("report"), c.String("report-json")
 			if err := placement(c, &cfg); err != nil {
 				return err
 			}

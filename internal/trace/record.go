@@ -154,7 +154,7 @@ func Record(ev Event) {
 		r.dropped.Add(1)
 		return
 	}
-	if r.pcs != nil {
+	if r.pcs != nil && ev.Kind <= KindColl { // comm and collectives: the report's call sites
 		runtime.Callers(2, r.pcs[i][:])
 	}
 	s := &r.slots[i]
@@ -181,7 +181,7 @@ func Snapshot() (evs []Event, sites []string, dropped int64) {
 		}
 		ev := s.ev
 		if r.pcs != nil {
-			if site := userSite(r.pcs[i][:]); site != "" {
+			if site := userSite(r.pcs[i][:], ev.Kind == KindColl); site != "" {
 				k, ok := index[site]
 				if !ok {
 					k = int32(len(sites))
@@ -202,11 +202,11 @@ const ownPrefix = "github.com/decorun/decorun/"
 
 // userSite is "file:line" of the first frame of pcs outside decorun's
 // packages (examples, test programs and _test.go files count as the
-// user's) and the
-// runtime; "" when there is none. A frame inside package collectives or
-// deco makes the site "" too, unless a user frame comes first: a send
-// inside a collective is the collective's, and is accounted there.
-func userSite(pcs []uintptr) string {
+// user's) and the runtime; "" when there is none. Unless coll (the event
+// is a collective's own), a frame inside package collectives or deco
+// before any user frame makes the site "" too: a send inside a collective
+// is the collective's, and is accounted there.
+func userSite(pcs []uintptr, coll bool) string {
 	n := 0
 	for n < len(pcs) && pcs[n] != 0 {
 		n++
@@ -219,7 +219,7 @@ func userSite(pcs []uintptr) string {
 		f, more := frames.Next()
 		fn := f.Function
 		switch {
-		case strings.HasPrefix(fn, ownPrefix+"collectives.") || strings.HasPrefix(fn, ownPrefix+"deco."):
+		case !coll && (strings.HasPrefix(fn, ownPrefix+"collectives.") || strings.HasPrefix(fn, ownPrefix+"deco.")):
 			return ""
 		case strings.HasPrefix(fn, ownPrefix+"examples/"), strings.HasPrefix(fn, ownPrefix+"cluster_test/"),
 			strings.HasSuffix(f.File, "_test.go"):
