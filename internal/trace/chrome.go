@@ -187,12 +187,15 @@ func Merge(dumps []*Dump, size int, missing []int) *File {
 			start, dur := ts(d, ev.Start), us(ev.End-ev.Start)
 			f.TraceEvents = append(f.TraceEvents, JSONEvent{Name: ev.Name, Cat: catOf(ev.Kind), Ph: "X", Pid: pid, Tid: tid,
 				Ts: start, Dur: &dur, Args: args})
-			mid := ts(d, (ev.Start+ev.End)/2)
+			// An arrow leaves a send where it starts and reaches a
+			// receive where it ends, just inside each slice (flow
+			// events bind to the slice that encloses them).
+			in := min(int64(1), (ev.End-ev.Start)/2)
 			switch {
 			case ev.Kind == KindSend && ev.ID != 0:
-				sends[[2]uint64{uint64(d.Rank), ev.ID}] = sendAt{pid, tid, mid}
+				sends[[2]uint64{uint64(d.Rank), ev.ID}] = sendAt{pid, tid, ts(d, ev.Start+in)}
 			case ev.Kind == KindRecv && ev.ID != 0 && ev.Peer >= 0:
-				recvs = append(recvs, recvAt{pid, tid, mid, int(ev.Peer), ev.ID})
+				recvs = append(recvs, recvAt{pid, tid, ts(d, ev.End-in), int(ev.Peer), ev.ID})
 			}
 		}
 	}

@@ -196,6 +196,12 @@ func Snapshot() (evs []Event, sites []string, dropped int64) {
 	return evs, sites, r.dropped.Load()
 }
 
+// Sites of calls that decorun's own packages made.
+const (
+	SiteCollectives = "(collectives)" // a message of a collective call
+	SiteDeco        = "(deco)"        // a message of deco's scheduler
+)
+
 // ownPrefix marks the functions of decorun's own packages, which a call
 // site skips to reach the user's code.
 const ownPrefix = "github.com/decorun/decorun/"
@@ -204,8 +210,9 @@ const ownPrefix = "github.com/decorun/decorun/"
 // packages (examples, test programs and _test.go files count as the
 // user's) and the runtime; "" when there is none. Unless coll (the event
 // is a collective's own), a frame inside package collectives or deco
-// before any user frame makes the site "" too: a send inside a collective
-// is the collective's, and is accounted there.
+// before any user frame makes the site SiteCollectives or SiteDeco: a send
+// inside a collective is the collective's, and is accounted there; deco's
+// messages are its scheduler's.
 func userSite(pcs []uintptr, coll bool) string {
 	n := 0
 	for n < len(pcs) && pcs[n] != 0 {
@@ -219,8 +226,10 @@ func userSite(pcs []uintptr, coll bool) string {
 		f, more := frames.Next()
 		fn := f.Function
 		switch {
-		case !coll && (strings.HasPrefix(fn, ownPrefix+"collectives.") || strings.HasPrefix(fn, ownPrefix+"deco.")):
-			return ""
+		case !coll && strings.HasPrefix(fn, ownPrefix+"collectives."):
+			return SiteCollectives
+		case strings.HasPrefix(fn, ownPrefix+"deco."):
+			return SiteDeco
 		case strings.HasPrefix(fn, ownPrefix+"examples/"), strings.HasPrefix(fn, ownPrefix+"cluster_test/"),
 			strings.HasSuffix(f.File, "_test.go"):
 			return shortFile(f.File) + ":" + itoa(f.Line)

@@ -31,7 +31,8 @@ type RankReport struct {
 	Rank      int    `json:"rank"`
 	Host      string `json:"host"`
 	WallNs    int64  `json:"wall_ns"`    // Init to the last event (Close)
-	CommNs    int64  `json:"comm_ns"`    // in comm calls and collectives (their union)
+	CommNs    int64  `json:"comm_ns"`    // in comm calls and collectives (their union), deco's own messages excepted
+	DecoNs    int64  `json:"deco_ns"`    // in deco's own messages (rank 0 waiting for results, workers for tasks)
 	OutsideNs int64  `json:"outside_ns"` // WallNs - CommNs
 	CollNs    int64  `json:"coll_ns"`    // in collectives
 	Sends     int    `json:"sends"`      // messages sent (collectives' own included)
@@ -89,16 +90,20 @@ func Summarize(dumps []*Dump, size int, missing []int) *Report {
 	var collSum int64
 	for _, d := range dumps {
 		rr := RankReport{Rank: d.Rank, Host: d.Host, Dropped: d.Dropped}
-		var comm, coll [][2]int64
+		var comm, coll, deco [][2]int64
 		for _, ev := range d.Events {
 			rr.WallNs = max(rr.WallNs, ev.End)
 			switch ev.Kind {
 			case KindSend, KindRecv, KindCall, KindColl:
+				if ev.Site > 0 && int(ev.Site) < len(d.Sites) && d.Sites[ev.Site] == SiteDeco {
+					deco = append(deco, [2]int64{ev.Start, ev.End})
+					break
+				}
 				comm = append(comm, [2]int64{ev.Start, ev.End})
 				if ev.Kind == KindColl {
 					coll = append(coll, [2]int64{ev.Start, ev.End})
 				}
-				if ev.Site > 0 && int(ev.Site) < len(d.Sites) {
+				if ev.Site > 0 && int(ev.Site) < len(d.Sites) && !strings.HasPrefix(d.Sites[ev.Site], "(") {
 					k := siteKey{d.Sites[ev.Site], ev.Name}
 					s := sites[k]
 					if s == nil {
@@ -135,7 +140,7 @@ func Summarize(dumps []*Dump, size int, missing []int) *Report {
 				rr.Recvs++
 			}
 		}
-		rr.CommNs, rr.CollNs = union(comm), union(coll)
+		rr.CommNs, rr.CollNs, rr.DecoNs = union(comm), union(coll), union(deco)
 		rr.OutsideNs = rr.WallNs - rr.CommNs
 		collSum += rr.CollNs
 		if rr.CollNs > r.CollMaxNs {
@@ -231,15 +236,23 @@ func (r *Report) Write(w io.Writer) error {
 	if len(r.Missing) > 0 {
 		fmt.Fprintf(&b, "  no recording from ranks %v (they died before they could send it)\n", r.Missing)
 	}
-	fmt.Fprintf(&b, "\n%-28s %10s %10s %6s %10s %10s %7s %7s\n", "rank", "wall", "comm", "comm%", "outside", "coll", "sends", "recvs")
+	fmt.Fprintf(&b, "\n%-28s %10s %10s %6s %10s %10s %7s %7s", "rank", "wall", "comm", "comm%", "outside", "coll", "sends", "recvs")
+	if r.Tasks != nil {
+		fmt.Fprintf(&b, " %10s", "deco msgs")
+	}
+	b.WriteString("\n")
 	for _, rr := range r.Ranks {
 		pct := 0.0
 		if rr.WallNs > 0 {
 			pct = 100 * float64(rr.CommNs) / float64(rr.WallNs)
 		}
 		name := fmt.Sprintf("%d (%s)", rr.Rank, rr.Host)
-		fmt.Fprintf(&b, "%-28s %10s %10s %5.1f%% %10s %10s %7d %7d\n", name, dur(rr.WallNs), dur(rr.CommNs), pct,
+		fmt.Fprintf(&b, "%-28s %10s %10s %5.1f%% %10s %10s %7d %7d", name, dur(rr.WallNs), dur(rr.CommNs), pct,
 			dur(rr.OutsideNs), dur(rr.CollNs), rr.Sends, rr.Recvs)
+		if r.Tasks != nil {
+			fmt.Fprintf(&b, " %10s", dur(rr.DecoNs))
+		}
+		b.WriteString("\n")
 		if rr.Dropped > 0 {
 			fmt.Fprintf(&b, "  rank %d's buffer was full: %d events not recorded (raise DECORUN_TRACE_EVENTS)\n", rr.Rank, rr.Dropped)
 		}
