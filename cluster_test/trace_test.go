@@ -365,3 +365,30 @@ func TestTraceHTML(t *testing.T) {
 		t.Errorf("%d queued-to-settled bars in the rendered page; want 4", n)
 	}
 }
+
+// TestTraceMerge: without decorun's launcher (join mode, or a program run
+// on its own), DECORUN_TRACE=PATH makes the rank write PATH.rank0, and
+// decorun trace merge turns it into a valid trace.
+func TestTraceMerge(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "solo")
+	cmd := exec.Command(prog(t, "pipeline"))
+	cmd.Env = append(os.Environ(), "DECORUN_TRACE="+base)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pipeline alone: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "solo.json")
+	p := start(t, "trace", "merge", "-o", out, base+".rank0")
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("decorun trace merge: exit %d; stderr:\n%s", code, p.errText())
+	}
+	f := readTrace(t, out)
+	c := countTrace(f)
+	checkProcs(t, c, 1)
+	if c.byName["Barrier"] != 1 || c.byName["start-up"] != 1 {
+		t.Errorf("events by name %v; want a Barrier and the start-up", c.byName)
+	}
+	if r := f.OtherData.Ranks; len(r) != 1 || r[0].RTTNs != 0 || r[0].Reason != "close" {
+		t.Errorf("metadata %+v; want one rank, clock not measured, flushed on close", r)
+	}
+}

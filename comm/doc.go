@@ -177,4 +177,15 @@
 // their collective calls end with the dead rank's ErrRankLost error instead
 // of waiting for a survivor that has left the call. Communicators without
 // the dead rank, and the user's own messages, are not affected.
+//
+// # Tracing
+//
+// Under decorun --trace or --report (docs/tracing.md) every call of this
+// package records its start, end, peer, tag, size and communicator, and
+// every message carries an id so that each receive is joined to the send it
+// matched; Init records the start-up barrier, and the rank ships its
+// recording to decorun at Close, at Abort, or when SIGTERM or SIGINT stops
+// it (while tracing, Init catches these two signals; the rank then dies by
+// the same signal). Without decorun --trace each call only checks that
+// tracing is off: no allocation, no lock.
 package comm

@@ -33,9 +33,12 @@
 // store: no lock, no allocation (names are static strings). Times are two
 // monotonic clock reads (time.Since of the process's epoch). With call sites
 // on (decorun --report), Record also copies the caller's program counters
-// (runtime.Callers) into a parallel preallocated array; they are resolved to
-// file:line of the first frame outside decorun's own packages only when the
-// buffer is shipped. BenchmarkRecord measures the cost per event.
+// (runtime.Callers) of comm and collective events into a parallel
+// preallocated array; they are resolved to file:line of the first frame
+// outside decorun's own packages only when the buffer is shipped.
+// BenchmarkRecord and BenchmarkRecordSites measure the cost per event:
+// about 0.1 µs, and 0.5 µs with call sites, on the 2-core VM of
+// docs/tracing.md; BenchmarkOff the check with tracing off (under 1 ns).
 //
 // # Matching sends to receives
 //
@@ -86,5 +89,9 @@
 // properly; deco's queued-to-settled spans are async ("b"/"e") events; flow
 // events ("s"/"f", one id per message) join sends to receives. [HTML] renders
 // the same data as one HTML page with inline JavaScript and CSS that needs
-// no network. [Report] computes the end-of-job summary.
+// no network. [Summarize] computes the end-of-job [Report]; its call sites
+// are the first frame of the user's code, and messages that package
+// collectives or deco sent on their own are attributed to them
+// ([SiteCollectives], [SiteDeco]) rather than to a line of the program.
+// [Validate] checks a file against the trace-event format.
 package trace

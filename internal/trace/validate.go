@@ -7,12 +7,11 @@ import (
 
 // Validate checks f against the trace-event format as viewers read it:
 // known phases; every process named; every B has its E and every async b
-// its e on the same track; complete (X) events have a duration and nest
-// properly within their track; timestamps never go back within a track;
-// every flow id has one start (s) and one finish (f), the start no later
-// than the finish on one clock... (flows may cross hosts, whose clocks
-// are aligned only to within the measured round trip, so their order is
-// not checked). It returns every problem found, joined.
+// its e; complete (X) events have a duration and nest properly within their
+// track; timestamps never go back within a track; every flow id has one
+// start (s) and one finish (f). (The order of a flow's ends is not checked:
+// flows may cross hosts, whose clocks agree only to within the measured
+// round trip.) It returns the problems found (up to 20), joined.
 func Validate(f *File) error {
 	var errs []error
 	bad := func(format string, args ...any) {
