@@ -260,6 +260,7 @@ func (j *job) remoteEnv() []string {
 	if j.remoteURL != "" {
 		info.URL = j.remoteURL
 	}
+	env = append(env, j.traceEnv()...)
 	env = append(env, ttyEnv(j.cfg.Stderr)...)
 	return append(append(env, info.Environ()...), "DECORUN_SIZE="+fmt.Sprint(j.cfg.NP))
 }

@@ -268,7 +268,7 @@ func argsOf(d *Dump, ev Event) map[string]any {
 		} else if ev.Peer == -3 {
 			a["peer"] = "all"
 		}
-		a["tag"], a["bytes"], a["comm"] = ev.Tag, ev.Bytes, ev.Comm
+		a["kind"], a["tag"], a["bytes"], a["comm"] = ev.Kind.String(), ev.Tag, ev.Bytes, ev.Comm
 		if ev.ID != 0 {
 			a["msg"] = ev.ID
 		}
