@@ -392,3 +392,27 @@ func TestTraceMerge(t *testing.T) {
 		t.Errorf("metadata %+v; want one rank, clock not measured, flushed on close", r)
 	}
 }
+
+// TestTraceMultiHost traces examples/pipeline on 2 hosts (network
+// namespaces, 2 ranks each): the ranks on the other host ship their
+// recording through the job's server, every rank's clock offset is
+// measured, and the messages that cross hosts have their arrows.
+func TestTraceMultiHost(t *testing.T) {
+	nh := makeHosts(t, 2)
+	out := filepath.Join(t.TempDir(), "hosts.json")
+	p := start(t, append(nh.args(2), "-n", "4", "--trace", out, prog(t, "pipeline"))...)
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	f := readTrace(t, out)
+	c := countTrace(f)
+	if len(c.procs) != 4 || c.byName["SendValue"] != 18 || c.flows < 18 {
+		t.Errorf("%d processes, %d SendValue, %d arrows; want 4, 18, at least 18", len(c.procs), c.byName["SendValue"], c.flows)
+	}
+	for _, r := range f.OtherData.Ranks {
+		if r.RTTNs <= 0 || r.Reason != "close" {
+			t.Errorf("rank %d: clock round trip %d ns, flushed on %q; want measured, close", r.Rank, r.RTTNs, r.Reason)
+		}
+	}
+	noLeftovers(t)
+}
