@@ -416,3 +416,45 @@ func TestTraceMultiHost(t *testing.T) {
 	}
 	noLeftovers(t)
 }
+
+// TestTraceJobEvents: an Abort and a rank lost under --keep-going are in
+// the trace: the aborting rank ships its recording at Abort, the others
+// when decorun stops them; the survivor records the loss.
+func TestTraceJobEvents(t *testing.T) {
+	t.Run("abort", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "abort.json")
+		p := start(t, "-n", "3", "--trace", out, prog(t, "fault"), "abort", "1", "5")
+		if code := p.wait(60 * time.Second); code != 5 {
+			t.Fatalf("exit %d; want 5; stderr:\n%s", code, p.errText())
+		}
+		f := readTrace(t, out)
+		got := map[int]string{}
+		for _, r := range f.OtherData.Ranks {
+			got[r.Rank] = r.Reason
+		}
+		want := map[int]string{0: "signal terminated", 1: "abort(5)", 2: "signal terminated"}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("ranks flushed on %v; want %v", got, want)
+		}
+	})
+	t.Run("lost", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "lost.json")
+		p := start(t, "-n", "3", "--keep-going", "--trace", out, prog(t, "fault"), "survive", "1", "3")
+		if code := p.wait(60 * time.Second); code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+		}
+		f := readTrace(t, out)
+		if m := f.OtherData.Missing; len(m) != 1 || m[0] != 1 {
+			t.Errorf("missing ranks %v; want [1]", m)
+		}
+		found := false
+		for _, e := range f.TraceEvents {
+			if e.Pid == 0 && e.Name == "rank lost" && e.Args["rank"] == float64(1) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("rank 0 has no \"rank lost\" event for rank 1")
+		}
+	})
+}
