@@ -36,9 +36,11 @@
 // (runtime.Callers) of comm and collective events into a parallel
 // preallocated array; they are resolved to file:line of the first frame
 // outside decorun's own packages only when the buffer is shipped.
-// BenchmarkRecord and BenchmarkRecordSites measure the cost per event:
-// about 0.1 µs, and 0.5 µs with call sites, on the 2-core VM of
-// docs/tracing.md; BenchmarkOff the check with tracing off (under 1 ns).
+// Start touches every page of the buffers, so that recording never waits
+// for a page fault. BenchmarkRecord and BenchmarkRecordSites measure the
+// cost per event (0.1-0.15 µs, and 0.5-0.9 µs with call sites, on the
+// loaded 2-core VM of docs/tracing.md), BenchmarkOff the check with
+// tracing off (under 1 ns).
 //
 // # Matching sends to receives
 //

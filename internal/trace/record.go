@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Kind says what an Event is and which track it goes on.
@@ -111,6 +112,14 @@ func Start(n int, sites bool) bool {
 	r := &recorder{slots: make([]slot, n), epoch: time.Now()}
 	if sites {
 		r.pcs = make([][maxDepth]uintptr, n)
+	}
+	// Touch every page now, so that the first events do not pay for
+	// faulting the buffer in.
+	for i := 0; i < n; i += max(1, 4096/int(unsafe.Sizeof(slot{}))) {
+		r.slots[i].ok.Store(false)
+	}
+	for i := 0; i < len(r.pcs); i += 4096 / int(unsafe.Sizeof(r.pcs[0])) {
+		r.pcs[i][0] = 0
 	}
 	rec = r
 	on.Store(true)
