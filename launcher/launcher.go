@@ -221,6 +221,9 @@ func (cfg *Config) validate() error {
 	if cfg.KillGrace < 0 {
 		return usageError("kill grace must not be negative, got %v", cfg.KillGrace)
 	}
+	if err := cfg.checkTraceFiles(); err != nil {
+		return err
+	}
 	if cfg.KillGrace == 0 && cfg.tracing() {
 		cfg.KillGrace = TraceKillGrace
 	}

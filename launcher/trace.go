@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -119,4 +120,23 @@ func (j *job) finishTrace() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkTraceFiles fails at once, before the job runs, when a file of
+// Trace or ReportJSON could not be written at its end: its directory must
+// exist.
+func (cfg *Config) checkTraceFiles() error {
+	for _, f := range []struct{ flag, path string }{{"--trace", cfg.Trace}, {"--report-json", cfg.ReportJSON}} {
+		if f.path == "" {
+			continue
+		}
+		dir := filepath.Dir(f.path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return usageError("%s %s: directory %s does not exist", f.flag, f.path, dir)
+		}
+		if fi, err := os.Stat(f.path); err == nil && fi.IsDir() {
+			return usageError("%s %s: is a directory", f.flag, f.path)
+		}
+	}
+	return nil
 }

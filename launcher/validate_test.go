@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -39,6 +40,34 @@ func TestTransportExport(t *testing.T) {
 			t.Errorf("%+v: %v", tt, err)
 		case tt.err == "" && cfg.Transport != tt.want:
 			t.Errorf("%+v: transport %q; want %q", tt, cfg.Transport, tt.want)
+		}
+	}
+}
+
+// TestTraceFilesChecked: a --trace or --report-json file that could not be
+// written when the job ends is a usage error before the job runs, naming
+// the flag; while tracing, ranks being stopped get TraceKillGrace.
+func TestTraceFilesChecked(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		cfg Config
+		err string
+	}{
+		{Config{Trace: dir + "/no/such/t.json"}, "--trace " + dir + "/no/such/t.json: directory " + dir + "/no/such does not exist"},
+		{Config{ReportJSON: dir}, "--report-json " + dir + ": is a directory"},
+		{Config{Trace: dir + "/t.html", Report: true, ReportJSON: dir + "/r.json"}, ""},
+	} {
+		cfg := tt.cfg
+		cfg.NP, cfg.Program = 1, "true"
+		err := cfg.validate()
+		var ee *ExitError
+		switch {
+		case tt.err != "" && (err == nil || err.Error() != tt.err || !errors.As(err, &ee) || ee.Code != ExitUsage):
+			t.Errorf("%+v: error %v; want usage error %q", tt.cfg, err, tt.err)
+		case tt.err == "" && err != nil:
+			t.Errorf("%+v: %v", tt.cfg, err)
+		case tt.err == "" && cfg.KillGrace != TraceKillGrace:
+			t.Errorf("%+v: kill grace %v; want %v while tracing", tt.cfg, cfg.KillGrace, TraceKillGrace)
 		}
 	}
 }
