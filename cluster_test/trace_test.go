@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -457,4 +458,51 @@ func TestTraceJobEvents(t *testing.T) {
 			t.Errorf("rank 0 has no \"rank lost\" event for rank 1")
 		}
 	})
+}
+
+// TestTraceDecoRetried: a worker SIGKILLed in the middle of a deco block
+// under --keep-going; rank 0's queue track shows all 60 tasks, those the
+// dead worker held marked as rerun and settled elsewhere, and the report
+// counts them.
+func TestTraceDecoRetried(t *testing.T) {
+	dir := t.TempDir()
+	out, js := filepath.Join(dir, "deco.json"), filepath.Join(dir, "report.json")
+	p := start(t, "-n", "3", "--keep-going", "--trace", out, "--report-json", js, prog(t, "decotasks"), "kill")
+	pids := p.pids(3)
+	time.Sleep(300 * time.Millisecond) // every rank holds a task now
+	if err := syscall.Kill(pids[2], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	f := readTrace(t, out)
+	life, retried := 0, 0
+	for _, e := range f.TraceEvents {
+		if e.Ph != "b" {
+			continue
+		}
+		life++
+		if e.Args["retried"] == true {
+			retried++
+			if e.Args["ran_on"] == float64(2) {
+				t.Errorf("a rerun task is said to have run on the dead rank 2: %v", e.Args)
+			}
+		}
+	}
+	if life != 60 || retried == 0 {
+		t.Errorf("%d tasks on rank 0's queue, %d rerun; want 60, at least 1", life, retried)
+	}
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r trace.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Tasks == nil || r.Tasks.Retried != retried || len(r.Missing) != 1 || r.Missing[0] != 2 {
+		t.Errorf("report: tasks %+v, missing %v; want %d rerun, rank 2 missing", r.Tasks, r.Missing, retried)
+	}
+	noLeftovers(t, pids...)
 }
