@@ -4,6 +4,7 @@
 //	decorun -n 4 ./examples/hello       # a Go package: built first
 //	decorun -np 8 ./ring -iterations 10 # flags after the program are its own
 //	decorun -n 2 --tag-output -x GOMAXPROCS=1 hostname
+//	decorun -n 4 --trace pi.html --report ./examples/pi # timeline and summary (docs/tracing.md)
 //
 // decorun exits 0 when every rank exits 0; otherwise with the failed rank's
 // code (128+N for signal N), the Abort code, 110 on --timeout, 130 on
