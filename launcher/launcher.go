@@ -20,6 +20,10 @@ const (
 // MaxLine is the longest output line kept whole; see the package doc.
 const MaxLine = 16 << 20
 
+// lineHold is how long a rank's open line (see the package doc) may hold
+// the other ranks' output back while it is silent.
+const lineHold = time.Second
+
 // Exit codes of the launcher that are not a rank's own.
 const (
 	ExitUsage    = 2   // bad Config or command line
