@@ -119,7 +119,7 @@ type Config struct {
 	// drawn at random), so jobs sharing a cluster never see each other's
 	// traffic; ranks spread over the cluster's servers (rank r tries the
 	// r-th URL first). The server's own limits (max_payload, max_pending,
-	// write_deadline) then apply: see the README.
+	// write_deadline) then apply: see docs/multihost.md.
 	NATS NATSConfig
 
 	// Transport is the ranks' data path (decorun --transport): "auto"
