@@ -17,6 +17,7 @@ import (
 // every rank).
 func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) error {
 	cl := begin(ctx, c, opBcastInto)
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	if cl.r == root {
@@ -60,6 +61,7 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 // length is an error on every rank.
 func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root int) error {
 	cl := begin(ctx, c, opGatherInto)
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	m := len(part)
@@ -92,6 +94,7 @@ func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root
 // A wrong length is an error on every rank.
 func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, root int) error {
 	cl := begin(ctx, c, opScatterInto)
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	m := len(out)

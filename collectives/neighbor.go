@@ -21,14 +21,18 @@ import (
 // NeighborAllgather gives v to every destination neighbour and returns
 // what each source neighbour gave, indexed as its sources.
 func NeighborAllgather[T any](ctx context.Context, c *comm.Comm, v T) ([]T, error) {
-	return neighbor(ctx, begin(ctx, c, opNeighborAllgather), c, func(int) T { return v }, -1)
+	cl := begin(ctx, c, opNeighborAllgather)
+	defer cl.release()
+	return neighbor(ctx, cl, c, func(int) T { return v }, -1)
 }
 
 // NeighborAlltoall sends vs[i] to destination neighbour i and returns what
 // each source neighbour sent this rank, indexed as its sources. len(vs)
 // must be the number of destinations (on a grid, twice its dimensions).
 func NeighborAlltoall[T any](ctx context.Context, c *comm.Comm, vs []T) ([]T, error) {
-	return neighbor(ctx, begin(ctx, c, opNeighborAlltoall), c, func(i int) T { return vs[i] }, len(vs))
+	cl := begin(ctx, c, opNeighborAlltoall)
+	defer cl.release()
+	return neighbor(ctx, cl, c, func(i int) T { return vs[i] }, len(vs))
 }
 
 // neighbor runs a neighbourhood collective: part(i) goes to neighbour i; n

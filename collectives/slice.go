@@ -134,7 +134,9 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 	if c.Rank() == root && v != nil {
 		out = make([]E, len(v))
 	}
-	if err := reduceSlice(ctx, begin(ctx, c, opReduceSlice), v, out, op, root); err != nil || c.Rank() != root {
+	cl := begin(ctx, c, opReduceSlice)
+	defer cl.release()
+	if err := reduceSlice(ctx, cl, v, out, op, root); err != nil || c.Rank() != root {
 		return nil, err
 	}
 	return out, nil
@@ -148,7 +150,9 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 // from the agreement step, before any data moves. On an error out's
 // contents are unspecified.
 func ReduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op func(a, b E) E, root int) error {
-	return reduceSlice(ctx, begin(ctx, c, opReduceSliceInto), in, out, op, root)
+	cl := begin(ctx, c, opReduceSliceInto)
+	defer cl.release()
+	return reduceSlice(ctx, cl, in, out, op, root)
 }
 
 func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b E) E, root int) error {
@@ -230,7 +234,9 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 	if v != nil {
 		out = make([]E, len(v))
 	}
-	if err := allreduceSlice(ctx, begin(ctx, c, opAllreduceSlice), v, out, op); err != nil {
+	cl := begin(ctx, c, opAllreduceSlice)
+	defer cl.release()
+	if err := allreduceSlice(ctx, cl, v, out, op); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -248,7 +254,9 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 // contents are unspecified. With numeric elements of 64 KiB or more it
 // allocates nothing of the vector's size: its scratch comes from a pool.
 func AllreduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op func(a, b E) E) error {
-	return allreduceSlice(ctx, begin(ctx, c, opAllreduceSliceInto), in, out, op)
+	cl := begin(ctx, c, opAllreduceSliceInto)
+	defer cl.release()
+	return allreduceSlice(ctx, cl, in, out, op)
 }
 
 func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b E) E) error {
@@ -299,6 +307,7 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 // length, divisible by c.Size().
 func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opReduceScatter)
+	defer cl.release()
 	k := elemsOf[E]()
 	fused, err := checkSlice(ctx, cl, k, v, false, 0)
 	if err != nil {
@@ -393,6 +402,7 @@ func reduceScatterPairwise[E any](ctx context.Context, cl *call, k elems[E], v [
 // commutative.
 func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opScanSlice)
+	defer cl.release()
 	fused, err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0)
 	if err != nil {
 		return nil, err
@@ -413,6 +423,7 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 // it need not be commutative.
 func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opExscanSlice)
+	defer cl.release()
 	fused, err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0)
 	if err != nil {
 		return nil, err
