@@ -269,7 +269,7 @@ func invalid(op opcode, cause error, format string, args ...any) error {
 // algorithm, ⌈lg p⌉ rounds of small messages).
 func Barrier(ctx context.Context, c *comm.Comm) error {
 	cl := begin(ctx, c, opBarrier)
-	defer cl.end()
+	defer cl.release()
 	_, err := cl.check(ctx, params{})
 	return cl.wrap(err)
 }

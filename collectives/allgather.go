@@ -10,7 +10,7 @@ import (
 // in rank order. Every rank must pass a part of the same length.
 func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) {
 	cl := begin(ctx, c, opAllgather)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
@@ -53,7 +53,7 @@ func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) 
 // indexed by rank.
 func Allgatherv[T any](ctx context.Context, c *comm.Comm, part []T) ([][]T, error) {
 	cl := begin(ctx, c, opAllgatherv)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)

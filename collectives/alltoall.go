@@ -12,7 +12,7 @@ import (
 // rank must pass the same length, divisible by c.Size().
 func Alltoall[T any](ctx context.Context, c *comm.Comm, data []T) ([]T, error) {
 	cl := begin(ctx, c, opAlltoall)
-	defer cl.end()
+	defer cl.release()
 	k := elemsOf[T]()
 	p, r := cl.p, cl.r
 	var blocks [][]byte
@@ -80,7 +80,7 @@ func putBlock[T any](k elems[T], out []T, q, m int, b []byte) error {
 // received, indexed by source rank. parts must have one entry per rank.
 func Alltoallv[T any](ctx context.Context, c *comm.Comm, parts [][]T) ([][]T, error) {
 	cl := begin(ctx, c, opAlltoallv)
-	defer cl.end()
+	defer cl.release()
 	k := elemsOf[T]()
 	p, r := cl.p, cl.r
 	var blocks [][]byte

@@ -26,7 +26,7 @@ func fanMax(s *comm.Comm) int { return s.MulticastMax() }
 func Bcast[T any](ctx context.Context, c *comm.Comm, v T, root int) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opBcast)
-	defer cl.end()
+	defer cl.release()
 	k := valuesOf[T]()
 	var buf []byte
 	var bad error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/decorun/decorun/comm"
 	"github.com/decorun/decorun/internal/agree"
@@ -40,11 +41,33 @@ type call struct {
 	// ahead: a nonblocking call's first run, in its caller, which posts the
 	// call in the region if it can (agree) and ends there (errAhead).
 	ahead bool
+	// keep: something other than the blocking function that began the call
+	// holds it (a nonblocking request, a hierarchical call's parts), so
+	// release must leave it alone.
+	keep bool
 	// Tracing (trace.go): when the call began (0: not tracing), the
 	// algorithm it took and the bytes this rank gave it.
 	t0     int64
 	alg    string
 	nbytes int
+}
+
+// callPool recycles the calls of blocking collectives, so that a small call
+// allocates nothing: garbage made at every call of an iterative solver's
+// Allreduce would bring the collector round every few thousand calls, and a
+// rank whose core the collector borrows holds up every other rank.
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
+// release ends a call in its blocking function (recording it when tracing)
+// and returns it to the pool, once that function no longer uses it.
+// Nothing may keep a call past its blocking function unless it set keep.
+func (cl *call) release() {
+	cl.end()
+	if cl.keep || cl.h != nil {
+		return
+	}
+	*cl = call{}
+	callPool.Put(cl)
 }
 
 // begin numbers a collective call on c. It is the one place where a call
@@ -58,7 +81,8 @@ func begin(ctx context.Context, c *comm.Comm, op opcode) *call {
 	if cl := startedCall(ctx, c, op); cl != nil {
 		return cl
 	}
-	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), ac: agree.Begin(c), h: beginHier(c, op)}
+	cl := callPool.Get().(*call)
+	*cl = call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), ac: agree.Begin(c), h: beginHier(c, op)}
 	cl.tag = cl.ac.Tag
 	if cl.h != nil {
 		cl.ac.Skip() // the call runs on c's sub-communicators (hier.go)

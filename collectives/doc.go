@@ -144,7 +144,7 @@
 // the result). Files are unlinked once every rank has mapped them, so a
 // running job leaves nothing in /dev/shm, and the launcher removes any that
 // a killed rank left. DECORUN_COLL_SHM=off (on every rank) keeps
-// collectives off regions. Measured beside Open MPI: README, Performance.
+// collectives off regions. Measured beside Open MPI: docs/performance.md.
 //
 // # Across hosts
 //
@@ -209,22 +209,14 @@
 // algorithms take ⌈lg p⌉ or more rounds between any ranks, most of them
 // across hosts.
 //
-// Measured on 3 network-namespace hosts × 2 ranks on the 2-core VM
-// (2026-12-07, load 6–13 from other jobs; µs per call, max over ranks,
-// hierarchical and DECORUN_COLL_HIER=off alternated three times):
-// Barrier 637–947 against 1475–1678 flat, Allreduce of 8 B 501–791
-// against 2224–3010, Bcast of 8 B 523–773 against 1474–2339; of 1 MiB
-// (flat data after the hierarchical agreement) Allreduce 10.5–15.6 ms
-// against 11.4–15.8 ms and Bcast 7.2–12.5 ms against 7.6–11.5 ms, the
-// same algorithms within the noise of the load. The
-// command, with hosts hb1..hb3 made as cluster_test makes its hosts:
+// On 3 network-namespace hosts × 2 ranks (2-core VM, 2026-12-07) the
+// hierarchical calls took about a third to a half of the flat ones'
+// time for Barrier and 8-byte Allreduce and Bcast; at 1 MiB, where the data
+// moves by the flat algorithms after the hierarchical agreement, both are
+// the same. DECORUN_COLL_HIER=off runs the flat algorithms, to compare:
 //
-//	decorun -H hb1:2,hb2:2,hb3:2 --launch-agent 'ip netns exec {host}' \
-//	  --server-addr 10.88.0.1 -n 6 [-x DECORUN_COLL_HIER=off] \
-//	  decorun __bench-rank '{"benchmarks":["barrier","allreduce","bcast"],"sizes":[8,1048576]}'
-//
-// (decorun bench's rank mode: the ranks of decorun bench, started on the
-// hosts by hand).
+//	decorun bench -H hb1:2,hb2:2,hb3:2 --launch-agent 'ip netns exec {host}' \
+//	  --server-addr 10.88.0.1 -n 6 [-x DECORUN_COLL_HIER=off] barrier allreduce bcast --sizes 8,1M
 //
 // Failures: a rank that cancels its call returns ctx.Err(); the ranks
 // that wait for it (its host's ranks in a region step, the leaders, the
@@ -338,55 +330,27 @@
 // each rank in turn instead. $DECORUN_MULTICAST=off switches the fan-out
 // off. With p = 2 the tree is the same one message.
 //
-// Measured on 2 shared, loaded cores (decorun bench bcast --transport nats
-// --sizes 8,1K,8K,64K,256K,512K, fan-out on and off alternated three times
-// in one sitting; µs per Bcast, max over ranks, on/off ratio): 4 ranks:
-// 8 B 1276–1580 vs 1564–1746 (0.79–0.91), 8 KiB 0.81–0.84, 64 KiB
-// 0.48–0.76, 256 KiB 2871–3241 vs 6117–8079 (0.36–0.53), 512 KiB
-// 0.37–0.51; 8 ranks: 8 B 3162–3320 vs 3794–4135 (0.78–0.88), 1 KiB
-// 0.69–1.07, 8 KiB 0.59–0.80, 64 KiB 0.50–0.67, 256 KiB 0.37–0.48, 512 KiB
-// 10430–10667 vs 24385–31904 (0.33–0.44). The average over ranks gains
-// less for small values (0.77–1.34; the agreement step's lg p rounds
-// dominate them), and so does the in-process BenchmarkBcast, where all
-// ranks share one Go runtime: at 8 ranks, 8 B took 0.98–1.17 ms with
-// fan-out against 0.70–0.94 ms without (1.05–1.69), 64 KiB 2.7–3.8 ms
-// against 3.8–4.3 ms (0.65–0.97). Separate rank processes, decorun's
-// case, decide: fan-out at every size up to one frame.
+// On separate rank processes over NATS, the fan-out is faster than the
+// tree at every size up to one frame: on 8 ranks of 2 cores a Bcast of 8 B
+// takes about 0.8 of the tree's time and one of 512 KiB about 0.4
+// (decorun bench bcast --transport nats, fan-out on and off alternated;
+// $DECORUN_MULTICAST=off switches it off).
 //
 // The other switch points (256 KiB for Bcast without fan-out, 64 KiB for
 // AllreduceSlice and ReduceSlice) follow the cost model with NATS's α of
 // tens of microseconds (larger than MPICH's, so its 12 KiB and 2 KiB
-// thresholds move up); they are not yet tuned by measurement, except
-// AllreduceSlice's on shared memory: on 8 ranks (decorun bench allreduce,
-// 2 loaded cores) recursive doubling took 2.8–6.9 ms at 64 KiB against
-// 2.0–2.1 ms for Rabenseifner's algorithm; at 16 and 32 KiB neither was
-// faster in every sitting.
-// BenchmarkBcast, BenchmarkAllreduce (and its Into and InPlace forms) and
-// BenchmarkAlltoall measure 8 B, 64 KiB and 1 MiB on 2, 4 and 8 ranks.
+// thresholds move up). On shared memory, Rabenseifner's algorithm takes
+// about half the time of recursive doubling at 64 KiB on 8 ranks and
+// about a third at 1 MiB on 2 ranks. BenchmarkBcast, BenchmarkAllreduce
+// (and its Into and InPlace forms) and BenchmarkAlltoall measure 8 B,
+// 64 KiB and 1 MiB on 2, 4 and 8 ranks.
 //
-// AllreduceSlice of float64 with Sum, µs per call, mean over ranks, the
-// pairwise reduce-scatter and ring (before) and Rabenseifner's algorithm
-// (after) alternated in one sitting on 2 shared cores (decorun bench -n N
-// allreduce --sizes 8,64K,1M): 8 ranks over shared memory, 64 KiB
-// 8212–9905 before, 4047–5101 after, 1 MiB 28048–31882 before,
-// 15268–17203 after; over NATS, 1 MiB 55692–57300 before, 45373–47645
-// after; 4 ranks over shared memory, 1 MiB 15178–16466 before,
-// 7882–8223 after; 2 ranks, 1 MiB 6809–7749 (recursive doubling) before,
-// 2556–2757 after. At 1 MiB on 8 ranks the result's allocation is now the
-// largest cost: the garbage makes each rank collect every second or third
-// call, and a collection's pauses on oversubscribed cores hold up every
-// rank (with GOGC=400 the same calls took 6.4–7.2 ms).
-//
-// AllreduceSliceInto into a result allocated once (what decorun bench
-// allreduce now measures, as osu_allreduce reuses its buffers) against
-// AllreduceSlice's new result per call, the two builds alternated three
-// times in one sitting on 2 shared cores (load 3–5; decorun bench -n N
-// allreduce --sizes 8,64K,1M, mean µs over ranks): 8 ranks over shared
-// memory, 1 MiB 14281, 16058, 16980 before, 6103, 7176, 7536 after
-// (0.43–0.45; Open MPI over TCP: 7.2 ms), 64 KiB 4159–5088 before,
-// 3861–4488 after; 4 ranks, 1 MiB 7168–7953 before, 2314–2748 after
-// (0.29–0.38), 64 KiB 2501–2880 before, 2059–2777 after; 8 B the same;
-// 8 ranks over NATS (once), 1 MiB 46967 before, 32145 after (0.68).
+// A result allocated per call costs more than the algorithm at large
+// sizes: the garbage makes each rank collect every few calls, and a
+// collection's pauses on oversubscribed cores hold up every rank. So
+// AllreduceSliceInto into a buffer reused across calls takes about half
+// the time of AllreduceSlice at 1 MiB on 8 ranks (what decorun bench
+// allreduce measures, as osu_allreduce reuses its buffers).
 //
 // # Matching and concurrency
 //

@@ -64,14 +64,14 @@ func hierAgree(ctx context.Context, x any, h header) (summary, bool, error) {
 	if hh == nil {
 		return summary{}, false, nil
 	}
-	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), h: hh}
+	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), h: hh, keep: true}
 	s, _, err := cl.hierRun(ctx, h, nil)
 	return s, true, err
 }
 
 func subCall(c *comm.Comm, op opcode) *call {
 	ac := agree.Begin(c)
-	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac}
+	return &call{op: op, s: c.Shadow(), tag: ac.Tag, p: c.Size(), r: c.Rank(), ac: ac, keep: true}
 }
 
 // hierOp is what a call with data does in its three steps.

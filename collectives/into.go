@@ -17,7 +17,7 @@ import (
 // every rank).
 func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) error {
 	cl := begin(ctx, c, opBcastInto)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	if cl.r == root {
@@ -61,7 +61,7 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 // length is an error on every rank.
 func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root int) error {
 	cl := begin(ctx, c, opGatherInto)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	m := len(part)
@@ -94,7 +94,7 @@ func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root
 // A wrong length is an error on every rank.
 func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, root int) error {
 	cl := begin(ctx, c, opScatterInto)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	m := len(out)

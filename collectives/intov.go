@@ -17,7 +17,7 @@ import (
 // result.
 func GathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, counts, displs []int, root int) error {
 	cl := begin(ctx, c, opGathervInto)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	a := params{typ: k.hash, rooted: true, root: root}
@@ -47,7 +47,7 @@ func GathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, cou
 // is an error naming that rank.
 func AllgathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, counts, displs []int) error {
 	cl := begin(ctx, c, opAllgathervInto)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[E]()
 	a := params{typ: k.hash}

@@ -22,7 +22,7 @@ import (
 // what each source neighbour gave, indexed as its sources.
 func NeighborAllgather[T any](ctx context.Context, c *comm.Comm, v T) ([]T, error) {
 	cl := begin(ctx, c, opNeighborAllgather)
-	defer cl.end()
+	defer cl.release()
 	return neighbor(ctx, cl, c, func(int) T { return v }, -1)
 }
 
@@ -31,7 +31,7 @@ func NeighborAllgather[T any](ctx context.Context, c *comm.Comm, v T) ([]T, erro
 // must be the number of destinations (on a grid, twice its dimensions).
 func NeighborAlltoall[T any](ctx context.Context, c *comm.Comm, vs []T) ([]T, error) {
 	cl := begin(ctx, c, opNeighborAlltoall)
-	defer cl.end()
+	defer cl.release()
 	return neighbor(ctx, cl, c, func(i int) T { return vs[i] }, len(vs))
 }
 

@@ -140,6 +140,7 @@ var (
 func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) (T, error)) *Request[T] {
 	q := &Request[T]{done: make(chan struct{})}
 	cl := begin(context.Background(), c, op)
+	cl.keep = true // the request holds it
 	st := &started{c: c, cl: cl}
 	if cl.ac.Slot() > 0 { // the communicator's calls go through its region
 		cl.ahead = true

@@ -65,7 +65,7 @@ func (k values[T]) probe(v T) error {
 func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, root int) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opReduce)
-	defer cl.end()
+	defer cl.release()
 	k := valuesOf[T]()
 	if cl.h != nil {
 		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, true, root), root)
@@ -98,7 +98,7 @@ func Reduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T, ro
 func Allreduce[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	var zero T
 	cl := begin(ctx, c, opAllreduce)
-	defer cl.end()
+	defer cl.release()
 	k := valuesOf[T]()
 	if cl.h != nil {
 		return reduceHier(ctx, cl, k, v, op, valueParams(cl, k, v, op, false, 0), -1)
@@ -281,7 +281,7 @@ func (cl *call) allreduceDoubling(ctx context.Context, red reducer) error {
 // element-wise scans of slices use ScanSlice.
 func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	cl := begin(ctx, c, opScan)
-	defer cl.end()
+	defer cl.release()
 	k := valuesOf[T]()
 	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {
@@ -299,7 +299,7 @@ func Scan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, 
 // be commutative. For element-wise scans of slices use ExscanSlice.
 func Exscan[T any](ctx context.Context, c *comm.Comm, v T, op func(a, b T) T) (T, error) {
 	cl := begin(ctx, c, opExscan)
-	defer cl.end()
+	defer cl.release()
 	k := valuesOf[T]()
 	fused, err := checkValue(ctx, cl, k, v, op, false, 0)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 // slice is new on every rank, the root included.
 func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T, error) {
 	cl := begin(ctx, c, opScatter)
-	defer cl.end()
+	defer cl.release()
 	k := elemsOf[T]()
 	var blocks [][]byte
 	var bad error
@@ -53,7 +53,7 @@ func Scatter[T any](ctx context.Context, c *comm.Comm, data []T, root int) ([]T,
 // rank, of any length. The other ranks' parts are ignored.
 func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) ([]T, error) {
 	cl := begin(ctx, c, opScatterv)
-	defer cl.end()
+	defer cl.release()
 	k := elemsOf[T]()
 	var blocks [][]byte
 	var bad error
@@ -96,7 +96,7 @@ func Scatterv[T any](ctx context.Context, c *comm.Comm, parts [][]T, root int) (
 // order, and nil elsewhere. Every rank must pass a part of the same length.
 func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, error) {
 	cl := begin(ctx, c, opGather)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)
@@ -139,7 +139,7 @@ func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, 
 // rank, and nil elsewhere.
 func Gatherv[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([][]T, error) {
 	cl := begin(ctx, c, opGatherv)
-	defer cl.end()
+	defer cl.release()
 	defer cl.done()
 	k := elemsOf[T]()
 	mine, err := k.encode(part)

@@ -135,7 +135,7 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 		out = make([]E, len(v))
 	}
 	cl := begin(ctx, c, opReduceSlice)
-	defer cl.end()
+	defer cl.release()
 	if err := reduceSlice(ctx, cl, v, out, op, root); err != nil || c.Rank() != root {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func ReduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 // contents are unspecified.
 func ReduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op func(a, b E) E, root int) error {
 	cl := begin(ctx, c, opReduceSliceInto)
-	defer cl.end()
+	defer cl.release()
 	return reduceSlice(ctx, cl, in, out, op, root)
 }
 
@@ -236,7 +236,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 		out = make([]E, len(v))
 	}
 	cl := begin(ctx, c, opAllreduceSlice)
-	defer cl.end()
+	defer cl.release()
 	if err := allreduceSlice(ctx, cl, v, out, op); err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func AllreduceSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, 
 // allocates nothing of the vector's size: its scratch comes from a pool.
 func AllreduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op func(a, b E) E) error {
 	cl := begin(ctx, c, opAllreduceSliceInto)
-	defer cl.end()
+	defer cl.release()
 	return allreduceSlice(ctx, cl, in, out, op)
 }
 
@@ -309,7 +309,7 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 // length, divisible by c.Size().
 func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opReduceScatter)
-	defer cl.end()
+	defer cl.release()
 	k := elemsOf[E]()
 	fused, err := checkSlice(ctx, cl, k, v, false, 0)
 	if err != nil {
@@ -404,7 +404,7 @@ func reduceScatterPairwise[E any](ctx context.Context, cl *call, k elems[E], v [
 // commutative.
 func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opScanSlice)
-	defer cl.end()
+	defer cl.release()
 	fused, err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0)
 	if err != nil {
 		return nil, err
@@ -425,7 +425,7 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 // it need not be commutative.
 func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) E) ([]E, error) {
 	cl := begin(ctx, c, opExscanSlice)
-	defer cl.end()
+	defer cl.release()
 	fused, err := checkSlice(ctx, cl, elemsOf[E](), v, false, 0)
 	if err != nil {
 		return nil, err

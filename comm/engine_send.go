@@ -221,6 +221,14 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sr
 	}
 	p := &e.peers[dst]
 	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ, ID: id}
+	if len(p.eagerq) == 0 && len(data) <= e.eager {
+		// tryEager's first case, before an sreq exists: a small send that
+		// the window has room for allocates nothing.
+		if cost := frameCost(&h, len(data)); p.credit >= cost {
+			p.credit -= cost
+			return nil, id, e.publish(dst, &h, data)
+		}
+	}
 	s = &sreq{dst: dst, hdr: h, data: data}
 	if len(p.eagerq) == 0 {
 		if ok, err := e.tryEager(s); ok || err != nil {
