@@ -160,6 +160,75 @@
 // too, as it fails the communicator's own. DECORUN_COLL_HIER=off (on every
 // rank) turns them off.
 //
+// # Spawn and intercommunicators
+//
+// Spawn (MPI_Comm_spawn) starts n more ranks of a program from a running
+// job and returns an *Intercomm to them; the new ranks get theirs from
+// Parent (MPI_Comm_get_parent). The new ranks form a world of their own:
+// their Init returns a communicator of size n, ranks 0..n-1.
+//
+//	ic, err := comm.Spawn(ctx, world, "./worker", []string{"-x", "1"}, 4, nil)
+//	err = ic.Send(ctx, 2, 0, job)     // rank 2 of the workers
+//	// in ./worker, after Init:
+//	p := comm.Parent()                // nil when not spawned
+//	data, st, err := p.Recv(ctx, 0, 0) // from rank 0 of the spawning group
+//
+// Spawn is collective over c: every rank of c calls it with the same
+// program, arguments, n and root (opts.Root, default 0). It starts with the
+// agreement step of every collective call, so ranks that pass different
+// arguments, or make a different collective call, fail with a
+// *MismatchError instead of waiting. It returns once every new rank has
+// called Init, or with an error on every rank of c.
+//
+// How the request reaches the launcher. The root sends one request on its
+// world's control subject (the subject OpJoin and OpFin use) and the
+// decorun launcher that owns the job answers it from its event loop: it
+// resolves the program as it resolved the job's (a name without a slash is
+// looked up in PATH) and refuses a program it cannot execute, naming it,
+// before anything starts; otherwise it places the n ranks with the job's
+// own rules (its hosts or hostfile, by slot or by node, counted as for a
+// job of n ranks; its launch agent for other hosts; its -x exports,
+// transport, NATS server and TLS), answers with the spawn's number k
+// (1, 2, ... per job) and the hosts the ranks go to, and starts them as it
+// starts the job's own ranks. The root passes the answer (or the error) to
+// the other ranks of c. Ranks started by something other than decorun
+// (Slurm, Kubernetes, comm.Connect) have no launcher to ask: Spawn returns
+// an error wrapping ErrNoLauncher.
+//
+// How the new ranks connect. Each spawn makes two jobs on the job's NATS
+// server, under the job's subject prefix P: the new ranks' world (prefix
+// P.sK, its own job id, so its own shared-memory names and TCP key) and the
+// intercommunicator's job (prefix P.xK) of p+n ranks, where p is c's size:
+// the ranks of c are its ranks 0..p-1 in c's order, the new ranks p..p+n-1.
+// Every rank of c and every new rank connects to it with the same start-up
+// barrier as a world (comm.Init), with the job's transport: shared memory
+// between its ranks on one host, direct TCP between hosts, NATS otherwise,
+// as the launcher tells each rank which of them share its host. An
+// Intercomm is a view of that job's world: a rank index names a rank of
+// the remote group (rank i of the new ranks is p+i underneath), and
+// AnySource matches the remote group only. Merge(ctx, high) splits that
+// world into an ordinary communicator of p+n ranks (the group that passed
+// high=false first; parents first when both groups pass the same value)
+// that the collectives of package collectives accept.
+//
+// Failure. The new ranks are ranks of the job to the launcher: one that
+// fails ends the whole job as any rank's failure does; with
+// decorun --keep-going it is announced instead (the launcher publishes
+// its loss to its own world and to the intercommunicator's job), so calls
+// naming it fail with ErrRankLost, Intercomm.Lost delivers its remote rank
+// and the merged communicator's Lost its rank there. A spawned rank that
+// exits 0 without closing its world fails the job, as any rank.
+// Their output is forwarded like any rank's; with decorun --tag-output
+// their lines start with "[sK.R] " (spawn K, rank R of its world), and with
+// --output-dir they go to DIR/spawn.K/rank.R/.
+//
+// Cost. One control request and reply through the launcher, one fork and
+// exec per new rank (and one launch-agent process per other host and
+// spawn), and on every rank of c and every new rank one more NATS
+// connection, shared-memory segment and TCP listener (those of the
+// intercommunicator's job) until the Intercomm is closed; closing the
+// world closes every Intercomm of the process.
+//
 // # Failure
 //
 // Close ends the communicator; calls blocked on it, and all later calls,
