@@ -139,7 +139,10 @@ type Comm struct {
 	graph      *distGraph           // a distributed graph (DistGraphCreateAdjacent), or nil
 	derived    bool
 	closedFlag *atomic.Bool // derived communicators only
-	nderived   atomic.Uint64
+	// inter: c is an Intercomm's Remote view (spawn.go); noColl: c is its
+	// Shadow, on which every call fails with ErrInterCollective.
+	inter, noColl bool
+	nderived      atomic.Uint64
 
 	// settle is nil, or what Close waits for before it closes link:
 	// TCP peers still dialing this rank (see tcpPath.settle).
@@ -171,6 +174,12 @@ func Init(ctx context.Context) (*Comm, error) {
 	c, err := connect(ctx, job)
 	if err != nil {
 		return nil, err
+	}
+	if job.Parent != nil { // started by Spawn: the intercommunicator too (spawn.go)
+		if err := joinParent(ctx, c, job); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	initDone = true
 	return c, nil
@@ -238,6 +247,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
+	e.nats = t
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
 		link.Close()
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
@@ -298,15 +308,21 @@ func (c *Comm) Close() error {
 		return nil
 	}
 	c.once.Do(func() {
+		var errs []error
+		for _, close := range c.e.takeOwned() { // intercommunicators first: their peers learn it
+			if err := close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		c.closeHier()
 		c.releaseRegion()
 		c.e.close()
 		if c.nats == nil {
+			c.closed = errors.Join(errs...)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		var errs []error
 		// Over NATS alone the Fin request doubles as a flush: the server
 		// handles a connection's messages in order, so its answer (or its
 		// "no responders" when no launcher listens) means the server has

@@ -49,10 +49,14 @@ type engine struct {
 	spin    time.Duration // how long drive polls
 	rx      wire.Header
 
-	lost     []bool     // peers that died (decorun --keep-going)
-	lostHow  []string   // how each died
-	finished []bool     // peers that closed their communicator (sent Fin)
-	lostChs  []chan int // Lost() watchers; capacity size, so sends never block
+	lost     []bool      // peers that died (decorun --keep-going)
+	lostHow  []string    // how each died
+	finished []bool      // peers that closed their communicator (sent Fin)
+	lostChs  []lostWatch // Lost() watchers; capacity size, so sends never block
+	// owned: what closing this process's world closes first (the
+	// intercommunicators of Spawn and Parent, spawn.go)
+	owned []func() error
+	nats  *transport.NATS // the control plane (nil in a singleton); set before use
 	// collective contexts (Shadows) of live communicators -> their world
 	// ranks (nil: every rank), and those broken by a lost rank, with the
 	// error of their calls (see breakColls)
