@@ -222,8 +222,18 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.onMulticast(f)
 		}
 	}
+	// An intercommunicator's job (spawn.go): a rank lost before every
+	// rank joined ends the wait at the start-up barrier.
+	lostEarly := func(error) {}
+	if job.Joined == "spawn" {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		lostEarly = cancel
+	}
 	onEvent := func(ev jobenv.Ctl) {
 		if <-ready; e != nil && ev.Op == jobenv.OpLost {
+			lostEarly(fmt.Errorf("rank %d of the job died before every rank joined (%s): %w", ev.Rank, ev.Msg, ErrRankLost))
 			e.peerLost(ev.Rank, ev.Msg)
 		}
 	}
@@ -255,6 +265,9 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	if err := start(); err != nil { // the start-up barrier, then the direct paths
 		wr.drop()
 		link.Close()
+		if cause := context.Cause(ctx); errors.Is(cause, ErrRankLost) {
+			err = cause
+		}
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e.host = wr.host

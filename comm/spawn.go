@@ -27,7 +27,7 @@ var (
 	ErrSpawn = errors.New("comm: Spawn refused")
 	// ErrNotInter: a method of *Intercomm was called on nil (what Parent
 	// returns in a program that was not spawned) or on a zero Intercomm.
-	ErrNotInter = errors.New("comm: not an intercommunicator (nil: this program was not started by Spawn)")
+	ErrNotInter = errors.New("comm: not an intercommunicator")
 	// ErrInterCollective: a collective call (package collectives, Split,
 	// Dup) on an Intercomm's Remote view, which is for point-to-point
 	// calls only; Merge the Intercomm first.
@@ -265,7 +265,7 @@ func joinParent(ctx context.Context, c *Comm, job jobenv.Job) error {
 
 func (ic *Intercomm) ok(op string) error {
 	if ic == nil || ic.w == nil {
-		return fmt.Errorf("comm: %s: %w", op, ErrNotInter)
+		return fmt.Errorf("%w: %s on a nil *Intercomm (Parent is nil in a program that Spawn did not start)", ErrNotInter, op)
 	}
 	return nil
 }

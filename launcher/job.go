@@ -308,7 +308,7 @@ func (j *job) exited(ev exitEvent) {
 	switch {
 	case ev.err != nil:
 		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: jobenv.Redact(fmt.Sprintf("%s (%s): %v", r.name(), where(r.p), ev.err)), Err: jobenv.RedactError(ev.err)}, syscall.SIGTERM)
-	case ev.st.Failed() && j.cfg.KeepGoing && (r.w.k != 0 || r.wr != 0):
+	case ev.st.Failed() && j.cfg.KeepGoing && (r.w.k == 0 && r.wr != 0 || r.w.k != 0 && r.joined):
 		j.lose(r)
 	case ev.st.Failed():
 		j.fail(j.lowestFailure(r), syscall.SIGTERM)
@@ -370,6 +370,12 @@ func (j *job) lowestFailure(r *rank) *ExitError {
 // judgeClean fails the job if r, which exited 0, joined but never closed
 // its communicator.
 func (j *job) judgeClean(r *rank) {
+	if r.w.k != 0 && !r.joined {
+		// Its parents wait for it in comm.Spawn.
+		j.fail(&ExitError{Code: 1, Rank: r.n,
+			Msg: fmt.Sprintf("%s exited with code 0 without calling comm.Init; a program started by comm.Spawn must join its parents", r.name())}, syscall.SIGTERM)
+		return
+	}
 	if r.joined && !r.fin {
 		j.fail(&ExitError{Code: 1, Rank: r.n,
 			Msg: fmt.Sprintf("%s exited with code 0 without closing its communicator (comm.Close)", r.name())}, syscall.SIGTERM)
