@@ -153,11 +153,11 @@ func TestSpawnNotComm(t *testing.T) {
 	noLeftovers(t)
 }
 
-// TestSpawnOutputDir: with --output-dir, spawned rank R of spawn K
+// TestSpawnOutputDir: with --output-filename, spawned rank R of spawn K
 // writes to DIR/spawn.K/rank.R.
 func TestSpawnOutputDir(t *testing.T) {
 	dir := t.TempDir()
-	p := start(t, "-n", "2", "--output-dir", dir, prog(t, "spawner"), "-mode", "talk", "-n", "3")
+	p := start(t, "-n", "2", "--output-filename", dir, prog(t, "spawner"), "-mode", "talk", "-n", "3")
 	if code := p.wait(2 * time.Minute); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
 	}
@@ -211,7 +211,7 @@ func TestSpawnAcrossHosts(t *testing.T) {
 	nh := makeHosts(t, 2)
 	spawner := prog(t, "spawner")
 	t.Run("talk", func(t *testing.T) {
-		p := start(t, append(nh.hostArgs(1, 1), "-n", "2", "--tag-output", spawner, "-mode", "talk", "-n", "3")...)
+		p := start(t, append(nh.hostArgs(2, 2), "-n", "2", "--tag-output", spawner, "-mode", "talk", "-n", "3")...)
 		if code := p.wait(3 * time.Minute); code != 0 {
 			t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
 		}

@@ -220,7 +220,7 @@
 // exits 0 without closing its world fails the job, as any rank.
 // Their output is forwarded like any rank's; with decorun --tag-output
 // their lines start with "[sK.R] " (spawn K, rank R of its world), and with
-// --output-dir they go to DIR/spawn.K/rank.R/.
+// --output-filename they go to DIR/spawn.K/rank.R/.
 //
 // Cost. One control request and reply through the launcher, one fork and
 // exec per new rank (and one launch-agent process per other host and
