@@ -105,9 +105,12 @@ func Spawn(ctx context.Context, c *Comm, prog string, args []string, n int, opts
 	case root < 0 || root >= c.size:
 		return nil, fmt.Errorf("comm: rank %d: Spawn of %q: root %d out of range [0, %d)", c.rank, prog, root, c.size)
 	case c.e.nats == nil || c.job.Joined != "decorun":
-		how := c.job.Joined
-		if how == "" {
-			how = "a singleton"
+		how := map[string]string{"": "something other than decorun", "connect": "comm.Connect"}[c.job.Joined]
+		switch {
+		case c.e.nats == nil:
+			how = "no one: a singleton, run without decorun"
+		case how == "":
+			how = c.job.Joined
 		}
 		return nil, fmt.Errorf("comm: rank %d: Spawn of %q (this job was started by %s): %w", c.rank, prog, how, ErrNoLauncher)
 	}
@@ -207,6 +210,15 @@ func newIntercomm(w *Comm, local, lsize, remote, rsize, k int) *Intercomm {
 	v.grp, v.rank, v.size, v.inter = g, w.rank-local, rsize, true
 	ic.view = v
 	return ic
+}
+
+// refuseColl is agree.Refuse: no collective call on an Intercomm's
+// Remote view, even one of one rank, where nothing would be exchanged.
+func refuseColl(c any) error {
+	if cc, ok := c.(*Comm); ok && (cc.inter || cc.noColl) {
+		return fmt.Errorf("comm: rank %d: %w", cc.rank, ErrInterCollective)
+	}
+	return nil
 }
 
 // own registers close to be called when this process's world closes.
