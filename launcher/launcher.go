@@ -54,10 +54,12 @@ type Config struct {
 	// os.Stdout and os.Stderr. Run writes nothing else to them, except the
 	// go build output for a Go package, which goes to Stderr.
 	Stdout, Stderr io.Writer
-	// TagOutput prefixes each output line with "[R] ", R the rank.
+	// TagOutput prefixes each output line with "[R] ", R the rank
+	// ("[sK.R] " for rank R of the K-th comm.Spawn).
 	TagOutput bool
 	// OutputDir, when set, sends rank R's output to OutputDir/rank.R/stdout
-	// and OutputDir/rank.R/stderr instead of Stdout and Stderr.
+	// and OutputDir/rank.R/stderr instead of Stdout and Stderr
+	// (OutputDir/spawn.K/rank.R/... for rank R of the K-th comm.Spawn).
 	OutputDir string
 
 	// Timeout stops the job with exit code 110 after this long. Zero: no
