@@ -300,3 +300,31 @@ func TestSpawnJoinMode(t *testing.T) {
 		}
 	}
 }
+
+// TestSpawnNested: spawned ranks spawn in turn (spawn 2 from the ranks of
+// spawn 1), and talk with and Merge with their own children.
+func TestSpawnNested(t *testing.T) {
+	p := start(t, "-n", "1", "--tag-output", prog(t, "spawner"), "-mode", "nested", "-n", "2")
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
+	}
+	want := []string{
+		"[0] rank 0: spawned 2",
+		"[s1.0] child 0 of 2, spawn 1, parents 1",
+		"[s1.0] merged rank 0 of 4: ranks in order [0 1 100 101], sum 4",
+		"[s1.0] rank 0: Barrier on Remote: ErrInterCollective true",
+		"[s1.0] rank 0: answers from children [0 1]",
+		"[s1.0] rank 0: local 0 of 2, remote 2",
+		"[s1.1] child 1 of 2, spawn 1, parents 1",
+		"[s1.1] merged rank 1 of 4: ranks in order [0 1 100 101], sum 4",
+		"[s1.1] rank 1: Barrier on Remote: ErrInterCollective true",
+		"[s1.1] rank 1: answers from children [0 1]",
+		"[s1.1] rank 1: local 1 of 2, remote 2",
+		"[s2.0] child 0 of 2, spawn 2, parents 2",
+		"[s2.1] child 1 of 2, spawn 2, parents 2",
+	}
+	if got := spawnLines(p.out()); !slices.Equal(got, want) {
+		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	noLeftovers(t)
+}

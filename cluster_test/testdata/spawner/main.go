@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	mode  = flag.String("mode", "talk", "talk, missing, badn, mismatch, fail, keepgoing, notspawned, notcomm, joinmode")
+	mode  = flag.String("mode", "talk", "talk, missing, badn, mismatch, fail, keepgoing, notspawned, notcomm, joinmode, nested")
 	n     = flag.Int("n", 2, "ranks to spawn")
 	child = flag.Bool("child", false, "(set for the spawned ranks)")
 	fail  = flag.Int("fail", -1, "child: the rank that exits with code 3")
@@ -98,6 +98,9 @@ func runParent(ctx context.Context, c *comm.Comm) error {
 	}
 	defer ic.Close()
 	switch *mode {
+	case "nested":
+		fmt.Printf("rank %d: spawned %d\n", c.Rank(), ic.RemoteSize())
+		return nil
 	case "fail":
 		// Only the launcher ends this: a child exits 3.
 		_, _, err := ic.Recv(ctx, 0, 99)
@@ -180,6 +183,9 @@ func runChild(ctx context.Context, c *comm.Comm) error {
 		os.Exit(3)
 	}
 	switch *mode {
+	case "nested": // spawn grandchildren, as a parent in talk mode
+		*mode = "talk"
+		return runParent(ctx, c)
 	case "fail":
 		_, _, err := p.Recv(ctx, 0, 99)
 		return err
