@@ -308,7 +308,7 @@ func (j *job) exited(ev exitEvent) {
 	switch {
 	case ev.err != nil:
 		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: jobenv.Redact(fmt.Sprintf("%s (%s): %v", r.name(), where(r.p), ev.err)), Err: jobenv.RedactError(ev.err)}, syscall.SIGTERM)
-	case ev.st.Failed() && j.cfg.KeepGoing && (r.w.k == 0 && r.wr != 0 || r.w.k != 0 && r.joined):
+	case ev.st.Failed() && j.cfg.KeepGoing && (!r.spawned() && r.n != 0 || r.spawned() && r.joined):
 		j.lose(r)
 	case ev.st.Failed():
 		j.fail(j.lowestFailure(r), syscall.SIGTERM)
@@ -317,7 +317,7 @@ func (j *job) exited(ev exitEvent) {
 		// Exited 0 without OpFin: judge it once every control message
 		// the server had before now has been seen (a late OpJoin).
 		// (on its world's control subject, where its OpJoin went)
-		if err := j.srv.nc.Publish(jobenv.CtlSubject(r.w.prefix), []byte(j.marker+strconv.Itoa(r.n))); err == nil {
+		if err := j.srv.nc.Publish(jobenv.CtlSubject(j.prefixOf(r)), []byte(j.marker+strconv.Itoa(r.n))); err == nil {
 			j.pending++
 		} else {
 			j.judgeClean(r)
@@ -332,7 +332,7 @@ func (j *job) lose(r *rank) {
 	fmt.Fprintf(j.errw, "decorun: %s (%s) %s; the job goes on without it (--keep-going)\n", r.name(), where(r.p), how)
 	// Its world's ranks, and those of every intercommunicator it is in,
 	// learn it under the rank it has there.
-	tell := map[string]int{jobenv.EventSubject(r.w.prefix): r.wr}
+	tell := map[string]int{jobenv.EventSubject(j.prefixOf(r)): r.worldRank()}
 	for _, x := range j.inters {
 		for i, slot := range x.members {
 			if slot == r.n {
@@ -370,7 +370,7 @@ func (j *job) lowestFailure(r *rank) *ExitError {
 // judgeClean fails the job if r, which exited 0, joined but never closed
 // its communicator.
 func (j *job) judgeClean(r *rank) {
-	if r.w.k != 0 && !r.joined {
+	if r.spawned() && !r.joined {
 		// Its parents wait for it in comm.Spawn.
 		j.fail(&ExitError{Code: 1, Rank: r.n,
 			Msg: fmt.Sprintf("%s exited with code 0 without calling comm.Init; a program started by comm.Spawn must join its parents", r.name())}, syscall.SIGTERM)

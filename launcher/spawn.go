@@ -82,7 +82,32 @@ func (w *world) hostRanks(n int) []int {
 	return rs
 }
 
-func (r *rank) name() string { return r.w.name(r.wr) }
+// name names r in messages (see world.name).
+func (r *rank) name() string {
+	if r.w == nil { // a rank of the job's own world made without one
+		return "rank " + strconv.Itoa(r.n)
+	}
+	return r.w.name(r.wr)
+}
+
+// spawned reports whether r is a rank of a spawn.
+func (r *rank) spawned() bool { return r.w != nil && r.w.k != 0 }
+
+// worldRank is r's rank in its world.
+func (r *rank) worldRank() int {
+	if r.w == nil {
+		return r.n
+	}
+	return r.wr
+}
+
+// prefixOf is the subject prefix of r's world.
+func (j *job) prefixOf(r *rank) string {
+	if r.w == nil {
+		return j.prefix
+	}
+	return r.w.prefix
+}
 
 // parentEnv is what rank n of a spawned world learns of its
 // intercommunicator's job (nothing for the job's own ranks).
