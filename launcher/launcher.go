@@ -159,7 +159,9 @@ type NATSConfig struct {
 type ExitError struct {
 	// Code is the exit status the launcher process should end with.
 	Code int
-	// Rank is the rank the failure is about, or -1.
+	// Rank is the rank the failure is about, or -1. Ranks started by
+	// comm.Spawn count on from NP, in the order they were asked for (Msg
+	// names them as "rank sK.R").
 	Rank int
 	// Msg is one line for the user, without a "decorun: " prefix, such as
 	// "rank 3 (pid 1234) exited with code 3".
