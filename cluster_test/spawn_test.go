@@ -328,3 +328,28 @@ func TestSpawnNested(t *testing.T) {
 	}
 	noLeftovers(t)
 }
+
+// TestSpawnLostBeforeJoined: with --keep-going, a spawned rank that dies
+// after it joined its world but before the intercommunicator's start-up
+// completed fails Spawn on every parent with ErrRankLost, instead of
+// leaving them waiting.
+func TestSpawnLostBeforeJoined(t *testing.T) {
+	p := start(t, "-n", "2", "--keep-going", prog(t, "spawner"), "-mode", "dieinit")
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
+	}
+	for r := range 2 {
+		want := fmt.Sprintf("rank %d: Spawn: ErrRankLost true: comm: rank %d: joining the intercommunicator of spawn 1: ", r, r)
+		found := false
+		for _, l := range spawnLines(p.out()) {
+			found = found || strings.HasPrefix(l, want) && strings.Contains(l, "died") && strings.Contains(l, "(exited with code 3)")
+		}
+		if !found {
+			t.Errorf("no line %q...died (exited with code 3) in:\n%s", want, p.out())
+		}
+	}
+	if e := p.errText(); !strings.Contains(e, "decorun: rank s1.0 (pid ") || !strings.Contains(e, "exited with code 3; the job goes on without it (--keep-going)") {
+		t.Fatalf("stderr:\n%s", e)
+	}
+	noLeftovers(t)
+}

@@ -232,9 +232,12 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		lostEarly = cancel
 	}
 	onEvent := func(ev jobenv.Ctl) {
-		if <-ready; e != nil && ev.Op == jobenv.OpLost {
-			lostEarly(fmt.Errorf("rank %d of the job died before every rank joined (%s): %w", ev.Rank, ev.Msg, ErrRankLost))
+		switch <-ready; {
+		case e != nil && ev.Op == jobenv.OpLost:
+			lostEarly(fmt.Errorf("rank %d of the intercommunicator's job died before every rank joined (%s): %w", ev.Rank, ev.Msg, ErrRankLost))
 			e.peerLost(ev.Rank, ev.Msg)
+		case e != nil && ev.Op == jobenv.OpSpawnLost:
+			e.spawnLost(ev.Code, fmt.Errorf("rank %d of spawn %d died (%s): %w", ev.Rank, ev.Code, ev.Msg, ErrRankLost))
 		}
 	}
 	wr := &hostRegions{}

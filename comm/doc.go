@@ -228,9 +228,9 @@
 // instead, to its world and to the intercommunicator's job: calls naming
 // it fail with ErrRankLost, Intercomm.Lost delivers its remote rank, the
 // merged communicator's Lost its rank in the order of Merge(ctx, false),
-// and a Spawn still waiting at the start-up barrier fails with
-// ErrRankLost (one lost before its parents had subscribed to the
-// intercommunicator's job is missed: that Spawn waits until ctx ends).
+// and a Spawn still waiting for the new ranks fails with ErrRankLost
+// (the launcher tells the world that asked for the spawn too, whose
+// ranks listen from their start, so no loss is missed).
 // A spawned rank that exits 0 without closing its world fails the job,
 // as any rank. Their output is forwarded like any rank's; with
 // decorun --tag-output their lines start with "[sK.R] " (spawn K, rank R

@@ -1,6 +1,7 @@
 package comm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -57,6 +58,10 @@ type engine struct {
 	// intercommunicators of Spawn and Parent, spawn.go)
 	owned []func() error
 	nats  *transport.NATS // the control plane (nil in a singleton); set before use
+	// spawns this world asked for whose ranks the launcher reported lost
+	// (jobenv.OpSpawnLost), and the Spawn calls waiting for each
+	spawnGone map[int]error
+	spawnWait map[int][]context.CancelCauseFunc
 	// collective contexts (Shadows) of live communicators -> their world
 	// ranks (nil: every rank), and those broken by a lost rank, with the
 	// error of their calls (see breakColls)

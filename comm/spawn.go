@@ -153,7 +153,53 @@ func Spawn(ctx context.Context, c *Comm, prog string, args []string, n int, opts
 			j.HostRanks = append(j.HostRanks, i)
 		}
 	}
+	ctx, stop := c.e.watchSpawn(ctx, rep.K) // a new rank lost before all joined ends the wait
+	defer stop()
 	return interConnect(ctx, c.e, j, 0, c.size, c.size, n, rep.K)
+}
+
+// watchSpawn returns ctx, cancelled with the error of the first rank of
+// spawn k that the launcher reports lost (at once if one was), until stop.
+func (e *engine) watchSpawn(ctx context.Context, k int) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.spawnGone[k]; err != nil {
+		cancel(err)
+		return ctx, func() {}
+	}
+	if e.spawnWait == nil {
+		e.spawnWait = map[int][]context.CancelCauseFunc{}
+	}
+	i := len(e.spawnWait[k])
+	e.spawnWait[k] = append(e.spawnWait[k], cancel)
+	return ctx, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if w := e.spawnWait[k]; i < len(w) {
+			w[i] = nil
+		}
+		cancel(nil)
+	}
+}
+
+// spawnLost records that a rank of spawn k died (jobenv.OpSpawnLost) and
+// ends the Spawn calls waiting for it.
+func (e *engine) spawnLost(k int, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.spawnGone == nil {
+		e.spawnGone = map[int]error{}
+	}
+	if e.spawnGone[k] == nil {
+		e.spawnGone[k] = err
+	}
+	for _, cancel := range e.spawnWait[k] {
+		if cancel != nil {
+			cancel(err)
+		}
+	}
+	delete(e.spawnWait, k)
 }
 
 // ask sends the Spawn request to the launcher and returns its answer as

@@ -125,7 +125,9 @@
 // it; under KeepGoing one that fails after it joined is lost, never fatal
 // (rank 0 of a spawned world is not special), and its loss is published
 // to its world and to the intercommunicator's job under the rank it has
-// in each, as is the loss of a rank of a spawning group; their output
+// in each (as is the loss of a rank of a spawning group), and as
+// OpSpawnLost (the spawn's number and its rank) to the world that asked
+// for it, whose ranks may still wait for it in Spawn; their output
 // is tagged "[sK.R] " and written under OutputDir/spawn.K/rank.R; and
 // signals, the timeout and teardown reach them like every rank. Spawn is
 // refused once the job is being stopped. The capacity check of Limits

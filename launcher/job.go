@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,18 +332,23 @@ func (j *job) lose(r *rank) {
 	how := r.status.String()
 	fmt.Fprintf(j.errw, "decorun: %s (%s) %s; the job goes on without it (--keep-going)\n", r.name(), where(r.p), how)
 	// Its world's ranks, and those of every intercommunicator it is in,
-	// learn it under the rank it has there.
-	tell := map[string]int{jobenv.EventSubject(j.prefixOf(r)): r.worldRank()}
+	// learn it under the rank it has there; the ranks that asked for it
+	// (a spawned rank) too, as they may still wait for it in Spawn.
+	type event struct {
+		subj string
+		ev   jobenv.Ctl
+	}
+	evs := []event{{jobenv.EventSubject(j.prefixOf(r)), jobenv.Ctl{Op: jobenv.OpLost, Rank: r.worldRank(), Msg: how}}}
 	for _, x := range j.inters {
-		for i, slot := range x.members {
-			if slot == r.n {
-				tell[jobenv.EventSubject(x.prefix)] = i
-			}
+		if i := slices.Index(x.members, r.n); i >= 0 {
+			evs = append(evs, event{jobenv.EventSubject(x.prefix), jobenv.Ctl{Op: jobenv.OpLost, Rank: i, Msg: how}})
 		}
 	}
-	for subj, rank := range tell {
-		ev := jobenv.Ctl{Op: jobenv.OpLost, Rank: rank, Msg: how}
-		if err := j.srv.nc.Publish(subj, ev.Encode()); err != nil {
+	if r.spawned() {
+		evs = append(evs, event{jobenv.EventSubject(r.w.asker.prefix), jobenv.Ctl{Op: jobenv.OpSpawnLost, Rank: r.wr, Code: r.w.k, Msg: how}})
+	}
+	for _, e := range evs {
+		if err := j.srv.nc.Publish(e.subj, e.ev.Encode()); err != nil {
 			j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("%s failed and the other ranks could not be told: %v", r.name(), err), Err: err}, syscall.SIGTERM)
 			return
 		}

@@ -31,6 +31,7 @@ type world struct {
 	env    []string // environment of its ranks on this host, before the per-rank variables
 	sub    *nats.Subscription
 	inter  *interJob // a spawn's intercommunicator, nil for the job's world
+	asker  *world    // the world whose ranks asked for it (a spawn's)
 }
 
 // interJob is the job of a spawn's intercommunicator: the spawning group
@@ -193,7 +194,7 @@ func (j *job) spawn(w *world, req *jobenv.SpawnRequest) []byte {
 		x.members = append(x.members, nw.slots[n])
 		x.hosts = append(x.hosts, nw.host(n))
 	}
-	nw.inter = x
+	nw.inter, nw.asker = x, w
 	nw.env = append(slices.Clone(j.env), jobenv.EnvJob+"="+nw.id, jobenv.EnvPrefix+"="+nw.prefix,
 		jobenv.EnvSize+"="+strconv.Itoa(nw.n), jobenv.EnvLocalSize+"="+strconv.Itoa(nw.n))
 	j.worlds = append(j.worlds, nw)

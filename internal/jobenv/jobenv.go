@@ -421,6 +421,10 @@ const (
 	OpAbort = "abort" // request: the rank called Abort(Code); the launcher replies "ok" and ends the job
 	OpLost  = "lost"  // launcher to ranks on EventSubject: rank Rank died (Msg says how); the job goes on
 	OpSpawn = "spawn" // request: start the ranks Spawn describes; the launcher replies with a SpawnReply
+	// OpSpawnLost, launcher to ranks on the EventSubject of the world
+	// that asked for spawn Code: its rank Rank died (Msg says how), so a
+	// Spawn still waiting for it fails.
+	OpSpawnLost = "spawnlost"
 )
 
 // Ctl is a control message from a rank to the launcher.
@@ -477,7 +481,7 @@ func DecodeCtl(b []byte) (Ctl, error) {
 		return Ctl{}, fmt.Errorf("jobenv: bad control message %q: %w", b, err)
 	}
 	switch c.Op {
-	case OpJoin, OpFin, OpAbort, OpLost, OpSpawn:
+	case OpJoin, OpFin, OpAbort, OpLost, OpSpawn, OpSpawnLost:
 	default:
 		return Ctl{}, fmt.Errorf("jobenv: unknown control op %q", c.Op)
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	mode  = flag.String("mode", "talk", "talk, missing, badn, mismatch, fail, keepgoing, notspawned, notcomm, joinmode, nested")
+	mode  = flag.String("mode", "talk", "talk, missing, badn, mismatch, fail, keepgoing, notspawned, notcomm, joinmode, nested, dieinit")
 	n     = flag.Int("n", 2, "ranks to spawn")
 	child = flag.Bool("child", false, "(set for the spawned ranks)")
 	fail  = flag.Int("fail", -1, "child: the rank that exits with code 3")
@@ -26,7 +26,22 @@ var (
 
 func main() {
 	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	limit := 2 * time.Minute
+	if *child && *mode == "dieinit" {
+		// Child 0 dies while its world's start-up waits for child 1,
+		// which comes late and then gives up.
+		switch os.Getenv("DECORUN_RANK") {
+		case "0":
+			go func() {
+				time.Sleep(time.Second)
+				os.Exit(3)
+			}()
+		case "1":
+			time.Sleep(3 * time.Second)
+			limit = 3 * time.Second
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	c, err := comm.Init(ctx)
 	if err != nil {
@@ -71,6 +86,10 @@ func runParent(ctx context.Context, c *comm.Comm) error {
 	case "joinmode":
 		_, err := comm.Spawn(ctx, c, "./worker", nil, *n, nil)
 		fmt.Printf("rank %d: ErrNoLauncher %v: %v\n", c.Rank(), errors.Is(err, comm.ErrNoLauncher), err)
+		return nil
+	case "dieinit":
+		_, err := comm.Spawn(ctx, c, self(), []string{"-child", "-mode", "dieinit"}, 2, nil)
+		fmt.Printf("rank %d: Spawn: ErrRankLost %v: %v\n", c.Rank(), errors.Is(err, comm.ErrRankLost), err)
 		return nil
 	case "notcomm":
 		_, err := comm.Spawn(ctx, c, "true", nil, *n, nil) // never returns: the launcher ends the job
