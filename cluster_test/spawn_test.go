@@ -353,3 +353,27 @@ func TestSpawnLostBeforeJoined(t *testing.T) {
 	}
 	noLeftovers(t)
 }
+
+// TestSpawnFromSplit: the two halves of a Split world spawn at once, each
+// its own child (spawns 1 and 2); each intercommunicator and Merge holds
+// its half and its child only.
+func TestSpawnFromSplit(t *testing.T) {
+	p := start(t, "-n", "4", "--tag-output", prog(t, "spawner"), "-mode", "split", "-n", "1")
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, p.out(), p.errText())
+	}
+	var want []string
+	for w := range 4 {
+		r := w / 2 // its rank in its half (rank%2 is the color)
+		want = append(want,
+			fmt.Sprintf("[%d] merged rank %d of 3: ranks in order [0 1 100], sum 3", w, r),
+			fmt.Sprintf("[%d] rank %d: Barrier on Remote: ErrInterCollective true", w, r),
+			fmt.Sprintf("[%d] rank %d: answers from children [0]", w, r),
+			fmt.Sprintf("[%d] rank %d: local %d of 2, remote 1", w, r, r))
+	}
+	want = append(want, "[s1.0] child 0 of 1, spawn 1, parents 2", "[s2.0] child 0 of 1, spawn 2, parents 2")
+	if got := spawnLines(p.out()); !slices.Equal(got, want) {
+		t.Fatalf("output:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	noLeftovers(t)
+}

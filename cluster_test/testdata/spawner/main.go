@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	mode  = flag.String("mode", "talk", "talk, missing, badn, mismatch, fail, keepgoing, notspawned, notcomm, joinmode, nested, dieinit")
+	mode  = flag.String("mode", "talk", "talk, missing, badn, mismatch, fail, keepgoing, notspawned, notcomm, joinmode, nested, dieinit, split")
 	n     = flag.Int("n", 2, "ranks to spawn")
 	child = flag.Bool("child", false, "(set for the spawned ranks)")
 	fail  = flag.Int("fail", -1, "child: the rank that exits with code 3")
@@ -109,6 +109,14 @@ func runParent(ctx context.Context, c *comm.Comm) error {
 		_, err = comm.Spawn(ctx, c, self(), []string{"-child"}, *n+c.Rank(), nil)
 		fmt.Printf("rank %d: %v\n", c.Rank(), err)
 		return collectives.Barrier(ctx, c)
+	}
+	if *mode == "split" { // each half of the world spawns its own children, at once
+		half, err := c.Split(ctx, c.Rank()%2, 0)
+		if err != nil {
+			return err
+		}
+		defer half.Close()
+		c, *mode = half, "talk"
 	}
 	args := []string{"-child", "-mode", *mode, "-fail", fmt.Sprint(*fail)}
 	ic, err := comm.Spawn(ctx, c, self(), args, *n, &comm.SpawnOptions{Root: c.Size() - 1})
