@@ -188,6 +188,11 @@ func TestIntercommLost(t *testing.T) {
 	ics := interWorld(t, p, n, testTransport)
 	ctx := tctx(t)
 	const dead = p + 1 // child 1
+	merged := make([]*Comm, p+n)
+	interPar(t, ics, func(ic *Intercomm) (err error) {
+		merged[ic.w.rank], err = ic.Merge(ctx, ic.local != 0) // children high: parents first
+		return err
+	})
 	lost := make([]<-chan int, p+n)
 	for r, ic := range ics {
 		lost[r] = ic.Lost()
@@ -214,6 +219,24 @@ func TestIntercommLost(t *testing.T) {
 		case got := <-lost[r]:
 			t.Errorf("child %d: Lost gave %d for a rank of its own group", r-p, got)
 		default:
+		}
+	}
+	// The merged communicator: every survivor's Lost names it by its
+	// merged rank, and a send to it fails.
+	for r, m := range merged {
+		if r == dead {
+			continue
+		}
+		select {
+		case got := <-m.Lost():
+			if got != dead {
+				t.Errorf("merged rank %d: Lost gave %d, want %d", r, got, dead)
+			}
+		default:
+			t.Errorf("merged rank %d: Lost gave nothing", r)
+		}
+		if err := m.Send(ctx, dead, 0, []byte("x")); !errors.Is(err, ErrRankLost) {
+			t.Errorf("merged rank %d: Send to the lost rank: %v", r, err)
 		}
 	}
 }
