@@ -157,7 +157,9 @@ var (
 // Init joins the job that decorun started, reading the environment it set,
 // and returns the world communicator. Without decorun it returns a world of
 // one rank. Init blocks until every rank of the job has joined, or ctx ends.
-// It may be called once per process.
+// It may be called once per process. In a program started by Spawn it also
+// joins the intercommunicator with the spawning ranks (see Parent), and
+// returns once they have joined it too.
 func Init(ctx context.Context) (*Comm, error) {
 	initMu.Lock()
 	defer initMu.Unlock()
