@@ -139,7 +139,10 @@ type Comm struct {
 	graph      *distGraph           // a distributed graph (DistGraphCreateAdjacent), or nil
 	derived    bool
 	closedFlag *atomic.Bool // derived communicators only
-	nderived   atomic.Uint64
+	// inter: c is an Intercomm's Remote view (spawn.go); noColl: c is its
+	// Shadow, on which every call fails with ErrInterCollective.
+	inter, noColl bool
+	nderived      atomic.Uint64
 
 	// settle is nil, or what Close waits for before it closes link:
 	// TCP peers still dialing this rank (see tcpPath.settle).
@@ -154,7 +157,9 @@ var (
 // Init joins the job that decorun started, reading the environment it set,
 // and returns the world communicator. Without decorun it returns a world of
 // one rank. Init blocks until every rank of the job has joined, or ctx ends.
-// It may be called once per process.
+// It may be called once per process. In a program started by Spawn it also
+// joins the intercommunicator with the spawning ranks (see Parent), and
+// returns once they have joined it too.
 func Init(ctx context.Context) (*Comm, error) {
 	initMu.Lock()
 	defer initMu.Unlock()
@@ -171,6 +176,12 @@ func Init(ctx context.Context) (*Comm, error) {
 	c, err := connect(ctx, job)
 	if err != nil {
 		return nil, err
+	}
+	if job.Parent != nil { // started by Spawn: the intercommunicator too (spawn.go)
+		if err := joinParent(ctx, c, job); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	initDone = true
 	return c, nil
@@ -213,9 +224,22 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.onMulticast(f)
 		}
 	}
+	// An intercommunicator's job (spawn.go): a rank lost before every
+	// rank joined ends the wait at the start-up barrier.
+	lostEarly := func(error) {}
+	if job.Joined == "spawn" {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		lostEarly = cancel
+	}
 	onEvent := func(ev jobenv.Ctl) {
-		if <-ready; e != nil && ev.Op == jobenv.OpLost {
+		switch <-ready; {
+		case e != nil && ev.Op == jobenv.OpLost:
+			lostEarly(fmt.Errorf("rank %d of the intercommunicator's job died before every rank joined (%s): %w", ev.Rank, ev.Msg, ErrRankLost))
 			e.peerLost(ev.Rank, ev.Msg)
+		case e != nil && ev.Op == jobenv.OpSpawnLost:
+			e.spawnLost(ev.Code, fmt.Errorf("rank %d of spawn %d died (%s): %w", ev.Rank, ev.Code, ev.Msg, ErrRankLost))
 		}
 	}
 	wr := &hostRegions{}
@@ -238,6 +262,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
+	e.nats = t
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
 		link.Close()
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
@@ -245,6 +270,9 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	if err := start(); err != nil { // the start-up barrier, then the direct paths
 		wr.drop()
 		link.Close()
+		if cause := context.Cause(ctx); errors.Is(cause, ErrRankLost) {
+			err = cause
+		}
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e.host = wr.host
@@ -298,15 +326,21 @@ func (c *Comm) Close() error {
 		return nil
 	}
 	c.once.Do(func() {
+		var errs []error
+		for _, close := range c.e.takeOwned() { // intercommunicators first: their peers learn it
+			if err := close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		c.closeHier()
 		c.releaseRegion()
 		c.e.close()
 		if c.nats == nil {
+			c.closed = errors.Join(errs...)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		var errs []error
 		// Over NATS alone the Fin request doubles as a flush: the server
 		// handles a connection's messages in order, so its answer (or its
 		// "no responders" when no launcher listens) means the server has
