@@ -12,8 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/decorun/decorun/cmd/decorun/internal/bench"
 	"github.com/decorun/decorun/comm"
-	"github.com/decorun/decorun/internal/bench"
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/launcher"
 	"github.com/urfave/cli/v2"
