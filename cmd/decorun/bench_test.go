@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -42,5 +44,36 @@ func TestBenchUsage(t *testing.T) {
 	code, out, _ := exitCode(t, "bench", "--help")
 	if code != 0 || !strings.Contains(out, "--baseline") || !strings.Contains(out, "startup") {
 		t.Errorf("decorun bench --help: code %d, output %q", code, out)
+	}
+}
+
+// TestBenchPlotUsage checks that bad --plot and --plot-ref arguments are
+// refused before anything runs, naming the flag, the file and its line.
+func TestBenchPlotUsage(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.txt")
+	if err := os.WriteFile(bad, []byte("# osu_like\nlatency size=8 iters=10 median_us=1.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.txt")
+	plot := filepath.Join(dir, "p.svg")
+	for _, tc := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"bench", "latency", "--plot", filepath.Join(dir, "p.jpg")}, `--plot "` + dir + `/p.jpg": unknown extension ".jpg" (want .svg or .png)`},
+		{[]string{"bench", "latency", "--plot", filepath.Join(dir, "p")}, "has no extension (want .svg or .png)"},
+		{[]string{"bench", "latency", "--plot-ref", bad}, "--plot-ref needs --plot FILE"},
+		{[]string{"bench", "startup", "barrier", "--plot", plot}, "--plot: nothing to draw for startup, barrier"},
+		{[]string{"bench", "latency", "--plot", plot, "--plot-ref", bad}, "--plot-ref: " + bad + ":2: latency line has no avg_us"},
+		{[]string{"bench", "latency", "--plot", plot, "--plot-ref", "MPI=" + missing}, "--plot-ref: open " + missing + ": no such file or directory"},
+	} {
+		code, _, stderr := exitCode(t, tc.args...)
+		if code != 2 || !strings.Contains(stderr, tc.stderr) {
+			t.Errorf("decorun %q: code %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.stderr)
+		}
+	}
+	if _, err := os.Stat(plot); err == nil {
+		t.Errorf("%s written by a refused command", plot)
 	}
 }
