@@ -83,7 +83,7 @@ func TestMultiHostSlowReader(t *testing.T) {
 // the agent's streams cross the cut link, so they stall without ending,
 // and decorun killing its end of the connection does not reach the
 // agent). decorun ends the job naming the host, and the cut-off agent
-// kills its ranks and exits on its own, within the 4 s the README states
+// kills its ranks and exits on its own, within the 4 s docs/multihost.md states
 // (checked with a 10 s hang guard).
 func TestMultiHostCutWhilePrinting(t *testing.T) {
 	nh := makeHosts(t, 1)

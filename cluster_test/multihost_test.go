@@ -94,6 +94,18 @@ func TestMultiHostRing(t *testing.T) {
 		t.Fatalf("ranks ran at %v, want %v (by slot, 2 per host)", lines, want)
 	}
 
+	// Lines written in pieces with pauses by ranks on several hosts, two
+	// per host: each comes out whole, whatever the others print meanwhile.
+	p = start(t, append(nh.args(2), "-n", "6", "--tag-output", "sh", "-c", "printf 'part1-'; sleep 0.3; printf 'part2'; sleep 0.3; echo -end")...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("pieces: exit %d; stderr:\n%s", code, p.errText())
+	}
+	lines = strings.Split(p.out(), "\n")
+	sort.Strings(lines)
+	if want := "[0] part1-part2-end,[1] part1-part2-end,[2] part1-part2-end,[3] part1-part2-end,[4] part1-part2-end,[5] part1-part2-end"; strings.Join(lines, ",") != want {
+		t.Fatalf("lines written in pieces came out as %q", lines)
+	}
+
 	p = start(t, append(nh.args(2), "-n", "6", prog(t, "ring"))...)
 	if code := p.wait(time.Minute); code != 0 {
 		t.Fatalf("ring: exit %d; stderr:\n%s", code, p.errText())

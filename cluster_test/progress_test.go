@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -88,5 +89,67 @@ read:
 	}
 	if n, _ := strconv.Atoi(m[1]); n == 0 {
 		t.Errorf("the first frame shows 0 of 60 tasks done, half a second into the block; output:\n%q", text)
+	}
+}
+
+// TestPartialLineOnTerminal: under decorun on a terminal, the start of a
+// line left unfinished (a prompt, a status) shows while its rank is still
+// busy, not when it ends the line; another rank's line does not land inside
+// it.
+func TestPartialLineOnTerminal(t *testing.T) {
+	cmd := exec.Command(filepath.Join(bin, "decorun"), "-n", "2", "--tag-output", "sh", "-c",
+		`if [ $DECORUN_RANK = 0 ]; then printf 'working... '; sleep 0.5; echo done; else sleep 0.2; echo ready; fi`)
+	cmd.Dir = repo
+	tty, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var reads []string
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		b := make([]byte, 4096)
+		for {
+			n, err := tty.Read(b)
+			if n > 0 {
+				reads = append(reads, string(b[:n]))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("decorun: %v", err)
+		}
+	case <-time.After(2 * time.Minute): // a hang guard
+		cmd.Process.Kill()
+		t.Fatal("no end after 2 minutes")
+	}
+	tty.Close()
+	<-readDone
+	text := strings.Join(reads, "")
+	first := -1
+	for i, r := range reads {
+		if strings.Contains(r, "working") {
+			first = i
+			break
+		}
+	}
+	if first < 0 || strings.Contains(strings.Join(reads[:first+1], ""), "done") {
+		t.Fatalf("the unfinished line did not show before its end; reads %q", reads)
+	}
+	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(text, "\r", "")), "\n")
+	sort.Strings(lines)
+	got := strings.Join(lines, "|")
+	// A line left silent for a second lets the others go on: it is ended,
+	// and the rest comes on a line of its own.
+	if got != "[0] working... done|[1] ready" && got != "[0] done|[0] working... |[1] ready" {
+		t.Errorf("lines %q", lines)
 	}
 }

@@ -144,7 +144,7 @@
 // the result). Files are unlinked once every rank has mapped them, so a
 // running job leaves nothing in /dev/shm, and the launcher removes any that
 // a killed rank left. DECORUN_COLL_SHM=off (on every rank) keeps
-// collectives off regions. Measured beside Open MPI: README, Performance.
+// collectives off regions. Measured beside Open MPI: docs/performance.md.
 //
 // # Across hosts
 //

@@ -140,13 +140,19 @@
 // ctx is cancelled the job is stopped the same way and Run returns ctx.Err().
 //
 // Output. By default each rank's stdout and stderr are pipes read by the
-// launcher and copied line by line to [Config.Stdout] and [Config.Stderr]:
-// each line is written with one Write call under a mutex held per
-// destination, so lines of different ranks never mix; with
-// [Config.TagOutput] each line starts with "[R] ". A last line without a
-// newline gets one added at end of file. Lines of any length are kept whole
-// up to [MaxLine] bytes; a longer line is passed on in pieces of MaxLine
-// bytes (other lines may land between the pieces). With [Config.OutputDir]
+// launcher and copied line by line to [Config.Stdout] and [Config.Stderr],
+// so that lines of different ranks never mix; with [Config.TagOutput] each
+// line starts with "[R] ". A line goes on as soon as it ends, with a
+// newline or with a carriage return (a progress bar's frames end so and
+// redraw their line on decorun's terminal). The start of a line not ended
+// yet goes on when its rank has been silent for 100 ms, so that a prompt or
+// a frame shows while the rank waits; from then on that rank's line holds
+// the destination and the other ranks' lines wait until it ends, however
+// slowly it is written, unless it stays silent for a second: then decorun
+// ends it with a newline, lets the others go on, and the rank's next output
+// starts a new, tagged line. A last line without a newline gets one added
+// at end of file. A line longer than [MaxLine] bytes goes on in pieces of
+// MaxLine bytes, held together the same way. With [Config.OutputDir]
 // DIR, rank R writes straight into DIR/rank.R/stdout and DIR/rank.R/stderr
 // (created, truncated; the Open MPI layout minus its job-number level) and
 // nothing reaches the terminal. Stdin goes to rank 0 only: an *os.File is

@@ -60,17 +60,20 @@ type job struct {
 	steps []startStep // the launch, taken in order by the loop
 	next  int         // index of the next step
 
-	out, errw io.Writer      // shared destinations of the ranks' lines
-	wg        sync.WaitGroup // waiters and output copiers
-	readers   []*os.File     // read ends of the output pipes
+	outMux, errMux *proc.Mux      // shared destinations of the ranks' lines
+	out, errw      io.Writer      // the launcher's own lines, through outMux and errMux
+	wg             sync.WaitGroup // waiters and output copiers
+	readers        []*os.File     // read ends of the output pipes
 
 	remotes       []*remoteHost
 	remotesMu     sync.Mutex // remotes grows while heartbeats arrive
 	hbSub         *nats.Subscription
 	remoteURL     string // the server's URL as remote ranks reach it
 	remoteFiles   map[string]*os.File
-	remoteFilesMu sync.Mutex
-	place         []int // host index of every rank (nil: all local)
+	remoteSinks   map[string]chan []byte // remote ranks' output, by "rank.fd"
+	remoteFilesMu sync.Mutex             // guards remoteFiles and remoteSinks
+	sinks         sync.WaitGroup         // the writers of remoteSinks
+	place         []int                  // host index of every rank (nil: all local)
 
 	stdinW    *os.File      // write end of rank 0's stdin pipe when Stdin is copied
 	stdinDone chan struct{} // closed when the stdin copier ends
@@ -103,18 +106,19 @@ func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
 		return nil, &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to the job's control subject: " + err.Error(), Err: err}
 	}
 	j.env = j.environ()
-	j.out, j.errw = destinations(cfg.Stdout, cfg.Stderr)
+	j.outMux, j.errMux = destinations(cfg.Stdout, cfg.Stderr)
+	j.out, j.errw = j.outMux.Source(nil), j.errMux.Source(nil)
 	return j, nil
 }
 
 // destinations wraps stdout and stderr so that lines are written whole,
-// sharing one lock when both are the same writer.
-func destinations(stdout, stderr io.Writer) (io.Writer, io.Writer) {
-	o := &proc.SyncWriter{W: stdout}
+// sharing one Mux when both are the same writer.
+func destinations(stdout, stderr io.Writer) (*proc.Mux, *proc.Mux) {
+	o := proc.NewMux(stdout, lineHold)
 	if same(stdout, stderr) {
 		return o, o
 	}
-	return o, &proc.SyncWriter{W: stderr}
+	return o, proc.NewMux(stderr, lineHold)
 }
 
 func same(a, b io.Writer) (eq bool) {
@@ -434,10 +438,19 @@ func (j *job) teardown() {
 		case <-time.After(j.cfg.KillGrace):
 		}
 	}
-	for _, r := range j.readers {
-		r.SetReadDeadline(time.Now().Add(drainTimeout))
-	}
+	stop := time.AfterFunc(drainTimeout, func() { // the copiers own the read deadlines
+		for _, r := range j.readers {
+			r.Close()
+		}
+	})
+	defer stop.Stop()
 	j.wg.Wait()
+	j.remoteFilesMu.Lock()
+	for _, c := range j.remoteSinks {
+		close(c) // their readers of the agents are done
+	}
+	j.remoteFilesMu.Unlock()
+	j.sinks.Wait()
 }
 
 // onlyReader hides everything but Read from io.Copy.

@@ -20,6 +20,10 @@ const (
 // MaxLine is the longest output line kept whole; see the package doc.
 const MaxLine = 16 << 20
 
+// lineHold is how long a rank's open line (see the package doc) may hold
+// the other ranks' output back while it is silent.
+const lineHold = time.Second
+
 // Exit codes of the launcher that are not a rank's own.
 const (
 	ExitUsage    = 2   // bad Config or command line
@@ -115,7 +119,7 @@ type Config struct {
 	// drawn at random), so jobs sharing a cluster never see each other's
 	// traffic; ranks spread over the cluster's servers (rank r tries the
 	// r-th URL first). The server's own limits (max_payload, max_pending,
-	// write_deadline) then apply: see the README.
+	// write_deadline) then apply: see docs/multihost.md.
 	NATS NATSConfig
 
 	// Transport is the ranks' data path (decorun --transport): "auto"

@@ -406,6 +406,69 @@ func TestLineAtomicity(t *testing.T) {
 	}
 }
 
+// promptWatch is an output destination that reports when it has seen want.
+type promptWatch struct {
+	syncBuffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (p *promptWatch) Write(b []byte) (int, error) {
+	n, err := p.syncBuffer.Write(b)
+	if strings.Contains(p.String(), p.want) {
+		p.once.Do(func() { close(p.seen) })
+	}
+	return n, err
+}
+
+// A prompt (a line not ended, then silence) reaches decorun's output while
+// its rank waits for the answer, and the other ranks' lines never land
+// inside it.
+func TestPromptShowsAtOnce(t *testing.T) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inR.Close()
+	defer inW.Close()
+	out := &promptWatch{want: "[0] question? ", seen: make(chan struct{})}
+	cfg := sh(3, `if [ $DECORUN_RANK = 0 ]; then printf 'question? '; read a; echo "answer $a"; else sleep 0.3; echo "hello from $DECORUN_RANK"; fi`)
+	cfg.TagOutput, cfg.Stdin, cfg.Stdout = true, inR, out
+	res := make(chan error, 1)
+	go func() {
+		err, _, errs := run(t, cfg)
+		if err != nil {
+			err = fmt.Errorf("%w; stderr %q", err, errs)
+		}
+		res <- err
+	}()
+	select {
+	case <-out.seen:
+	case err := <-res:
+		t.Fatalf("job ended before the prompt showed: %v; output %q", err, out.String())
+	}
+	inW.Write([]byte("yes\n"))
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(out.String(), "\n")
+	var got []string
+	for _, l := range lines {
+		if l != "" {
+			got = append(got, l)
+		}
+	}
+	slices.Sort(got)
+	whole := []string{"[0] question? answer yes\n", "[1] hello from 1\n", "[2] hello from 2\n"}
+	// A prompt left silent for a second lets the others go on: its line is
+	// ended and the answer comes on a line of its own.
+	broken := []string{"[0] answer yes\n", "[0] question? \n", "[1] hello from 1\n", "[2] hello from 2\n"}
+	if !slices.Equal(got, whole) && !slices.Equal(got, broken) {
+		t.Errorf("output lines %q; want %q (or, after a long pause, %q)", got, whole, broken)
+	}
+}
+
 func TestProgramNotFound(t *testing.T) {
 	for _, prog := range []string{"decorun-no-such-program", "./no/such/file", "/etc/passwd"} {
 		err, _, _ := run(t, launcher.Config{NP: 2, Program: prog})

@@ -361,8 +361,8 @@ func (h *remoteHost) read(stdout io.Reader) {
 	}
 }
 
-// remoteOutput writes one line of a remote rank's output where a local
-// rank's would go.
+// remoteOutput writes one piece of a remote rank's output (a line, or
+// the start of one: see proc.CopyLines) where a local rank's would go.
 func (j *job) remoteOutput(n, fd int, line []byte) {
 	if j.cfg.OutputDir != "" {
 		j.remoteFilesMu.Lock()
@@ -385,14 +385,35 @@ func (j *job) remoteOutput(n, fd int, line []byte) {
 		f.Write(line)
 		return
 	}
-	dst := j.out
-	if fd == 2 {
-		dst = j.errw
+	j.remoteFilesMu.Lock()
+	key := fmt.Sprintf("%d.%d", n, fd)
+	sink := j.remoteSinks[key]
+	if sink == nil {
+		mux := j.outMux
+		if fd == 2 {
+			mux = j.errMux
+		}
+		var prefix []byte
+		if j.cfg.TagOutput {
+			prefix = fmt.Appendf(nil, "[%d] ", n)
+		}
+		src := mux.Source(prefix)
+		sink = make(chan []byte, 64)
+		if j.remoteSinks == nil {
+			j.remoteSinks = make(map[string]chan []byte)
+		}
+		j.remoteSinks[key] = sink
+		// One writer per rank and stream: a rank whose line is open holds
+		// the others' lines back (proc.Mux), and the ranks of one host
+		// share a connection, so they must not wait in its reader.
+		j.sinks.Go(func() {
+			for line := range sink {
+				src.Write(line)
+			}
+		})
 	}
-	if j.cfg.TagOutput {
-		line = append([]byte(fmt.Sprintf("[%d] ", n)), line...)
-	}
-	dst.Write(line)
+	j.remoteFilesMu.Unlock()
+	sink <- line
 }
 
 // warnClearText warns, for a job with ranks on other hosts, when their

@@ -139,7 +139,12 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 		}
 		cmd.Stdout, cmd.Stderr = closeAfterStart[0], closeAfterStart[1]
 	} else {
-		for _, dst := range []io.Writer{j.out, j.errw} {
+		var prefix []byte
+		if j.cfg.TagOutput {
+			prefix = []byte("[" + s + "] ")
+		}
+		for _, mux := range []*proc.Mux{j.outMux, j.errMux} {
+			dst := mux.Source(prefix)
 			r, w, err := os.Pipe()
 			if err != nil {
 				for _, c := range copiers {
@@ -190,15 +195,11 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 	j.ranks[n] = r
 	j.live++
 
-	var prefix []byte
-	if j.cfg.TagOutput {
-		prefix = []byte("[" + s + "] ")
-	}
 	for _, c := range copiers {
 		j.readers = append(j.readers, c.r)
 		j.wg.Go(func() {
 			defer c.r.Close()
-			proc.CopyLines(c.dst, c.r, prefix, MaxLine)
+			proc.CopyLines(c.dst, c.r, MaxLine, proc.IdleFlush)
 		})
 	}
 	if stdinSrc != nil {

@@ -358,10 +358,13 @@ type agentState struct {
 func (a *agentState) kill(why string) {
 	a.mu.Lock()
 	a.reason = fmt.Sprintf("host %s lost the launcher (%s); its ranks were killed", a.spec.Host, why)
-	for _, r := range a.readers {
-		r.SetReadDeadline(time.Now().Add(drainTimeout))
-	}
+	readers := a.readers
 	a.mu.Unlock()
+	time.AfterFunc(drainTimeout, func() { // the copiers own the read deadlines
+		for _, r := range readers {
+			r.Close()
+		}
+	})
 	a.signal(-1, syscall.SIGKILL)
 }
 
@@ -397,7 +400,7 @@ func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {
 			go func() { // ends at the rank's EOF
 				defer close(done)
 				defer r.Close()
-				proc.CopyLines(sink, r, nil, 1<<20)
+				proc.CopyLines(sink, r, 1<<20, proc.IdleFlush)
 			}()
 		}()
 	}

@@ -40,7 +40,7 @@ func TestCopyLines(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var r recorder
 			// One byte per read: lines arrive in many pieces.
-			if err := CopyLines(&r, iotest.OneByteReader(strings.NewReader(tc.in)), []byte(tc.prefix), tc.max); err != nil {
+			if err := CopyLines(tagged(&r, tc.prefix), iotest.OneByteReader(strings.NewReader(tc.in)), tc.max, 0); err != nil {
 				t.Fatal(err)
 			}
 			if len(r.writes) != len(tc.want) {
@@ -59,7 +59,7 @@ func TestCopyLines(t *testing.T) {
 func TestCopyLinesOverMax(t *testing.T) {
 	long := strings.Repeat("x", 300<<10)
 	var r recorder
-	if err := CopyLines(&r, strings.NewReader(long+"\nz\n"), []byte("> "), 100<<10); err != nil {
+	if err := CopyLines(tagged(&r, "> "), strings.NewReader(long+"\nz\n"), 100<<10, 0); err != nil {
 		t.Fatal(err)
 	}
 	if len(r.writes) < 4 || len(r.writes[0]) != 2+100<<10 || r.writes[len(r.writes)-1] != "> z\n" {
@@ -82,7 +82,7 @@ func (f *failWriter) Write(p []byte) (int, error) { f.n++; return 0, errors.New(
 // A broken destination does not stop the reading.
 func TestCopyLinesBrokenDestination(t *testing.T) {
 	src := strings.NewReader(strings.Repeat("line\n", 1000))
-	err := CopyLines(&failWriter{}, src, nil, 1<<20)
+	err := CopyLines(&failWriter{}, src, 1<<20, 0)
 	if err == nil || err.Error() != "broken" {
 		t.Errorf("CopyLines() = %v; want the write error", err)
 	}
@@ -93,7 +93,7 @@ func TestCopyLinesBrokenDestination(t *testing.T) {
 
 func TestCopyLinesReadError(t *testing.T) {
 	var out bytes.Buffer
-	err := CopyLines(&out, io.MultiReader(strings.NewReader("half"), iotest.ErrReader(io.ErrUnexpectedEOF)), nil, 1<<20)
+	err := CopyLines(&out, io.MultiReader(strings.NewReader("half"), iotest.ErrReader(io.ErrUnexpectedEOF)), 1<<20, 0)
 	if !errors.Is(err, io.ErrUnexpectedEOF) || out.String() != "half\n" {
 		t.Errorf("CopyLines() = %v, output %q; want the read error and the flushed line", err, out.String())
 	}
@@ -163,7 +163,7 @@ func TestWaitKillsGroup(t *testing.T) {
 func TestCopyLinesCarriageReturn(t *testing.T) {
 	var out bytes.Buffer
 	in := "frame 1\rframe 2\rdone\r\nnext line\nlast"
-	if err := CopyLines(&out, strings.NewReader(in), []byte("[0] "), 1024); err != nil {
+	if err := CopyLines(tagged(&out, "[0] "), strings.NewReader(in), 1024, 0); err != nil {
 		t.Fatal(err)
 	}
 	want := "[0] frame 1\r[0] frame 2\r[0] done\r\n[0] next line\n[0] last\n"
@@ -173,7 +173,7 @@ func TestCopyLinesCarriageReturn(t *testing.T) {
 	// A frame is written before the writer of src writes anything more.
 	r, w := io.Pipe()
 	got := make(chan string, 4)
-	go CopyLines(writerFunc(func(p []byte) (int, error) { got <- string(p); return len(p), nil }), r, nil, 1024)
+	go CopyLines(writerFunc(func(p []byte) (int, error) { got <- string(p); return len(p), nil }), r, 1024, 0)
 	w.Write([]byte("50%\r"))
 	select {
 	case s := <-got:
@@ -184,6 +184,11 @@ func TestCopyLinesCarriageReturn(t *testing.T) {
 		t.Fatal("a frame ending in CR was held back")
 	}
 	w.Close()
+}
+
+// tagged is a Mux source writing to w with prefix.
+func tagged(w io.Writer, prefix string) io.Writer {
+	return NewMux(w, time.Second).Source([]byte(prefix))
 }
 
 type writerFunc func(p []byte) (int, error)
