@@ -201,12 +201,8 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		if len(job) > 0 && !cfg.JSON {
 			fmt.Fprintln(stdout)
 		}
-		if tap != nil {
-			tap.p = &bench.Printer{W: stdout, JSON: cfg.JSON} // a table of its own
-			if err := tap.add(res); err != nil {
-				return err
-			}
-		} else if err := (&bench.Printer{W: stdout, JSON: cfg.JSON}).Print(res); err != nil {
+		p := &bench.Printer{W: stdout, JSON: cfg.JSON}
+		if err := p.Print(res); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -34,6 +36,9 @@ func plotSetup(c *cli.Context, names []string) (path string, refs []benchplot.Se
 	}
 	if err := benchplot.CheckPath(path); err != nil {
 		return "", nil, &usageError{"bench: --plot " + err.Error()}
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return "", nil, &usageError{fmt.Sprintf("bench: --plot %q: no directory %s to write it in", path, filepath.Dir(path))}
 	}
 	if !slices.ContainsFunc(names, benchplot.Plottable) {
 		return "", nil, &usageError{fmt.Sprintf("bench: --plot: nothing to draw for %s (it draws latency, bw, bibw and the collectives but barrier)", strings.Join(names, ", "))}
@@ -74,14 +79,6 @@ func (t *resultTap) Write(b []byte) (int, error) {
 			return len(b), err
 		}
 	}
-}
-
-// add keeps r and prints it.
-func (t *resultTap) add(r bench.Result) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.results = append(t.results, r)
-	return t.p.Print(r)
 }
 
 // flush passes on an unfinished last line.

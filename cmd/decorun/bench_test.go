@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/decorun/decorun/cmd/decorun/internal/bench"
 )
 
 func TestBenchArgs(t *testing.T) {
@@ -63,6 +65,7 @@ func TestBenchPlotUsage(t *testing.T) {
 	}{
 		{[]string{"bench", "latency", "--plot", filepath.Join(dir, "p.jpg")}, `--plot "` + dir + `/p.jpg": unknown extension ".jpg" (want .svg or .png)`},
 		{[]string{"bench", "latency", "--plot", filepath.Join(dir, "p")}, "has no extension (want .svg or .png)"},
+		{[]string{"bench", "latency", "--plot", filepath.Join(missing, "p.svg")}, "no directory " + missing + " to write it in"},
 		{[]string{"bench", "latency", "--plot-ref", bad}, "--plot-ref needs --plot FILE"},
 		{[]string{"bench", "startup", "barrier", "--plot", plot}, "--plot: nothing to draw for startup, barrier"},
 		{[]string{"bench", "latency", "--plot", plot, "--plot-ref", bad}, "--plot-ref: " + bad + ":2: latency line has no avg_us"},
@@ -75,5 +78,31 @@ func TestBenchPlotUsage(t *testing.T) {
 	}
 	if _, err := os.Stat(plot); err == nil {
 		t.Errorf("%s written by a refused command", plot)
+	}
+}
+
+// TestResultTap checks that the tap keeps the JSON result lines however
+// they are cut into writes, prints them as asked, and passes other lines
+// through, an unfinished last one at flush.
+func TestResultTap(t *testing.T) {
+	var out strings.Builder
+	tap := &resultTap{out: &out, p: &bench.Printer{W: &out, JSON: true}}
+	in := `{"bench":"latency","ranks":2,"size":8,"iters":3,"median_us":1.5}` + "\nnot a result\n" +
+		`{"bench":"bw","ranks":2,"size":8,"mbps":2}` + "\n{not json}\nlast"
+	for i := 0; i < len(in); i += 7 {
+		if _, err := tap.Write([]byte(in[i:min(i+7, len(in))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tap.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if len(tap.results) != 2 || tap.results[0].Bench != "latency" || tap.results[0].MedianUS != 1.5 || tap.results[1].MBps != 2 {
+		t.Errorf("results %+v; want latency (median 1.5) and bw (2 MB/s)", tap.results)
+	}
+	want := `{"bench":"latency","ranks":2,"size":8,"iters":3,"median_us":1.5}` + "\nnot a result\n" +
+		`{"bench":"bw","ranks":2,"size":8,"mbps":2}` + "\n{not json}\nlast\n"
+	if out.String() != want {
+		t.Errorf("output %q; want %q", out.String(), want)
 	}
 }
