@@ -118,18 +118,10 @@ func Write(path string, series []Series) error {
 	}
 	dc := draw.New(c)
 	dc.FillPolygon(color.White, []vg.Point{{X: 0, Y: 0}, {X: w, Y: 0}, {X: w, Y: h}, {X: 0, Y: h}})
-	grid := make([][]*plot.Plot, rows)
-	for i := range grid {
-		grid[i] = make([]*plot.Plot, cols)
-	}
-	for i, p := range plots {
-		grid[i/cols][i%cols] = p
-	}
 	pad := vg.Points(10)
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: 2 * pad, PadY: 2 * pad, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad}
-	canvases := plot.Align(grid, tiles, dc)
 	for i, p := range plots {
-		p.Draw(canvases[i/cols][i%cols])
+		p.Draw(tiles.At(dc, i%cols, i/cols))
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -197,10 +189,9 @@ func draw1(pn panel, series []Series, colors map[string]int) *plot.Plot {
 	p.X.Tick.Marker = plot.TickerFunc(sizeTicks)
 	p.Y.Tick.Marker = plot.TickerFunc(valueTicks)
 	p.Add(plotter.NewGrid())
-	// Latencies and times rise with size, bandwidths level off: put the
-	// legend where the lines are not.
-	rising := pn.bench != bench.BW && pn.bench != bench.BiBW
-	p.Legend.Top, p.Legend.Left = rising, rising
+	// Every figure is low at small sizes and grows with size: the top left
+	// corner is where the lines are not.
+	p.Legend.Top, p.Legend.Left = true, true
 	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	for _, l := range lines {
 		i, ok := colors[l.style]
@@ -223,10 +214,10 @@ func draw1(pn panel, series []Series, colors map[string]int) *plot.Plot {
 			xmin, xmax, ymin, ymax = min(xmin, xy.X), max(xmax, xy.X), min(ymin, xy.Y), max(ymax, xy.Y)
 		}
 	}
-	// Room around the points, and a range even for a single point (a log
-	// scale needs min < max).
+	// Room around the points (above them, for the legend), and a range
+	// even for a single point (a log scale needs min < max).
 	p.X.Min, p.X.Max = xmin/1.5, xmax*1.5
-	p.Y.Min, p.Y.Max = ymin/2, ymax*2
+	p.Y.Min, p.Y.Max = ymin/2, ymax*6
 	return p
 }
 
