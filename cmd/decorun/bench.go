@@ -122,6 +122,9 @@ func benchApp(stdout, stderr io.Writer, n int) *cli.App {
 }
 
 func runBench(c *cli.Context, stdout, stderr io.Writer) error {
+	if c.NArg() == 0 && c.IsSet("plot") && c.IsSet("plot-ref") {
+		return plotRefs(c) // draw saved results, run nothing
+	}
 	names, err := bench.Parse(c.Args().Slice())
 	if err != nil {
 		return &usageError{"bench: " + err.Error()}

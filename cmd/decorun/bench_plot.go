@@ -20,7 +20,7 @@ import (
 func plotFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "plot", Usage: "also draw latency, bandwidth and collective time against size into `FILE`.svg or FILE.png"},
-		&cli.StringSliceFlag{Name: "plot-ref", Usage: "draw the figures in `[LABEL=]FILE` beside this run's: osu_like output or decorun bench --json lines; repeatable"},
+		&cli.StringSliceFlag{Name: "plot-ref", Usage: "draw the figures in `[LABEL=]FILE` beside this run's: osu_like output or decorun bench --json lines; repeatable; with no BENCHMARK, draw these files alone"},
 	}
 }
 
@@ -51,6 +51,28 @@ func plotSetup(c *cli.Context, names []string) (path string, refs []benchplot.Se
 		refs = append(refs, s)
 	}
 	return path, refs, nil
+}
+
+// plotRefs is decorun bench --plot FILE --plot-ref A --plot-ref B... with
+// no benchmark: it draws the reference files alone, the first one choosing
+// the panels.
+func plotRefs(c *cli.Context) error {
+	path := c.String("plot")
+	if err := benchplot.CheckPath(path); err != nil {
+		return &usageError{"bench: --plot " + err.Error()}
+	}
+	var series []benchplot.Series
+	for _, ref := range c.StringSlice("plot-ref") {
+		s, err := benchplot.ReadRef(ref)
+		if err != nil {
+			return &usageError{"bench: --plot-ref: " + err.Error()}
+		}
+		series = append(series, s)
+	}
+	if err := benchplot.Write(path, series); err != nil {
+		return fmt.Errorf("bench: --plot: %w", err)
+	}
+	return nil
 }
 
 // resultTap stands between the benchmark job and stdout when the results

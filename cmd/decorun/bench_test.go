@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/xml"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,5 +107,54 @@ func TestResultTap(t *testing.T) {
 		`{"bench":"bw","ranks":2,"size":8,"mbps":2}` + "\n{not json}\nlast\n"
 	if out.String() != want {
 		t.Errorf("output %q; want %q", out.String(), want)
+	}
+}
+
+// TestBenchPlotRefsOnly draws two saved results without running anything:
+// a decorun --json run and Open MPI's osu_like output.
+func TestBenchPlotRefsOnly(t *testing.T) {
+	plot := filepath.Join(t.TempDir(), "cmp.svg")
+	code, out, stderr := exitCode(t, "bench", "--plot", plot,
+		"--plot-ref", "then=internal/benchplot/testdata/decorun-n2.json", "--plot-ref", "Open MPI=internal/benchplot/testdata/osu_like-n2.txt")
+	if code != 0 || out != "" {
+		t.Fatalf("code %d, stdout %q, stderr %q; want 0 and no output", code, out, stderr)
+	}
+	f, err := os.Open(plot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var texts []string
+	d := xml.NewDecoder(f)
+	inText := false
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s is not well-formed XML: %v", plot, err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			inText = tok.Name.Local == "text"
+		case xml.EndElement:
+			inText = false
+		case xml.CharData:
+			if inText {
+				texts = append(texts, string(tok))
+			}
+		}
+	}
+	// The first reference chooses the panels: latency, bw, allreduce and
+	// gather, not Open MPI's bcast and scatter.
+	for _, want := range []string{"then", "Open MPI", "then, 2 ranks", "Open MPI, 2 ranks", "latency: ping-pong, one-way, median",
+		"allreduce: time per op, mean over ranks", "gather: time per op, mean over ranks"} {
+		if !slices.Contains(texts, want) {
+			t.Errorf("no text %q in the SVG: %q", want, texts)
+		}
+	}
+	if slices.Contains(texts, "bcast: time per op, mean over ranks") {
+		t.Errorf("a bcast panel, which the first reference does not have: %q", texts)
 	}
 }
