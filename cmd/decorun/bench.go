@@ -107,7 +107,9 @@ func benchApp(stdout, stderr io.Writer, n int) *cli.App {
 		UsageText: "decorun bench [options] BENCHMARK... [options]\n\n" +
 			"BENCHMARK: " + strings.Join(bench.Names, ", ") + ", or all.\n" +
 			"latency, bw and bibw run between ranks 0 and 1; the collectives on all N ranks;\n" +
-			"startup times decorun -n N of a program that only joins and closes.",
+			"startup times decorun -n N of a program that only joins and closes.\n" +
+			"--plot FILE.svg (or .png) also draws the results; with --plot-ref and no BENCHMARK,\n" +
+			"it draws saved results (osu_like output, decorun bench --json) alone.",
 		Flags:           benchFlags(n),
 		HideHelpCommand: true,
 		HideVersion:     true,
