@@ -207,3 +207,34 @@ func ExampleBarrier() {
 	// rank 2: rank 1 of 2 in my half, whose ranks sum to 2
 	// rank 3: rank 1 of 2 in my half, whose ranks sum to 4
 }
+
+// Gather collects every rank's part at the root, in rank order; the other
+// ranks get nil.
+func ExampleGather() {
+	ranks(3, func(ctx context.Context, c *comm.Comm) (string, error) {
+		names, err := collectives.Gather(ctx, c, []string{fmt.Sprint("worker-", c.Rank())}, 1)
+		return fmt.Sprint(names), err
+	})
+	// Output:
+	// rank 0: []
+	// rank 1: [worker-0 worker-1 worker-2]
+	// rank 2: []
+}
+
+// Reduce folds op over every rank's value in rank order and returns the
+// result at the root (the zero value elsewhere); op may be any associative
+// function, here one on a struct.
+func ExampleReduce() {
+	type stats struct{ N, Sum, Max int }
+	merge := func(a, b stats) stats { return stats{a.N + b.N, a.Sum + b.Sum, max(a.Max, b.Max)} }
+	ranks(4, func(ctx context.Context, c *comm.Comm) (string, error) {
+		v := (c.Rank() * 5) % 7 // 0 5 3 1
+		s, err := collectives.Reduce(ctx, c, stats{1, v, v}, merge, 0)
+		return fmt.Sprintf("%+v", s), err
+	})
+	// Output:
+	// rank 0: {N:4 Sum:9 Max:5}
+	// rank 1: {N:0 Sum:0 Max:0}
+	// rank 2: {N:0 Sum:0 Max:0}
+	// rank 3: {N:0 Sum:0 Max:0}
+}

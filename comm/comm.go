@@ -140,7 +140,10 @@ type Comm struct {
 	graph      *distGraph           // a distributed graph (DistGraphCreateAdjacent), or nil
 	derived    bool
 	closedFlag *atomic.Bool // derived communicators only
-	nderived   atomic.Uint64
+	// inter: c is an Intercomm's Remote view (spawn.go); noColl: c is its
+	// Shadow, on which every call fails with ErrInterCollective.
+	inter, noColl bool
+	nderived      atomic.Uint64
 
 	// settle is nil, or what Close waits for before it closes link:
 	// TCP peers still dialing this rank (see tcpPath.settle).
@@ -155,7 +158,9 @@ var (
 // Init joins the job that decorun started, reading the environment it set,
 // and returns the world communicator. Without decorun it returns a world of
 // one rank. Init blocks until every rank of the job has joined, or ctx ends.
-// It may be called once per process.
+// It may be called once per process. In a program started by Spawn it also
+// joins the intercommunicator with the spawning ranks (see Parent), and
+// returns once they have joined it too.
 func Init(ctx context.Context) (*Comm, error) {
 	initMu.Lock()
 	defer initMu.Unlock()
@@ -177,6 +182,12 @@ func Init(ctx context.Context) (*Comm, error) {
 	if err != nil {
 		return nil, err
 	}
+	if job.Parent != nil { // started by Spawn: the intercommunicator too (spawn.go)
+		if err := joinParent(ctx, c, job); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	c.joinedTrace(ctx, t0)
 	initDone = true
 	return c, nil
@@ -195,7 +206,6 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			return nil, fmt.Errorf("comm: a job of %d ranks needs %s", job.Size, jobenv.EnvURL)
 		}
 		c.e = newEngine(0, 1, nil)
-		c.e.traced = trace.On()
 		return c, nil
 	}
 	var e *engine
@@ -220,9 +230,22 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 			e.onMulticast(f)
 		}
 	}
+	// An intercommunicator's job (spawn.go): a rank lost before every
+	// rank joined ends the wait at the start-up barrier.
+	lostEarly := func(error) {}
+	if job.Joined == "spawn" {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		lostEarly = cancel
+	}
 	onEvent := func(ev jobenv.Ctl) {
-		if <-ready; e != nil && ev.Op == jobenv.OpLost {
+		switch <-ready; {
+		case e != nil && ev.Op == jobenv.OpLost:
+			lostEarly(fmt.Errorf("rank %d of the intercommunicator's job died before every rank joined (%s): %w", ev.Rank, ev.Msg, ErrRankLost))
 			e.peerLost(ev.Rank, ev.Msg)
+		case e != nil && ev.Op == jobenv.OpSpawnLost:
+			e.spawnLost(ev.Code, fmt.Errorf("rank %d of spawn %d died (%s): %w", ev.Rank, ev.Code, ev.Msg, ErrRankLost))
 		}
 	}
 	wr := &hostRegions{}
@@ -239,13 +262,13 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e = newEngine(job.Rank, job.Size, link)
-	e.traced = trace.On()
 	e.drv, e.spin, e.shl, e.crowded = drv, spin, shl, shl != nil && drv == nil
 	if tl := tcpLink(link); tl != nil && len(job.HostRanks) > 0 && !crowded(len(job.HostRanks)-1) {
 		e.tdrv, e.spin = tl, max(spin, tcpSpin) // see engine.drive
 	}
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
+	e.nats = t
 	if err := t.Ctl(ctx, jobenv.Ctl{Op: jobenv.OpJoin, Rank: job.Rank}, false); err != nil {
 		link.Close()
 		return nil, fmt.Errorf("comm: rank %d join: %w", job.Rank, err)
@@ -253,6 +276,9 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	if err := start(); err != nil { // the start-up barrier, then the direct paths
 		wr.drop()
 		link.Close()
+		if cause := context.Cause(ctx); errors.Is(cause, ErrRankLost) {
+			err = cause
+		}
 		return nil, fmt.Errorf("comm: %w", err)
 	}
 	e.host = wr.host
@@ -307,15 +333,21 @@ func (c *Comm) Close() error {
 	}
 	c.once.Do(func() {
 		c.endTrace()
+		var errs []error
+		for _, close := range c.e.takeOwned() { // intercommunicators first: their peers learn it
+			if err := close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		c.closeHier()
 		c.releaseRegion()
 		c.e.close()
 		if c.nats == nil {
+			c.closed = errors.Join(errs...)
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		var errs []error
 		// Over NATS alone the Fin request doubles as a flush: the server
 		// handles a connection's messages in order, so its answer (or its
 		// "no responders" when no launcher listens) means the server has

@@ -160,6 +160,91 @@
 // too, as it fails the communicator's own. DECORUN_COLL_HIER=off (on every
 // rank) turns them off.
 //
+// # Spawn and intercommunicators
+//
+// Spawn (MPI_Comm_spawn) starts n more ranks of a program from a running
+// job and returns an *Intercomm to them; the new ranks get theirs from
+// Parent (MPI_Comm_get_parent), which is nil in a program that Spawn did
+// not start. The new ranks form a world of their own: their Init returns
+// a communicator of size n, ranks 0..n-1.
+//
+//	ic, err := comm.Spawn(ctx, world, "./worker", []string{"-v"}, 4, nil)
+//	err = ic.Send(ctx, 2, 0, job)                  // to rank 2 of the workers
+//	err = comm.SendValue(ctx, ic.Remote(), 3, 0, p) // typed calls go through Remote
+//	// in ./worker, after Init:
+//	p := comm.Parent()                   // nil when not spawned
+//	data, st, err := p.Recv(ctx, 0, 0)   // from rank 0 of the spawning group
+//	all, err := p.Merge(ctx, true)       // one communicator, parents first
+//
+// Spawn is collective over c: every rank of c calls it with the same
+// program, arguments, n and root (SpawnOptions.Root, default 0). It
+// starts with the agreement step of every collective call, so ranks that
+// pass different arguments, or make a different collective call, fail
+// with a *MismatchError naming two of them instead of waiting; n < 1 is
+// then an error on every rank. It returns once every new rank has called
+// Init, or with the same error on every rank of c.
+//
+// How the request reaches the launcher. The root sends one request
+// (jobenv.OpSpawn) on its world's control subject, where OpJoin and
+// OpFin go, and the decorun launcher that owns the job answers it from
+// its event loop: it resolves the program as it resolved the job's (a
+// name without a slash is looked up in PATH, a relative path is relative
+// to decorun's working directory) and refuses, naming the program, one it
+// cannot execute, before anything starts (ErrSpawn; the job goes on);
+// otherwise it places the n ranks by the job's own rules (its hosts or
+// hostfile, by slot or by node, with the slots counted afresh for the n
+// ranks; its launch agent for other hosts; its -x exports, transport,
+// NATS server and TLS), answers with the spawn's number K (1, 2, ... per
+// job) and the hosts of the ranks, and starts them as it starts the
+// job's own ranks. The root passes the answer to the other ranks of c.
+// Ranks started by something other than decorun (a singleton, Connect,
+// Slurm or Kubernetes join mode) have no launcher to ask: Spawn fails
+// with ErrNoLauncher on every rank. A spawned program may itself Spawn.
+//
+// How the new ranks connect. Each spawn makes two jobs on the job's NATS
+// server, under the job's subject prefix P: the new ranks' world (prefix
+// P.sK, job id ID-sK, so shared-memory names and a TCP key of its own)
+// and the intercommunicator's job (prefix P.xK, id ID-xK) of p+n ranks,
+// p being c's size: the ranks of c are its ranks 0..p-1 in c's order,
+// the new ranks p..p+n-1. Every rank of c and every new rank (in Init,
+// after its world) joins that job through the same start-up barrier as a
+// world, with the job's transport (shared memory between its ranks on
+// one host, direct TCP between hosts, NATS otherwise; the launcher tells
+// each rank which ranks share its host). An Intercomm is a view of that
+// job: a rank index names a rank of the remote group, AnySource matches
+// the remote group only, and Status.Source is a remote rank. Remote
+// returns that view as a *Comm for the typed calls (SendValue,
+// RecvValue, IrecvValue, ...); collective calls on it (package
+// collectives, Split, Dup) fail with ErrInterCollective. Merge(ctx, high)
+// splits the job into an ordinary communicator of p+n ranks, the group
+// that passed high=false first (the spawning group when both pass the
+// same), for collectives.
+//
+// Failure. The new ranks are ranks of the job to the launcher: one that
+// fails ends the whole job, as any rank's failure does, named as
+// "rank sK.R"; one that exits before it called Init ends the job too,
+// whatever its status (its parents wait for it in Spawn). With
+// decorun --keep-going a new rank that fails after Init is announced
+// instead, to its world and to the intercommunicator's job: calls naming
+// it fail with ErrRankLost, Intercomm.Lost delivers its remote rank, the
+// merged communicator's Lost its rank in the order of Merge(ctx, false),
+// and a Spawn still waiting for the new ranks fails with ErrRankLost
+// (the launcher tells the world that asked for the spawn too, whose
+// ranks listen from their start, so no loss is missed).
+// A spawned rank that exits 0 without closing its world fails the job,
+// as any rank. Their output is forwarded like any rank's; with
+// decorun --tag-output their lines start with "[sK.R] " (spawn K, rank R
+// of its world), and with --output-filename DIR they go to
+// DIR/spawn.K/rank.R/.
+//
+// Cost. One control request and reply through the launcher and one
+// message from the root to each rank of c; one fork and exec per new
+// rank (and one launch-agent process per other host and spawn); and, on
+// every rank of c and every new rank, one more NATS connection,
+// shared-memory segment and TCP listener (those of the intercommunicator's
+// job) until the Intercomm is closed. Closing the world closes every
+// Intercomm of the process first.
+//
 // # Failure
 //
 // Close ends the communicator; calls blocked on it, and all later calls,

@@ -1,6 +1,7 @@
 package comm
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -49,10 +50,18 @@ type engine struct {
 	spin    time.Duration // how long drive polls
 	rx      wire.Header
 
-	lost     []bool     // peers that died (decorun --keep-going)
-	lostHow  []string   // how each died
-	finished []bool     // peers that closed their communicator (sent Fin)
-	lostChs  []chan int // Lost() watchers; capacity size, so sends never block
+	lost     []bool      // peers that died (decorun --keep-going)
+	lostHow  []string    // how each died
+	finished []bool      // peers that closed their communicator (sent Fin)
+	lostChs  []lostWatch // Lost() watchers; capacity size, so sends never block
+	// owned: what closing this process's world closes first (the
+	// intercommunicators of Spawn and Parent, spawn.go)
+	owned []func() error
+	nats  *transport.NATS // the control plane (nil in a singleton); set before use
+	// spawns this world asked for whose ranks the launcher reported lost
+	// (jobenv.OpSpawnLost), and the Spawn calls waiting for each
+	spawnGone map[int]error
+	spawnWait map[int][]context.CancelCauseFunc
 	// collective contexts (Shadows) of live communicators -> their world
 	// ranks (nil: every rank), and those broken by a lost rank, with the
 	// error of their calls (see breakColls)

@@ -10,17 +10,37 @@ import (
 	"github.com/decorun/decorun/internal/wire"
 )
 
-func (e *engine) watchLost() <-chan int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ch := make(chan int, e.size)
-	for r, l := range e.lost {
-		if l {
-			ch <- r
+func (e *engine) watchLost() <-chan int { return e.watchLostAs(nil) }
+
+// lostWatch is a Lost() channel and the rank each world rank is given
+// as (as, when not nil; false: not sent).
+type lostWatch struct {
+	ch chan int
+	as func(int) (int, bool)
+}
+
+func (w lostWatch) send(r int) {
+	if w.as != nil {
+		var ok bool
+		if r, ok = w.as(r); !ok {
+			return
 		}
 	}
-	e.lostChs = append(e.lostChs, ch)
-	return ch
+	w.ch <- r
+}
+
+// watchLostAs is watchLost with the ranks translated by as.
+func (e *engine) watchLostAs(as func(int) (int, bool)) <-chan int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	w := lostWatch{ch: make(chan int, e.size), as: as}
+	for r, l := range e.lost {
+		if l {
+			w.send(r)
+		}
+	}
+	e.lostChs = append(e.lostChs, w)
+	return w.ch
 }
 
 func (e *engine) lostErr(r int) error {
@@ -43,8 +63,8 @@ func (e *engine) peerLost(r int, how string) {
 	traceLost(r, how)
 	e.gone(r, e.lostErr(r))
 	e.breakColls(r)
-	for _, ch := range e.lostChs {
-		ch <- r // capacity size and each rank is lost once: never blocks
+	for _, w := range e.lostChs {
+		w.send(r) // capacity size and each rank is lost once: never blocks
 	}
 }
 

@@ -2,7 +2,9 @@ package comm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/decorun/decorun/comm"
 )
@@ -133,4 +135,37 @@ func ExampleCartCreate() {
 	fmt.Println("coords", co, "up", up == comm.ProcNull, "down", down == comm.ProcNull, "left", left, "right", right)
 	// Output:
 	// coords [0 0] up true down true left 0 right 0
+}
+
+// A program that farms work out to copies of itself: under decorun the
+// job's ranks spawn 4 workers, rank 0 sends each a number and collects
+// the squares; the workers find their parents with Parent. Run without
+// decorun (as this example is), Spawn says that it needs the launcher.
+func ExampleSpawn() {
+	ctx := context.Background()
+	c, _ := comm.Connect(ctx, comm.Job{Rank: 0, Size: 1})
+	defer c.Close()
+	if p := comm.Parent(); p != nil { // a worker: its parents are p's remote group
+		x, _, _ := comm.RecvValue[int](ctx, p.Remote(), 0, 0)
+		comm.SendValue(ctx, p.Remote(), 0, 1, x*x)
+		return
+	}
+	self, _ := os.Executable()
+	ic, err := comm.Spawn(ctx, c, self, nil, 4, nil)
+	if err != nil {
+		fmt.Println(errors.Is(err, comm.ErrNoLauncher))
+		return
+	}
+	defer ic.Close()
+	if c.Rank() == 0 {
+		for w := range ic.RemoteSize() {
+			comm.SendValue(ctx, ic.Remote(), w, 0, w+1)
+		}
+		for range ic.RemoteSize() {
+			sq, st, _ := comm.RecvValue[int](ctx, ic.Remote(), comm.AnySource, 1)
+			fmt.Println("worker", st.Source, "sent", sq)
+		}
+	}
+	// Output:
+	// true
 }

@@ -25,6 +25,8 @@ const (
 	saltDup    = 0x0d0fd0fd0f
 	saltShadow = 0x5ad0_5ad0
 	saltExch   = 0xe8c4a9be
+	saltSpawn  = 0x5ba3_7c01
+	saltInter  = 0x1d7e_4c03
 )
 
 func mix(parts ...uint64) uint64 {
@@ -90,6 +92,7 @@ func (c *Comm) Shadow() *Comm {
 	s := c.derive(mix(c.id, saltShadow))
 	s.closedFlag = c.closedFlag // closing either closes both
 	s.derived = c.derived
+	s.noColl = c.inter // an Intercomm's Remote view has no collectives
 	if !c.shadow.CompareAndSwap(nil, s) {
 		return c.shadow.Load()
 	}
@@ -257,6 +260,9 @@ func (c *Comm) alive(op string) error {
 	if c.closedFlag != nil && c.closedFlag.Load() {
 		return fmt.Errorf("comm: rank %d: %s: %w", c.rank, op, ErrClosed)
 	}
+	if c.noColl {
+		return fmt.Errorf("comm: rank %d: %s: %w", c.rank, op, ErrInterCollective)
+	}
 	return nil
 }
 
@@ -282,6 +288,15 @@ func (e *MismatchError) Unwrap() error { return ErrMismatch }
 // the call's sequence number as tag, and every rank learns whether all
 // made the same call.
 func (c *Comm) agree(ctx context.Context, op agree.Op, typ int64, region bool) (agree.Summary, error) {
+	h := agree.Header{agree.FOp: int64(op), agree.FType: typ, agree.FLen: -1}
+	if region {
+		h[agree.FRegion] = 1
+	}
+	return c.agreeHeader(ctx, op, h)
+}
+
+// agreeHeader is agree with a header of the caller's.
+func (c *Comm) agreeHeader(ctx context.Context, op agree.Op, h agree.Header) (agree.Summary, error) {
 	s := c.Shadow()
 	call := agree.Begin(c)
 	defer call.Done()
@@ -301,10 +316,6 @@ func (c *Comm) agree(ctx context.Context, op agree.Op, typ int64, region bool) (
 		}
 		_, err = q.Wait(ctx)
 		return err
-	}
-	h := agree.Header{agree.FOp: int64(op), agree.FType: typ, agree.FLen: -1}
-	if region {
-		h[agree.FRegion] = 1
 	}
 	sum, err := call.Check(ctx, c.size, c.rank, h, nil, exchange)
 	if err != nil {

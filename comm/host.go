@@ -35,7 +35,10 @@ var collSlot = 1 << 20
 // world's region.
 const regionMark = "+r"
 
-func init() { agree.HostOf = hostOf }
+func init() {
+	agree.HostOf = hostOf
+	agree.Refuse = refuseColl
+}
 
 // hostRegions is what connect learns about the world's region.
 type hostRegions struct {

@@ -62,6 +62,9 @@ func (h *HostGroups) HostOf(r int) int {
 // the same answer on every rank of c. The groups are made at the first
 // call, without communication, and closed with c.
 func (c *Comm) HostGroups() *HostGroups {
+	if c.inter { // an Intercomm's Remote view: no collectives at all
+		return nil
+	}
 	c.hierOnce.Do(func() {
 		c.hier = c.makeHostGroups()
 		if c.hier == nil || c.hier.Host.reg == nil {

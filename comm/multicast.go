@@ -51,7 +51,7 @@ func (c *Comm) Multicast(ctx context.Context, tag int, data []byte) error {
 		return nil
 	}
 	if m := c.MulticastMax(); m > 0 && len(data) <= m {
-		t0 := trace.Now()
+		t0 := c.now()
 		ok, id, err := c.e.multicast(c.id, tag, data)
 		if t0 != 0 && ok {
 			c.traceEv(trace.KindSend, "Multicast", t0, -3, tag, len(data), id, err) // peer -3: every rank

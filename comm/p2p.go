@@ -26,7 +26,7 @@ func (c *Comm) send(ctx context.Context, op string, dst, tag int, typ string, da
 	if err := c.checkTag(op, tag, false); err != nil {
 		return err
 	}
-	t0 := trace.Now()
+	t0 := c.now()
 	s, id, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
 	if err == nil {
 		err = c.e.waitSend(ctx, s)
@@ -58,7 +58,7 @@ func (c *Comm) recv(ctx context.Context, op string, src, tag int) ([]byte, Statu
 	if src == ProcNull {
 		return nil, nullStatus, c.nullOp(op, tag, true)
 	}
-	t0 := trace.Now()
+	t0 := c.now()
 	r, err := c.irecv(op, src, tag, nil, false)
 	if err != nil {
 		return nil, Status{}, err
@@ -82,7 +82,7 @@ func (c *Comm) RecvInto(ctx context.Context, buf []byte, src, tag int) (Status, 
 	if src == ProcNull {
 		return nullStatus, c.nullOp("RecvInto", tag, true)
 	}
-	t0 := trace.Now()
+	t0 := c.now()
 	r, err := c.irecv("RecvInto", src, tag, buf, true)
 	if err != nil {
 		return Status{}, err
@@ -116,7 +116,7 @@ func (c *Comm) irecv(op string, src, tag int, buf []byte, into bool) (*rreq, err
 // Sendrecv sends data to dst and receives a message from src at once, so
 // that pairs of ranks can exchange without deadlock.
 func (c *Comm) Sendrecv(ctx context.Context, data []byte, dst, stag, src, rtag int) (_ []byte, _ Status, err error) {
-	if t0 := trace.Now(); t0 != 0 && dst != ProcNull {
+	if t0 := c.now(); t0 != 0 && dst != ProcNull {
 		defer func() { c.traceEv(trace.KindCall, "Sendrecv", t0, c.toWorld(dst), stag, len(data), 0, err) }()
 	}
 	rq, err := c.Irecv(src, rtag)
@@ -146,7 +146,7 @@ func (c *Comm) Probe(ctx context.Context, src, tag int) (Status, error) {
 	if err := c.checkTag("Probe", tag, true); err != nil {
 		return Status{}, err
 	}
-	t0 := trace.Now()
+	t0 := c.now()
 	st, _, err := c.e.probe(ctx, c.id, c.toWorld(src), tag, true)
 	if t0 != 0 {
 		c.traceEv(trace.KindCall, "Probe", t0, st.Source, st.Tag, st.Size, 0, err)
@@ -166,7 +166,7 @@ func (c *Comm) Iprobe(src, tag int) (Status, bool, error) {
 	if err := c.checkTag("Iprobe", tag, true); err != nil {
 		return Status{}, false, err
 	}
-	t0 := trace.Now()
+	t0 := c.now()
 	st, ok, err := c.e.probe(context.Background(), c.id, c.toWorld(src), tag, false)
 	if t0 != 0 && ok { // an Iprobe that finds nothing is not recorded: programs poll with it
 		c.traceEv(trace.KindCall, "Iprobe", t0, st.Source, st.Tag, st.Size, 0, err)
@@ -208,7 +208,7 @@ func (c *Comm) isend(op string, dst, tag int, typ string, data []byte) (*Request
 	if err := c.checkTag(op, tag, false); err != nil {
 		return nil, err
 	}
-	t0 := trace.Now()
+	t0 := c.now()
 	s, id, err := c.e.send(c.id, c.toWorld(dst), tag, typ, data)
 	if t0 != 0 {
 		c.traceEv(trace.KindSend, op, t0, c.toWorld(dst), tag, len(data), id, err)
@@ -254,7 +254,7 @@ func (q *Request) Wait(ctx context.Context) (Status, error) {
 	if q.complete {
 		return q.st, q.err
 	}
-	t0 := trace.Now()
+	t0 := q.c.now()
 	if q.r != nil {
 		if !q.complete {
 			err := q.c.e.waitRecv(ctx, q.r)
@@ -281,7 +281,7 @@ func (q *Request) Test() (done bool, st Status, err error) {
 			select {
 			case <-q.r.done:
 				q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
-				q.traceDone("Test", trace.Now())
+				q.traceDone("Test", q.c.now())
 			default:
 				return false, Status{}, nil
 			}

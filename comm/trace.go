@@ -48,6 +48,11 @@ func (c *Comm) joinedTrace(ctx context.Context, t0 int64) {
 	if t0 == 0 {
 		return
 	}
+	// Only Init's world is traced: an intercommunicator's job (Spawn) or a
+	// world of Connect numbers its ranks and messages apart.
+	c.e.mu.Lock()
+	c.e.traced = true
+	c.e.mu.Unlock()
 	trace.Record(trace.Event{Kind: trace.KindJob, Name: "start-up", Peer: -1, Start: t0, End: trace.Now(),
 		Detail: fmt.Sprintf("%d ranks, joined by %s", c.size, c.job.Joined)})
 	if c.nats != nil && traceDest == trace.ToLauncher {
@@ -124,13 +129,27 @@ func (c *Comm) flushTrace(reason string) {
 	})
 }
 
-// endTrace ships the recording at Close and stops watching signals.
+// endTrace ships the recording at Close of Init's world and stops
+// watching signals.
 func (c *Comm) endTrace() {
+	if !c.e.traced {
+		return
+	}
 	c.flushTrace("close")
 	if sigStop != nil {
 		sigStop()
 		sigStop = nil
 	}
+}
+
+// now is trace.Now() for a call on a communicator of Init's world, and 0
+// (not recorded) for others and when this process does not record.
+// traced is set before Init returns and never changes after.
+func (c *Comm) now() int64 {
+	if !c.e.traced {
+		return 0
+	}
+	return trace.Now()
 }
 
 // traceEv records a call of c that began at t0; peer is a world rank (or
@@ -156,7 +175,7 @@ func (c *Comm) traceRecv(op string, t0 int64, src, tag int, r *rreq, err error) 
 // traceDone records the completion of receive request q, seen by op
 // (Wait, Test, Waitany) which began at t0.
 func (q *Request) traceDone(op string, t0 int64) {
-	if t0 == 0 {
+	if t0 == 0 || !q.c.e.traced {
 		return
 	}
 	q.c.traceRecv(op, t0, q.peer, q.st.Tag, q.r, q.err)

@@ -96,6 +96,43 @@
 // the server delivers the subject's messages to the launcher in the order it
 // processed them, so a join the rank flushed before exiting is seen first.
 //
+// # Spawn
+//
+// A rank can ask for more ranks while the job runs (comm.Spawn). The
+// request is a control message, OpSpawn: a request on the control subject
+// of the asking rank's world (the job's, or a spawned world's, which the
+// launcher subscribes to before it starts that world's ranks) carrying
+// the program, its arguments, the number of ranks n and the spawning
+// group as ranks of that world. The event loop answers it: it resolves
+// the program like the job's (an executable; a name without a slash is
+// looked up in PATH; a Go package directory is refused, build it first)
+// and answers with an error naming the program when it cannot be
+// executed, before any process starts; otherwise it places the n ranks
+// with the job's rules (Hosts, MapByNode and Oversubscribe, the slots
+// counted afresh for the n ranks; the launch agent for other hosts),
+// replies with the spawn's number K and the host of every rank of the
+// intercommunicator, and adds the new ranks to the steps of the launch,
+// which the loop takes one at a time as it takes the job's own. The new
+// ranks get the job's environment with their own world (DECORUN_RANK
+// 0..n-1, DECORUN_SIZE n, job id ID-sK, prefix P.sK) and the
+// intercommunicator's job (DECORUN_SPAWN K, DECORUN_PARENT_JOB ID-xK,
+// DECORUN_PARENT_PREFIX P.xK, DECORUN_PARENT_SIZE, the spawning group's
+// size, and DECORUN_PARENT_HOST_RANKS, its ranks on this rank's host);
+// an agent started for them beats on the job's heartbeat subjects. From
+// then on they are ranks of the job: their exits, joins and closes are
+// judged as any rank's; one that exits before it joined (never called
+// comm.Init) ends the job whatever its status, since its parents wait for
+// it; under KeepGoing one that fails after it joined is lost, never fatal
+// (rank 0 of a spawned world is not special), and its loss is published
+// to its world and to the intercommunicator's job under the rank it has
+// in each (as is the loss of a rank of a spawning group), and as
+// OpSpawnLost (the spawn's number and its rank) to the world that asked
+// for it, whose ranks may still wait for it in Spawn; their output
+// is tagged "[sK.R] " and written under OutputDir/spawn.K/rank.R; and
+// signals, the timeout and teardown reach them like every rank. Spawn is
+// refused once the job is being stopped. The capacity check of Limits
+// covers the job's own ranks only.
+//
 // # Guarantees
 //
 // No orphan ranks. Each rank is the leader of its own process group

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,9 @@ const drainTimeout = 500 * time.Millisecond
 // rank is the launcher's view of one rank. Its fields are owned by the
 // event loop (job.loop), except p, which is safe for concurrent use.
 type rank struct {
-	n      int
+	n      int    // index in job.ranks
+	w      *world // its world: the job's own (k 0) or a spawn's
+	wr     int    // its rank there
 	p      process
 	done   bool        // reaped; status is valid
 	status proc.Status // how it ended
@@ -56,9 +59,12 @@ type job struct {
 	ctl   chan *nats.Msg // control messages, read by the loop only
 	exits chan exitEvent // one per started rank
 
-	ranks []*rank     // started ranks
-	steps []startStep // the launch, taken in order by the loop
-	next  int         // index of the next step
+	ranks  []*rank           // started ranks, by index: the job's own ranks first, then each spawn's
+	worlds []*world          // the job's world, then one per spawn
+	byCtl  map[string]*world // by control subject
+	inters []*interJob       // the spawns' intercommunicators
+	steps  []startStep       // the launch, taken in order by the loop
+	next   int               // index of the next step
 
 	outMux, errMux *proc.Mux      // shared destinations of the ranks' lines
 	out, errw      io.Writer      // the launcher's own lines, through outMux and errMux
@@ -70,7 +76,7 @@ type job struct {
 	hbSub         *nats.Subscription
 	remoteURL     string // the server's URL as remote ranks reach it
 	remoteFiles   map[string]*os.File
-	remoteSinks   map[string]chan []byte // remote ranks' output, by "rank.fd"
+	remoteSinks   map[string]chan []byte // remote ranks' output, by "world.rank.fd"
 	remoteFilesMu sync.Mutex             // guards remoteFiles and remoteSinks
 	sinks         sync.WaitGroup         // the writers of remoteSinks
 	place         []int                  // host index of every rank (nil: all local)
@@ -96,7 +102,7 @@ func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
 		built:  path != cfg.Program && isGoPackage(cfg.Program),
 		prefix: jobenv.DefaultPrefix(id),
 		marker: "decorun-marker " + randomHex(8) + " ",
-		ctl:    make(chan *nats.Msg, 4*cfg.NP+64),
+		ctl:    make(chan *nats.Msg, 4*cfg.NP+4096), // spawned ranks' messages come here too
 		exits:  make(chan exitEvent, cfg.NP),
 	}
 	var err error
@@ -174,17 +180,6 @@ func ttyEnv(stderr io.Writer) []string {
 	return nil
 }
 
-// hostRanks lists the ranks placed on rank n's host, ascending.
-func (j *job) hostRanks(n int) []int {
-	var rs []int
-	for m := range j.cfg.NP {
-		if j.place == nil || j.place[m] == j.place[n] {
-			rs = append(rs, m)
-		}
-	}
-	return rs
-}
-
 func (j *job) run(ctx context.Context) error {
 	defer j.sub.Unsubscribe()
 	// Shared-memory segments: ranks unlink theirs once mapped; these sweeps
@@ -198,7 +193,14 @@ func (j *job) run(ctx context.Context) error {
 		timeout = t.C
 	}
 	j.ranks = make([]*rank, j.cfg.NP)
-	if err := j.planStarts(); err != nil {
+	w0 := &world{id: j.id, prefix: j.prefix, n: j.cfg.NP, path: j.path, prog: j.cfg.Program, args: j.cfg.Args,
+		built: j.built, place: j.place, env: j.env}
+	for n := range j.cfg.NP {
+		w0.slots = append(w0.slots, n)
+	}
+	j.worlds, j.byCtl = []*world{w0}, map[string]*world{jobenv.CtlSubject(j.prefix): w0}
+	defer j.dropSpawns()
+	if err := j.planStarts(w0); err != nil {
 		j.fail(err, syscall.SIGKILL)
 	}
 	j.loop(ctx, timeout)
@@ -324,8 +326,8 @@ func (j *job) exited(ev exitEvent) {
 	}
 	switch {
 	case ev.err != nil:
-		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: jobenv.Redact(fmt.Sprintf("rank %d (%s): %v", r.n, where(r.p), ev.err)), Err: jobenv.RedactError(ev.err)}, syscall.SIGTERM)
-	case ev.st.Failed() && j.cfg.KeepGoing && r.n != 0:
+		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: jobenv.Redact(fmt.Sprintf("%s (%s): %v", r.name(), where(r.p), ev.err)), Err: jobenv.RedactError(ev.err)}, syscall.SIGTERM)
+	case ev.st.Failed() && j.cfg.KeepGoing && (!r.spawned() && r.n != 0 || r.spawned() && r.joined):
 		j.lose(r)
 	case ev.st.Failed():
 		j.fail(j.lowestFailure(r), syscall.SIGTERM)
@@ -333,7 +335,8 @@ func (j *job) exited(ev exitEvent) {
 	default:
 		// Exited 0 without OpFin: judge it once every control message
 		// the server had before now has been seen (a late OpJoin).
-		if err := j.srv.nc.Publish(jobenv.CtlSubject(j.prefix), []byte(j.marker+strconv.Itoa(r.n))); err == nil {
+		// (on its world's control subject, where its OpJoin went)
+		if err := j.srv.nc.Publish(jobenv.CtlSubject(j.prefixOf(r)), []byte(j.marker+strconv.Itoa(r.n))); err == nil {
 			j.pending++
 		} else {
 			j.judgeClean(r)
@@ -345,11 +348,28 @@ func (j *job) exited(ev exitEvent) {
 // tells the other ranks.
 func (j *job) lose(r *rank) {
 	how := r.status.String()
-	fmt.Fprintf(j.errw, "decorun: rank %d (%s) %s; the job goes on without it (--keep-going)\n", r.n, where(r.p), how)
-	ev := jobenv.Ctl{Op: jobenv.OpLost, Rank: r.n, Msg: how}
-	if err := j.srv.nc.Publish(jobenv.EventSubject(j.prefix), ev.Encode()); err != nil {
-		j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("rank %d failed and the other ranks could not be told: %v", r.n, err), Err: err}, syscall.SIGTERM)
-		return
+	fmt.Fprintf(j.errw, "decorun: %s (%s) %s; the job goes on without it (--keep-going)\n", r.name(), where(r.p), how)
+	// Its world's ranks, and those of every intercommunicator it is in,
+	// learn it under the rank it has there; the ranks that asked for it
+	// (a spawned rank) too, as they may still wait for it in Spawn.
+	type event struct {
+		subj string
+		ev   jobenv.Ctl
+	}
+	evs := []event{{jobenv.EventSubject(j.prefixOf(r)), jobenv.Ctl{Op: jobenv.OpLost, Rank: r.worldRank(), Msg: how}}}
+	for _, x := range j.inters {
+		if i := slices.Index(x.members, r.n); i >= 0 {
+			evs = append(evs, event{jobenv.EventSubject(x.prefix), jobenv.Ctl{Op: jobenv.OpLost, Rank: i, Msg: how}})
+		}
+	}
+	if r.spawned() {
+		evs = append(evs, event{jobenv.EventSubject(r.w.asker.prefix), jobenv.Ctl{Op: jobenv.OpSpawnLost, Rank: r.wr, Code: r.w.k, Msg: how}})
+	}
+	for _, e := range evs {
+		if err := j.srv.nc.Publish(e.subj, e.ev.Encode()); err != nil {
+			j.fail(&ExitError{Code: 1, Rank: r.n, Msg: fmt.Sprintf("%s failed and the other ranks could not be told: %v", r.name(), err), Err: err}, syscall.SIGTERM)
+			return
+		}
 	}
 	j.srv.nc.Flush()
 }
@@ -368,15 +388,21 @@ func (j *job) lowestFailure(r *rank) *ExitError {
 		}
 	}
 	return &ExitError{Code: st.ExitCode(), Rank: n,
-		Msg: fmt.Sprintf("rank %d (%s) %v", n, where(j.ranks[n].p), st)}
+		Msg: fmt.Sprintf("%s (%s) %v", j.ranks[n].name(), where(j.ranks[n].p), st)}
 }
 
 // judgeClean fails the job if r, which exited 0, joined but never closed
 // its communicator.
 func (j *job) judgeClean(r *rank) {
+	if r.spawned() && !r.joined {
+		// Its parents wait for it in comm.Spawn.
+		j.fail(&ExitError{Code: 1, Rank: r.n,
+			Msg: fmt.Sprintf("%s exited with code 0 without calling comm.Init; a program started by comm.Spawn must join its parents", r.name())}, syscall.SIGTERM)
+		return
+	}
 	if r.joined && !r.fin {
 		j.fail(&ExitError{Code: 1, Rank: r.n,
-			Msg: fmt.Sprintf("rank %d exited with code 0 without closing its communicator (comm.Close)", r.n)}, syscall.SIGTERM)
+			Msg: fmt.Sprintf("%s exited with code 0 without closing its communicator (comm.Close)", r.name())}, syscall.SIGTERM)
 	}
 }
 
@@ -388,14 +414,12 @@ func (j *job) control(m *nats.Msg) {
 		}
 		return
 	}
+	w := j.byCtl[m.Subject]
 	c, err := jobenv.DecodeCtl(m.Data)
-	if err != nil || c.Rank < 0 || c.Rank >= j.cfg.NP {
+	if w == nil || err != nil || c.Rank < 0 || c.Rank >= w.n {
 		return // not from a rank of this job's kind; nothing to act on
 	}
-	var r *rank
-	if c.Rank < len(j.ranks) {
-		r = j.ranks[c.Rank]
-	}
+	r := j.ranks[w.slots[c.Rank]] // nil until started
 	switch c.Op {
 	case jobenv.OpJoin:
 		if r != nil {
@@ -412,7 +436,9 @@ func (j *job) control(m *nats.Msg) {
 		if code <= 0 || code > 255 {
 			code = 1
 		}
-		j.fail(&ExitError{Code: code, Rank: c.Rank, Msg: fmt.Sprintf("rank %d called Abort(%d)", c.Rank, c.Code)}, syscall.SIGTERM)
+		j.fail(&ExitError{Code: code, Rank: w.slots[c.Rank], Msg: fmt.Sprintf("%s called Abort(%d)", w.name(c.Rank), c.Code)}, syscall.SIGTERM)
+	case jobenv.OpSpawn:
+		m.Respond(j.spawn(w, c.Spawn))
 	}
 }
 

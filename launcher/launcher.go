@@ -58,10 +58,12 @@ type Config struct {
 	// os.Stdout and os.Stderr. Run writes nothing else to them, except the
 	// go build output for a Go package, which goes to Stderr.
 	Stdout, Stderr io.Writer
-	// TagOutput prefixes each output line with "[R] ", R the rank.
+	// TagOutput prefixes each output line with "[R] ", R the rank
+	// ("[sK.R] " for rank R of the K-th comm.Spawn).
 	TagOutput bool
 	// OutputDir, when set, sends rank R's output to OutputDir/rank.R/stdout
-	// and OutputDir/rank.R/stderr instead of Stdout and Stderr.
+	// and OutputDir/rank.R/stderr instead of Stdout and Stderr
+	// (OutputDir/spawn.K/rank.R/... for rank R of the K-th comm.Spawn).
 	OutputDir string
 
 	// Timeout stops the job with exit code 110 after this long. Zero: no
@@ -172,7 +174,9 @@ type NATSConfig struct {
 type ExitError struct {
 	// Code is the exit status the launcher process should end with.
 	Code int
-	// Rank is the rank the failure is about, or -1.
+	// Rank is the rank the failure is about, or -1. Ranks started by
+	// comm.Spawn count on from NP, in the order they were asked for (Msg
+	// names them as "rank sK.R").
 	Rank int
 	// Msg is one line for the user, without a "decorun: " prefix, such as
 	// "rank 3 (pid 1234) exited with code 3".

@@ -41,6 +41,7 @@ func where(p process) string {
 // remoteHost is one agent and the ranks it runs.
 type remoteHost struct {
 	j      *job
+	w      *world // the world of its ranks
 	name   string
 	agent  *proc.Proc
 	send   chan agent.Msg // to the agent's stdin, by the writer goroutine
@@ -70,7 +71,8 @@ func (j *job) heartbeat(host string) {
 
 type remoteRank struct {
 	h      *remoteHost
-	n      int
+	n      int // rank in h.w
+	slot   int // index in job.ranks
 	mu     sync.Mutex
 	pid    int
 	st     proc.Status
@@ -108,7 +110,7 @@ func (r *remoteRank) finish(st proc.Status, err error) {
 	}
 	r.exited, r.st = true, st
 	r.mu.Unlock()
-	r.h.j.exits <- exitEvent{rank: r.n, st: st, err: err}
+	r.h.j.exits <- exitEvent{rank: r.slot, st: st, err: err}
 }
 
 // agentCommand is the launch agent template with {host} replaced, followed
@@ -192,9 +194,9 @@ func splitWords(s string) ([]string, error) {
 // internal/agent) instead of a launcher.
 const AgentArg = "__agent"
 
-// startHost starts the agent for host and the given ranks (rank -> local
-// rank), registering them with the job.
-func (j *job) startHost(host string, ranks []int) *ExitError {
+// startHost starts the agent for host and the given ranks of w (rank ->
+// local rank), registering them with the job.
+func (j *job) startHost(w *world, host string, ranks []int) *ExitError {
 	argv, err := agentCommand(j.cfg.LaunchAgent, host, j.cfg.AgentPath)
 	if err != nil {
 		return err.(*ExitError)
@@ -213,7 +215,7 @@ func (j *job) startHost(host string, ranks []int) *ExitError {
 	if err != nil {
 		return &ExitError{Code: ExitNotFound, Rank: ranks[0], Msg: fmt.Sprintf("host %s: cannot start the launch agent %q: %v", host, argv[0], err), Err: err}
 	}
-	h := &remoteHost{j: j, name: host, agent: p, send: make(chan agent.Msg, 256), done: make(chan struct{}),
+	h := &remoteHost{j: j, w: w, name: host, agent: p, send: make(chan agent.Msg, 256), done: make(chan struct{}),
 		ranks: map[int]*remoteRank{}, lastHB: time.Now()}
 	j.remotesMu.Lock()
 	j.remotes = append(j.remotes, h)
@@ -224,13 +226,14 @@ func (j *job) startHost(host string, ranks []int) *ExitError {
 		j.wg.Go(func() { j.beat(h.done) }) // teardown closes every host's done
 	}
 	wd, _ := os.Getwd()
-	spec := agent.Spec{Host: host, Program: j.path, Args: j.cfg.Args, Dir: wd,
-		Env: append(j.remoteEnv(), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(j.hostRanks(ranks[0])))}
+	spec := agent.Spec{Host: host, Program: w.path, Args: w.args, Dir: wd, Beat: j.prefix,
+		Env: append(j.remoteEnv(w), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(w.hostRanks(ranks[0])))}
+	spec.Env = append(spec.Env, j.parentEnv(w, ranks[0])...) // the same for every rank of the host
 	for i, n := range ranks {
 		spec.Ranks = append(spec.Ranks, agent.RankSpec{Rank: n, LocalRank: i, LocalSize: len(ranks)})
-		rr := &remoteRank{h: h, n: n}
+		rr := &remoteRank{h: h, n: n, slot: w.slots[n]}
 		h.ranks[n] = rr
-		j.ranks[n] = &rank{n: n, p: rr}
+		j.ranks[rr.slot] = &rank{n: rr.slot, w: w, wr: n, p: rr}
 		j.live++
 	}
 	enc := agent.NewEncoder(stdin)
@@ -246,7 +249,7 @@ func (j *job) startHost(host string, ranks []int) *ExitError {
 // remoteEnv is what remote ranks get on top of their host's environment:
 // the -x exports and the job's variables (not the launcher's whole
 // environment, as with mpirun).
-func (j *job) remoteEnv() []string {
+func (j *job) remoteEnv(w *world) []string {
 	var env []string
 	for _, e := range j.cfg.Env {
 		if strings.Contains(e, "=") {
@@ -256,13 +259,15 @@ func (j *job) remoteEnv() []string {
 		}
 	}
 	info := j.srv.info
-	info.ID, info.Prefix, info.Transport = j.id, j.prefix, j.cfg.Transport
+	info.ID, info.Prefix, info.Transport = w.id, w.prefix, j.cfg.Transport
 	if j.remoteURL != "" {
 		info.URL = j.remoteURL
 	}
-	env = append(env, j.traceEnv()...)
+	if w.k == 0 { // only the job's own world is traced
+		env = append(env, j.traceEnv()...)
+	}
 	env = append(env, ttyEnv(j.cfg.Stderr)...)
-	return append(append(env, info.Environ()...), "DECORUN_SIZE="+fmt.Sprint(j.cfg.NP))
+	return append(append(env, info.Environ()...), jobenv.EnvSize+"="+fmt.Sprint(w.n))
 }
 
 // write feeds the agent's stdin with queued messages until teardown, then
@@ -346,7 +351,7 @@ func (h *remoteHost) read(stdout io.Reader) {
 			r.pid = m.Pid
 			r.mu.Unlock()
 		case m.Op == "out":
-			h.j.remoteOutput(m.Rank, m.FD, m.Data)
+			h.j.remoteOutput(h.w, m.Rank, m.FD, m.Data)
 		case m.Op == "exit":
 			var err error
 			if m.Err != "" {
@@ -364,14 +369,14 @@ func (h *remoteHost) read(stdout io.Reader) {
 
 // remoteOutput writes one piece of a remote rank's output (a line, or
 // the start of one: see proc.CopyLines) where a local rank's would go.
-func (j *job) remoteOutput(n, fd int, line []byte) {
+func (j *job) remoteOutput(w *world, n, fd int, line []byte) {
 	if j.cfg.OutputDir != "" {
 		j.remoteFilesMu.Lock()
 		defer j.remoteFilesMu.Unlock()
-		key := fmt.Sprintf("%d.%d", n, fd)
+		key := fmt.Sprintf("%d.%d.%d", w.k, n, fd)
 		f := j.remoteFiles[key]
 		if f == nil {
-			dir := filepath.Join(j.cfg.OutputDir, fmt.Sprintf("rank.%d", n))
+			dir := w.outDir(j.cfg.OutputDir, n)
 			os.MkdirAll(dir, 0o755)
 			name := "stdout"
 			if fd == 2 {
@@ -387,7 +392,7 @@ func (j *job) remoteOutput(n, fd int, line []byte) {
 		return
 	}
 	j.remoteFilesMu.Lock()
-	key := fmt.Sprintf("%d.%d", n, fd)
+	key := fmt.Sprintf("%d.%d.%d", w.k, n, fd)
 	sink := j.remoteSinks[key]
 	if sink == nil {
 		mux := j.outMux
@@ -396,7 +401,7 @@ func (j *job) remoteOutput(n, fd int, line []byte) {
 		}
 		var prefix []byte
 		if j.cfg.TagOutput {
-			prefix = fmt.Appendf(nil, "[%d] ", n)
+			prefix = []byte("[" + w.tag(n) + "] ")
 		}
 		src := mux.Source(prefix)
 		sink = make(chan []byte, 64)

@@ -23,6 +23,7 @@ import (
 // startStep is one step of the launch: a rank on this host, or the agent of
 // another host with all the ranks placed there.
 type startStep struct {
+	w     *world     // the world the ranks are of
 	rank  int        // rank on this host, when host is ""
 	local int        // its local rank
 	group *hostGroup // its host's ranks
@@ -36,20 +37,22 @@ type hostGroup struct {
 	ranks string // DECORUN_HOST_RANKS
 }
 
-// planStarts lists the steps that start every rank: ranks on this host
-// first, in rank order, then one agent per other host. For a job with
-// other hosts it subscribes to the agents' heartbeats first.
-func (j *job) planStarts() *ExitError {
-	if j.place == nil {
-		g := &hostGroup{size: j.cfg.NP, ranks: "0"}
-		if j.cfg.NP > 1 {
-			g.ranks = "0-" + strconv.Itoa(j.cfg.NP-1) // jobenv.FormatRanks of 0..NP-1
+// planStarts adds the steps that start every rank of w: ranks on this
+// host first, in rank order, then one agent per other host. For ranks on
+// other hosts it subscribes to the agents' heartbeats first, once.
+func (j *job) planStarts(w *world) *ExitError {
+	if w.place == nil {
+		g := &hostGroup{size: w.n, ranks: "0"}
+		if w.n > 1 {
+			g.ranks = "0-" + strconv.Itoa(w.n-1) // jobenv.FormatRanks of 0..n-1
 		}
-		j.steps = make([]startStep, j.cfg.NP)
-		for n := range j.steps {
-			j.steps[n] = startStep{rank: n, local: n, group: g}
+		for n := range w.n {
+			j.steps = append(j.steps, startStep{w: w, rank: n, local: n, group: g})
 		}
 		return nil
+	}
+	if j.hbSub != nil {
+		return j.planPlaced(w)
 	}
 	// Agents' heartbeats: j.heartbeat reads j.remotes under remotesMu, as
 	// startHost appends to it (agents start one per step of the loop, so an
@@ -59,9 +62,14 @@ func (j *job) planStarts() *ExitError {
 		return &ExitError{Code: 1, Rank: -1, Msg: "cannot subscribe to heartbeats: " + err.Error(), Err: err}
 	}
 	j.hbSub = hb
+	return j.planPlaced(w)
+}
+
+// planPlaced adds the steps for w's ranks placed on hosts.
+func (j *job) planPlaced(w *world) *ExitError {
 	byHost := map[int][]int{}
 	var order []int
-	for n, h := range j.place {
+	for n, h := range w.place {
 		if byHost[h] == nil {
 			order = append(order, h)
 		}
@@ -72,12 +80,12 @@ func (j *job) planStarts() *ExitError {
 		rs := byHost[h]
 		name := j.cfg.Hosts[h].Name
 		if !isLocal(name) {
-			remote = append(remote, startStep{host: name, ranks: rs})
+			remote = append(remote, startStep{w: w, host: name, ranks: rs})
 			continue
 		}
 		g := &hostGroup{size: len(rs), ranks: jobenv.FormatRanks(rs)}
 		for i, n := range rs {
-			j.steps = append(j.steps, startStep{rank: n, local: i, group: g})
+			j.steps = append(j.steps, startStep{w: w, rank: n, local: i, group: g})
 		}
 	}
 	j.steps = append(j.steps, remote...)
@@ -94,25 +102,27 @@ func (j *job) startNext() {
 	j.next++
 	var err *ExitError
 	if st.host == "" {
-		err = j.startRank(st.rank, st.local, st.group)
+		err = j.startRank(st.w, st.rank, st.local, st.group)
 	} else {
-		err = j.startHost(st.host, st.ranks)
+		err = j.startHost(st.w, st.host, st.ranks)
 	}
 	if err != nil {
 		j.fail(err, syscall.SIGKILL)
 	}
 }
 
-// startRank starts rank n, the local-th of the ranks of g on this host,
-// and its waiter and output copiers.
-func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
-	cmd := exec.Command(j.path, j.cfg.Args...)
-	if !j.built {
-		cmd.Args[0] = j.cfg.Program // argv[0] as given, as a shell does
+// startRank starts rank n of w, the local-th of the ranks of g on this
+// host, and its waiter and output copiers.
+func (j *job) startRank(w *world, n, local int, g *hostGroup) *ExitError {
+	cmd := exec.Command(w.path, w.args...)
+	if !w.built {
+		cmd.Args[0] = w.prog // argv[0] as given, as a shell does
 	}
 	s := strconv.Itoa(n)
-	cmd.Env = append(j.env[:len(j.env):len(j.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+strconv.Itoa(local),
+	cmd.Env = append(w.env[:len(w.env):len(w.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+strconv.Itoa(local),
 		jobenv.EnvLocalSize+"="+strconv.Itoa(g.size), jobenv.EnvHostRanks+"="+g.ranks)
+	cmd.Env = append(cmd.Env, j.parentEnv(w, n)...)
+	slot, name := w.slots[n], w.name(n)
 
 	var closeAfterStart []*os.File
 	defer func() {
@@ -126,14 +136,14 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 	}
 	var copiers []copier
 	if j.cfg.OutputDir != "" {
-		dir := filepath.Join(j.cfg.OutputDir, "rank."+s)
+		dir := w.outDir(j.cfg.OutputDir, n)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output directory: %v", n, err), Err: err}
+			return &ExitError{Code: 1, Rank: slot, Msg: fmt.Sprintf("%s: cannot create output directory: %v", name, err), Err: err}
 		}
 		for _, name := range []string{"stdout", "stderr"} {
 			f, err := os.Create(filepath.Join(dir, name))
 			if err != nil {
-				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output file: %v", n, err), Err: err}
+				return &ExitError{Code: 1, Rank: slot, Msg: fmt.Sprintf("%s: cannot create output file: %v", name, err), Err: err}
 			}
 			closeAfterStart = append(closeAfterStart, f)
 		}
@@ -141,7 +151,7 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 	} else {
 		var prefix []byte
 		if j.cfg.TagOutput {
-			prefix = []byte("[" + s + "] ")
+			prefix = []byte("[" + w.tag(n) + "] ")
 		}
 		for _, mux := range []*proc.Mux{j.outMux, j.errMux} {
 			dst := mux.Source(prefix)
@@ -150,7 +160,7 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 				for _, c := range copiers {
 					c.r.Close()
 				}
-				return &ExitError{Code: 1, Rank: n, Msg: fmt.Sprintf("rank %d: cannot create output pipe: %v", n, err), Err: err}
+				return &ExitError{Code: 1, Rank: slot, Msg: fmt.Sprintf("%s: cannot create output pipe: %v", name, err), Err: err}
 			}
 			closeAfterStart = append(closeAfterStart, w)
 			copiers = append(copiers, copier{r, dst})
@@ -159,7 +169,7 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 	}
 
 	var stdinSrc io.Reader
-	if n == 0 && j.cfg.Stdin != nil {
+	if n == 0 && w.k == 0 && j.cfg.Stdin != nil {
 		if f, ok := j.cfg.Stdin.(*os.File); ok && !isTerminal(f) {
 			cmd.Stdin = f
 		} else {
@@ -185,14 +195,14 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 			j.stdinW = nil
 		}
 		if hint := exhausted(err); hint != "" {
-			return &ExitError{Code: 1, Rank: n,
-				Msg: fmt.Sprintf("rank %d: cannot start %q: %v (%s)", n, j.cfg.Program, err, hint), Err: err}
+			return &ExitError{Code: 1, Rank: slot,
+				Msg: fmt.Sprintf("%s: cannot start %q: %v (%s)", name, w.prog, err, hint), Err: err}
 		}
-		return &ExitError{Code: ExitNotFound, Rank: n,
-			Msg: fmt.Sprintf("cannot execute %q: %v", j.cfg.Program, err), Err: err}
+		return &ExitError{Code: ExitNotFound, Rank: slot,
+			Msg: fmt.Sprintf("cannot execute %q: %v", w.prog, err), Err: err}
 	}
-	r := &rank{n: n, p: p}
-	j.ranks[n] = r
+	r := &rank{n: slot, w: w, wr: n, p: p}
+	j.ranks[slot] = r
 	j.live++
 
 	for _, c := range copiers {
@@ -213,7 +223,7 @@ func (j *job) startRank(n, local int, g *hostGroup) *ExitError {
 	}
 	j.wg.Go(func() {
 		st, err := p.Wait()
-		j.exits <- exitEvent{rank: n, st: st, err: err}
+		j.exits <- exitEvent{rank: slot, st: st, err: err}
 	})
 	return nil
 }

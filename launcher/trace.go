@@ -39,6 +39,11 @@ func (j *job) traceEnv() []string {
 	return env
 }
 
+// spawnedTraceEnv turns recording off in the ranks of a world started by
+// comm.Spawn (the last duplicate of a variable wins): only the job's own
+// world is traced.
+func spawnedTraceEnv() []string { return []string{trace.EnvTrace + "="} }
+
 // startTrace subscribes to the trace and clock subjects before any rank
 // starts.
 func (j *job) startTrace() error {

@@ -12,8 +12,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/decorun/decorun/cmd/decorun/internal/bench"
+	"github.com/decorun/decorun/cmd/decorun/internal/benchplot"
 	"github.com/decorun/decorun/comm"
-	"github.com/decorun/decorun/internal/bench"
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/launcher"
 	"github.com/urfave/cli/v2"
@@ -68,6 +69,7 @@ func benchFlags(n int) []cli.Flag {
 		&cli.StringFlag{Name: "memprofile", Usage: "write each rank's allocation profile to `PATH`.rankR"},
 		&cli.StringSliceFlag{Name: "x", Usage: "export `NAME=VALUE` (or NAME) to every rank, as decorun -x; repeatable"},
 	}
+	flags = append(flags, plotFlags()...)
 	return append(flags, placeFlags()...) // across hosts, as decorun: -H, --hostfile, --launch-agent, ...
 }
 
@@ -105,7 +107,9 @@ func benchApp(stdout, stderr io.Writer, n int) *cli.App {
 		UsageText: "decorun bench [options] BENCHMARK... [options]\n\n" +
 			"BENCHMARK: " + strings.Join(bench.Names, ", ") + ", or all.\n" +
 			"latency, bw and bibw run between ranks 0 and 1; the collectives on all N ranks;\n" +
-			"startup times decorun -n N of a program that only joins and closes.",
+			"startup times decorun -n N of a program that only joins and closes.\n" +
+			"--plot FILE.svg (or .png) also draws the results; with --plot-ref and no BENCHMARK,\n" +
+			"it draws saved results (osu_like output, decorun bench --json) alone.",
 		Flags:           benchFlags(n),
 		HideHelpCommand: true,
 		HideVersion:     true,
@@ -120,6 +124,9 @@ func benchApp(stdout, stderr io.Writer, n int) *cli.App {
 }
 
 func runBench(c *cli.Context, stdout, stderr io.Writer) error {
+	if c.NArg() == 0 && c.IsSet("plot") && c.IsSet("plot-ref") {
+		return plotRefs(c) // draw saved results, run nothing
+	}
 	names, err := bench.Parse(c.Args().Slice())
 	if err != nil {
 		return &usageError{"bench: " + err.Error()}
@@ -145,15 +152,28 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 	if np < 2 && slices.ContainsFunc(names, func(s string) bool { return s == bench.Latency || s == bench.BW || s == bench.BiBW }) {
 		return &usageError{"bench: latency, bw and bibw need -n 2 or more"}
 	}
+	plotPath, refs, err := plotSetup(c, names)
+	if err != nil {
+		return err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	var tap *resultTap // with --plot: keeps the results
+	if plotPath != "" {
+		tap = &resultTap{out: stdout, p: &bench.Printer{W: stdout, JSON: cfg.JSON, Baseline: cfg.Baseline}}
+	}
 	job := slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == bench.StartupB })
 	if len(job) > 0 {
 		cfg.Benchmarks = job
-		arg, _ := json.Marshal(cfg) // plain fields: cannot fail
-		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: stdout, Stderr: stderr,
+		rankCfg := cfg
+		var out io.Writer = stdout
+		if tap != nil {
+			rankCfg.JSON, out = true, tap // the tap prints them as cfg.JSON says
+		}
+		arg, _ := json.Marshal(rankCfg) // plain fields: cannot fail
+		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: out, Stderr: stderr,
 			Transport: cfg.Transport, Env: c.StringSlice("x")}
 		if err := placement(c, &lc); err != nil { // across hosts: -H, --hostfile, --launch-agent, ...
 			return err
@@ -167,7 +187,11 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 		defer signal.Stop(sigs)
 		lc.Signals = sigs
-		if err := launcher.Run(c.Context, lc); err != nil {
+		err := launcher.Run(c.Context, lc)
+		if tap != nil {
+			err = errors.Join(err, tap.flush())
+		}
+		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
 	}
@@ -183,7 +207,16 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout)
 		}
 		p := &bench.Printer{W: stdout, JSON: cfg.JSON}
-		return p.Print(res)
+		if err := p.Print(res); err != nil {
+			return err
+		}
+	}
+	if tap == nil {
+		return nil
+	}
+	run := benchplot.Series{Name: "decorun " + cfg.Transport, Results: tap.results}
+	if err := benchplot.Write(plotPath, append([]benchplot.Series{run}, refs...)); err != nil {
+		return fmt.Errorf("bench: --plot: %w", err)
 	}
 	return nil
 }

@@ -55,8 +55,8 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 		Flags: slices.Concat([]cli.Flag{
 			&cli.IntFlag{Name: "n", Aliases: []string{"np"}, Value: 1, Usage: "number of ranks `N`"},
 			&cli.StringSliceFlag{Name: "x", Usage: "export `NAME=VALUE` (or NAME, copied from decorun's environment) to every rank; repeatable"},
-			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK]"},
-			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal"},
+			&cli.BoolFlag{Name: "tag-output", Usage: "prefix each output line with [RANK] ([sK.RANK] for the ranks of the K-th comm.Spawn)"},
+			&cli.StringFlag{Name: "output-filename", Usage: "write rank R's output to `DIR`/rank.R/stdout and DIR/rank.R/stderr instead of the terminal (DIR/spawn.K/rank.R for the ranks of the K-th comm.Spawn)"},
 			&cli.StringFlag{Name: "timeout", Usage: "stop the job and exit 110 after `D` (a Go duration such as 90s or 2m, or seconds)"},
 		}, placeFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "nats-url", Usage: "run the job on an existing NATS server or cluster at `URL` (comma-separated for several) instead of an embedded server"},

@@ -69,6 +69,10 @@ type Spec struct {
 	Dir     string     `json:"dir"`
 	Env     []string   `json:"env"` // added to the agent's own environment
 	Ranks   []RankSpec `json:"ranks"`
+	// Beat is the subject prefix of the job's heartbeats, when it is not
+	// the DECORUN_PREFIX of Env (the ranks of a spawn have a world, and
+	// so a prefix, of their own).
+	Beat string `json:"beat,omitempty"`
 }
 
 // RankSpec is one rank to start.
@@ -195,7 +199,11 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 	}
 	defer nc.Close()
 	stopWatch := make(chan struct{})
-	watched, err := watch(nc, job.Prefix, spec.Host, gone, stopWatch)
+	beat := job.Prefix
+	if spec.Beat != "" {
+		beat = spec.Beat
+	}
+	watched, err := watch(nc, beat, spec.Host, gone, stopWatch)
 	if err != nil {
 		fmt.Fprintf(errw, "decorun agent on %s: %v\n", spec.Host, err)
 		return 1

@@ -108,18 +108,20 @@ const (
 	NeighborAllgather
 	NeighborAlltoall
 	DistGraphCreate // package comm's
+	Spawn           // package comm's intercommunicators
+	Merge
 )
 
 var names = [...]string{"?", "Barrier", "Bcast", "Scatter", "Scatterv", "Gather", "Gatherv", "Allgather",
 	"Allgatherv", "Alltoall", "Alltoallv", "Reduce", "Allreduce", "ReduceSlice", "AllreduceSlice",
 	"ReduceScatter", "Scan", "Exscan", "ScanSlice", "ExscanSlice", "ReduceSliceInto", "AllreduceSliceInto",
 	"Split", "Dup", "BcastInto", "GatherInto", "ScatterInto", "GathervInto", "AllgathervInto",
-	"CartCreate", "CartSub", "NeighborAllgather", "NeighborAlltoall", "DistGraphCreate"}
+	"CartCreate", "CartSub", "NeighborAllgather", "NeighborAlltoall", "DistGraphCreate", "Spawn", "Merge"}
 
 // names has one entry per Op (a compile-time check).
 var (
-	_ [len(names) - int(DistGraphCreate) - 1]struct{}
-	_ [int(DistGraphCreate) + 1 - len(names)]struct{}
+	_ [len(names) - int(Merge) - 1]struct{}
+	_ [int(Merge) + 1 - len(names)]struct{}
 )
 
 // Wire is the Op that the agreement step compares: the plain form of an

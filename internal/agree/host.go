@@ -37,6 +37,11 @@ type Host struct {
 // HostOf returns the Host of a communicator; package comm sets it.
 var HostOf func(c any) Host
 
+// Refuse, set by package comm, returns why no collective call may run on
+// c (an intercommunicator's point-to-point view), or nil; Check returns
+// its error before anything moves.
+var Refuse func(c any) error
+
 // Region states of a communicator.
 const (
 	regUntried = iota // no call yet: the first call decides
@@ -240,6 +245,11 @@ func (cl *Call) Data(r int) []byte { return cl.g.Data(r, cl.step) }
 // Done once it has read what it needs (also after an error).
 func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
 	st := cl.st
+	if Refuse != nil {
+		if err := Refuse(cl.comm); err != nil {
+			return Summary{}, err
+		}
+	}
 	if cl.ahead {
 		return cl.finish(ctx, p)
 	}

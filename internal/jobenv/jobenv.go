@@ -31,6 +31,14 @@ const (
 	EnvTTY       = "DECORUN_TTY"        // "1": decorun's stderr, where the ranks' stderr lines go, is a terminal
 	EnvTCPAddr   = "DECORUN_TCP_ADDR"   // address this rank listens on for direct TCP from peers; unset: its address towards the NATS server
 
+	// Set for the ranks a running job spawned (comm.Spawn): the job of
+	// their intercommunicator with the spawning group.
+	EnvSpawn           = "DECORUN_SPAWN"             // the spawn's number K, 1, 2, ... per job
+	EnvParentJob       = "DECORUN_PARENT_JOB"        // the intercommunicator's job id
+	EnvParentPrefix    = "DECORUN_PARENT_PREFIX"     // its subject prefix
+	EnvParentSize      = "DECORUN_PARENT_SIZE"       // the spawning group's size p (this rank is p+DECORUN_RANK there)
+	EnvParentHostRanks = "DECORUN_PARENT_HOST_RANKS" // its ranks on this rank's host, as DECORUN_HOST_RANKS
+
 	// Credentials for an existing NATS server or cluster (decorun
 	// --nats-url); each names a value or a file readable on the rank's host.
 	EnvUser     = "DECORUN_NATS_USER"     // user name
@@ -81,6 +89,12 @@ type Job struct {
 	// TCPAddr is the address the rank listens on for peers' direct TCP
 	// connections ("": the source address of its route to the server).
 	TCPAddr string
+
+	// Spawn is K for a rank of the K-th spawn of a job (0: not
+	// spawned); Parent its intercommunicator's job (Rank, Size, ID,
+	// Prefix and HostRanks; the server and credentials are this job's).
+	Spawn  int
+	Parent *Job
 
 	// Joined is how the rank learned its place: "decorun", "slurm",
 	// "kubernetes" or "env" (DECORUN_RANK set by hand).
@@ -190,10 +204,38 @@ func FromEnv() (j Job, ok bool, err error) {
 	if j.Prefix == "" {
 		j.Prefix = DefaultPrefix(j.ID)
 	}
+	if s := os.Getenv(EnvSpawn); s != "" && j.Joined == "decorun" {
+		if err := j.readParent(s); err != nil {
+			return Job{}, true, err
+		}
+	}
 	if j.Size > 1 && j.URL == "" {
 		return Job{}, true, fmt.Errorf("jobenv: %s is not set for a job of %d ranks", EnvURL, j.Size)
 	}
 	return j, true, nil
+}
+
+// readParent reads the intercommunicator's job of a spawned rank.
+func (j *Job) readParent(spawn string) error {
+	k, err := strconv.Atoi(spawn)
+	if err != nil || k < 1 {
+		return fmt.Errorf("jobenv: %s=%q is not a spawn number", EnvSpawn, spawn)
+	}
+	p, err := strconv.Atoi(os.Getenv(EnvParentSize))
+	if err != nil || p < 1 {
+		return fmt.Errorf("jobenv: %s=%q is not a group size", EnvParentSize, os.Getenv(EnvParentSize))
+	}
+	par := Job{Rank: p + j.Rank, Size: p + j.Size, ID: os.Getenv(EnvParentJob), Prefix: os.Getenv(EnvParentPrefix)}
+	if par.ID == "" || par.Prefix == "" {
+		return fmt.Errorf("jobenv: %s and %s must be set for a spawned rank (%s=%d)", EnvParentJob, EnvParentPrefix, EnvSpawn, k)
+	}
+	if s, ok := os.LookupEnv(EnvParentHostRanks); ok {
+		if par.HostRanks, err = ParseRanks(s, par.Size); err != nil {
+			return fmt.Errorf("jobenv: %s=%q: %w", EnvParentHostRanks, s, err)
+		}
+	}
+	j.Spawn, j.Parent = k, &par
+	return nil
 }
 
 // Environ returns the variables that tell a rank how to reach the job's
@@ -378,6 +420,11 @@ const (
 	OpFin   = "fin"   // request: the rank closed its communicator; the launcher replies "ok"
 	OpAbort = "abort" // request: the rank called Abort(Code); the launcher replies "ok" and ends the job
 	OpLost  = "lost"  // launcher to ranks on EventSubject: rank Rank died (Msg says how); the job goes on
+	OpSpawn = "spawn" // request: start the ranks Spawn describes; the launcher replies with a SpawnReply
+	// OpSpawnLost, launcher to ranks on the EventSubject of the world
+	// that asked for spawn Code: its rank Rank died (Msg says how), so a
+	// Spawn still waiting for it fails.
+	OpSpawnLost = "spawnlost"
 )
 
 // Ctl is a control message from a rank to the launcher.
@@ -386,7 +433,40 @@ type Ctl struct {
 	Rank int    `json:"rank"`
 	Code int    `json:"code,omitempty"`
 	Msg  string `json:"msg,omitempty"`
+	// Spawn is the request of an OpSpawn.
+	Spawn *SpawnRequest `json:"spawn,omitempty"`
 }
+
+// SpawnRequest asks the launcher for N ranks of Program (comm.Spawn).
+type SpawnRequest struct {
+	Program string   `json:"program"`
+	Args    []string `json:"args,omitempty"`
+	N       int      `json:"n"`
+	// Group lists the spawning communicator's ranks as ranks of the
+	// asking rank's world, in the communicator's order: ranks 0..p-1 of
+	// the intercommunicator's job.
+	Group []int `json:"group"`
+}
+
+// SpawnReply is the launcher's answer to an OpSpawn: Err, or the spawn's
+// number and its intercommunicator's job.
+type SpawnReply struct {
+	Err    string `json:"err,omitempty"`
+	K      int    `json:"k,omitempty"`
+	ID     string `json:"id,omitempty"`     // the intercommunicator's job id
+	Prefix string `json:"prefix,omitempty"` // and subject prefix
+	// Hosts says where each rank of the intercommunicator's job runs:
+	// ranks with the same value share a host.
+	Hosts []int `json:"hosts,omitempty"`
+}
+
+// SpawnPrefix and InterPrefix are the subject prefixes of the world of a
+// job's K-th spawn and of its intercommunicator's job; SpawnID and
+// InterID their job ids.
+func SpawnPrefix(prefix string, k int) string { return prefix + ".s" + strconv.Itoa(k) }
+func InterPrefix(prefix string, k int) string { return prefix + ".x" + strconv.Itoa(k) }
+func SpawnID(id string, k int) string         { return id + "-s" + strconv.Itoa(k) }
+func InterID(id string, k int) string         { return id + "-x" + strconv.Itoa(k) }
 
 // Encode returns the JSON form of c.
 func (c Ctl) Encode() []byte {
@@ -401,7 +481,7 @@ func DecodeCtl(b []byte) (Ctl, error) {
 		return Ctl{}, fmt.Errorf("jobenv: bad control message %q: %w", b, err)
 	}
 	switch c.Op {
-	case OpJoin, OpFin, OpAbort, OpLost:
+	case OpJoin, OpFin, OpAbort, OpLost, OpSpawn, OpSpawnLost:
 	default:
 		return Ctl{}, fmt.Errorf("jobenv: unknown control op %q", c.Op)
 	}

@@ -498,3 +498,14 @@ func (t *NATS) Ctl(ctx context.Context, c jobenv.Ctl, wait bool) error {
 	}
 	return err
 }
+
+// Ask sends c to the launcher on the control subject and returns its
+// reply. A job no launcher listens to gives an error wrapping
+// nats.ErrNoResponders.
+func (t *NATS) Ask(ctx context.Context, c jobenv.Ctl) ([]byte, error) {
+	m, err := t.nc.RequestWithContext(ctx, t.ctl, c.Encode())
+	if err != nil {
+		return nil, err
+	}
+	return m.Data, nil
+}

@@ -7,7 +7,9 @@
 // [Run] with the world communicator. Rank 0 prints one [Result] per
 // measurement, as a table or as JSON lines ([Printer]). [Startup] runs in
 // the bench command itself: it times whole `decorun -n N` runs of a rank
-// program that only joins and closes.
+// program that only joins and closes. With --plot, the bench command draws
+// the results (package benchplot beside this one); docs/bench.md is the
+// user's guide.
 //
 // # What is measured
 //
