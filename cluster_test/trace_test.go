@@ -506,3 +506,27 @@ func TestTraceDecoRetried(t *testing.T) {
 	}
 	noLeftovers(t, pids...)
 }
+
+// TestTraceSpawn traces examples/sweep at -n 2 with 3 spawned workers:
+// the job's own 2 ranks are in the trace (their world's calls, arrows
+// valid), the spawned ranks and the intercommunicator's calls are not,
+// and nothing complains on stderr.
+func TestTraceSpawn(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "sweep.json")
+	p := start(t, "-n", "2", "--trace", out, prog(t, "sweep"), "-workers", "3", "-points", "12")
+	if code := p.wait(2 * time.Minute); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.errText())
+	}
+	if !strings.HasSuffix(p.out(), "12 points by 3 workers") {
+		t.Errorf("output %q", p.out())
+	}
+	if e := p.errText(); strings.Contains(e, "trace") {
+		t.Errorf("stderr mentions the trace:\n%s", e)
+	}
+	f := readTrace(t, out)
+	c := countTrace(f)
+	checkProcs(t, c, 2)
+	if len(f.OtherData.Missing) != 0 {
+		t.Errorf("missing ranks %v; want none", f.OtherData.Missing)
+	}
+}
