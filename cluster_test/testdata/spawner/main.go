@@ -133,6 +133,13 @@ func runParent(ctx context.Context, c *comm.Comm) error {
 		_, _, err := ic.Recv(ctx, 0, 99)
 		return err
 	case "keepgoing":
+		// Every child hears from every parent before one of them fails,
+		// so that no rank is still joining when it does.
+		for r := range ic.RemoteSize() {
+			if err := ic.Send(ctx, r, 98, []byte("go")); err != nil {
+				return err
+			}
+		}
 		lost := <-ic.Lost()
 		_, _, err := ic.Recv(ctx, lost, 99)
 		fmt.Printf("rank %d: lost remote rank %d, Recv: ErrRankLost %v\n", c.Rank(), lost, errors.Is(err, comm.ErrRankLost))
@@ -206,6 +213,28 @@ func runChild(ctx context.Context, c *comm.Comm) error {
 		return errors.New("not spawned")
 	}
 	fmt.Printf("child %d of %d, spawn %d, parents %d\n", c.Rank(), c.Size(), p.Spawned(), p.RemoteSize())
+	if *mode == "keepgoing" {
+		// The failing child waits until every parent and every other
+		// child is past its start-up (see runParent).
+		for r := range p.RemoteSize() {
+			if _, _, err := p.Recv(ctx, r, 98); err != nil {
+				return err
+			}
+		}
+		if c.Rank() != *fail && *fail >= 0 && *fail < c.Size() {
+			if err := c.Send(ctx, *fail, 97, []byte("up")); err != nil {
+				return err
+			}
+		} else if c.Rank() == *fail {
+			for r := range c.Size() {
+				if r != c.Rank() {
+					if _, _, err := c.Recv(ctx, r, 97); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
 	if c.Rank() == *fail {
 		os.Exit(3)
 	}
