@@ -88,10 +88,10 @@ func (in *inbound) deliver() error {
 			f := in.f
 			in.f, in.got = nil, 0
 			if in.open != nil {
-				var hdr [4]byte
-				binary.LittleEndian.PutUint32(hdr[:], uint32(len(f)-tagLen))
+				hdr := in.open.hdr[:]
+				binary.LittleEndian.PutUint32(hdr, uint32(len(f)-tagLen))
 				var err error
-				if f, err = in.open.open(f[:0], hdr[:], f); err != nil {
+				if f, err = in.open.open(f[:0], hdr, f); err != nil {
 					return in.forged(err)
 				}
 			}

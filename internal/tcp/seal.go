@@ -48,6 +48,7 @@ type sealer struct {
 	count  uint64 // frames sealed or opened so far: the next nonce
 	used   uint64 // bytes sealed or opened under the current key
 	nonce  [12]byte
+	hdr    [4]byte // the length field of a large frame being opened
 }
 
 // newSealer keys a sealer from the TLS session on c.
