@@ -18,7 +18,8 @@ import (
 // passes bytes through untouched until armed; the first bytes read after
 // that start a sealed frame, and from then on it relays frame by frame
 // (4-byte length n, n+tagLen bytes), through edit, which returns what to
-// send in the frame's place (nothing, the frame changed, several frames).
+// send in the frame's place (nothing, the frame changed, several frames;
+// a nil slice among them cuts the connection there).
 type proxy struct {
 	ln     net.Listener
 	target string
@@ -94,6 +95,9 @@ func (p *proxy) relay(to io.Writer, from io.Reader) {
 			return
 		}
 		for _, g := range p.edit(i, f) {
+			if g == nil { // cut the connection here
+				return
+			}
 			if _, err := to.Write(g); err != nil {
 				return
 			}
@@ -206,6 +210,60 @@ func TestForged(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestCutSealed: with TLS, a connection cut in the middle of a sealed
+// frame (by a relay between the ranks) delivers the frames before it and
+// nothing of that one, and is reported as a broken connection that names
+// the sending rank and says it broke mid-frame.
+func TestCutSealed(t *testing.T) {
+	for _, size := range []int{1000, 40 << 10} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			s1 := newSink()
+			l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: true, Grace: time.Millisecond}, s1.frame, s1.fatal)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l1.Close()
+			l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: true}, func([]byte) {}, func(error) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l0.Close()
+			px := newProxy(t, l1.Self().Addr, func(i int, f []byte) [][]byte {
+				if i == 2 {
+					return [][]byte{f[:len(f)/2], nil}
+				}
+				return [][]byte{f}
+			})
+			via := Peer{Addr: px.ln.Addr().String(), Fingerprint: l1.Self().Fingerprint}
+			if reach, why := l0.Connect(t.Context(), map[int]Peer{1: via}); !reach[1] {
+				t.Fatal(why[1])
+			}
+			px.armed.Store(true)
+			for i := range 4 {
+				if err := l0.Send(1, frame(0, i, size)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s1.wait(t, "the report", func(s *sink) bool { return len(s.errs) > 0 })
+			s1.mu.Lock()
+			errs, frames := s1.errs, s1.frames
+			s1.mu.Unlock()
+			var pe *PeerError
+			if err := errs[0]; !errors.As(err, &pe) || pe.Rank != 0 || !strings.Contains(err.Error(), "in the middle of a frame") {
+				t.Errorf("reported %v; want a PeerError naming rank 0 and the partial frame", err)
+			}
+			if len(frames) != 2 {
+				t.Errorf("%d frames delivered; want the 2 before the cut", len(frames))
+			}
+			for i, f := range frames {
+				if !bytes.Equal(f, frame(0, i, size)) {
+					t.Errorf("frame %d delivered with %d bytes or other content", i, len(f))
+				}
+			}
+		})
 	}
 }
 
