@@ -101,27 +101,31 @@ func binding(c net.Conn) ([]byte, error) {
 }
 
 // dial connects to rank p at rec and runs the dialer's side of the
-// handshake.
-func (l *Link) dial(ctx context.Context, p int, rec Peer) (net.Conn, error) {
+// handshake. It returns the raw connection, and with TLS the sealer its
+// frames go through.
+func (l *Link) dial(ctx context.Context, p int, rec Peer) (net.Conn, *sealer, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	if l.cfg.TLS && len(rec.Fingerprint) == 0 {
-		return nil, fmt.Errorf("tcp: rank %d at %s published no certificate fingerprint and the job uses TLS", p, rec.Addr)
+		return nil, nil, fmt.Errorf("tcp: rank %d at %s published no certificate fingerprint and the job uses TLS", p, rec.Addr)
 	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", rec.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("tcp: dialing rank %d: %w", p, err)
+		return nil, nil, fmt.Errorf("tcp: dialing rank %d: %w", p, err)
 	}
-	c, err := l.handshakeDial(ctx, raw, p, rec)
+	s, err := l.handshakeDial(ctx, raw, p, rec)
 	if err != nil {
 		raw.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return raw, s, nil
 }
 
-func (l *Link) handshakeDial(ctx context.Context, raw net.Conn, p int, rec Peer) (net.Conn, error) {
+// handshakeDial runs the dialer's side of the handshake on raw and returns,
+// with TLS, the sealer for the frames that follow on raw (the TLS session
+// carries the handshake only).
+func (l *Link) handshakeDial(ctx context.Context, raw net.Conn, p int, rec Peer) (*sealer, error) {
 	if d, ok := ctx.Deadline(); ok {
 		raw.SetDeadline(d)
 	}
@@ -181,59 +185,77 @@ func (l *Link) handshakeDial(ctx context.Context, raw net.Conn, p int, rec Peer)
 		return nil, fmt.Errorf("tcp: handshake with rank %d at %s: %w", p, rec.Addr, ctx.Err())
 	}
 	raw.SetDeadline(time.Time{})
-	return c, nil
+	return sealerOf(c)
+}
+
+// sealerOf returns the sealer keyed from c's TLS session, or nil without
+// TLS. Both ends call it once the handshake is over, when neither has
+// anything more in flight on the TLS session: the acceptor writes nothing
+// after its ack, and the dialer nothing after its proof until the ack
+// came, so no TLS record is left buffered when the raw frames start.
+func sealerOf(c net.Conn) (*sealer, error) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil, nil
+	}
+	return newSealer(tc)
 }
 
 // handshakeAccept runs the acceptor's side of the handshake on raw and
-// returns the connection to read and the peer's rank.
-func (l *Link) handshakeAccept(raw net.Conn) (net.Conn, int, error) {
+// returns the peer's rank and, with TLS, the sealer that opens the frames
+// that follow on raw.
+func (l *Link) handshakeAccept(raw net.Conn) (int, *sealer, error) {
 	raw.SetDeadline(time.Now().Add(l.cfg.Timeout))
 	var c net.Conn = raw
 	if l.tlsConf != nil {
 		tc := tls.Server(raw, l.tlsConf)
 		if err := tc.Handshake(); err != nil {
-			return nil, 0, err
+			return 0, nil, err
 		}
 		c = tc
 	}
 	b, err := binding(c)
 	if err != nil {
-		return nil, 0, err
+		return 0, nil, err
 	}
 	hello := make([]byte, helloLen)
 	if _, err := io.ReadFull(c, hello); err != nil {
-		return nil, 0, err
+		return 0, nil, err
 	}
 	src := int(binary.LittleEndian.Uint32(hello[len(magic):]))
 	dst := int(binary.LittleEndian.Uint32(hello[len(magic)+4:]))
 	if string(hello[:len(magic)]) != magic || dst != l.cfg.Rank || src < 0 || src >= l.cfg.Size || src == dst {
-		return nil, 0, errors.New("bad hello")
+		return 0, nil, errors.New("bad hello")
 	}
 	resp := make([]byte, nonceLen, nonceLen+macLen)
 	if _, err := rand.Read(resp); err != nil {
-		return nil, 0, err
+		return 0, nil, err
 	}
 	resp = append(resp, l.proof(labelAcc, hello, resp[:nonceLen], b)...)
 	if _, err := c.Write(resp); err != nil {
-		return nil, 0, err
+		return 0, nil, err
 	}
 	mac := make([]byte, macLen)
 	if _, err := io.ReadFull(c, mac); err != nil {
-		return nil, 0, err
+		return 0, nil, err
 	}
 	if !hmac.Equal(mac, l.proof(labelDial, hello, resp[:nonceLen], b)) {
-		return nil, 0, ErrAuth
+		return 0, nil, ErrAuth
 	}
 	l.mu.Lock()
 	dup := l.from[src]
 	l.from[src] = true
 	l.mu.Unlock()
 	if dup {
-		return nil, 0, fmt.Errorf("a second connection from rank %d", src)
+		return 0, nil, fmt.Errorf("a second connection from rank %d", src)
 	}
 	if _, err := c.Write([]byte{accepted}); err != nil {
-		return nil, 0, err
+		return 0, nil, err
 	}
 	raw.SetDeadline(time.Time{})
-	return c, src, nil
+	sl, err := sealerOf(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	return src, sl, nil
 }

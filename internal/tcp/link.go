@@ -166,7 +166,11 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 		if err != nil {
 			return nil, fmt.Errorf("tcp: rank %d: %w", cfg.Rank, err)
 		}
-		l.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+		// No session tickets: the server would send them after the
+		// handshake, and nothing may follow the handshake on the TLS
+		// session (see sealerOf).
+		l.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13,
+			SessionTicketsDisabled: true}
 		l.self.Fingerprint = fp
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(strings.Trim(cfg.Host, "[]"), "0"))
@@ -215,14 +219,14 @@ func (l *Link) Connect(ctx context.Context, peers map[int]Peer) (reach []bool, w
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c, err := l.dial(ctx, p, rec)
+			c, sl, err := l.dial(ctx, p, rec)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				why[p] = err
 				return
 			}
-			outs[p] = &outbound{dst: p, addr: rec.Addr, conn: c, fd: rawFD(c), wake: make(chan struct{}, 1)}
+			outs[p] = &outbound{dst: p, addr: rec.Addr, conn: c, fd: rawFD(c), seal: sl, wake: make(chan struct{}, 1)}
 			reach[p] = true
 		})
 	}
@@ -343,7 +347,7 @@ func (l *Link) accept() {
 // serve authenticates one incoming connection and reads its frames.
 func (l *Link) serve(raw net.Conn) {
 	defer l.wg.Done()
-	c, src, err := l.handshakeAccept(raw)
+	src, sl, err := l.handshakeAccept(raw)
 	if err != nil {
 		l.rejected.Add(1)
 		l.mu.Lock()
@@ -352,10 +356,7 @@ func (l *Link) serve(raw net.Conn) {
 		raw.Close()
 		return
 	}
-	in := &inbound{l: l, src: src, conn: c, fd: -1, buf: make([]byte, readBuf)}
-	if c == raw {
-		in.fd = rawFD(raw)
-	}
+	in := &inbound{l: l, src: src, conn: raw, fd: rawFD(raw), open: sl, buf: make([]byte, readBuf)}
 	l.mu.Lock()
 	if l.closed { // Close has passed this connection by (or will find it nil)
 		l.mu.Unlock()

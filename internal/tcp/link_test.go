@@ -331,7 +331,7 @@ func TestPeerDiesMidFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l1.Close()
-	c, err := l1.dial(t.Context(), 0, l0.Self())
+	c, _, err := l1.dial(t.Context(), 0, l0.Self())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,77 +15,88 @@ import (
 
 // TestSendWritesInline: a frame sent while nothing is queued goes to the
 // kernel within Send (the writer goroutine, which cannot run here, is not
-// needed), and arrives.
+// needed), and arrives; with TLS too (sealed on the caller's goroutine).
 func TestSendWritesInline(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	ls, ss := mesh(t, 2, false)
-	o := (*ls[0].outs.Load())[1]
-	for i, size := range []int{0, 8, 1000, 8 << 10} {
-		if err := ls[0].Send(1, frame(0, i, size)); err != nil {
-			t.Fatal(err)
-		}
-		o.mu.Lock()
-		queued, busy := len(o.q), o.busy
-		o.mu.Unlock()
-		if queued != 0 || busy {
-			t.Fatalf("frame of %d bytes: %d buffers queued for the writer (busy %v) after Send; want it written by Send", size, queued, busy)
-		}
-		ss[1].wait(t, "the frame", func(s *sink) bool { return len(s.frames) == i+1 })
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			ls, ss := mesh(t, 2, tls)
+			o := (*ls[0].outs.Load())[1]
+			for i, size := range []int{0, 8, 1000, 8 << 10} {
+				if err := ls[0].Send(1, frame(0, i, size)); err != nil {
+					t.Fatal(err)
+				}
+				o.mu.Lock()
+				queued, busy := len(o.q), o.busy
+				o.mu.Unlock()
+				if queued != 0 || busy {
+					t.Fatalf("frame of %d bytes: %d buffers queued for the writer (busy %v) after Send; want it written by Send", size, queued, busy)
+				}
+				ss[1].wait(t, "the frame", func(s *sink) bool { return len(s.frames) == i+1 })
+				if want := frame(0, i, size); !bytes.Equal(ss[1].frames[i], want) {
+					t.Fatalf("frame %d arrived with %d bytes or other content; want %d", i, len(ss[1].frames[i]), len(want))
+				}
+			}
+		})
 	}
 }
 
 // TestPollDelivers: a caller that polls the link gets each frame
 // delivered on its own goroutine (the reader goroutines cannot run here),
-// whole and in order, small and large.
+// whole and in order, small and large; with TLS too.
 func TestPollDelivers(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	var polling atomic.Bool
-	var polled atomic.Int64
-	s1 := newSink()
-	l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey}, func(f []byte) {
-		if polling.Load() {
-			polled.Add(1)
-		}
-		s1.frame(f)
-	}, s1.fatal)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l1.Close()
-	l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey}, func([]byte) {}, func(error) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l0.Close()
-	if reach, why := l0.Connect(t.Context(), map[int]Peer{1: l1.Self()}); !reach[1] {
-		t.Fatal(why[1])
-	}
-	waitFor(t, "the incoming connection", func() bool { return len(*l1.polled.Load()) == 1 })
-	sizes := []int{0, 8, 1 << 10, 8 << 10, 16 << 10, 16<<10 + 1, 64 << 10, 1 << 20}
-	const count = 40
-	for i := range count {
-		if err := l0.Send(1, frame(0, i, sizes[i%len(sizes)])); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		polling.Store(true)
-		for s1.count() < i+1 {
-			if !l1.Poll() && time.Now().After(deadline) {
-				t.Fatalf("frame %d did not arrive", i)
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			var polling atomic.Bool
+			var polled atomic.Int64
+			s1 := newSink()
+			l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: tls}, func(f []byte) {
+				if polling.Load() {
+					polled.Add(1)
+				}
+				s1.frame(f)
+			}, s1.fatal)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if i%len(sizes) == len(sizes)-1 {
-				runtime.Gosched() // let the writer goroutine send the rest of a large frame
+			defer l1.Close()
+			l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: tls}, func([]byte) {}, func(error) {})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		polling.Store(false)
-	}
-	for i, f := range s1.frames {
-		if want := frame(0, i, sizes[i%len(sizes)]); !bytes.Equal(f, want) {
-			t.Fatalf("frame %d: %d bytes or other content; want %d", i, len(f), len(want))
-		}
-	}
-	if n := polled.Load(); n < count/2 {
-		t.Errorf("%d of %d frames were delivered by Poll; want most", n, count)
+			defer l0.Close()
+			if reach, why := l0.Connect(t.Context(), map[int]Peer{1: l1.Self()}); !reach[1] {
+				t.Fatal(why[1])
+			}
+			waitFor(t, "the incoming connection", func() bool { return len(*l1.polled.Load()) == 1 })
+			sizes := []int{0, 8, 1 << 10, 8 << 10, 16 << 10, 16<<10 + 1, 64 << 10, 1 << 20}
+			const count = 40
+			for i := range count {
+				if err := l0.Send(1, frame(0, i, sizes[i%len(sizes)])); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(30 * time.Second)
+				polling.Store(true)
+				for s1.count() < i+1 {
+					if !l1.Poll() && time.Now().After(deadline) {
+						t.Fatalf("frame %d did not arrive", i)
+					}
+					if i%len(sizes) == len(sizes)-1 {
+						runtime.Gosched() // let the writer goroutine send the rest of a large frame
+					}
+				}
+				polling.Store(false)
+			}
+			for i, f := range s1.frames {
+				if want := frame(0, i, sizes[i%len(sizes)]); !bytes.Equal(f, want) {
+					t.Fatalf("frame %d: %d bytes or other content; want %d", i, len(f), len(want))
+				}
+			}
+			if n := polled.Load(); n < count/2 {
+				t.Errorf("%d of %d frames were delivered by Poll; want most", n, count)
+			}
+		})
 	}
 }
 
@@ -126,8 +137,14 @@ func (c *checker) frame(f []byte) {
 // TestPollBothWays: two links stream 10,000 frames of mixed sizes (0 B to
 // 1 MiB) to each other at once while, on each, one goroutine polls and
 // another sends, beside the reader goroutines: every frame arrives once,
-// whole and in order.
+// whole and in order; with TLS too.
 func TestPollBothWays(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) { pollBothWays(t, tls) })
+	}
+}
+
+func pollBothWays(t *testing.T, tls bool) {
 	const count = 10000
 	size := func(i int) int {
 		switch {
@@ -141,7 +158,7 @@ func TestPollBothWays(t *testing.T) {
 	cs := []*checker{{size: size, next: map[int]int{}}, {size: size, next: map[int]int{}}}
 	ls := make([]*Link, 2)
 	for r := range ls {
-		l, err := Listen(Config{Rank: r, Size: 2, Key: testKey}, cs[r].frame, func(err error) { t.Errorf("rank %d: %v", r, err) })
+		l, err := Listen(Config{Rank: r, Size: 2, Key: testKey, TLS: tls}, cs[r].frame, func(err error) { t.Errorf("rank %d: %v", r, err) })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +224,7 @@ func TestPeerDiesMidFrameWhilePolling(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l1.Close()
-			c, err := l1.dial(t.Context(), 0, l0.Self())
+			c, _, err := l1.dial(t.Context(), 0, l0.Self())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -26,8 +26,8 @@ const readBuf = 64 << 10
 type inbound struct {
 	l    *Link
 	src  int
-	conn net.Conn // what frames are read from (a tls.Conn with TLS)
-	fd   int      // conn's socket when it may be read without waiting (no TLS), or -1
+	conn net.Conn // the raw connection frames are read from
+	fd   int      // conn's socket when it may be read without waiting, or -1
 
 	more atomic.Bool // the last Poll stopped before the socket was empty
 
@@ -35,8 +35,9 @@ type inbound struct {
 	dead bool       // no more reads: the connection ended, broke or closes
 	buf  []byte     // read buffer; buf[r:w] is not parsed yet
 	r, w int
-	f    []byte // a large frame being read straight into, or nil
-	got  int    // bytes of f read so far
+	f    []byte  // a large frame being read straight into (sealed: with its tag), or nil
+	got  int     // bytes of f read so far
+	open *sealer // opens each frame (TLS), or nil
 }
 
 // errAgain: the socket holds nothing to read yet.
@@ -52,7 +53,7 @@ func (in *inbound) fill(read func([]byte) (int, error)) (int, error) {
 	}
 	if in.r == in.w {
 		in.r, in.w = 0, 0
-	} else if in.w == len(in.buf) || len(in.buf)-in.r < 4+smallFrame {
+	} else if in.w == len(in.buf) || len(in.buf)-in.r < maxSmallWire {
 		in.w = copy(in.buf, in.buf[in.r:in.w])
 		in.r = 0
 	}
@@ -72,8 +73,13 @@ func eofErr(n int, err error) error {
 
 // deliver hands every whole frame read so far to onFrame, in order, and
 // starts reading a large frame into its own slice once its length is
-// known. tok held. Its error is a corrupt stream.
+// known; with TLS it opens each frame first. tok held. Its error is a
+// corrupt or forged stream.
 func (in *inbound) deliver() error {
+	tag := 0
+	if in.open != nil {
+		tag = tagLen
+	}
 	for {
 		if in.f != nil {
 			if in.got < len(in.f) {
@@ -81,6 +87,14 @@ func (in *inbound) deliver() error {
 			}
 			f := in.f
 			in.f, in.got = nil, 0
+			if in.open != nil {
+				hdr := in.open.hdr[:]
+				binary.LittleEndian.PutUint32(hdr, uint32(len(f)-tagLen))
+				var err error
+				if f, err = in.open.open(f[:0], hdr, f); err != nil {
+					return in.forged(err)
+				}
+			}
 			in.l.onFrame(f)
 			continue
 		}
@@ -89,22 +103,32 @@ func (in *inbound) deliver() error {
 		}
 		n := int(binary.LittleEndian.Uint32(in.buf[in.r:]))
 		if n > in.l.cfg.MaxFrame {
+			if in.open != nil {
+				return in.forged(fmt.Errorf("length field of %d bytes, above the limit of %d", n, in.l.cfg.MaxFrame))
+			}
 			return fmt.Errorf("tcp: rank %d: corrupt stream from rank %d: frame of %d bytes above the limit of %d",
 				in.l.cfg.Rank, in.src, n, in.l.cfg.MaxFrame)
 		}
 		have := in.w - in.r - 4
 		if n > smallFrame {
-			in.f = getFrame(n)
+			in.f = getFrame(n + tag)
 			in.got = copy(in.f, in.buf[in.r+4:in.w])
 			in.r += 4 + in.got
 			continue
 		}
-		if have < n {
+		if have < n+tag {
 			return nil
 		}
 		f := make([]byte, n)
-		copy(f, in.buf[in.r+4:])
-		in.r += 4 + n
+		if in.open != nil {
+			var err error
+			if f, err = in.open.open(f[:0], in.buf[in.r:in.r+4], in.buf[in.r+4:in.r+4+n+tag]); err != nil {
+				return in.forged(err)
+			}
+		} else {
+			copy(f, in.buf[in.r+4:])
+		}
+		in.r += 4 + n + tag
 		in.l.onFrame(f)
 	}
 }
@@ -170,8 +194,8 @@ func (in *inbound) run() {
 }
 
 // runBlocking is run for a connection that cannot be read without waiting
-// (TLS): only the reader goroutine reads it, and tok guards nothing
-// another goroutine touches.
+// (no raw socket access on this platform): only the reader goroutine reads
+// it, and tok guards nothing another goroutine touches.
 func (in *inbound) runBlocking() {
 	in.tok.Lock()
 	for {
@@ -221,8 +245,7 @@ func (in *inbound) corrupt(err error) {
 // the moment, without waiting, and reports whether it delivered or read
 // anything. A caller about to wait for a frame calls it in a loop (comm's
 // blocked receives do, for a while, when the host has a core per rank):
-// the frame then reaches it without a goroutine being woken. Connections
-// with TLS are left to their reader goroutines.
+// the frame then reaches it without a goroutine being woken.
 func (l *Link) Poll() bool {
 	prog := false
 	for _, in := range *l.polled.Load() {

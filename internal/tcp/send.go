@@ -14,10 +14,11 @@ type outbound struct {
 	dst  int
 	addr string
 	conn net.Conn
-	fd   int           // conn's socket when it may be written without waiting (no TLS), or -1
+	fd   int           // conn's socket when it may be written without waiting, or -1
 	wake chan struct{} // capacity 1: the queue went from empty to not
 
-	mu     sync.Mutex  // guards q, spare, busy, down, closed, and writes on fd
+	mu     sync.Mutex  // guards seal, q, spare, busy, down, closed, and writes on fd
+	seal   *sealer     // seals each frame as it is written or queued (TLS), or nil
 	q      net.Buffers // bytes for the writer: batches of small frames (4-byte length, bytes), large frames alone
 	spare  net.Buffers // the writer's last q, for reuse
 	open   bool        // the last element of q is a batch that small frames may join
@@ -89,8 +90,6 @@ func (l *Link) send(dst int, head, body []byte) error {
 		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
 	}
 	o := outs[dst]
-	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(size))
 	o.mu.Lock()
 	switch {
 	case o.closed:
@@ -101,8 +100,30 @@ func (l *Link) send(dst int, head, body []byte) error {
 		return nil
 	}
 	first := len(o.q) == 0
+	inline := first && !o.busy && o.fd >= 0 && (size > smallFrame || time.Since(o.wrote) > streamGap)
+	if o.seal != nil {
+		l.sendSealed(o, inline, head, body)
+	} else {
+		l.sendPlain(o, inline, size, head, body)
+	}
+	wake := first && len(o.q) > 0
+	o.mu.Unlock()
+	if wake {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// sendPlain writes the frame of head and body to the socket (inline) as far
+// as it takes it without waiting, and queues the rest. o.mu held.
+func (l *Link) sendPlain(o *outbound, inline bool, size int, head, body []byte) {
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(size))
 	pieces := [3][]byte{hdr[:], head, body}
-	if first && !o.busy && o.fd >= 0 && (size > smallFrame || time.Since(o.wrote) > streamGap) {
+	if inline {
 		// Nothing queued and the writer idle: the frame goes to the
 		// kernel now, from the caller's buffers, as far as the socket
 		// takes it without waiting; the writer gets the rest. (An error
@@ -110,8 +131,7 @@ func (l *Link) send(dst int, head, body []byte) error {
 		n, _ := writeFD(o.fd, pieces[:]...)
 		o.wrote = time.Now()
 		if n == 4+size {
-			o.mu.Unlock()
-			return nil
+			return
 		}
 		for i := range pieces {
 			k := min(n, len(pieces[i]))
@@ -119,26 +139,57 @@ func (l *Link) send(dst int, head, body []byte) error {
 		}
 	}
 	need := len(pieces[0]) + len(pieces[1]) + len(pieces[2])
-	if need <= 4+smallFrame {
+	b := o.queueBuf(need)
+	*b = append(append(append(*b, pieces[0]...), pieces[1]...), pieces[2]...)
+}
+
+// sendSealed seals the frame of head and body into a queue buffer and
+// writes it to the socket (inline) as far as it takes it without waiting,
+// or leaves it queued. o.mu held.
+func (l *Link) sendSealed(o *outbound, inline bool, head, body []byte) {
+	need := 4 + len(head) + len(body) + tagLen
+	if !inline {
+		b := o.queueBuf(need)
+		*b = o.seal.seal(*b, head, body)
+		return
+	}
+	var b []byte
+	if need <= maxSmallWire {
+		b = (*batchPool.Get().(*[]byte))[:0]
+	} else {
+		b = getLarge(need)
+	}
+	b = o.seal.seal(b, head, body)
+	n, _ := writeFD(o.fd, b)
+	o.wrote = time.Now()
+	if n == len(b) {
+		putBuf(b)
+		return
+	}
+	// The rest goes to the writer as it is (an error leaves it all to
+	// the writer, which meets it and reports).
+	o.q = append(o.q, b[n:])
+	o.open = false
+}
+
+// maxSmallWire is the most bytes a small frame takes on the wire: length,
+// frame, and the tag of a sealed one.
+const maxSmallWire = 4 + smallFrame + tagLen
+
+// queueBuf returns the queue buffer that need more bytes go into: the open
+// batch when they are few and fit, a new batch, or a buffer of their own.
+// o.mu held.
+func (o *outbound) queueBuf(need int) *[]byte {
+	if need <= maxSmallWire {
 		if n := len(o.q); !o.open || cap(o.q[n-1])-len(o.q[n-1]) < need {
 			o.q = append(o.q, (*batchPool.Get().(*[]byte))[:0])
 			o.open = true
 		}
-		b := &o.q[len(o.q)-1]
-		*b = append(append(append(*b, pieces[0]...), pieces[1]...), pieces[2]...)
-	} else {
-		b := getLarge(need)
-		o.q = append(o.q, append(append(append(b, pieces[0]...), pieces[1]...), pieces[2]...))
-		o.open = false
+		return &o.q[len(o.q)-1]
 	}
-	o.mu.Unlock()
-	if first {
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
+	o.q = append(o.q, getLarge(need))
+	o.open = false
+	return &o.q[len(o.q)-1]
 }
 
 // write is o's writer goroutine: it hands the queue to the kernel batch by
