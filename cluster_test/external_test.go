@@ -172,26 +172,7 @@ func TestJoinMode(t *testing.T) {
 				cmd.Stdout, cmd.Stderr = &outs[r], &outs[r]
 				cmds[r] = cmd
 			}
-			for r := n - 1; r >= 0; r-- { // rank 0 last: the others wait for it
-				if err := cmds[r].Start(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for r, cmd := range cmds {
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Fatalf("rank %d: %v\n%s", r, err, outs[r].String())
-					}
-				case <-time.After(time.Minute):
-					for _, c := range cmds {
-						c.Process.Kill()
-					}
-					t.Fatalf("rank %d did not finish", r)
-				}
-			}
+			runJoined(t, cmds, outs)
 			if got, want := strings.TrimSpace(outs[0].String()), `Processor 0 received message "P0P1P2P3" from rank 3`; got != want {
 				t.Fatalf("rank 0 printed %q, want %q", got, want)
 			}
@@ -243,5 +224,32 @@ func TestExistingServerTLSToken(t *testing.T) {
 	p = start(t, "-n", "2", "--nats-url", url, "--nats-token", "tok3n", prog(t, "ring"))
 	if code := p.wait(time.Minute); code != 1 || !strings.Contains(p.errText(), "certificate") {
 		t.Fatalf("without --nats-ca: exit %d; stderr:\n%s", code, p.errText())
+	}
+}
+
+// runJoined starts ranks that join through NATS by themselves (join mode),
+// rank 0 last so that the others wait for it, and waits for each with a
+// one-minute guard; a rank that fails or hangs fails the test, naming it.
+func runJoined(t *testing.T, cmds []*exec.Cmd, outs []strings.Builder) {
+	t.Helper()
+	for r := len(cmds) - 1; r >= 0; r-- {
+		if err := cmds[r].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for r, cmd := range cmds {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("rank %d: %v\n%s", r, err, outs[r].String())
+			}
+		case <-time.After(time.Minute):
+			for _, c := range cmds {
+				c.Process.Kill()
+			}
+			t.Fatalf("rank %d did not finish", r)
+		}
 	}
 }

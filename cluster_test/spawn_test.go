@@ -275,25 +275,8 @@ func TestSpawnJoinMode(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &outs[r], &outs[r]
 		cmds[r] = cmd
 	}
-	for r := n - 1; r >= 0; r-- {
-		if err := cmds[r].Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for r, cmd := range cmds {
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("rank %d: %v\n%s", r, err, outs[r].String())
-			}
-		case <-time.After(time.Minute):
-			for _, c := range cmds {
-				c.Process.Kill()
-			}
-			t.Fatalf("rank %d did not finish", r)
-		}
+	runJoined(t, cmds, outs)
+	for r := range cmds {
 		want := fmt.Sprintf("rank %d: ErrNoLauncher true: comm: rank %d: Spawn of \"./worker\" (this job was started by slurm): comm: Spawn needs the decorun launcher (run the job with decorun)\n", r, r)
 		if got := outs[r].String(); got != want {
 			t.Errorf("rank %d printed %q, want %q", r, got, want)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/decorun/decorun/collectives"
-	"github.com/decorun/decorun/comm"
 	"github.com/decorun/decorun/comm/commtest"
 )
 
@@ -15,20 +13,7 @@ import (
 // the collector borrows holds every other rank up).
 func TestSmallCallsAllocateNothing(t *testing.T) {
 	const runs = 2000
-	one, out := []float64{1}, [2][]float64{{0}, {0}} // out per rank
-	for _, tc := range []struct {
-		name string
-		f    func(ctx context.Context, c *comm.Comm) error
-	}{
-		{"Barrier", func(ctx context.Context, c *comm.Comm) error { return collectives.Barrier(ctx, c) }},
-		{"Allreduce", func(ctx context.Context, c *comm.Comm) error {
-			_, err := collectives.Allreduce(ctx, c, 1.0, collectives.Sum)
-			return err
-		}},
-		{"AllreduceSliceInto", func(ctx context.Context, c *comm.Comm) error {
-			return collectives.AllreduceSliceInto(ctx, c, one, out[c.Rank()], collectives.Sum)
-		}},
-	} {
+	for _, tc := range smallCalls() {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := commtest.WorldOn(t, 2, "shm")
 			ctx := context.Background()

@@ -10,30 +10,43 @@ import (
 	"github.com/decorun/decorun/comm/commtest"
 )
 
-// BenchmarkSmall runs the small calls that an iterative solver makes every
-// step on two in-process ranks with a shared-memory region; -benchmem
-// reports the allocations of both ranks per call (each allocation is
-// garbage, whose collection, on a host whose ranks busy every core, stalls
-// the ranks waiting for the one whose core the collector borrowed).
-func BenchmarkSmall(b *testing.B) {
+// smallCall is one of the small calls an iterative solver makes every step,
+// on a world of two ranks.
+type smallCall struct {
+	name string
+	f    func(ctx context.Context, c *comm.Comm) error
+}
+
+// smallCalls returns the calls of BenchmarkSmall and
+// TestSmallCallsAllocateNothing, with a buffer per rank for the calls that
+// write into one.
+func smallCalls() []smallCall {
 	one := []float64{1}
-	out := []float64{0}
-	for _, bc := range []struct {
-		name string
-		f    func(ctx context.Context, c *comm.Comm) error
-	}{
+	out := [2][]float64{{0}, {0}}
+	return []smallCall{
 		{"Barrier", func(ctx context.Context, c *comm.Comm) error { return collectives.Barrier(ctx, c) }},
 		{"Allreduce", func(ctx context.Context, c *comm.Comm) error {
 			_, err := collectives.Allreduce(ctx, c, 1.0, collectives.Sum)
 			return err
 		}},
 		{"AllreduceSliceInto", func(ctx context.Context, c *comm.Comm) error {
-			return collectives.AllreduceSliceInto(ctx, c, one, out[:], collectives.Sum)
+			return collectives.AllreduceSliceInto(ctx, c, one, out[c.Rank()], collectives.Sum)
 		}},
 		{"BcastInto", func(ctx context.Context, c *comm.Comm) error {
-			return collectives.BcastInto(ctx, c, []float64{1}, 0)
+			buf := out[c.Rank()]
+			buf[0] = 1
+			return collectives.BcastInto(ctx, c, buf, 0)
 		}},
-	} {
+	}
+}
+
+// BenchmarkSmall runs the small calls that an iterative solver makes every
+// step on two in-process ranks with a shared-memory region; -benchmem
+// reports the allocations of both ranks per call (each allocation is
+// garbage, whose collection, on a host whose ranks busy every core, stalls
+// the ranks waiting for the one whose core the collector borrowed).
+func BenchmarkSmall(b *testing.B) {
+	for _, bc := range smallCalls() {
 		b.Run(bc.name, func(b *testing.B) {
 			cs := commtest.WorldOn(b, 2, "shm")
 			ctx := context.Background()
