@@ -229,14 +229,7 @@ func TestTraceReport(t *testing.T) {
 			t.Errorf("report lacks %s:\n%s", re, text)
 		}
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r trace.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readReport(t, js)
 	if r.Size != 4 || len(r.Ranks) != 4 {
 		t.Fatalf("report of %d ranks with %d lines; want 4", r.Size, len(r.Ranks))
 	}
@@ -493,14 +486,7 @@ func TestTraceDecoRetried(t *testing.T) {
 	if life != 60 || retried == 0 {
 		t.Errorf("%d tasks on rank 0's queue, %d rerun; want 60, at least 1", life, retried)
 	}
-	b, err := os.ReadFile(js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r trace.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readReport(t, js)
 	if r.Tasks == nil || r.Tasks.Retried != retried || len(r.Missing) != 1 || r.Missing[0] != 2 {
 		t.Errorf("report: tasks %+v, missing %v; want %d rerun, rank 2 missing", r.Tasks, r.Missing, retried)
 	}
@@ -529,4 +515,18 @@ func TestTraceSpawn(t *testing.T) {
 	if len(f.OtherData.Missing) != 0 {
 		t.Errorf("missing ranks %v; want none", f.OtherData.Missing)
 	}
+}
+
+// readReport reads the report --report-json wrote to path.
+func readReport(t *testing.T, path string) trace.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r trace.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return r
 }

@@ -165,16 +165,7 @@ func TestForged(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%d", name, size), func(t *testing.T) {
 				held = nil
 				s1 := newSink()
-				l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: true, Grace: time.Hour}, s1.frame, s1.fatal)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l1.Close()
-				l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: true}, func([]byte) {}, func(error) {})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l0.Close()
+				l0, l1 := sealedPair(t, time.Hour, s1)
 				px := newProxy(t, l1.Self().Addr, edit)
 				via := Peer{Addr: px.ln.Addr().String(), Fingerprint: l1.Self().Fingerprint}
 				if reach, why := l0.Connect(t.Context(), map[int]Peer{1: via}); !reach[1] {
@@ -221,16 +212,7 @@ func TestCutSealed(t *testing.T) {
 	for _, size := range []int{1000, 40 << 10} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			s1 := newSink()
-			l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: true, Grace: time.Millisecond}, s1.frame, s1.fatal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l1.Close()
-			l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: true}, func([]byte) {}, func(error) {})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l0.Close()
+			l0, l1 := sealedPair(t, time.Millisecond, s1)
 			px := newProxy(t, l1.Self().Addr, func(i int, f []byte) [][]byte {
 				if i == 2 {
 					return [][]byte{f[:len(f)/2], nil}
@@ -297,4 +279,22 @@ func TestRekey(t *testing.T) {
 	if k1 := s.prf("decorun-tcp key"); bytes.Equal(k0, k1) {
 		t.Error("the next key of the chain is the same")
 	}
+}
+
+// sealedPair listens as ranks 0 and 1 of a TLS job; rank 1 delivers to s1
+// and waits grace before a broken connection is fatal. Both close when the
+// test ends.
+func sealedPair(t *testing.T, grace time.Duration, s1 *sink) (l0, l1 *Link) {
+	t.Helper()
+	l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: true, Grace: grace}, s1.frame, s1.fatal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l1.Close() })
+	l0, err = Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: true}, func([]byte) {}, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l0.Close() })
+	return l0, l1
 }
