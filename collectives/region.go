@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"unsafe"
+
+	"github.com/decorun/decorun/internal/shm"
 )
 
 // Collectives through a shared-memory region (see the package doc, Shared
@@ -221,7 +223,7 @@ func foldBlocks[E any](ctx context.Context, cl *call, k elems[E], out []E, op fu
 		}
 		mark |= failMark
 	} else {
-		copy(own, k.view(out[lo:hi]))
+		shm.Publish(own, k.view(out[lo:hi]))
 	}
 	g.Mark(mark)
 	if root >= 0 && r != root {

@@ -95,7 +95,7 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	}
 	k := 0
 	for _, d := range data {
-		k += copy(dst[k:], d)
+		k += Publish(dst[k:], d)
 	}
 	// Plain stores, published by the atomic store of the step: a reader
 	// that loads s sees them (x86's order; on others the store releases).

@@ -155,8 +155,8 @@ func (r *Ring) skip(t uint64, l uint32) (bool, error) {
 
 func (r *Ring) put(at uint64, p []byte) {
 	i := int(at & r.mask)
-	c := copy(r.data[i:], p)
-	copy(r.data, p[c:])
+	c := Publish(r.data[i:], p)
+	Publish(r.data, p[c:])
 }
 
 // Read copies up to len(p) available bytes into p, frees their room and
