@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/decorun/decorun/internal/agree"
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/match"
 	"github.com/decorun/decorun/internal/shm"
@@ -135,6 +136,7 @@ type Comm struct {
 	hier     *HostGroups
 
 	shadow     atomic.Pointer[Comm] // Shadow(), made once
+	agreeCache agree.Cache          // c's collective state (internal/agree)
 	grp        *group               // nil: the world
 	topo       *cart                // a Cartesian grid (CartCreate), or nil
 	graph      *distGraph           // a distributed graph (DistGraphCreateAdjacent), or nil

@@ -38,6 +38,12 @@ const regionMark = "+r"
 func init() {
 	agree.HostOf = hostOf
 	agree.Refuse = refuseColl
+	agree.CacheOf = func(c any) *agree.Cache {
+		if cc, ok := c.(*Comm); ok {
+			return &cc.agreeCache
+		}
+		return nil
+	}
 }
 
 // hostRegions is what connect learns about the world's region.

@@ -364,7 +364,7 @@ func (cl *Call) Ready() (ok bool, minData, maxData int64) {
 		if !g.Posted(q, s) {
 			return false, 0, 0
 		}
-		d := g.Head(q, s, FData)
+		d := headOf(g, q, s)[FData]
 		if q == 0 || d < minData {
 			minData = d
 		}
@@ -409,7 +409,8 @@ func (cl *Call) put(ctx context.Context, h Header, payload [][]byte) error {
 		cl.err = err
 		return err // as a message would fail; Done consumes the step
 	}
-	if err := g.Post(ctx, s, h[:], payload...); err != nil {
+	w := pack(&h)
+	if err := g.Post(ctx, s, w[:], payload...); err != nil {
 		cl.err = err
 		return err
 	}
@@ -431,8 +432,9 @@ func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
 		g.Unlink()
 	}
 	for q := range p {
+		h := headOf(g, q, s)
 		for i := range sum {
-			v, f := g.Head(q, s, i), &sum[i]
+			v, f := h[i], &sum[i]
 			if q == 0 || v < f.Min {
 				f.Min, f.MinRank = v, int64(q)
 			}
@@ -442,4 +444,13 @@ func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
 		}
 	}
 	return sum, nil
+}
+
+// headOf is member q's header of step s (which it has posted).
+func headOf(g *shm.Region, q int, s uint64) Header {
+	var w [packWords]int64
+	for i := range w {
+		w[i] = g.Head(q, s, i)
+	}
+	return unpack(&w, len(g.Data(q, s)))
 }

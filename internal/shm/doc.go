@@ -183,10 +183,12 @@
 // file per rank (decorun-<job id>-<hash>-<rank>, the hash an HMAC of the
 // communicator's id and the rank, so the launcher's clean-up and
 // SweepStale treat it like a segment). A file holds a header (magic
-// "DCRSHM0R", owner pid and pid namespace at a segment's offsets, the
+// "DCRSHM0S", owner pid and pid namespace at a segment's offsets, the
 // communicator, the rank, the slot size, a nonce and HMAC-SHA256(auth key,
-// those fields)), two post lines (a step number, 13 header words, a mark, 128
-// bytes of inline payload), an acknowledgement word, a futex bell with its
+// those fields)), two post lines (a step number, a payload length, 5 header
+// words, 192 bytes of inline payload and a mark: a small post's step, header
+// and payload lie in one cache line, which a reader fetches once), an
+// acknowledgement word, a futex bell with its
 // sleep flag, a state word (closed, failed) and two data slots. Members
 // post step s in line and slot s mod 2, after every other member has
 // acknowledged step s−2 (so a slot is never overwritten while read), with

@@ -19,7 +19,7 @@ import (
 // Region file layout (one file per member; see region.go for the protocol).
 //
 //	off   size  field
-//	0     8     magic "DCRSHM0R" (the stem of a segment's: SweepStale
+//	0     8     magic "DCRSHM0S" (the stem of a segment's: SweepStale
 //	            reads pid and pid namespace at the same offsets)
 //	8     8     owner pid
 //	16    8     owner's pid namespace
@@ -32,14 +32,17 @@ import (
 //	72    16    nonce
 //	88    32    tag: HMAC-SHA256(auth key, magic | fields 32..72 | nonce)
 //	4096        two post lines of 256 bytes (step parity 0 and 1): post
-//	            (8), header words (8 each from 8), inline data from 128
+//	            step (8), payload length (8), 5 header words, inline
+//	            data from 56 to 248, the mark (8) at 248: a small call's
+//	            step, header and payload share the line's first 64 bytes,
+//	            so a reader takes one cache miss per member
 //	4608  8     ack: the last step this member finished reading
 //	4736  4     bell: this member's futex word
 //	4740  4     sleep: 1 while this member sleeps on bell
 //	4864  4     state: 0 working, else why this member left (region.go)
 //	8192        two data slots of slot size (step parity 0 and 1)
 const (
-	regionMagic   = "DCRSHM0R"
+	regionMagic   = "DCRSHM0S"
 	rgComm        = 32
 	rgSlot        = 56
 	rgWorld       = 64
@@ -47,14 +50,13 @@ const (
 	rgTag         = 88
 	rgLines       = 4096
 	rgLineSize    = 256
-	rgInlineOff   = 128
+	rgInlineOff   = 56
 	rgAck         = 4608
 	rgBell        = 4736
 	rgSleep       = 4740
 	rgState       = 4864
 	rgData        = 8192
-	regionInline  = rgLineSize - rgInlineOff
-	regionMaxSig  = (rgInlineOff - 8) / 8
+	regionInline  = rgLineSize - 8 - rgInlineOff // the mark is last
 	rgHeaderBytes = rgData
 )
 

@@ -263,3 +263,41 @@ func TestRegionRefusesForeignFiles(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRegionStep is one step of the region protocol on two members,
+// as a small collective takes it: post nine header words and 8 bytes,
+// wait for the other's post, read its header and payload, acknowledge.
+// It is the floor under a small collective call through the region.
+func BenchmarkRegionStep(b *testing.B) {
+	gs := regions(&testing.T{}, b.TempDir(), 2, false)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for m, g := range gs {
+		wg.Go(func() {
+			head := make([]int64, 9)
+			v := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+			var sum int64
+			for s := uint64(1); s <= uint64(b.N); s++ {
+				head[0] = int64(m)
+				if err := g.Post(ctx, s, head, v); err != nil {
+					b.Error(err)
+					return
+				}
+				if err := g.WaitAll(ctx, s); err != nil {
+					b.Error(err)
+					return
+				}
+				for q := range 2 {
+					for i := range 9 {
+						sum += g.Head(q, s, i)
+					}
+					sum += int64(g.Data(q, s)[0])
+				}
+				g.Ack(s)
+			}
+			_ = sum
+		})
+	}
+	wg.Wait()
+}

@@ -26,7 +26,7 @@ type Members struct {
 }
 
 // RegionHead is the number of header words a post carries.
-const RegionHead = 13
+const RegionHead = 5
 
 // ErrRegionLeft is wrapped by the error of a wait for a member that left.
 var ErrRegionLeft = errors.New("shm: a member left the collectives region")

@@ -26,9 +26,9 @@ const (
 	lnPost = 0
 	lnLen  = 8
 	lnHead = 16
-	lnMark = rgInlineOff - 8
+	lnMark = rgLineSize - 8
 	// RegionHead is the number of header words a post carries.
-	RegionHead = (lnMark - lnHead) / 8
+	RegionHead = (rgInlineOff - lnHead) / 8
 )
 
 // Waiting: a member that waits for another polls for regionSpin without a

@@ -1,0 +1,56 @@
+package agree
+
+import "math"
+
+// A header travels through a region in packWords words, so that a small
+// call's step, header and payload share one cache line (see
+// shm.Region's layout): FType, FLen, FBad and FFan whole; FOp, FEq and
+// FRegion in the low bits of the fifth word and FRoot, cut to 32 bits, in
+// its high half. FData is not sent: it is the post's payload length, or -1
+// when the post carries none (packed's bit hasData).
+const packWords = 5
+
+const (
+	pkOp      = 0xff // bits 0-7
+	pkEq      = 1 << 8
+	pkRegion  = 1 << 9
+	pkHasData = 1 << 10
+)
+
+// pack returns h's words for a post. FRoot outside int32 (no rank's) is
+// cut to its nearest bound, which still differs from every valid root.
+func pack(h *Header) [packWords]int64 {
+	w := int64(h[FOp]) & pkOp
+	if h[FEq] != 0 {
+		w |= pkEq
+	}
+	if h[FRegion] != 0 {
+		w |= pkRegion
+	}
+	if h[FData] >= 0 {
+		w |= pkHasData
+	}
+	root := min(max(h[FRoot], math.MinInt32), math.MaxInt32)
+	w |= root << 32
+	return [packWords]int64{h[FType], h[FLen], h[FBad], h[FFan], w}
+}
+
+// unpack is pack's inverse, given the post's payload length n.
+func unpack(w *[packWords]int64, n int) Header {
+	var h Header
+	h[FType], h[FLen], h[FBad], h[FFan] = w[0], w[1], w[2], w[3]
+	p := w[4]
+	h[FOp] = p & pkOp
+	if p&pkEq != 0 {
+		h[FEq] = 1
+	}
+	if p&pkRegion != 0 {
+		h[FRegion] = 1
+	}
+	h[FData] = -1
+	if p&pkHasData != 0 {
+		h[FData] = int64(n)
+	}
+	h[FRoot] = p >> 32
+	return h
+}
