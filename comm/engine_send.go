@@ -332,6 +332,11 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 			return false
 		}
 	})
+	select { // the common case, without a two-way select
+	case <-s.done:
+		return s.err
+	default:
+	}
 	select {
 	case <-s.done:
 		return s.err

@@ -440,9 +440,12 @@ func (l *Link) aside() time.Duration {
 // arrives (comm's blocking receives and sends): meanwhile the pump stands
 // aside, so a waiting rank has one spinning thread, the waiter, where the
 // pump's spinning and the waiter's would be two, and a frame costs no
-// wake-up of another thread on its way to the waiter. Every 8th poll the
-// caller yields to its process's goroutines (runtime.Gosched), and once
-// it has spun for spinAlone to other processes too (sched_yield). Ending
+// wake-up of another thread on its way to the waiter. Every 64th poll the
+// caller yields to its process's goroutines (runtime.Gosched: each one
+// also wakes an idle thread of the runtime to look for work, a futex
+// system call that a yield every 8th poll paid several times per
+// message), and once it has spun for spinAlone to other processes too
+// (sched_yield) every 8th. Ending
 // with done true, Drive leaves the pump aside for asideWait more, for the
 // caller's next wait; the last driver to end with done false (the caller
 // goes to sleep) wakes the pump to take over at once.
@@ -485,7 +488,9 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 		if spun >= spinAlone {
 			syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
 		}
-		runtime.Gosched()
+		if i%64 == 0 || spun >= spinAlone {
+			runtime.Gosched()
+		}
 	}
 	if ok {
 		l.lastDrive.Store(mono()) // before active drops: the pump stays aside
