@@ -20,6 +20,7 @@ func Allgather[T any](ctx context.Context, c *comm.Comm, part []T) ([]T, error) 
 	}
 	if bad == nil {
 		cl.offer(mine)
+		cl.readOwn() // the result is a new slice
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, length: len(part), lenRule: lenEqual, bad: bad})
 	if err != nil {
@@ -63,6 +64,7 @@ func Allgatherv[T any](ctx context.Context, c *comm.Comm, part []T) ([][]T, erro
 	}
 	if bad == nil {
 		cl.offer(mine)
+		cl.readOwn() // the result is a new slice
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, bad: bad})
 	if err != nil {

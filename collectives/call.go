@@ -33,6 +33,7 @@ type call struct {
 	payload [][]byte
 	pl      [2][]byte
 	inline  [2]uint64
+	own     []byte // this rank's payload, read in place of its post (readOwn)
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError

@@ -70,6 +70,9 @@ func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root
 		a.bad = invalid(cl.op, nil, "root %d passed out of length %d for %d parts of %d", root, len(out), cl.p, m)
 	} else {
 		cl.offer(k.view(part))
+		if !overlaps(part, out) {
+			cl.readOwn()
+		}
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {

@@ -26,6 +26,9 @@ func GathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, cou
 	}
 	if a.bad == nil {
 		cl.offer(k.view(part))
+		if !overlaps(part, out) {
+			cl.readOwn()
+		}
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {
@@ -53,6 +56,9 @@ func AllgathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, 
 	a := params{typ: k.hash}
 	if a.bad = checkLayout(cl, len(out), counts, displs); a.bad == nil {
 		cl.offer(k.view(part))
+		if !overlaps(part, out) {
+			cl.readOwn()
+		}
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {

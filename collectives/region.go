@@ -28,8 +28,24 @@ func (cl *call) fused(s summary) bool {
 	return ok
 }
 
-// data is rank q's payload (a view into shared memory until done).
-func (cl *call) data(q int) []byte { return cl.ac.Data(q) }
+// data is rank q's payload (a view into shared memory until done; this
+// rank's own, after readOwn, the bytes it posted).
+func (cl *call) data(q int) []byte {
+	if q == cl.r && cl.own != nil {
+		return cl.own
+	}
+	return cl.ac.Data(q)
+}
+
+// readOwn lets the call read this rank's payload from the bytes it offered
+// rather than from its post: they are likely in this core's cache, where
+// Publish wrote a large post past it. The caller must not write them
+// before the call has read them (an output that overlaps its input).
+func (cl *call) readOwn() {
+	if len(cl.payload) == 1 {
+		cl.own = cl.payload[0]
+	}
+}
 
 // done ends the call's use of the region (idempotent).
 func (cl *call) done() {
@@ -133,12 +149,6 @@ func (cl *call) gathered(ctx context.Context, s summary, mine []byte, root int) 
 	blocks := make([][]byte, cl.p)
 	for q := range blocks {
 		blocks[q] = cl.data(q)
-	}
-	if len(cl.payload) == 1 && len(cl.payload[0]) == len(mine) && len(mine) > 0 &&
-		unsafe.SliceData(cl.payload[0]) == unsafe.SliceData(mine) {
-		// This rank's own block from its own memory, likely in its cache,
-		// rather than from its post, which Publish wrote past the cache.
-		blocks[cl.r] = mine
 	}
 	return blocks, nil
 }

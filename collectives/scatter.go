@@ -106,6 +106,7 @@ func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, 
 	}
 	if bad == nil {
 		cl.offer(mine)
+		cl.readOwn() // the result is a new slice
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(part), lenRule: lenEqual, bad: bad})
 	if err != nil {
@@ -149,6 +150,7 @@ func Gatherv[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([][]
 	}
 	if bad == nil {
 		cl.offer(mine)
+		cl.readOwn() // the result is a new slice
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, bad: bad})
 	if err != nil {

@@ -444,6 +444,9 @@ func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, out []E, same, large bool, root int) (*halving[E], bool, error) {
 	var h *halving[E]
 	offered := a.bad == nil && offerSlice(cl, k, v)
+	if offered && !same {
+		cl.readOwn() // out, written while the call reads, is not v
+	}
 	if a.bad == nil && large && !offered && !cl.ahead {
 		var err error
 		if h, err = postHalving(cl, k, v, out, same, root); err != nil {
