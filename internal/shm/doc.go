@@ -158,7 +158,10 @@
 // # Cost
 //
 // A frame is copied twice: into the ring (SendV takes the frame's head and
-// payload apart, so comm does not join them first), and out of it, by comm,
+// payload apart, so comm does not join them first; from 4 KiB on with
+// non-temporal stores, Publish, which claim the lines the reader's core
+// last read without fetching them back: 1.3 µs instead of 9-10 µs for
+// 64 KiB here; region posts are written the same way), and out of it, by comm,
 // into the receive buffer when a receive is posted, or, for an unexpected
 // message, into a buffer of comm's pool that is reused once a receive took
 // it (in fresh buffers, the page faults, zeroing and collections cost five
