@@ -238,7 +238,7 @@ func foldBlocks[E any](ctx context.Context, cl *call, k elems[E], out []E, op fu
 			copy(own[8:], msg)
 		}
 		mark |= failMark
-	} else {
+	} else if r != root { // the root's block is in its out already, and nobody reads it
 		shm.Publish(own, k.view(out[lo:hi]))
 	}
 	g.Mark(mark)
