@@ -69,10 +69,7 @@ func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root
 	if cl.r == root && len(out) != m*cl.p {
 		a.bad = invalid(cl.op, nil, "root %d passed out of length %d for %d parts of %d", root, len(out), cl.p, m)
 	} else {
-		cl.offer(k.view(part))
-		if !overlaps(part, out) {
-			cl.readOwn()
-		}
+		cl.offerGather(k.view(part), root, !overlaps(part, out))
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {

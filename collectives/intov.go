@@ -25,10 +25,7 @@ func GathervInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, cou
 		a.bad = checkLayout(cl, len(out), counts, displs)
 	}
 	if a.bad == nil {
-		cl.offer(k.view(part))
-		if !overlaps(part, out) {
-			cl.readOwn()
-		}
+		cl.offerGather(k.view(part), root, !overlaps(part, out))
 	}
 	s, err := cl.check(ctx, a)
 	if err != nil {

@@ -62,6 +62,19 @@ func (cl *call) offer(b []byte) {
 	cl.payload = cl.pl[:1]
 }
 
+// offerGather offers this rank's part b of a gather to root. The root
+// posts nothing, since nobody else reads its part, and reads it from b,
+// when safe (the caller will not write b before the call has read it);
+// the other ranks post theirs.
+func (cl *call) offerGather(b []byte, root int, safe bool) {
+	if cl.r == root && safe {
+		cl.offerNone()
+		cl.own = b
+		return
+	}
+	cl.offer(b)
+}
+
 // offer2 offers the concatenation of a and b.
 func (cl *call) offer2(a, b []byte) {
 	cl.pl[0], cl.pl[1] = a, b

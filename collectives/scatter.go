@@ -105,8 +105,7 @@ func Gather[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([]T, 
 		bad = invalid(cl.op, err, "rank %d's part", cl.r)
 	}
 	if bad == nil {
-		cl.offer(mine)
-		cl.readOwn() // the result is a new slice
+		cl.offerGather(mine, root, true) // the result is a new slice
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, length: len(part), lenRule: lenEqual, bad: bad})
 	if err != nil {
@@ -149,8 +148,7 @@ func Gatherv[T any](ctx context.Context, c *comm.Comm, part []T, root int) ([][]
 		bad = invalid(cl.op, err, "rank %d's part", cl.r)
 	}
 	if bad == nil {
-		cl.offer(mine)
-		cl.readOwn() // the result is a new slice
+		cl.offerGather(mine, root, true) // the result is a new slice
 	}
 	s, err := cl.check(ctx, params{typ: k.hash, rooted: true, root: root, bad: bad})
 	if err != nil {
