@@ -275,7 +275,14 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 		if ready() {
 			return nil
 		}
-		runtime.Gosched()
+		// sched_yield lets the other ranks run; runtime.Gosched, this
+		// process's other goroutines, every 8th round only: each one
+		// also wakes an idle thread of the runtime to look for work (a
+		// futex system call, and a thread that spins on a core the other
+		// ranks need).
+		if i&7 == 0 {
+			runtime.Gosched()
+		}
 		schedYield()
 		if i&7 == 0 {
 			now := time.Now()
