@@ -18,7 +18,7 @@ const testSlot = 8 << 10
 
 // regions creates and attaches the n members' regions of one communicator
 // in dir; they are closed and unmapped at the end of the test.
-func regions(t *testing.T, dir string, n int, crowded bool) []*Region {
+func regions(t testing.TB, dir string, n int, crowded bool) []*Region {
 	t.Helper()
 	key := []byte("test key")
 	gs := make([]*Region, n)
@@ -265,17 +265,17 @@ func TestRegionRefusesForeignFiles(t *testing.T) {
 }
 
 // BenchmarkRegionStep is one step of the region protocol on two members,
-// as a small collective takes it: post nine header words and 8 bytes,
+// as a small collective takes it: post five header words and 8 bytes,
 // wait for the other's post, read its header and payload, acknowledge.
 // It is the floor under a small collective call through the region.
 func BenchmarkRegionStep(b *testing.B) {
-	gs := regions(&testing.T{}, b.TempDir(), 2, false)
+	gs := regions(b, b.TempDir(), 2, false)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	for m, g := range gs {
 		wg.Go(func() {
-			head := make([]int64, 9)
+			head := make([]int64, RegionHead)
 			v := []byte{1, 2, 3, 4, 5, 6, 7, 8}
 			var sum int64
 			for s := uint64(1); s <= uint64(b.N); s++ {
@@ -289,7 +289,7 @@ func BenchmarkRegionStep(b *testing.B) {
 					return
 				}
 				for q := range 2 {
-					for i := range 9 {
+					for i := range RegionHead {
 						sum += g.Head(q, s, i)
 					}
 					sum += int64(g.Data(q, s)[0])
