@@ -249,14 +249,18 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 		return nil
 	}
 	done := ctx.Done()
-	start := time.Now()
+	// The clock is read from the 256th round on: most waits end sooner,
+	// and a read costs 50-70 ns on the VM this was measured on.
+	var start time.Time
 	if !g.mb.Crowded && ctx.Value(patientKey{}) == nil {
 		for i := 1; ; i++ {
 			if ready() {
 				return nil
 			}
 			if i&255 == 0 {
-				if time.Since(start) > regionSpin {
+				if i == 256 {
+					start = time.Now()
+				} else if time.Since(start) > regionSpin {
 					break
 				}
 				if i&16383 == 0 {
@@ -271,6 +275,9 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 		}
 	}
 	last := time.Now()
+	if start.IsZero() {
+		start = last
+	}
 	for i := 1; ; i++ {
 		if ready() {
 			return nil
