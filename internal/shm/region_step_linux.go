@@ -257,6 +257,7 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 			if ready() {
 				return nil
 			}
+			cpuRelax()
 			if i&255 == 0 {
 				if i == 256 {
 					start = time.Now()
