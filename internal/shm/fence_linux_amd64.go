@@ -33,7 +33,7 @@ const (
 
 var (
 	fenceOnce sync.Once
-	asym      bool // this process publishes with release stores
+	asym      atomic.Bool // this process publishes with release stores
 )
 
 // setupFences registers this process for membarrier's global expedited
@@ -47,7 +47,7 @@ func setupFences() {
 		if _, _, e := syscall.Syscall(sysMembarrier, membarrierRegisterGlobalExped, 0, 0); e != 0 {
 			return
 		}
-		asym = true
+		asym.Store(true)
 	})
 }
 
@@ -55,7 +55,7 @@ func setupFences() {
 // this goroutine's later loads of their sleep flags, either by itself (an
 // atomic store) or with the sleepers' heavyFence.
 func publish(w *atomic.Uint64, v uint64) {
-	if asym {
+	if asym.Load() {
 		storeRelease((*uint64)(unsafe.Pointer(w)), v)
 		return
 	}
@@ -65,7 +65,7 @@ func publish(w *atomic.Uint64, v uint64) {
 // heavyFence is the sleeper's side: after it stores its sleep flag and
 // before it loads what the publishers store.
 func heavyFence() {
-	if asym {
+	if asym.Load() {
 		// Cannot fail once registered; if it somehow did, the sleep
 		// would end within regionPark anyway.
 		syscall.Syscall(sysMembarrier, membarrierGlobalExpedited, 0, 0)
