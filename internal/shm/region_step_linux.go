@@ -143,6 +143,11 @@ func (g *Region) WaitAll(ctx context.Context, s uint64) error {
 	return err
 }
 
+// Await waits until ready() holds, as the region's own waits do (polling,
+// then yielding, then asleep until another member posts, marks or
+// acknowledges a step), or until ctx ends or a member has left or died.
+func (g *Region) Await(ctx context.Context, ready func() bool) error { return g.await(ctx, ready) }
+
 // Wait waits until member m has posted step s.
 func (g *Region) Wait(ctx context.Context, m int, s uint64) error {
 	return g.await(ctx, func() bool { return g.Posted(m, s) })
@@ -297,14 +302,16 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	})
 	defer stop()
 	for {
-		me.sleep.Store(1)
+		// sleep counts this member's sleepers (a nonblocking call's
+		// progress goroutine may sleep beside the caller).
+		me.sleep.Add(1)
 		b := me.bell.Load()
 		if ready() {
-			me.sleep.Store(0)
+			me.sleep.Add(^uint32(0))
 			return nil
 		}
 		futexWait(me.bell, b, regionPark)
-		me.sleep.Store(0)
+		me.sleep.Add(^uint32(0))
 		if ready() {
 			return nil
 		}
