@@ -121,15 +121,18 @@ func (q *Request[T]) Test() (T, bool, error) {
 }
 
 // progress completes the call in the communicator's progress goroutine:
-// for a call posted ahead it waits (yielding the core, then asleep) until
-// every rank has posted or someone else has claimed the call, and then
-// finishes it unless someone else does; a call that did not post ahead it
-// runs whole. It returns once the call is complete.
+// for a call posted ahead it waits until every rank has posted or someone
+// else has claimed the call, and then finishes it unless someone else
+// does; a call that did not post ahead it runs whole. Its waits in the
+// region sleep until another rank's post or mark wakes them
+// (shm.Background): the goroutine takes no core from the ranks computing
+// meanwhile, and once woken runs before them. It returns once the call is
+// complete.
 func (q *Request[T]) progress() {
 	if q.complete.Load() {
 		return
 	}
-	pctx := shm.Patient(q.ctx)
+	pctx := shm.Background(q.ctx)
 	if q.ahead && !q.claim.Load() {
 		// Its error (ctx ended, a member left) is the call's, which finish
 		// returns.
@@ -221,8 +224,8 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 		q.ahead = cl.ac.Ahead()
 	}
 	if !q.ahead {
-		// The progress goroutine runs it, in its turn, with waits that
-		// yield the core: the caller computes meanwhile.
+		// The progress goroutine runs it, in its turn, while the caller
+		// computes.
 		enqueue(c, q, true)
 		return
 	}

@@ -63,5 +63,5 @@ func (*Region) WaitMarks(context.Context, uint64, []int) error { return errors.E
 func (*Region) MarkOf(int, uint64) uint64 { return 0 }
 func (*Region) CanPost(uint64) bool       { return false }
 
-// Patient returns ctx.
-func Patient(ctx context.Context) context.Context { return ctx }
+// Background returns ctx.
+func Background(ctx context.Context) context.Context { return ctx }

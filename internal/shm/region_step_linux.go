@@ -239,13 +239,16 @@ func (g *Region) wakeOthers() {
 	}
 }
 
-type patientKey struct{}
+type backgroundKey struct{}
 
-// Patient marks ctx so that waits in a region under it never spin: they
-// yield the core from the start (for a call that progresses in the
-// background while the caller computes, as a nonblocking collective's
-// worker does).
-func Patient(ctx context.Context) context.Context { return context.WithValue(ctx, patientKey{}, true) }
+// Background marks ctx so that waits in a region under it neither spin
+// nor yield: they sleep at once until another member posts, marks or
+// acknowledges a step, for a nonblocking collective's progress goroutine,
+// which must not take a core from the ranks that compute while it waits,
+// and, once woken, runs before them.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
 
 // await returns once ready() holds, or with an error when ctx ends, when
 // this member's region is closed, or when a member has left or died.
@@ -254,8 +257,11 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 		return nil
 	}
 	done := ctx.Done()
+	if ctx.Value(backgroundKey{}) != nil {
+		return g.sleep(ctx, ready)
+	}
 	start := time.Now()
-	if !g.mb.Crowded && ctx.Value(patientKey{}) == nil {
+	if !g.mb.Crowded {
 		for i := 1; ; i++ {
 			if ready() {
 				return nil
@@ -295,6 +301,11 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 			}
 		}
 	}
+	return g.sleep(ctx, ready)
+}
+
+// sleep is await's last phase: asleep on this member's bell.
+func (g *Region) sleep(ctx context.Context, ready func() bool) error {
 	me := g.me
 	stop := context.AfterFunc(ctx, func() {
 		me.bell.Add(1)
