@@ -29,15 +29,16 @@ type Request[T any] struct {
 	// call's number); claim is taken by whoever runs it: the caller's
 	// start, Wait or Test, a later blocking call that needs the region
 	// (agree's finisher), or the communicator's progress goroutine.
-	run   func(ctx context.Context) (T, error)
-	runE  func(ctx context.Context) error // instead of run, for calls that return only an error (T is struct{})
-	ctx   context.Context                 // the call's, carrying its number (st)
-	st    started
-	cl    *call
-	ahead bool // posted in the region when it started
-	small bool // posted ahead, one phase: once every rank has posted, finishing never waits
-	claim atomic.Bool
-	bg    atomic.Bool // due: the progress goroutine is to complete it (progress.go)
+	run      func(ctx context.Context) (T, error)
+	runE     func(ctx context.Context) error // instead of run, for calls that return only an error (T is struct{})
+	ctx      context.Context                 // the call's, carrying its number (st)
+	callDone <-chan struct{}                 // the I-function's ctx.Done()
+	st       started
+	cl       *call
+	ahead    bool // posted in the region when it started
+	small    bool // posted ahead, one phase: once every rank has posted, finishing never waits
+	claim    atomic.Bool
+	bg       atomic.Bool // due: the progress goroutine is to complete it (progress.go)
 }
 
 // finish runs the call (the claim is taken) and completes the request.
@@ -88,10 +89,22 @@ func (q *Request[T]) Wait(ctx context.Context) (T, error) {
 	if q.complete.Load() {
 		return q.v, q.err
 	}
-	if q.ahead && q.claim.CompareAndSwap(false, true) {
-		// The call posted in its caller and nobody has begun to finish
-		// it: finish it here, on the caller's core, without a hand-off.
-		// (Its own ctx governs it.)
+	// Finish the call here, on the caller's core, rather than wait for a
+	// hand-over, when nobody has begun it: a call posted ahead once every
+	// rank has posted (its ctx governs the rest), a call not posted once
+	// every call started before it on c is complete, if ctx is the call's
+	// own (or ends only with it), since running it gives up bounding the
+	// wait by ctx alone.
+	own := ctx.Done() == q.callDone
+	if q.ahead && !q.claim.Load() {
+		if !own {
+			_ = q.cl.ac.AwaitPosts(ctx, q.claim.Load) // an error other than ctx's is the call's
+		}
+		if ctx.Err() == nil && q.claim.CompareAndSwap(false, true) {
+			q.finish(q.ctx)
+			return q.v, q.err
+		}
+	} else if own && !q.ahead && !q.claim.Load() && atHead(q.st.c, q) && q.claim.CompareAndSwap(false, true) {
 		q.finish(q.ctx)
 		return q.v, q.err
 	}
@@ -210,6 +223,7 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 	q.cl = cl
 	q.st = started{c: c, cl: cl}
 	q.ctx = context.WithValue(ctx, startedKey{}, &q.st)
+	q.callDone = ctx.Done()
 	if cl.p == 1 {
 		// Nobody to wait for: the call is complete at once.
 		q.claim.Store(true)
@@ -224,16 +238,13 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 		q.ahead = cl.ac.Ahead()
 	}
 	if !q.ahead {
-		// The progress goroutine runs it, in its turn, while the caller
-		// computes.
+		// Not posted (its part is large, the communicator has no region,
+		// or an earlier call holds it): the progress goroutine runs it, in
+		// its turn, while the caller computes.
 		enqueue(c, q, true)
 		return
 	}
-	n := 0
-	for _, b := range cl.payload {
-		n += len(b)
-	}
-	q.small = cl.payload != nil && n < regionSplit && cl.h == nil
+	q.small = cl.payload != nil && payloadLen(cl.payload) < regionSplit && cl.h == nil
 	if q.ready() && q.claim.CompareAndSwap(false, true) {
 		// Every rank has posted and the rest is reading: done here.
 		q.finish(q.ctx)
@@ -247,8 +258,8 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 	cl.ac.SetFinisher(q)
 	// A small call's rest is a read that the caller's Wait does in less
 	// time than starting a goroutine takes: the progress goroutine starts
-	// lazily for it (progressDelay). A larger call's rest (folding,
-	// copying, a second phase, messages) starts in the background now.
+	// lazily for it (progressDelay). A larger call's rest (a second
+	// phase, messages) starts in the background now.
 	enqueue(c, q, !q.small)
 }
 

@@ -141,6 +141,18 @@ func (e *engine) work() {
 	}
 }
 
+// atHead reports whether j is the first call on c not known complete.
+func atHead(c *comm.Comm, j job) bool {
+	enginesMu.Lock()
+	defer enginesMu.Unlock()
+	e := engines[c]
+	if e == nil {
+		return false
+	}
+	e.prune()
+	return len(e.jobs) > 0 && e.jobs[0] == j
+}
+
 // workers is the number of communicators with a progress goroutine
 // running or about to start (tests).
 func workers() int {

@@ -1,7 +1,10 @@
 package collectives_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,4 +70,45 @@ func TestNonblockingProgressWithoutWait(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestNonblockingWaitCtxPosted: a Wait whose ctx ends returns ctx.Err()
+// also for a call posted in a shared-memory region whose other ranks have
+// not started it (Wait finishes such a call on its caller's core, but only
+// once every rank has posted); a later Wait gets the result.
+func TestNonblockingWaitCtxPosted(t *testing.T) {
+	const n = 3
+	cs := commtest.WorldOn(t, n, "shm")
+	ctx := tctx(t)
+	var expired sync.WaitGroup
+	expired.Add(n - 1)
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		if err := collectives.Barrier(ctx, c); err != nil { // attaches to the region; the next call can post ahead
+			return err
+		}
+		if c.Rank() == 0 {
+			expired.Wait() // the call cannot complete before rank 0 starts it
+		}
+		q := collectives.Iallreduce(ctx, c, c.Rank()+1, collectives.Sum)
+		if c.Rank() != 0 {
+			if !collectives.Ahead(q) {
+				return errors.New("the Iallreduce was not posted ahead")
+			}
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+			_, err := q.Wait(wctx)
+			cancel()
+			expired.Done()
+			if err != context.DeadlineExceeded {
+				return fmt.Errorf("Wait with an expired ctx: %v; want context.DeadlineExceeded unchanged", err)
+			}
+		}
+		got, err := q.Wait(ctx)
+		if err != nil {
+			return fmt.Errorf("second Wait: %w", err)
+		}
+		if got != n*(n+1)/2 {
+			return fmt.Errorf("Iallreduce = %d; want %d", got, n*(n+1)/2)
+		}
+		return nil
+	})
 }
