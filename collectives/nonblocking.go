@@ -74,7 +74,7 @@ func (q *Request[T]) doneCh() <-chan struct{} {
 // again: every rank has posted and the call's fused form has one phase
 // (see foldBlocks).
 func (q *Request[T]) ready() bool {
-	if !q.small {
+	if !q.ahead || q.cl.h != nil {
 		return false
 	}
 	ok, lo, hi := q.cl.ac.Ready()
@@ -244,7 +244,7 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 		enqueue(c, q, true)
 		return
 	}
-	q.small = cl.payload != nil && payloadLen(cl.payload) < regionSplit && cl.h == nil
+	q.small = payloadLen(cl.payload) < regionSplit && cl.h == nil
 	if q.ready() && q.claim.CompareAndSwap(false, true) {
 		// Every rank has posted and the rest is reading: done here.
 		q.finish(q.ctx)
