@@ -135,24 +135,24 @@ func (q *Request[T]) Test() (T, bool, error) {
 
 // progress completes the call in the communicator's progress goroutine:
 // for a call posted ahead it waits until every rank has posted or someone
-// else has claimed the call, and then finishes it unless someone else
-// does; a call that did not post ahead it runs whole. Its waits in the
-// region sleep until another rank's post or mark wakes them
-// (shm.Background): the goroutine takes no core from the ranks computing
-// meanwhile, and once woken runs before them. It returns once the call is
+// else has claimed the call, sleeping until another rank's post wakes it
+// (shm.Background: the goroutine takes no core from the ranks computing
+// meanwhile, and once woken runs before them), and then finishes it
+// unless someone else does; a call that did not post ahead it runs whole.
+// Once the call runs, its waits are the blocking form's: for ranks that
+// have posted, and so are at work on it. It returns once the call is
 // complete.
 func (q *Request[T]) progress() {
 	if q.complete.Load() {
 		return
 	}
-	pctx := shm.Background(q.ctx)
 	if q.ahead && !q.claim.Load() {
 		// Its error (ctx ended, a member left) is the call's, which finish
 		// returns.
-		_ = q.cl.ac.AwaitPosts(pctx, q.claim.Load)
+		_ = q.cl.ac.AwaitPosts(shm.Background(q.ctx), q.claim.Load)
 	}
 	if q.claim.CompareAndSwap(false, true) {
-		q.finish(pctx)
+		q.finish(q.ctx)
 		return
 	}
 	<-q.doneCh()
