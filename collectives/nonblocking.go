@@ -244,7 +244,7 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 		enqueue(c, q, true)
 		return
 	}
-	q.small = payloadLen(cl.payload) < regionSplit && cl.h == nil
+	q.small = payloadLen(cl.payload) < aheadMax && cl.h == nil
 	if q.ready() && q.claim.CompareAndSwap(false, true) {
 		// Every rank has posted and the rest is reading: done here.
 		q.finish(q.ctx)
@@ -256,10 +256,10 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 	// finisher), or the progress goroutine, so that the call completes
 	// (and frees its step for the others' later calls) without them.
 	cl.ac.SetFinisher(q)
-	// A small call's rest is a read that the caller's Wait does in less
-	// time than starting a goroutine takes: the progress goroutine starts
-	// lazily for it (progressDelay). A larger call's rest (a second
-	// phase, messages) starts in the background now.
+	// A posted call's rest costs its caller's Wait less than starting a
+	// goroutine would: the progress goroutine starts lazily for it
+	// (progressDelay). (A hierarchical call's rest, messages between
+	// hosts, starts in the background now.)
 	enqueue(c, q, !q.small)
 }
 
