@@ -419,7 +419,7 @@
 // How it works, and what it costs: the I-function takes the call's number
 // on c at once. When c's calls go through a shared-memory region (see
 // Shared memory), nothing before the call holds the region and this
-// rank's part is under 16 KiB, it posts the call there before it returns:
+// rank's part is under 256 KiB, it posts the call there before it returns:
 // it runs the blocking form up to its agreement step, which puts this
 // rank's header and payload in the region, where the other ranks find
 // them while this one computes. If every other rank has posted already
@@ -433,16 +433,17 @@
 // The progress goroutine: one per communicator with unfinished
 // nonblocking calls, never one per call. It completes them one after
 // another in the order they started and ends when none is left. It
-// starts at once for a call that did not post (a part of 16 KiB or more,
-// which it posts itself, so that even the copy into the region is done
-// in the background; a communicator without a region; a region held by
-// an earlier call) and for a posted call with a second phase; for a small
-// posted call it starts only if the call is still unfinished a
-// millisecond later, because Wait reads its result in less time than
-// starting a goroutine takes. Its waits in a region do not spin or yield:
-// they sleep until another rank posts or marks a step, so the goroutine
-// takes no core from the ranks that compute meanwhile, and once woken the
-// operating system runs it before them. A call is therefore complete
+// starts at once for a call that did not post (a part of 256 KiB or
+// more, which it posts itself, so that even the copy into the region is
+// done in the background; a communicator without a region; a region held
+// by an earlier call); for a posted call it starts only if the call is
+// still unfinished a millisecond later, because Wait finishes a posted
+// call in less time than starting a goroutine beside busy ranks takes.
+// While it waits for ranks that have not posted it neither spins nor
+// yields: it sleeps until another rank posts, so it takes no core from
+// the ranks that compute meanwhile, and once woken the operating system
+// runs it before them; once every rank has posted, its waits are the
+// blocking form's. A call is therefore complete
 // without Wait: Test reports it, and the other ranks' later calls are
 // not held up by a rank that computes. None is left behind once the
 // calls are complete; a call that waits for a rank that never makes it
