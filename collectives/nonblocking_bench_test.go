@@ -87,12 +87,11 @@ func BenchmarkOverlap(b *testing.B) {
 						}
 						pure[r] += s + w
 					}
-					d := max(pure[0], pure[1]) / time.Duration(b.N) // both ranks are done with the first loop
-					if err := collectives.Barrier(ctx, c); err != nil {
+					if err := collectives.Barrier(ctx, c); err != nil { // both ranks are done with the first loop
 						errs[r] = err
 						return
 					}
-					d = max(pure[0], pure[1]) / time.Duration(b.N)
+					d := max(pure[0], pure[1]) / time.Duration(b.N)
 					for range b.N {
 						s, w, err := run(d)
 						if err != nil {
