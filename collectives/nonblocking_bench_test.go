@@ -63,47 +63,41 @@ func BenchmarkOverlap(b *testing.B) {
 			var pure, startT, waitT [2]time.Duration
 			errs := make([]error, 2)
 			b.ResetTimer()
-			for r, c := range cs {
-				wg.Go(func() {
-					in, out := make([]float64, m), make([]float64, m)
-					run := func(compute time.Duration) (s, w time.Duration, err error) {
-						if err := collectives.Barrier(ctx, c); err != nil {
-							return 0, 0, err
+			// Two phases, each on both ranks: pure, then with compute.
+			phase := func(compute func() time.Duration) {
+				for r, c := range cs {
+					wg.Go(func() {
+						in, out := make([]float64, m), make([]float64, m)
+						d := compute()
+						for range b.N {
+							if err := collectives.Barrier(ctx, c); err != nil {
+								errs[r] = err
+								return
+							}
+							t0 := time.Now()
+							q := collectives.IallreduceSliceInto(ctx, c, in, out, collectives.Sum)
+							t1 := time.Now()
+							for time.Since(t1) < d {
+							}
+							t2 := time.Now()
+							if _, err := q.Wait(ctx); err != nil {
+								errs[r] = err
+								return
+							}
+							if d == 0 {
+								pure[r] += time.Since(t0)
+							} else {
+								startT[r] += t1.Sub(t0)
+								waitT[r] += time.Since(t2)
+							}
 						}
-						t0 := time.Now()
-						q := collectives.IallreduceSliceInto(ctx, c, in, out, collectives.Sum)
-						t1 := time.Now()
-						for time.Since(t1) < compute {
-						}
-						t2 := time.Now()
-						_, err = q.Wait(ctx)
-						return t1.Sub(t0), time.Since(t2), err
-					}
-					for range b.N {
-						s, w, err := run(0)
-						if err != nil {
-							errs[r] = err
-							return
-						}
-						pure[r] += s + w
-					}
-					if err := collectives.Barrier(ctx, c); err != nil { // both ranks are done with the first loop
-						errs[r] = err
-						return
-					}
-					d := max(pure[0], pure[1]) / time.Duration(b.N)
-					for range b.N {
-						s, w, err := run(d)
-						if err != nil {
-							errs[r] = err
-							return
-						}
-						startT[r] += s
-						waitT[r] += w
-					}
-				})
+					})
+				}
+				wg.Wait()
 			}
-			wg.Wait()
+			phase(func() time.Duration { return 0 })
+			d := max(pure[0], pure[1]) / time.Duration(b.N)
+			phase(func() time.Duration { return d })
 			for r, err := range errs {
 				if err != nil {
 					b.Fatalf("rank %d: %v", r, err)
