@@ -425,37 +425,52 @@
 //
 // How it works, and what it costs: the I-function takes the call's number
 // on c at once. When c's calls go through a shared-memory region (see
-// Shared memory) and nothing before the call holds the region, it posts
-// the call there before it returns: it runs the blocking form up to its
-// agreement step, which puts this rank's header and payload in the
-// region, where the other ranks find them while this one computes. What
-// remains (wait for the others' posts, read and combine them) is done on
-// the caller's core by Wait, or by Test once every rank's part is there
-// (when reading it needs no further wait), or by the next collective call
-// on c, which needs the region and finishes the calls before it, as MPI's
-// progress rule asks; if none of them comes within a millisecond, a timer
-// finishes the call in the background, so that it completes and frees
-// its step for the other ranks' later calls without them. No goroutine
-// is started for such a call, and there is no hand-over at Wait. Other
-// calls (messages, or a region still held by an earlier call) are queued
-// for a worker: one goroutine per communicator with queued calls runs
-// them one after another, in the order they were started, and ends when
-// the queue is empty; its waits in a region do not spin but yield the
-// core, then sleep until a rank posts. There is no goroutine per call
-// and none is left behind once the calls are complete; a call that waits
-// for a rank that never makes it holds its communicator's worker (and
-// the calls queued behind it) until its ctx ends, which is what the
-// blocking form would do to its caller. The worker progresses while the
-// caller computes (no progress calls are needed); the price, beside the
-// blocking form's own cost, is starting the worker, a queue entry and
-// the hand-over of the result: a few microseconds. It also needs its
-// share of the CPU: when the host has fewer cores than busy goroutines,
-// the call and the computation it overlaps take turns, and the call
-// progresses only as fast as the scheduler lets it (decorun bench
-// iallreduce measures how much of a compute phase it hides). Nonblocking
-// calls on one communicator run one at a time, in order; to overlap two
-// collectives with each other, start them on different communicators
-// (Dup).
+// Shared memory), nothing before the call holds the region and this
+// rank's part is under 256 KiB, it posts the call there before it returns:
+// it runs the blocking form up to its agreement step, which puts this
+// rank's header and payload in the region, where the other ranks find
+// them while this one computes. If every other rank has posted already
+// and the rest is only reading (one phase), the call finishes before the
+// I-function returns. Otherwise what remains (wait for the others' posts,
+// read and combine them) is done by whichever comes first: Wait, on the
+// caller's core; Test, once every rank's part is there; the next
+// collective call on c, which needs the region and finishes the calls
+// before it, as MPI's progress rule asks; or c's progress goroutine.
+//
+// The progress goroutine: one per communicator with unfinished
+// nonblocking calls, never one per call. It completes them one after
+// another in the order they started and ends when none is left. It
+// starts at once for a call that did not post (a part of 256 KiB or
+// more, which it posts itself, so that even the copy into the region is
+// done in the background; a communicator without a region; a region held
+// by an earlier call); for a posted call it starts only if the call is
+// still unfinished a millisecond later, because Wait finishes a posted
+// call in less time than starting a goroutine beside busy ranks takes.
+// While it waits for ranks that have not posted it neither spins nor
+// yields: it sleeps until another rank posts, so it takes no core from
+// the ranks that compute meanwhile, and once woken the operating system
+// runs it before them; once every rank has posted, its waits are the
+// blocking form's. A call is therefore complete
+// without Wait: Test reports it, and the other ranks' later calls are
+// not held up by a rank that computes. None is left behind once the
+// calls are complete; a call that waits for a rank that never makes it
+// holds its communicator's goroutine (and the calls behind it) until its
+// ctx ends, which is what the blocking form would do to its caller.
+//
+// Wait waits for the progress goroutine only when that has begun the
+// call: if nobody has, Wait runs it on the caller's core (a posted call once every rank has posted, so that Wait's
+// ctx still bounds the wait; a call that did not post when every call
+// started before it is complete and Wait's ctx is the call's own, or ends
+// only with it). The price of a nonblocking call beside its blocking
+// form's own cost is a request and its ctx (four allocations for a small
+// Iallreduce), and, for a large one, starting the progress goroutine
+// (about a microsecond and a half). The background work needs a core:
+// when the host has fewer cores than busy threads it takes the core of a
+// rank that computes, which is what hides it in the caller's wall-clock
+// time (decorun bench iallreduce measures how much of a compute phase it
+// hides, as OSU's osu_iallreduce does). Nonblocking calls on one
+// communicator run one at a time, in order; to overlap two collectives
+// with each other, start them on different communicators (Dup).
 //
 // # Errors
 //

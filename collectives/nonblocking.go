@@ -3,7 +3,6 @@ package collectives
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,31 +19,66 @@ import (
 // Wait and Test may be called any number of times, from any goroutines;
 // once the call is complete they return the same result every time.
 type Request[T any] struct {
-	done chan struct{} // closed when v and err are set
-	v    T
-	err  error
-	// run finishes the call; claim is taken by whoever runs it: the
-	// worker, or Wait when the call was posted ahead and the worker has
-	// not begun it.
-	run   func(ctx context.Context)
-	ctx   context.Context // the call's, for Wait's run
-	ahead bool
-	claim atomic.Bool
-	timer atomic.Pointer[time.Timer] // finishes a call posted ahead that nobody waits for
-	// ready: every rank's part of a call posted ahead is in the region,
-	// and the call finishes without another wait (see Test).
-	ready func() bool
+	complete atomic.Bool // v and err are set
+	v        T
+	err      error
+	mu       sync.Mutex
+	ch       chan struct{} // made by the first waiter that blocks; closed at completion
+	closed   bool          // ch's fate decided (mu)
+	// run finishes the call (the blocking form, which takes the started
+	// call's number); claim is taken by whoever runs it: the caller's
+	// start, Wait or Test, a later blocking call that needs the region
+	// (agree's finisher), or the communicator's progress goroutine.
+	run      func(ctx context.Context) (T, error)
+	runE     func(ctx context.Context) error // instead of run, for calls that return only an error (T is struct{})
+	ctx      context.Context                 // the call's, carrying its number (st)
+	callDone <-chan struct{}                 // the I-function's ctx.Done()
+	st       started
+	cl       *call
+	ahead    bool // posted in the region when it started
+	small    bool // posted ahead, one phase: once every rank has posted, finishing never waits
+	claim    atomic.Bool
+	bg       atomic.Bool // due: the progress goroutine is to complete it (progress.go)
 }
 
-// aheadTimeout: a call posted ahead that nobody has waited for, and that
-// no later call on its communicator has finished, is finished in the
-// background after this long.
-const aheadTimeout = time.Millisecond
-
-func (q *Request[T]) stopTimer() {
-	if t := q.timer.Load(); t != nil {
-		t.Stop()
+// finish runs the call (the claim is taken) and completes the request.
+func (q *Request[T]) finish(ctx context.Context) {
+	if q.runE != nil {
+		q.err = q.runE(ctx)
+	} else {
+		q.v, q.err = q.run(ctx)
 	}
+	q.complete.Store(true)
+	q.mu.Lock()
+	q.closed = true
+	if q.ch != nil {
+		close(q.ch)
+	}
+	q.mu.Unlock()
+}
+
+// doneCh returns a channel closed once the call is complete.
+func (q *Request[T]) doneCh() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.ch == nil {
+		q.ch = make(chan struct{})
+		if q.closed {
+			close(q.ch)
+		}
+	}
+	return q.ch
+}
+
+// ready reports whether a call posted ahead finishes without waiting
+// again: every rank has posted and the call's fused form has one phase
+// (see foldBlocks).
+func (q *Request[T]) ready() bool {
+	if !q.ahead || q.cl.h != nil {
+		return false
+	}
+	ok, lo, hi := q.cl.ac.Ready()
+	return ok && lo >= 0 && hi < regionSplit
 }
 
 // Wait blocks until the call is complete and returns its result, or until
@@ -52,21 +86,30 @@ func (q *Request[T]) stopTimer() {
 // on, and a later Wait or Test returns its result. (The call itself is
 // governed by the ctx given to the I-function that started it.)
 func (q *Request[T]) Wait(ctx context.Context) (T, error) {
-	select {
-	case <-q.done:
-		return q.v, q.err
-	default:
-	}
-	if q.ahead && q.claim.CompareAndSwap(false, true) {
-		// The call posted in its caller and nobody has begun to finish
-		// it: finish it here, without a hand-off. (Its own ctx governs
-		// it.)
-		q.stopTimer()
-		q.run(q.ctx)
+	if q.complete.Load() {
 		return q.v, q.err
 	}
+	// Finish the call here, on the caller's core, rather than wait for a
+	// hand-over, when nobody has begun it: a call posted ahead once every
+	// rank has posted (its ctx governs the rest), a call not posted once
+	// every call started before it on c is complete, if ctx is the call's
+	// own (or ends only with it), since running it gives up bounding the
+	// wait by ctx alone.
+	own := ctx.Done() == q.callDone
+	if q.ahead && !q.claim.Load() {
+		if !own {
+			_ = q.cl.ac.AwaitPosts(ctx, q.claim.Load) // an error other than ctx's is the call's
+		}
+		if ctx.Err() == nil && q.claim.CompareAndSwap(false, true) {
+			q.finish(q.ctx)
+			return q.v, q.err
+		}
+	} else if own && !q.ahead && !q.claim.Load() && atHead(q.st.c, q) && q.claim.CompareAndSwap(false, true) {
+		q.finish(q.ctx)
+		return q.v, q.err
+	}
 	select {
-	case <-q.done:
+	case <-q.doneCh():
 		return q.v, q.err
 	case <-ctx.Done():
 		var zero T
@@ -77,20 +120,55 @@ func (q *Request[T]) Wait(ctx context.Context) (T, error) {
 // Test reports whether the call is complete, with its result if it is
 // (MPI_Test). It never blocks.
 func (q *Request[T]) Test() (T, bool, error) {
-	select {
-	case <-q.done:
+	if q.complete.Load() {
 		return q.v, true, q.err
-	default:
 	}
 	if q.ahead && !q.claim.Load() && q.ready() && q.claim.CompareAndSwap(false, true) {
 		// Every rank's part is in the region and the call reads it
 		// without waiting again: finish it here.
-		q.stopTimer()
-		q.run(q.ctx)
+		q.finish(q.ctx)
 		return q.v, true, q.err
 	}
 	var zero T
 	return zero, false, nil
+}
+
+// progress completes the call in the communicator's progress goroutine:
+// for a call posted ahead it waits until every rank has posted or someone
+// else has claimed the call, sleeping until another rank's post wakes it
+// (shm.Background: the goroutine takes no core from the ranks computing
+// meanwhile, and once woken runs before them), and then finishes it
+// unless someone else does; a call that did not post ahead it runs whole.
+// Once the call runs, its waits are the blocking form's: for ranks that
+// have posted, and so are at work on it. It returns once the call is
+// complete.
+func (q *Request[T]) progress() {
+	if q.complete.Load() {
+		return
+	}
+	if q.ahead && !q.claim.Load() {
+		// Its error (ctx ended, a member left) is the call's, which finish
+		// returns.
+		_ = q.cl.ac.AwaitPosts(shm.Background(q.ctx), q.claim.Load)
+	}
+	if q.claim.CompareAndSwap(false, true) {
+		q.finish(q.ctx)
+		return
+	}
+	<-q.doneCh()
+}
+
+func (q *Request[T]) done() bool { return q.complete.Load() }
+func (q *Request[T]) due() bool  { return q.bg.Load() }
+func (q *Request[T]) setDue()    { q.bg.Store(true) }
+
+// FinishAhead finishes the call unless someone else has claimed it: a
+// later call on the communicator that needs the region runs it
+// (agree.Finisher).
+func (q *Request[T]) FinishAhead() {
+	if q.claim.CompareAndSwap(false, true) {
+		q.finish(q.ctx)
+	}
 }
 
 // started is a call numbered by an I-function, carried in the ctx of the
@@ -119,116 +197,83 @@ func startedCall(ctx context.Context, c *comm.Comm, op opcode) *call {
 	return st.cl
 }
 
-// queue holds the started nonblocking calls of one communicator that have
-// not yet run. A worker goroutine runs them one after another, in the order
-// in which they were started, which is their order among the communicator's
-// collective calls; it exists while the queue is not empty.
-type queue struct {
-	jobs []func()
-}
-
-var (
-	queuesMu sync.Mutex
-	// queues has an entry exactly while the communicator's worker runs.
-	queues = map[*comm.Comm]*queue{}
-)
-
-// start numbers a call of op on c now, posts it in the communicator's
+// start numbers a call of op on c now and posts it in the communicator's
 // shared-memory region when it can without waiting (running run, the
-// blocking form, up to its agreement step: call.ahead), and queues run to
-// finish it, with a ctx that makes its begin take that number.
+// blocking form, up to its agreement step: call.ahead). A call whose
+// every part is then in the region and that has one phase finishes at
+// once; others go to the communicator's progress goroutine (progress.go),
+// which finishes them in the order they started unless their caller's
+// Wait or Test, or a later call on c, does first.
 func start[T any](ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) (T, error)) *Request[T] {
-	q := &Request[T]{done: make(chan struct{})}
-	cl := begin(context.Background(), c, op)
-	cl.keep = true // the request holds it
-	st := &started{c: c, cl: cl}
-	if cl.ac.Slot() > 0 { // the communicator's calls go through its region
-		cl.ahead = true
-		_, _ = run(context.WithValue(ctx, startedKey{}, st)) // ends with errAhead
-		cl.ahead = false
-		st.taken.Store(false)
-		q.ahead = cl.ac.Ahead()
-	}
-	q.ctx = context.WithValue(ctx, startedKey{}, st)
-	q.run = func(ctx context.Context) {
-		q.v, q.err = run(ctx)
-		close(q.done)
-	}
-	if q.ahead {
-		q.ready = func() bool {
-			ok, lo, hi := cl.ac.Ready()
-			return ok && lo >= 0 && hi < regionSplit // fused, one phase (see foldBlocks)
-		}
-		// Posted: what remains is to wait for the others' posts and read
-		// them, which the caller's Wait does on its own core, or a later
-		// call on c that needs the region (agree's finisher), or, if
-		// neither comes first, a timer, so that the call completes (and
-		// frees its step for the others' later calls) without them.
-		cl.ac.SetFinisher(func() {
-			if q.claim.CompareAndSwap(false, true) {
-				q.stopTimer()
-				q.run(q.ctx)
-			}
-		})
-		q.timer.Store(time.AfterFunc(aheadTimeout, func() {
-			if q.claim.CompareAndSwap(false, true) {
-				q.run(shm.Patient(q.ctx))
-			}
-		}))
-		return q
-	}
-	// The worker's waits in a region yield the core rather than spin: the
-	// caller computes meanwhile.
-	wctx := shm.Patient(q.ctx)
-	job := func() {
-		if q.claim.CompareAndSwap(false, true) {
-			q.run(wctx)
-		}
-	}
-	queuesMu.Lock()
-	if w, ok := queues[c]; ok {
-		w.jobs = append(w.jobs, job)
-		queuesMu.Unlock()
-		return q
-	}
-	w := &queue{jobs: []func(){job}}
-	queues[c] = w
-	queuesMu.Unlock()
-	go w.work(c)
-	// The new goroutine waits in this P's run queue; if the caller now
-	// computes without blocking, it may stay there until the scheduler
-	// preempts the caller (milliseconds). Let it run first: it starts the
-	// call and, once it waits for a message, is woken wherever that
-	// message is handled.
-	runtime.Gosched()
+	q := &Request[T]{run: run}
+	q.start(ctx, c, op)
 	return q
-}
-
-// work runs w's jobs until the queue is empty, then ends.
-func (w *queue) work(c *comm.Comm) {
-	for {
-		queuesMu.Lock()
-		if len(w.jobs) == 0 {
-			delete(queues, c)
-			queuesMu.Unlock()
-			return
-		}
-		job := w.jobs[0]
-		w.jobs[0] = nil
-		w.jobs = w.jobs[1:]
-		queuesMu.Unlock()
-		job()
-	}
-}
-
-// workers is the number of communicators with a worker running (tests).
-func workers() int {
-	queuesMu.Lock()
-	defer queuesMu.Unlock()
-	return len(queues)
 }
 
 // startErr is start for the calls that return only an error.
 func startErr(ctx context.Context, c *comm.Comm, op opcode, run func(ctx context.Context) error) *Request[struct{}] {
-	return start(ctx, c, op, func(ctx context.Context) (struct{}, error) { return struct{}{}, run(ctx) })
+	q := &Request[struct{}]{runE: run}
+	q.start(ctx, c, op)
+	return q
 }
+
+func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
+	cl := begin(context.Background(), c, op)
+	cl.keep = true // the request holds it
+	q.cl = cl
+	q.st = started{c: c, cl: cl}
+	q.ctx = context.WithValue(ctx, startedKey{}, &q.st)
+	q.callDone = ctx.Done()
+	if cl.p == 1 {
+		// Nobody to wait for: the call is complete at once.
+		q.claim.Store(true)
+		q.finish(q.ctx)
+		return
+	}
+	if cl.ac.Slot() > 0 { // the communicator's calls go through its region
+		cl.ahead = true
+		q.runAhead()
+		cl.ahead = false
+		q.st.taken.Store(false)
+		q.ahead = cl.ac.Ahead()
+	}
+	if !q.ahead {
+		// Not posted (its part is large, the communicator has no region,
+		// or an earlier call holds it): the progress goroutine runs it, in
+		// its turn, while the caller computes.
+		enqueue(c, q, true)
+		return
+	}
+	q.small = payloadLen(cl.payload) < aheadMax && cl.h == nil
+	if q.ready() && q.claim.CompareAndSwap(false, true) {
+		// Every rank has posted and the rest is reading: done here.
+		q.finish(q.ctx)
+		return
+	}
+	// Posted: what remains is to wait for the others' posts and read
+	// them, which the caller's Wait does on its own core if it comes
+	// first, or a later call on c that needs the region (agree's
+	// finisher), or the progress goroutine, so that the call completes
+	// (and frees its step for the others' later calls) without them.
+	cl.ac.SetFinisher(q)
+	// A posted call's rest costs its caller's Wait less than starting a
+	// goroutine would: the progress goroutine starts lazily for it
+	// (progressDelay). (A hierarchical call's rest, messages between
+	// hosts, starts in the background now.)
+	enqueue(c, q, !q.small)
+}
+
+// runAhead runs the blocking form up to its agreement step, where it
+// posts in the region if it can, and ends (errAhead).
+func (q *Request[T]) runAhead() {
+	if q.runE != nil {
+		_ = q.runE(q.ctx)
+	} else {
+		_, _ = q.run(q.ctx)
+	}
+}
+
+// progressDelay: a small call posted ahead that is not complete this long
+// after it started (nobody waited for it, and no later call on its
+// communicator finished it) is finished by the progress goroutine.
+const progressDelay = time.Millisecond

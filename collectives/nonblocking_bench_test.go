@@ -2,7 +2,10 @@ package collectives_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/decorun/decorun/collectives"
 	"github.com/decorun/decorun/comm"
@@ -42,4 +45,72 @@ func BenchmarkNonblockingAlone(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkOverlap is OSU's osu_iallreduce overlap measurement on two
+// in-process ranks with a shared-memory region: per size, pure-ns is an
+// IallreduceSliceInto and its Wait alone; then the ranks start it, compute
+// for pure-ns, and Wait; start-ns and wait-ns are the time of the I-call
+// and of the Wait after computing (OSU's total − compute is their sum),
+// overlap-% is 100·(1 − (start+wait)/pure). Each is the mean of the
+// slower rank.
+func BenchmarkOverlap(b *testing.B) {
+	for _, m := range []int{1, 8 << 10, 128 << 10} {
+		b.Run(fmt.Sprintf("%dB", m*8), func(b *testing.B) {
+			cs := commtest.WorldOn(b, 2, "shm")
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			var pure, startT, waitT [2]time.Duration
+			errs := make([]error, 2)
+			b.ResetTimer()
+			// Two phases, each on both ranks: pure, then with compute.
+			phase := func(compute func() time.Duration) {
+				for r, c := range cs {
+					wg.Go(func() {
+						in, out := make([]float64, m), make([]float64, m)
+						d := compute()
+						for range b.N {
+							if err := collectives.Barrier(ctx, c); err != nil {
+								errs[r] = err
+								return
+							}
+							t0 := time.Now()
+							q := collectives.IallreduceSliceInto(ctx, c, in, out, collectives.Sum)
+							t1 := time.Now()
+							for time.Since(t1) < d {
+							}
+							t2 := time.Now()
+							if _, err := q.Wait(ctx); err != nil {
+								errs[r] = err
+								return
+							}
+							if d == 0 {
+								pure[r] += time.Since(t0)
+							} else {
+								startT[r] += t1.Sub(t0)
+								waitT[r] += time.Since(t2)
+							}
+						}
+					})
+				}
+				wg.Wait()
+			}
+			phase(func() time.Duration { return 0 })
+			d := max(pure[0], pure[1]) / time.Duration(b.N)
+			phase(func() time.Duration { return d })
+			for r, err := range errs {
+				if err != nil {
+					b.Fatalf("rank %d: %v", r, err)
+				}
+			}
+			n := float64(b.N)
+			p := float64(max(pure[0], pure[1]).Nanoseconds()) / n
+			st := float64(max(startT[0], startT[1]).Nanoseconds()) / n
+			wt := float64(max(waitT[0], waitT[1]).Nanoseconds()) / n
+			b.ReportMetric(p, "pure-ns")
+			b.ReportMetric(st, "start-ns")
+			b.ReportMetric(wt, "wait-ns")
+			b.ReportMetric(min(max(100*(1-(st+wt)/p), 0), 100), "overlap-%")
+		})
+	}
 }

@@ -71,14 +71,14 @@ type state struct {
 	// finishers: for calls that posted ahead and hold the turn, what
 	// finishes them (SetFinisher); a call waiting for its turn runs the
 	// one of the call that holds it.
-	finishers map[uint64]func()
+	finishers map[uint64]Finisher
 	waiting   int // calls waiting for turnCh
 	users     sync.WaitGroup
 	closed    bool
 }
 
 func newState() *state {
-	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}, finishers: map[uint64]func(){}}
+	return &state{turn: 1, turnCh: make(chan struct{}), abandoned: map[uint64]bool{}, finishers: map[uint64]Finisher{}}
 }
 
 // Call is one collective call on a communicator: its tag, its place in
@@ -146,7 +146,7 @@ func (cl *Call) acquire(ctx context.Context) error {
 			// call does, as MPI's progress rule asks of a library.
 			delete(st.finishers, st.turn)
 			st.mu.Unlock()
-			f()
+			f.FinishAhead()
 			continue
 		}
 		ch := st.turnCh
@@ -346,10 +346,13 @@ func (cl *Call) PostAhead(ctx context.Context, p int, h Header, payload [][]byte
 	return true
 }
 
-// SetFinisher records, for a call that PostAhead posted, what finishes it
-// (runs Check and Done, at most once whoever calls it): a later call on
-// the communicator that waits for its turn runs it.
-func (cl *Call) SetFinisher(f func()) {
+// Finisher finishes a call that PostAhead posted: FinishAhead runs its
+// Check and Done, at most once whoever calls it.
+type Finisher interface{ FinishAhead() }
+
+// SetFinisher records, for a call that PostAhead posted, what finishes it:
+// a later call on the communicator that waits for its turn runs it.
+func (cl *Call) SetFinisher(f Finisher) {
 	st := cl.st
 	st.mu.Lock()
 	if cl.holds {
@@ -381,6 +384,28 @@ func (cl *Call) Ready() (ok bool, minData, maxData int64) {
 		}
 	}
 	return true, minData, maxData
+}
+
+// AwaitPosts waits, for a call that PostAhead posted, until every rank has
+// posted its step or stop() holds (checked whenever the wait wakes). It
+// returns at once when the call did not post, and with an error when ctx
+// ends or a member left or died; Check then returns the call's error.
+func (cl *Call) AwaitPosts(ctx context.Context, stop func() bool) error {
+	if !cl.ahead || cl.err != nil {
+		return nil
+	}
+	g, s := cl.g, cl.step
+	return g.Await(ctx, func() bool {
+		if stop() {
+			return true
+		}
+		for q := range g.Members() {
+			if !g.Posted(q, s) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // Ahead reports whether PostAhead posted the call.

@@ -38,7 +38,7 @@ import (
 //	            so a reader takes one cache miss per member
 //	4608  8     ack: the last step this member finished reading
 //	4736  4     bell: this member's futex word
-//	4740  4     sleep: 1 while this member sleeps on bell
+//	4740  4     sleep: how many of this member's goroutines sleep on bell
 //	4864  4     state: 0 working, else why this member left (region.go)
 //	8192        two data slots of slot size (step parity 0 and 1)
 const (

@@ -49,6 +49,7 @@ func (*Region) Post(context.Context, uint64, []int64, ...[]byte) error { return 
 func (*Region) Posted(int, uint64) bool                                { return false }
 func (*Region) WaitAll(context.Context, uint64) error                  { return errors.ErrUnsupported }
 func (*Region) Wait(context.Context, int, uint64) error                { return errors.ErrUnsupported }
+func (*Region) Await(context.Context, func() bool) error               { return errors.ErrUnsupported }
 func (*Region) Head(int, uint64, int) int64                            { return 0 }
 func (*Region) Data(int, uint64) []byte                                { return nil }
 func (*Region) Ack(uint64)                                             {}
@@ -62,5 +63,5 @@ func (*Region) WaitMarks(context.Context, uint64, []int) error { return errors.E
 func (*Region) MarkOf(int, uint64) uint64 { return 0 }
 func (*Region) CanPost(uint64) bool       { return false }
 
-// Patient returns ctx.
-func Patient(ctx context.Context) context.Context { return ctx }
+// Background returns ctx.
+func Background(ctx context.Context) context.Context { return ctx }

@@ -143,6 +143,11 @@ func (g *Region) WaitAll(ctx context.Context, s uint64) error {
 	return err
 }
 
+// Await waits until ready() holds, as the region's own waits do (polling,
+// then yielding, then asleep until another member posts, marks or
+// acknowledges a step), or until ctx ends or a member has left or died.
+func (g *Region) Await(ctx context.Context, ready func() bool) error { return g.await(ctx, ready) }
+
 // Wait waits until member m has posted step s.
 func (g *Region) Wait(ctx context.Context, m int, s uint64) error {
 	return g.await(ctx, func() bool { return g.Posted(m, s) })
@@ -234,13 +239,16 @@ func (g *Region) wakeOthers() {
 	}
 }
 
-type patientKey struct{}
+type backgroundKey struct{}
 
-// Patient marks ctx so that waits in a region under it never spin: they
-// yield the core from the start (for a call that progresses in the
-// background while the caller computes, as a nonblocking collective's
-// worker does).
-func Patient(ctx context.Context) context.Context { return context.WithValue(ctx, patientKey{}, true) }
+// Background marks ctx so that waits in a region under it neither spin
+// nor yield: they sleep at once until another member posts, marks or
+// acknowledges a step, for a nonblocking collective's progress goroutine,
+// which must not take a core from the ranks that compute while it waits,
+// and, once woken, runs before them.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
 
 // await returns once ready() holds, or with an error when ctx ends, when
 // this member's region is closed, or when a member has left or died.
@@ -249,10 +257,13 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 		return nil
 	}
 	done := ctx.Done()
+	if ctx.Value(backgroundKey{}) != nil {
+		return g.sleep(ctx, ready)
+	}
 	// The clock is read from the 256th round on: most waits end sooner,
 	// and a read costs 50-70 ns on the VM this was measured on.
 	var start time.Time
-	if !g.mb.Crowded && ctx.Value(patientKey{}) == nil {
+	if !g.mb.Crowded {
 		for i := 1; ; i++ {
 			if ready() {
 				return nil
@@ -305,6 +316,11 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 			}
 		}
 	}
+	return g.sleep(ctx, ready)
+}
+
+// sleep is await's last phase: asleep on this member's bell.
+func (g *Region) sleep(ctx context.Context, ready func() bool) error {
 	me := g.me
 	stop := context.AfterFunc(ctx, func() {
 		me.bell.Add(1)
@@ -312,15 +328,17 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	})
 	defer stop()
 	for {
-		me.sleep.Store(1)
+		// sleep counts this member's sleepers (a nonblocking call's
+		// progress goroutine may sleep beside the caller).
+		me.sleep.Add(1)
 		heavyFence() // a publisher that did not see sleep: we see its step
 		b := me.bell.Load()
 		if ready() {
-			me.sleep.Store(0)
+			me.sleep.Add(^uint32(0))
 			return nil
 		}
 		futexWait(me.bell, b, regionPark)
-		me.sleep.Store(0)
+		me.sleep.Add(^uint32(0))
 		if ready() {
 			return nil
 		}

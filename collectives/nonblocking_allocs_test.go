@@ -1,0 +1,68 @@
+package collectives_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/decorun/decorun/collectives"
+	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/comm/commtest"
+)
+
+// maxIallreduceAllocs bounds the allocations of one small
+// IallreduceSliceInto and its Wait on one rank: the request, the ctx that
+// carries its number, the call, and the closure of its blocking form. No
+// timer, channel or goroutine per call: starting a call must cost little
+// beside the compute it overlaps.
+const maxIallreduceAllocs = 4
+
+// TestIallreduceAllocations: a small nonblocking Allreduce on a
+// communicator with a shared-memory region allocates only its request
+// (both ranks counted, so at most twice maxIallreduceAllocs per call), and
+// gives the right sum.
+func TestIallreduceAllocations(t *testing.T) {
+	const runs = 2000
+	cs := commtest.WorldOn(t, 2, "shm")
+	ctx := context.Background()
+	in := [2][]float64{{1}, {2}}
+	out := [2][]float64{{0}, {0}}
+	f := func(c *comm.Comm) error {
+		r := c.Rank()
+		out[r][0] = 0
+		if _, err := collectives.IallreduceSliceInto(ctx, c, in[r], out[r], collectives.Sum).Wait(ctx); err != nil {
+			return err
+		}
+		if out[r][0] != 3 {
+			t.Errorf("rank %d: Iallreduce gave %v; want 3", r, out[r][0])
+		}
+		return nil
+	}
+	peer := make(chan error, 1)
+	go func() {
+		for range runs + 2 { // AllocsPerRun's warm-up run, the runs, and the first call below
+			if err := f(cs[1]); err != nil {
+				peer <- err
+				return
+			}
+		}
+		peer <- nil
+	}()
+	if err := f(cs[0]); err != nil { // attaches to the region
+		t.Fatal(err)
+	}
+	var err error
+	allocs := testing.AllocsPerRun(runs, func() {
+		if e := f(cs[0]); e != nil && err == nil {
+			err = e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-peer; err != nil {
+		t.Fatal(err)
+	}
+	if allocs > 2*maxIallreduceAllocs {
+		t.Errorf("%v allocations per Iallreduce and Wait (both ranks); want at most %d", allocs, 2*maxIallreduceAllocs)
+	}
+}
