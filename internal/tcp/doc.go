@@ -147,6 +147,25 @@
 // transport.Mux), and later large frames are read into them: a stream of
 // large messages allocates and zeroes no memory on the receiving side.
 //
+// Placing: on a plain connection, a frame of more than PlaceMin (16 KiB)
+// bytes is offered, as soon as its first bytes are read, to the link's
+// Placer (SetPlacer; comm is one). comm takes the Data frames of a receive
+// it has already matched (rendezvous, and the rest of a long message) and
+// names the slice of the receive's buffer they go to; the link copies
+// what it had read of the frame there and reads the rest of the frame from
+// the socket straight into it, then hands comm the frame's head (Placed),
+// in the frame's place in the stream. comm sends eager messages of more
+// than PlaceMin bytes to a TCP peer as long messages whose head frame
+// carries no payload, so that when the receive was posted before the
+// message came (as it is in a ping-pong, or a window of posted receives),
+// the payload crosses from the kernel into the caller's buffer with no
+// copy on the way: the receiving side pays TCP's one copy out of the
+// kernel, as Open MPI does. A receive that completes while its frame is
+// being placed (an error, a caller that gave up) cancels the placement
+// first: the link stops writing into the buffer at once (waiting at most
+// for a read that does not wait) and reads the rest of the frame into its
+// own buffer, so no byte lands in memory its owner has got back.
+//
 // # Where the time goes
 //
 // Go sets TCP_NODELAY on every connection, so Nagle never delays a frame.
