@@ -5,6 +5,10 @@ import "sync"
 // PlaceMin: frames of more than PlaceMin bytes are offered to the Placer.
 const PlaceMin = smallFrame
 
+// PlaceHead: the Placer is offered at least PlaceHead bytes of a frame
+// (all of it when it is shorter).
+const PlaceHead = 256
+
 // Placer decides where the bytes of large incoming frames go, so that a
 // payload whose destination is known when its frame's head arrives (comm's
 // Data frames for a receive already matched: rendezvous and long messages)
@@ -12,7 +16,7 @@ const PlaceMin = smallFrame
 // in between.
 //
 // Place is offered the first bytes of each frame of more than PlaceMin
-// bytes (all that was read of it so far, at least one byte; n is the
+// bytes (all that was read of it so far, at least PlaceHead; n is the
 // frame's size), on a plain connection that the link reads without
 // waiting (not with TLS). It returns how many of them are the frame's head
 // and, with ok, the slice of exactly n-head bytes that the rest of the
@@ -67,14 +71,11 @@ func (l *Link) PlacedFrames() int64 { return l.placedFrames.Load() }
 // placer, and starts reading the rest of it into the placer's slice when
 // it takes it. tok held.
 func (in *inbound) place(n int) bool {
+	if !in.placeable() {
+		return false
+	}
 	pp := in.l.placer.Load()
-	if pp == nil || in.open != nil || in.fd < 0 {
-		return false
-	}
 	first := in.buf[in.r+4 : in.r+4+min(in.w-in.r-4, n)]
-	if len(first) == 0 {
-		return false
-	}
 	pl := &in.pl
 	pl.mu.Lock()
 	pl.dst, pl.left, pl.cancelled = nil, 0, false
@@ -98,6 +99,12 @@ func (in *inbound) place(n int) bool {
 	in.r += 4 + len(first)
 	in.placing = true
 	return true
+}
+
+// placeable reports whether large frames are offered to a Placer: one is
+// set, and the connection is plain and read without waiting. tok held.
+func (in *inbound) placeable() bool {
+	return in.open == nil && in.fd >= 0 && in.l.placer.Load() != nil
 }
 
 // fillPlaced is fill while a frame is read into a placer's slice (or,

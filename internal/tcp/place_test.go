@@ -20,6 +20,7 @@ type placer struct {
 	dst    map[uint32][]byte
 	pls    map[uint32]*Placement
 	offers int
+	short  int // offers of fewer than PlaceHead bytes
 }
 
 func newPlacer(s *sink) *placer {
@@ -30,6 +31,9 @@ func (p *placer) Place(first []byte, n int, pl *Placement) (int, []byte, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.offers++
+	if len(first) < min(n, PlaceHead) {
+		p.short++
+	}
 	if first[0] != 'P' || len(first) < 8 {
 		return 0, nil, false
 	}
@@ -104,6 +108,9 @@ func TestPlace(t *testing.T) {
 	defer p.mu.Unlock()
 	if p.offers != large {
 		t.Errorf("%d frames offered to the placer; want the %d of more than %d bytes", p.offers, large, PlaceMin)
+	}
+	if p.short > 0 {
+		t.Errorf("%d offers of fewer than PlaceHead bytes", p.short)
 	}
 	if len(p.dst) < large/2 {
 		t.Errorf("%d frames placed; want the %d large 'P' frames", len(p.dst), large*2/3)

@@ -124,6 +124,9 @@ func (in *inbound) deliver() error {
 		}
 		have := in.w - in.r - 4
 		if n > smallFrame {
+			if in.placeable() && have < min(n, PlaceHead) {
+				return nil // the Placer sees at least its head
+			}
 			if in.place(n) {
 				continue
 			}
