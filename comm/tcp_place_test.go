@@ -2,8 +2,11 @@ package comm
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
 	"testing"
+	"time"
 )
 
 // TestTCPPlaced: over TCP, messages of mixed sizes (0 B to 6 MiB: eager,
@@ -117,6 +120,65 @@ func TestTCPPlaced(t *testing.T) {
 		}
 		if got := tl.PlacedFrames() - before; posted && got < int64(large) {
 			t.Errorf("%d frames placed into posted receives; want at least %d (one per message of over 64 KiB)", got, large)
+		}
+	}
+}
+
+// TestTCPPlacedCancel: a receive whose context ends while its message is
+// being read straight into its buffer returns, and from then on nothing
+// writes into the buffer (the link drops the rest of the frame it was
+// placing); the ranks then still exchange messages.
+func TestTCPPlacedCancel(t *testing.T) {
+	cs, errs := hostWorld(t, 2, "tcp", nil)
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+	}
+	tl := tcpLink(cs[1].link)
+	const size = 48 << 20 // rendezvous, in chunks of up to 960 KiB
+	msg := bytes.Repeat([]byte{0xa5}, size)
+	buf := make([]byte, size)
+	q, err := cs[1].IrecvInto(buf, 0, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(tctx(t))
+	defer scancel()
+	sent := make(chan error, 1)
+	go func() { sent <- cs[0].Send(sctx, 1, 3, msg) }()
+	ctx, cancel := context.WithCancel(tctx(t))
+	deadline := time.Now().Add(30 * time.Second)
+	for tl.PlacedFrames() == 0 { // the first chunk landed: cancel in the middle
+		if time.Now().After(deadline) {
+			t.Fatal("no frame placed in 30 s")
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	cancel()
+	if _, err := q.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Skipf("the receive ended with %v before it could be cancelled", err)
+	}
+	seen := bytes.Clone(buf)
+	scancel() // the sender gives up too (or has finished)
+	<-sent
+	time.Sleep(200 * time.Millisecond)
+	if !bytes.Equal(buf, seen) {
+		n := 0
+		for i := range buf {
+			if buf[i] != seen[i] {
+				n++
+			}
+		}
+		t.Errorf("%d bytes of the buffer changed after the receive returned", n)
+	}
+	// Still in step: a message each way.
+	for r := range 2 {
+		if err := cs[r].Send(tctx(t), 1-r, 4, []byte{byte(r)}); err != nil {
+			t.Fatalf("rank %d: %v", r, err)
+		}
+		if b, _, err := cs[1-r].Recv(tctx(t), r, 4); err != nil || !bytes.Equal(b, []byte{byte(r)}) {
+			t.Fatalf("rank %d: got %v, %v; want [%d]", 1-r, b, err, r)
 		}
 	}
 }

@@ -186,11 +186,14 @@
 //     that find nothing while it waits (non-blocking, about 0.5 µs each).
 //   - Copies: a frame sent inline is not copied before the kernel; a
 //     queued one is copied once into the queue. A received frame of up
-//     to 16 KiB is copied once out of the read buffer; a larger one is
-//     read straight into its slice, and comm copies its payload into the
-//     caller's buffer (as Open MPI's TCP transport copies each fragment
-//     into the user's buffer). Per byte that leaves TCP's two copies
-//     (into the kernel and out of it) and comm's one.
+//     to 16 KiB is copied once out of the read buffer. A larger one is
+//     read straight into the receive's buffer when comm has matched its
+//     receive (Placing, above): then only TCP's two copies remain (into
+//     the kernel and out of it), as with Open MPI, which reads each
+//     fragment into the user's buffer. Otherwise (a message that arrives
+//     before its receive is posted, a TLS link) it is read into a slice of
+//     its own and comm copies the payload into the caller's buffer once
+//     the receive comes.
 //   - Allocations: none per large frame once comm gives frames back
 //     (reading a fresh 1 MiB slice per eager message, zeroing it and
 //     collecting it took 27% of the receiver's time); one small slice per
@@ -258,7 +261,11 @@
 // A frame costs one writev when the socket has room and nothing is
 // queued (otherwise a copy into the queue and a share of the writer's
 // writev), and one or more reads on the receiving side; a frame of up to
-// 16 KiB is copied once more out of the read buffer into its own slice. A
+// 16 KiB is copied once more out of the read buffer into its own slice,
+// and a larger one too unless comm placed it (its first 64 KiB at most,
+// what the read that found its head took; the rest is read into the
+// receive's buffer). An eager message of more than 16 KiB costs a
+// second, small frame (its head, 48 bytes and its type name). A
 // caller that drives the link spins, polling the sockets with system
 // calls that return at once, for up to 50 µs after the last frame it
 // moved: CPU time bought for latency, only when the host has a core per

@@ -52,6 +52,13 @@ func (p *Placement) Cancel() {
 	p.mu.Unlock()
 }
 
+// Cancelled reports whether Cancel was called since the placement began.
+func (p *Placement) Cancelled() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cancelled
+}
+
 // SetPlacer makes the link offer large frames to p (see Placer), and
 // reports whether it will: not with TLS, whose frames are opened whole.
 // Call it before frames arrive; frames that arrive before go to onFrame.
