@@ -43,6 +43,8 @@ type engine struct {
 	scratch []byte        // frame being built; the link copies it
 	drv     *shm.Link     // shared-memory link to drive while waiting (see drive), or nil; set before use
 	tdrv    *tcp.Link     // TCP link to poll while waiting (see drive), or nil; set before use
+	tpair   *tcp.Link     // the TCP link of the peers with split set (see placeTCP)
+	pairBuf []byte        // a split message's head frame being built
 	shl     *shm.Link     // the shared-memory link, or nil; set before use
 	crowded bool          // more ranks than cores on this host
 	host    map[int]bool  // world ranks that share this host and have a shared-memory segment (host.go)

@@ -57,14 +57,19 @@ func (e *engine) longCost(h *wire.Header, n int, split bool) int64 {
 // whether everything was published. mu held.
 func (e *engine) publishLong(dst int, s *sreq) bool {
 	p := &e.peers[dst]
-	n := min(e.chunk, len(s.data))
-	if p.split {
-		n = 0 // all in Data frames, which the receiver may place
-	}
 	s.hdr.Flags |= wire.FlagLong
-	p.credit -= frameCost(&s.hdr, n)
-	if e.publish(dst, &s.hdr, s.data[:n]) != nil {
-		return false
+	var n int
+	if p.split { // all in Data frames, which the receiver may place
+		var ok bool
+		if n, ok = e.publishSplit(dst, s); !ok {
+			return false
+		}
+	} else {
+		n = min(e.chunk, len(s.data))
+		p.credit -= frameCost(&s.hdr, n)
+		if e.publish(dst, &s.hdr, s.data[:n]) != nil {
+			return false
+		}
 	}
 	for off := n; off < len(s.data); off += n {
 		n = min(e.chunk, len(s.data)-off)

@@ -219,9 +219,33 @@ func (e *engine) placeTCP(link transport.Link) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.tpair = tl
 	for w := range e.peers {
 		e.peers[w].split = w != e.me && linkPath(link, w) == "tcp"
 	}
+}
+
+// publishSplit publishes the empty head of long eager send s to dst (a
+// peer with split set) and its first Data frame, to the TCP link together
+// (one writev, one segment, where two would cost the kernel's per-segment
+// work twice), and returns the bytes of s sent. mu held.
+func (e *engine) publishSplit(dst int, s *sreq) (int, bool) {
+	p := &e.peers[dst]
+	p.credit -= frameCost(&s.hdr, 0)
+	p.txSeq++
+	s.hdr.Seq, s.hdr.Src = p.txSeq, int32(e.me)
+	e.pairBuf = wire.Append(e.pairBuf[:0], &s.hdr)
+	n := min(e.chunk, len(s.data))
+	h := wire.Header{Kind: wire.Data, ID: s.hdr.ID}
+	p.credit -= frameCost(&h, n)
+	p.txSeq++
+	h.Seq, h.Src = p.txSeq, int32(e.me)
+	e.scratch = wire.Append(e.scratch[:0], &h)
+	if err := e.tpair.SendPair(dst, e.pairBuf, e.scratch, s.data[:n]); err != nil {
+		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		return 0, false
+	}
+	return n, true
 }
 
 // eagerTo is the largest message to world rank dst that goes in one

@@ -200,3 +200,36 @@ func TestPlaceCancel(t *testing.T) {
 		})
 	}
 }
+
+// TestSendPair: pairs of frames (a small one, then one of mixed size, up
+// to 1 MiB, given as head and body) sent with SendPair between single
+// Sends, many at once so that the socket fills and the rest is queued,
+// arrive as separate frames, whole and in order, plain and with TLS.
+func TestSendPair(t *testing.T) {
+	for _, tls := range []bool{false, true} {
+		ls, ss := mesh(t, 2, tls)
+		var want [][]byte
+		sizes := []int{0, 100, PlaceMin, 64 << 10, 1 << 20}
+		for i := range 200 {
+			a := placeFrame('N', 3*i, 60)
+			b := placeFrame('P', 3*i+1, 8+sizes[i%len(sizes)])
+			c := placeFrame('N', 3*i+2, 8+sizes[(i+2)%len(sizes)])
+			if err := ls[0].SendPair(1, a, b[:8], b[8:]); err != nil {
+				t.Fatal(err)
+			}
+			if err := ls[0].Send(1, c); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, a, b, c)
+		}
+		ss[1].wait(t, "every frame", func(s *sink) bool { return len(s.frames) == len(want) || len(s.errs) > 0 })
+		if len(ss[1].errs) > 0 {
+			t.Fatal(ss[1].errs)
+		}
+		for i, f := range ss[1].frames {
+			if !bytes.Equal(f, want[i]) {
+				t.Fatalf("tls %v: frame %d: %d bytes starting %q; want %d bytes starting %q", tls, i, len(f), f[:min(8, len(f))], len(want[i]), want[i][:8])
+			}
+		}
+	}
+}
