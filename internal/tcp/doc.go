@@ -156,11 +156,12 @@
 // the socket straight into it, then hands comm the frame's head (Placed),
 // in the frame's place in the stream. comm sends eager messages of more
 // than PlaceMin bytes to a TCP peer as long messages whose head frame
-// carries no payload, so that when the receive was posted before the
-// message came (as it is in a ping-pong, or a window of posted receives),
-// the payload crosses from the kernel into the caller's buffer with no
-// copy on the way: the receiving side pays TCP's one copy out of the
-// kernel, as Open MPI does. A receive that completes while its frame is
+// carries no payload (the head and the first Data frame go in one
+// writev, SendPair: one segment, as one frame would), so that when the
+// receive was posted before the message came (as it is in a ping-pong,
+// or a window of posted receives), the payload crosses from the kernel
+// into the caller's buffer with no copy on the way: the receiving side
+// pays TCP's one copy out of the kernel, as Open MPI does. A receive that completes while its frame is
 // being placed (an error, a caller that gave up) cancels the placement
 // first: the link stops writing into the buffer at once (waiting at most
 // for a read that does not wait) and reads the rest of the frame into its
