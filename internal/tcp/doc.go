@@ -208,15 +208,21 @@
 //     frames (comm's deliverLong) and the sender as much copying frames
 //     into its queue. Placed, the receiver copies under 4% of its time
 //     (what the read that found a frame's head took of it), and a stream
-//     of 1-4 MiB messages into posted receives runs 1.4-1.6 times as fast
-//     (2.2-3.6 GB/s on a busy VM, where Open MPI reached 2-6 GB/s). The
+//     of 1-4 MiB messages into posted receives reaches 3.3-4.2 GB/s where
+//     it reached 1.5-3.6 (Open MPI: 4.2-5.3 GB/s, same sitting). The
 //     sender's copy into its queue remains (22% of its time at 1 MiB):
 //     Send must not keep the caller's buffer after it returns, so the
 //     bytes the socket does not take at once are copied. Neither rank
 //     uses a whole core (about two thirds each): they wait on each other
 //     (credit returns, frames queued behind a full socket). A larger
 //     SO_SNDBUF (8 MiB, above the 4 MiB Linux's autotuning reaches) made
-//     no difference measurable on the busy VM.
+//     no difference measurable on the busy VM. Frames that are not placed
+//     (eager messages of up to 16 KiB, every frame with TLS) into a
+//     window of posted receives reach about half the bandwidth they reach
+//     when the receives come one after the other; the receiver's time
+//     then goes to copying frames out of the read buffer into frames
+//     freshly allocated and zeroed (the pool of recycled frames misses),
+//     not yet explained.
 //   - Acknowledgements: connections are one-way, so the kernel's ACKs
 //     never ride on data: a 1 KiB ping-pong costs one bare ACK segment
 //     per round trip (nstat), where Open MPI, one connection per pair,
