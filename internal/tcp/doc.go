@@ -216,13 +216,17 @@
 //     uses a whole core (about two thirds each): they wait on each other
 //     (credit returns, frames queued behind a full socket). A larger
 //     SO_SNDBUF (8 MiB, above the 4 MiB Linux's autotuning reaches) made
-//     no difference measurable on the busy VM. Frames that are not placed
-//     (eager messages of up to 16 KiB, every frame with TLS) into a
-//     window of posted receives reach about half the bandwidth they reach
-//     when the receives come one after the other; the receiver's time
-//     then goes to copying frames out of the read buffer into frames
-//     freshly allocated and zeroed (the pool of recycled frames misses),
-//     not yet explained.
+//     no difference measurable on the busy VM.
+//   - Recycled frames: a frame given back as a tail loses a header's
+//     length each time, and one that had fallen short of the next frame
+//     used to go back into the pool, which then offered it first every
+//     time (a sync.Pool hands out what it got last): past about 170
+//     reuses every large frame was a fresh, zeroed allocation, and the
+//     receiver spent its time in page faults and zeroing. That hit
+//     hardest where frames are recycled at once (receives posted before
+//     the messages come) and every frame goes through the pool (TLS): 64
+//     KiB messages with TLS into a window of posted receives went from
+//     276-513 to 690-974 MB/s once such frames were dropped instead.
 //   - Acknowledgements: connections are one-way, so the kernel's ACKs
 //     never ride on data: a 1 KiB ping-pong costs one bare ACK segment
 //     per round trip (nstat), where Open MPI, one connection per pair,
