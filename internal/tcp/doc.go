@@ -218,15 +218,13 @@
 //     SO_SNDBUF (8 MiB, above the 4 MiB Linux's autotuning reaches) made
 //     no difference measurable on the busy VM.
 //   - Recycled frames: a frame given back as a tail loses a header's
-//     length each time, and one that had fallen short of the next frame
-//     used to go back into the pool, which then offered it first every
-//     time (a sync.Pool hands out what it got last): past about 170
-//     reuses every large frame was a fresh, zeroed allocation, and the
-//     receiver spent its time in page faults and zeroing. That hit
-//     hardest where frames are recycled at once (receives posted before
-//     the messages come) and every frame goes through the pool (TLS): 64
-//     KiB messages with TLS into a window of posted receives went from
-//     276-513 to 690-974 MB/s once such frames were dropped instead.
+//     length each time; one that has fallen short of the next frame is
+//     dropped, not put back. A sync.Pool hands out what it got last, so a
+//     short frame put back would be offered first every time and every
+//     later large frame would be a fresh, zeroed allocation (page faults
+//     and zeroing on the receiver): measured that way, 64 KiB messages
+//     with TLS into a window of posted receives reached 276-513 MB/s,
+//     and 690-974 with short frames dropped.
 //   - Acknowledgements: connections are one-way, so the kernel's ACKs
 //     never ride on data: a 1 KiB ping-pong costs one bare ACK segment
 //     per round trip (nstat), where Open MPI, one connection per pair,
