@@ -283,6 +283,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 		}
 		return nil, fmt.Errorf("comm: %w", err)
 	}
+	e.placeTCP(link)
 	e.host = wr.host
 	e.hosts = t.Hosts()
 	if wr.worldOK {

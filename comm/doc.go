@@ -70,7 +70,11 @@
 //     that as a head frame and Data chunks published together (a "long
 //     eager" message, which the receiver keeps in its frames until a
 //     receive matches it). Like every eager message it holds its credit
-//     until received.
+//     until received. To a peer reached over a plain (not TLS) TCP
+//     connection, every eager message of more than 16 KiB goes as a long
+//     eager message whose head frame carries no payload: when its receive
+//     is posted before it arrives, the link reads the Data frames from
+//     the socket straight into the receive's buffer (see internal/tcp).
 //   - Any size: a message larger than W/4 (and one that a Nudge turned
 //     to rendezvous, see Progress) is sent by rendezvous: a request-to-
 //     send frame is matched like an eager message, the receiver answers

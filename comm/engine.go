@@ -43,6 +43,8 @@ type engine struct {
 	scratch []byte        // frame being built; the link copies it
 	drv     *shm.Link     // shared-memory link to drive while waiting (see drive), or nil; set before use
 	tdrv    *tcp.Link     // TCP link to poll while waiting (see drive), or nil; set before use
+	tpair   *tcp.Link     // the TCP link of the peers with split set (see placeTCP)
+	pairBuf []byte        // a split message's head frame being built
 	shl     *shm.Link     // the shared-memory link, or nil; set before use
 	crowded bool          // more ranks than cores on this host
 	host    map[int]bool  // world ranks that share this host and have a shared-memory segment (host.go)
@@ -209,6 +211,9 @@ type rreq struct {
 	rdvID     uint64
 	abandoned bool   // its caller gave up; arriving data is discarded
 	msgID     uint64 // id of the message it matched (traced engines)
+	// placing: a Data frame is being read from a TCP socket straight into
+	// data (see engine.Place); cancelled before the receive completes early.
+	placing *tcp.Placement
 }
 
 type sendPhase uint8
@@ -259,6 +264,13 @@ type peer struct {
 	rdvOut map[uint64]*sreq
 	rdvIn  map[uint64]*rreq  // receives that Data frames stream into
 	longIn map[uint64]*inMsg // long eager messages still arriving, unmatched
+	// split: eager messages of more than tcp.PlaceMin bytes to this peer
+	// go as long messages whose head has no payload (see engine.placeTCP);
+	// placed: the receive a Data frame from it is being placed into.
+	split    bool
+	placed   *rreq
+	placedN  int
+	placedPl *tcp.Placement
 
 	rxMc uint64 // multicast frames received from this peer
 	// A Fin that arrived before the peer's last multicast frames (they
@@ -371,6 +383,10 @@ func (e *engine) finishRecv(r *rreq, err error) {
 	}
 	if r.err == nil {
 		r.err = err
+	}
+	if r.placing != nil { // the link must not write into data any more
+		r.placing.Cancel()
+		r.placing = nil
 	}
 	r.closed = true
 	r.done <- struct{}{} // capacity 1, sent once: never blocks

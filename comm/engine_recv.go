@@ -69,6 +69,13 @@ func (e *engine) unpool(m *inMsg) {
 func (e *engine) handle(frame []byte, lent bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.handleLocked(frame, lent, -1)
+}
+
+// handleLocked is handle with mu held. With placed >= 0, frame is the
+// head of a Data frame whose placed bytes of payload the TCP link already
+// read into the receive's buffer (see engine.Placed).
+func (e *engine) handleLocked(frame []byte, lent bool, placed int) {
 	if e.err != nil {
 		return
 	}
@@ -111,8 +118,12 @@ func (e *engine) handle(frame []byte, lent bool) {
 		e.pump(from)
 	case wire.Data:
 		r := p.rdvIn[h.ID]
+		n := len(payload)
+		if placed >= 0 {
+			n = placed
+		}
 		if r == nil {
-			if m := p.longIn[h.ID]; m != nil && int(h.N) == m.got && m.got+len(payload) <= m.size {
+			if m := p.longIn[h.ID]; m != nil && placed < 0 && int(h.N) == m.got && m.got+len(payload) <= m.size {
 				// More of a long eager message no receive has matched.
 				b, pooled := e.keepPooled(payload, lent)
 				m.parts = append(m.parts, b)
@@ -130,25 +141,28 @@ func (e *engine) handle(frame []byte, lent bool) {
 			return
 		}
 		off := int(h.N)
-		if off+len(payload) > r.size || off != r.recvd {
+		if off+n > r.size || off != r.recvd {
 			e.fail(fmt.Errorf("comm: rank %d: data at offset %d of message %d from rank %d does not fit", e.me, off, h.ID, from))
 			return
 		}
-		if !r.abandoned {
-			copy(r.data[off:], payload)
+		if placed < 0 {
+			if !r.abandoned {
+				copy(r.data[off:], payload)
+			}
+			// Copied: a link that reuses frames may read the next one
+			// into it; otherwise it is garbage, which collect keeps in
+			// check. A lent frame is neither (it is the link's, in its
+			// ring).
+			if !lent && !e.recycle(frame) {
+				e.collect(n)
+			}
 		}
-		r.recvd += len(payload)
-		// Copied: a link that reuses frames may read the next one into
-		// it; otherwise it is garbage, which collect keeps in check.
-		// A lent frame is neither (it is the link's, in its ring).
-		if !lent && !e.recycle(frame) {
-			e.collect(len(payload))
-		}
+		r.recvd += n
 		if h.Flags&wire.FlagStream != 0 {
-			e.consumeStream(from, frameCost(h, len(payload)))
+			e.consumeStream(from, frameCost(h, n))
 		} else { // the rest of a long eager message
-			p.unret += frameCost(h, len(payload))
-			e.consume(from, frameCost(h, len(payload)))
+			p.unret += frameCost(h, n)
+			e.consume(from, frameCost(h, n))
 		}
 		if r.recvd == r.size {
 			delete(p.rdvIn, h.ID)

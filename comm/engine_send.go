@@ -41,8 +41,12 @@ func (e *engine) pump(dst int) {
 
 // longCost is the credit a long eager message of n bytes with head h takes:
 // a head frame with the first chunk, then Data frames.
-func (e *engine) longCost(h *wire.Header, n int) int64 {
+// With split (see placeTCP) the head carries no payload.
+func (e *engine) longCost(h *wire.Header, n int, split bool) int64 {
 	frames := (n + e.chunk - 1) / e.chunk
+	if split {
+		frames++
+	}
 	return int64(n + h.Size(0) + (frames-1)*wire.HeaderSize)
 }
 
@@ -53,11 +57,19 @@ func (e *engine) longCost(h *wire.Header, n int) int64 {
 // whether everything was published. mu held.
 func (e *engine) publishLong(dst int, s *sreq) bool {
 	p := &e.peers[dst]
-	n := min(e.chunk, len(s.data))
 	s.hdr.Flags |= wire.FlagLong
-	p.credit -= frameCost(&s.hdr, n)
-	if e.publish(dst, &s.hdr, s.data[:n]) != nil {
-		return false
+	var n int
+	if p.split { // all in Data frames, which the receiver may place
+		var ok bool
+		if n, ok = e.publishSplit(dst, s); !ok {
+			return false
+		}
+	} else {
+		n = min(e.chunk, len(s.data))
+		p.credit -= frameCost(&s.hdr, n)
+		if e.publish(dst, &s.hdr, s.data[:n]) != nil {
+			return false
+		}
 	}
 	for off := n; off < len(s.data); off += n {
 		n = min(e.chunk, len(s.data)-off)
@@ -199,7 +211,7 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sr
 	if err := e.brokenErr(comm); err != nil {
 		return nil, 0, err
 	}
-	if e.traced || len(data) > e.eager {
+	if e.traced || len(data) > e.eagerTo(dst) {
 		e.nextID++
 		id = e.nextID
 	}
@@ -221,7 +233,7 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sr
 	}
 	p := &e.peers[dst]
 	h := wire.Header{Kind: wire.Eager, Comm: comm, Tag: int32(tag), N: uint64(len(data)), Type: typ, ID: id}
-	if len(p.eagerq) == 0 && len(data) <= e.eager {
+	if len(p.eagerq) == 0 && len(data) <= e.eagerTo(dst) {
 		// tryEager's first case, before an sreq exists: a small send that
 		// the window has room for allocates nothing.
 		if cost := frameCost(&h, len(data)); p.credit >= cost {
@@ -253,7 +265,7 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sr
 func (e *engine) tryEager(s *sreq) (ok bool, err error) {
 	p := &e.peers[s.dst]
 	switch n := len(s.data); {
-	case n <= e.eager:
+	case n <= e.eagerTo(s.dst):
 		cost := frameCost(&s.hdr, n)
 		if p.credit < cost {
 			return false, nil
@@ -261,7 +273,7 @@ func (e *engine) tryEager(s *sreq) (ok bool, err error) {
 		p.credit -= cost
 		return true, e.publish(s.dst, &s.hdr, s.data)
 	case n <= e.long:
-		if p.credit < e.longCost(&s.hdr, n) {
+		if p.credit < e.longCost(&s.hdr, n, p.split) {
 			return false, nil
 		}
 		if !e.publishLong(s.dst, s) {

@@ -7,6 +7,8 @@ import (
 	"math/rand"
 	"testing"
 	"time"
+
+	"github.com/decorun/decorun/internal/tcp"
 )
 
 // frameLog is a transport.Link that keeps what is sent, for tests that hand
@@ -135,5 +137,74 @@ func TestLongEager(t *testing.T) {
 				t.Fatalf("message after it: %q, %v", next.data, err)
 			}
 		})
+	}
+}
+
+// TestPlaceLong: the Data frames of a long eager message whose receive
+// is matched are offered to the engine as the TCP link offers them
+// (Place with the frame's first bytes, the payload written where it
+// says, then Placed): the receive completes with the message, and the
+// one after it arrives intact. A receive abandoned while a frame is
+// being placed cancels the placement before it returns, and the frame's
+// Placed after that is harmless.
+func TestPlaceLong(t *testing.T) {
+	const n = 3<<20 + 5
+	for _, cancel := range []bool{false, true} {
+		rx, tx, msg, frames := longPair(t, n)
+		buf := make([]byte, n)
+		r, err := rx.post(1, 0, 5, buf, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rx.onFrame(frames[0]) // the head: matched
+		for i, f := range frames[1:] {
+			var pl tcp.Placement
+			head, dst, ok := rx.Place(f[:tcp.PlaceHead], len(f), &pl)
+			if cancel && i > 1 { // abandoned: the rest is drained as usual
+				if ok {
+					t.Fatalf("Data frame %d placed into an abandoned receive", i)
+				}
+				rx.onFrame(f)
+				continue
+			}
+			if !ok || len(dst) != len(f)-head {
+				t.Fatalf("Data frame %d of %d bytes: Place = %d, %d bytes, %v; want it placed", i, len(f), head, len(dst), ok)
+			}
+			if cancel && i == 1 {
+				ctx, stop := context.WithCancel(context.Background())
+				stop()
+				if err := rx.waitRecv(ctx, r); !errors.Is(err, context.Canceled) {
+					t.Fatalf("cancelled receive: %v", err)
+				}
+				if !pl.Cancelled() {
+					t.Fatal("the receive returned with its placement still writing into its buffer")
+				}
+			}
+			if !pl.Cancelled() {
+				copy(dst, f[head:])
+			}
+			rx.Placed(f[:head])
+		}
+		if rx.err != nil {
+			t.Fatalf("receiver failed: %v", rx.err)
+		}
+		if !cancel && (!isDone(r) || r.err != nil || !bytes.Equal(r.data, msg)) {
+			t.Fatalf("receive: done %v, err %v, %d bytes equal %v", isDone(r), r.err, len(r.data), bytes.Equal(r.data, msg))
+		}
+		if len(rx.peers[0].rdvIn) != 0 {
+			t.Fatalf("cancel %v: %d receives left streaming", cancel, len(rx.peers[0].rdvIn))
+		}
+		for _, f := range tx.frames {
+			rx.onFrame(f)
+		}
+		next, err := rx.post(1, 0, 5, make([]byte, 16), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := rx.waitRecv(ctx, next); err != nil || string(next.data) != "next" {
+			t.Fatalf("message after it: %q, %v", next.data, err)
+		}
+		stop()
 	}
 }

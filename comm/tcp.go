@@ -12,6 +12,7 @@ import (
 	"github.com/decorun/decorun/internal/jobenv"
 	"github.com/decorun/decorun/internal/tcp"
 	"github.com/decorun/decorun/internal/transport"
+	"github.com/decorun/decorun/internal/wire"
 )
 
 // noTCP starts the address record of a rank that takes part in the
@@ -202,4 +203,109 @@ func linkPath(l transport.Link, w int) string {
 		return "nats"
 	}
 	return "shm"
+}
+
+// placeTCP makes the TCP link under link read the payloads of Data frames
+// for receives already matched straight into their buffers (tcp.Placer),
+// and, for the peers it reaches, sends eager messages of more than
+// tcp.PlaceMin bytes as long messages whose head carries no payload: the
+// head is matched on arrival, and when a receive was posted the payload
+// that follows in a Data frame lands in its buffer with no copy on the
+// way. Called once the paths are set, before the program sends.
+func (e *engine) placeTCP(link transport.Link) {
+	tl := tcpLink(link)
+	if tl == nil || !tl.SetPlacer(e) {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tpair = tl
+	for w := range e.peers {
+		e.peers[w].split = w != e.me && linkPath(link, w) == "tcp"
+	}
+}
+
+// publishSplit publishes the empty head of long eager send s to dst (a
+// peer with split set) and its first Data frame, to the TCP link together
+// (one writev, one segment, where two would cost the kernel's per-segment
+// work twice), and returns the bytes of s sent. mu held.
+func (e *engine) publishSplit(dst int, s *sreq) (int, bool) {
+	p := &e.peers[dst]
+	p.credit -= frameCost(&s.hdr, 0)
+	p.txSeq++
+	s.hdr.Seq, s.hdr.Src = p.txSeq, int32(e.me)
+	e.pairBuf = wire.Append(e.pairBuf[:0], &s.hdr)
+	n := min(e.chunk, len(s.data))
+	h := wire.Header{Kind: wire.Data, ID: s.hdr.ID}
+	p.credit -= frameCost(&h, n)
+	p.txSeq++
+	h.Seq, h.Src = p.txSeq, int32(e.me)
+	e.scratch = wire.Append(e.scratch[:0], &h)
+	if err := e.tpair.SendPair(dst, e.pairBuf, e.scratch, s.data[:n]); err != nil {
+		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		return 0, false
+	}
+	return n, true
+}
+
+// eagerTo is the largest message to world rank dst that goes in one
+// frame (see placeTCP). mu held.
+func (e *engine) eagerTo(dst int) int {
+	if dst != e.me && e.peers[dst].split {
+		return min(e.eager, tcp.PlaceMin)
+	}
+	return e.eager
+}
+
+// Place implements tcp.Placer: a Data frame for a receive that Data
+// frames stream into goes straight into the receive's buffer at its
+// offset, when it is the next frame from its sender.
+func (e *engine) Place(first []byte, n int, pl *tcp.Placement) (head int, dst []byte, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return 0, nil, false
+	}
+	h := &e.rx
+	payload, err := wire.Decode(first, h)
+	if err != nil || h.Kind != wire.Data {
+		return 0, nil, false // a corrupt head is handle's to report
+	}
+	from := int(h.Src)
+	if from < 0 || from >= e.size || from == e.me || e.lost[from] {
+		return 0, nil, false
+	}
+	p := &e.peers[from]
+	head = len(first) - len(payload)
+	plen := n - head
+	r := p.rdvIn[h.ID]
+	if h.Seq != p.rxSeq+1 || r == nil || r.abandoned || r.closed || p.placed != nil ||
+		plen <= 0 || int(h.N) != r.recvd || r.recvd+plen > r.size || len(r.data) < r.size {
+		return 0, nil, false
+	}
+	p.placed, p.placedN, p.placedPl, r.placing = r, plen, pl, pl
+	return head, r.data[r.recvd : r.recvd+plen], true
+}
+
+// Placed implements tcp.Placer: the Data frame with this head is in its
+// receive's buffer (or was dropped, its receive having completed early).
+func (e *engine) Placed(head []byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := &e.rx
+	if _, err := wire.Decode(head, h); err != nil || h.Src < 0 || int(h.Src) >= e.size {
+		e.fail(fmt.Errorf("comm: rank %d received a corrupt frame head over TCP", e.me))
+		return
+	}
+	p := &e.peers[h.Src]
+	r, n := p.placed, p.placedN
+	if r == nil {
+		e.fail(fmt.Errorf("comm: rank %d: a placed frame from rank %d that was not placed", e.me, h.Src))
+		return
+	}
+	if r.placing == p.placedPl {
+		r.placing = nil
+	}
+	p.placed, p.placedPl = nil, nil
+	e.handleLocked(head, false, n)
 }

@@ -147,6 +147,26 @@
 // transport.Mux), and later large frames are read into them: a stream of
 // large messages allocates and zeroes no memory on the receiving side.
 //
+// Placing: on a plain connection, a frame of more than PlaceMin (16 KiB)
+// bytes is offered, as soon as its first bytes are read, to the link's
+// Placer (SetPlacer; comm is one). comm takes the Data frames of a receive
+// it has already matched (rendezvous, and the rest of a long message) and
+// names the slice of the receive's buffer they go to; the link copies
+// what it had read of the frame there and reads the rest of the frame from
+// the socket straight into it, then hands comm the frame's head (Placed),
+// in the frame's place in the stream. comm sends eager messages of more
+// than PlaceMin bytes to a TCP peer as long messages whose head frame
+// carries no payload (the head and the first Data frame go in one
+// writev, SendPair: one segment, as one frame would), so that when the
+// receive was posted before the message came (as it is in a ping-pong,
+// or a window of posted receives), the payload crosses from the kernel
+// into the caller's buffer with no copy on the way: the receiving side
+// pays TCP's one copy out of the kernel, as Open MPI does. A receive that completes while its frame is
+// being placed (an error, a caller that gave up) cancels the placement
+// first: the link stops writing into the buffer at once (waiting at most
+// for a read that does not wait) and reads the rest of the frame into its
+// own buffer, so no byte lands in memory its owner has got back.
+//
 // # Where the time goes
 //
 // Go sets TCP_NODELAY on every connection, so Nagle never delays a frame.
@@ -167,11 +187,14 @@
 //     that find nothing while it waits (non-blocking, about 0.5 µs each).
 //   - Copies: a frame sent inline is not copied before the kernel; a
 //     queued one is copied once into the queue. A received frame of up
-//     to 16 KiB is copied once out of the read buffer; a larger one is
-//     read straight into its slice, and comm copies its payload into the
-//     caller's buffer (as Open MPI's TCP transport copies each fragment
-//     into the user's buffer). Per byte that leaves TCP's two copies
-//     (into the kernel and out of it) and comm's one.
+//     to 16 KiB is copied once out of the read buffer. A larger one is
+//     read straight into the receive's buffer when comm has matched its
+//     receive (Placing, above): then only TCP's two copies remain (into
+//     the kernel and out of it), as with Open MPI, which reads each
+//     fragment into the user's buffer. Otherwise (a message that arrives
+//     before its receive is posted, a TLS link) it is read into a slice of
+//     its own and comm copies the payload into the caller's buffer once
+//     the receive comes.
 //   - Allocations: none per large frame once comm gives frames back
 //     (reading a fresh 1 MiB slice per eager message, zeroing it and
 //     collecting it took 27% of the receiver's time); one small slice per
@@ -179,11 +202,33 @@
 //   - Read buffer: 64 KiB per connection, so a stream of small frames
 //     takes one read per 64 KiB; write batches of 64 KiB likewise.
 //   - Bandwidth: a plain Go stream between two processes on the test VM,
-//     reading 1 MiB at a time and copying it out, reaches 4.4-4.6 GB/s;
-//     comm over this link reaches 1.6-4.1 GB/s at 1-4 MiB messages,
-//     with neither rank using a whole core: the ranks wait on each other
-//     (comm's credit returns, a sender that writes under comm's lock,
-//     frames queued behind a full socket), not on copies.
+//     reading 1 MiB at a time and copying it out, reaches 4.4-4.6 GB/s.
+//     Before large frames were placed, the receiver of a stream of 1 MiB
+//     messages spent about a fifth of its time copying payloads out of
+//     frames (comm's deliverLong) and the sender as much copying frames
+//     into its queue. Placed, the receiver copies under 4% of its time
+//     (what the read that found a frame's head took of it), and a stream
+//     of 1-4 MiB messages into posted receives reaches 3.3-4.2 GB/s where
+//     it reached 1.5-3.6 (Open MPI: 4.2-5.3 GB/s, same sitting). The
+//     sender's copy into its queue remains (22% of its time at 1 MiB):
+//     Send must not keep the caller's buffer after it returns, so the
+//     bytes the socket does not take at once are copied. Neither rank
+//     uses a whole core (about two thirds each): they wait on each other
+//     (credit returns, frames queued behind a full socket). A larger
+//     SO_SNDBUF (8 MiB, above the 4 MiB Linux's autotuning reaches) made
+//     no difference measurable on the busy VM.
+//   - Recycled frames: a frame given back as a tail loses a header's
+//     length each time; one that has fallen short of the next frame is
+//     dropped, not put back. A sync.Pool hands out what it got last, so a
+//     short frame put back would be offered first every time and every
+//     later large frame would be a fresh, zeroed allocation (page faults
+//     and zeroing on the receiver): measured that way, 64 KiB messages
+//     with TLS into a window of posted receives reached 276-513 MB/s,
+//     and 690-974 with short frames dropped.
+//   - Acknowledgements: connections are one-way, so the kernel's ACKs
+//     never ride on data: a 1 KiB ping-pong costs one bare ACK segment
+//     per round trip (nstat), where Open MPI, one connection per pair,
+//     sends them with its replies.
 //   - TLS: crypto/tls's records can only be read with a read that waits,
 //     so through a tls.Conn every frame would take the writer goroutine
 //     and a reader goroutine: two hand-offs per frame and no polling
@@ -239,7 +284,11 @@
 // A frame costs one writev when the socket has room and nothing is
 // queued (otherwise a copy into the queue and a share of the writer's
 // writev), and one or more reads on the receiving side; a frame of up to
-// 16 KiB is copied once more out of the read buffer into its own slice. A
+// 16 KiB is copied once more out of the read buffer into its own slice,
+// and a larger one too unless comm placed it (its first 64 KiB at most,
+// what the read that found its head took; the rest is read into the
+// receive's buffer). An eager message of more than 16 KiB costs a
+// second, small frame (its head, 48 bytes and its type name). A
 // caller that drives the link spins, polling the sockets with system
 // calls that return at once, for up to 50 µs after the last frame it
 // moved: CPU time bought for latency, only when the host has a core per

@@ -79,6 +79,9 @@ type Link struct {
 	self    Peer
 	onFrame func([]byte)
 	onFatal func(error)
+	placer  atomic.Pointer[Placer] // see SetPlacer; nil: every frame goes to onFrame
+
+	placedFrames atomic.Int64
 
 	outs   atomic.Pointer[[]*outbound] // by rank; set once by Connect
 	polled atomic.Pointer[[]*inbound]  // incoming connections Poll may read; copied on change, under mu
@@ -105,16 +108,16 @@ type Link struct {
 // allocates (and zeroes) nothing. The receiver may give back a tail of the
 // frame (its payload, after its own header), so frames are made with room
 // to spare: each reuse of a tail loses a header's length, and a frame
-// serves many times before it falls short.
+// serves many times before it falls short. One that has fallen short is
+// dropped: put back, it would be the first the pool offers next time too
+// (a sync.Pool hands out what it got last), and every frame after it
+// would be a fresh allocation.
 var framePool sync.Pool // *[]byte
 
 func getFrame(n int) []byte {
 	if n > smallFrame {
-		if p, ok := framePool.Get().(*[]byte); ok {
-			if cap(*p) >= n {
-				return (*p)[:n]
-			}
-			framePool.Put(p) // fits a smaller frame later
+		if p, ok := framePool.Get().(*[]byte); ok && cap(*p) >= n {
+			return (*p)[:n]
 		}
 		return make([]byte, n, n+max(4<<10, n/8))
 	}

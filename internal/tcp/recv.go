@@ -38,6 +38,10 @@ type inbound struct {
 	f    []byte  // a large frame being read straight into (sealed: with its tag), or nil
 	got  int     // bytes of f read so far
 	open *sealer // opens each frame (TLS), or nil
+
+	placing bool      // a frame is being read into a Placer's slice (pl)
+	pl      Placement // that frame's rest
+	plHead  []byte    // that frame's head
 }
 
 // errAgain: the socket holds nothing to read yet.
@@ -46,6 +50,9 @@ var errAgain = syscall.EAGAIN
 // fill reads once into the frame being filled or the read buffer, with
 // read (which may wait, or return errAgain). tok held.
 func (in *inbound) fill(read func([]byte) (int, error)) (int, error) {
+	if in.placing {
+		return in.fillPlaced(read)
+	}
 	if in.f != nil {
 		n, err := read(in.f[in.got:])
 		in.got += n
@@ -81,6 +88,12 @@ func (in *inbound) deliver() error {
 		tag = tagLen
 	}
 	for {
+		if in.placing {
+			if in.placed() {
+				return nil
+			}
+			continue
+		}
 		if in.f != nil {
 			if in.got < len(in.f) {
 				return nil
@@ -111,6 +124,12 @@ func (in *inbound) deliver() error {
 		}
 		have := in.w - in.r - 4
 		if n > smallFrame {
+			if in.placeable() && have < min(n, PlaceHead) {
+				return nil // the Placer sees at least its head
+			}
+			if in.place(n) {
+				continue
+			}
 			in.f = getFrame(n + tag)
 			in.got = copy(in.f, in.buf[in.r+4:in.w])
 			in.r += 4 + in.got
@@ -214,7 +233,7 @@ func (in *inbound) runBlocking() {
 func (in *inbound) end(err error) {
 	dead := in.dead
 	in.dead = true
-	mid := in.f != nil || in.w > in.r
+	mid := in.f != nil || in.w > in.r || in.placing
 	in.tok.Unlock()
 	if dead || in.l.isClosed() {
 		return

@@ -80,16 +80,70 @@ func (l *Link) SendV(dst int, head, body []byte) (bool, error) {
 	return true, l.send(dst, head, body)
 }
 
-func (l *Link) send(dst int, head, body []byte) error {
-	outs := *l.outs.Load()
-	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
-		return fmt.Errorf("tcp: rank %d is not reachable over TCP", dst)
+// SendPair is Send of frame f1 followed by Send of the frame of head and
+// body, written to the socket in one writev when the connection is idle
+// (one TCP segment where two Sends may take two): comm sends a long
+// message's empty head and its first Data frame this way.
+func (l *Link) SendPair(dst int, f1, head, body []byte) error {
+	if l.cfg.TLS {
+		if err := l.send(dst, f1, nil); err != nil {
+			return err
+		}
+		return l.send(dst, head, body)
+	}
+	o, err := l.out(dst, len(f1))
+	if err != nil {
+		return err
 	}
 	size := len(head) + len(body)
 	if size > l.cfg.MaxFrame {
 		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
 	}
-	o := outs[dst]
+	o.mu.Lock()
+	switch {
+	case o.closed:
+		o.mu.Unlock()
+		return ErrClosed
+	case o.down:
+		o.mu.Unlock()
+		return nil
+	}
+	first := len(o.q) == 0
+	inline := first && !o.busy && o.fd >= 0
+	var h1, h2 [4]byte
+	binary.LittleEndian.PutUint32(h1[:], uint32(len(f1)))
+	binary.LittleEndian.PutUint32(h2[:], uint32(size))
+	pieces := [5][]byte{h1[:], f1, h2[:], head, body}
+	l.sendPieces(o, inline, pieces[:])
+	wake := first && len(o.q) > 0
+	o.mu.Unlock()
+	if wake {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// out returns the outbound connection to dst for a frame of size bytes.
+func (l *Link) out(dst, size int) (*outbound, error) {
+	outs := *l.outs.Load()
+	if dst < 0 || dst >= len(outs) || outs[dst] == nil {
+		return nil, fmt.Errorf("tcp: rank %d is not reachable over TCP", dst)
+	}
+	if size > l.cfg.MaxFrame {
+		return nil, fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
+	}
+	return outs[dst], nil
+}
+
+func (l *Link) send(dst int, head, body []byte) error {
+	size := len(head) + len(body)
+	o, err := l.out(dst, size)
+	if err != nil {
+		return err
+	}
 	o.mu.Lock()
 	switch {
 	case o.closed:
@@ -123,24 +177,37 @@ func (l *Link) sendPlain(o *outbound, inline bool, size int, head, body []byte) 
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(size))
 	pieces := [3][]byte{hdr[:], head, body}
+	l.sendPieces(o, inline, pieces[:])
+}
+
+// sendPieces writes the bytes of pieces (whole frames, each with its
+// length) to the socket (inline) as far as it takes them without waiting,
+// and queues the rest. o.mu held.
+func (l *Link) sendPieces(o *outbound, inline bool, pieces [][]byte) {
+	total := 0
+	for _, p := range pieces {
+		total += len(p)
+	}
 	if inline {
-		// Nothing queued and the writer idle: the frame goes to the
+		// Nothing queued and the writer idle: the frames go to the
 		// kernel now, from the caller's buffers, as far as the socket
-		// takes it without waiting; the writer gets the rest. (An error
-		// leaves the frame to the writer, which meets it and reports.)
-		n, _ := writeFD(o.fd, pieces[:]...)
+		// takes them without waiting; the writer gets the rest. (An
+		// error leaves them to the writer, which meets it and reports.)
+		n, _ := writeFD(o.fd, pieces...)
 		o.wrote = time.Now()
-		if n == 4+size {
+		if n == total {
 			return
 		}
+		total -= n
 		for i := range pieces {
 			k := min(n, len(pieces[i]))
 			pieces[i], n = pieces[i][k:], n-k
 		}
 	}
-	need := len(pieces[0]) + len(pieces[1]) + len(pieces[2])
-	b := o.queueBuf(need)
-	*b = append(append(append(*b, pieces[0]...), pieces[1]...), pieces[2]...)
+	b := o.queueBuf(total)
+	for _, p := range pieces {
+		*b = append(*b, p...)
+	}
 }
 
 // sendSealed seals the frame of head and body into a queue buffer and

@@ -17,8 +17,9 @@
 //     RecvInto; one-way latency is half of each round trip, reported as
 //     median, p99, min and mean over the iterations.
 //   - bw: rank 0 starts a window of 64 Isends, waits for them, then for a
-//     4-byte ack; rank 1 receives the 64 messages into one buffer with
-//     RecvInto, one after the other, and acks. MB/s = 10^6 B/s.
+//     4-byte ack; rank 1 posts 64 receives at once, each into a buffer
+//     of its own (IrecvInto), waits for them and acks, as OSU's osu_bw
+//     and osu_like.c do. MB/s = 10^6 B/s.
 //   - bibw: both ranks send a window to each other at once; aggregate MB/s.
 //   - barrier, bcast, reduce, allreduce, gather, scatter, alltoall: package
 //     collectives; each op is timed alone with an untimed barrier between

@@ -138,6 +138,10 @@ func (r *runner) stream(ctx context.Context, sbuf, rbuf []byte, warm, iters int)
 	c := r.c
 	reqs := make([]*comm.Request, Window)
 	ack := make([]byte, 4)
+	var rbufs [][]byte
+	if c.Rank() == 1 {
+		rbufs = windowBufs(rbuf[:len(sbuf)])
+	}
 	var t0 time.Time
 	for i := range warm + iters {
 		if i == warm {
@@ -154,7 +158,7 @@ func (r *runner) stream(ctx context.Context, sbuf, rbuf []byte, warm, iters int)
 				return 0, err
 			}
 		} else {
-			if err := recvWindow(ctx, c, rbuf, 0); err != nil {
+			if err := recvWindow(ctx, c, rbufs, reqs, 0); err != nil {
 				return 0, err
 			}
 			if err := c.Send(ctx, 0, tagAck, ack); err != nil {
@@ -171,6 +175,8 @@ func (r *runner) bistream(ctx context.Context, sbuf, rbuf []byte, warm, iters in
 	c := r.c
 	peer := 1 - c.Rank()
 	reqs := make([]*comm.Request, Window)
+	rreqs := make([]*comm.Request, Window)
+	rbufs := windowBufs(rbuf[:len(sbuf)])
 	var t0 time.Time
 	for i := range warm + iters {
 		if i == warm {
@@ -179,7 +185,7 @@ func (r *runner) bistream(ctx context.Context, sbuf, rbuf []byte, warm, iters in
 		if err := isends(c, reqs, peer, sbuf); err != nil {
 			return 0, err
 		}
-		if err := recvWindow(ctx, c, rbuf, peer); err != nil {
+		if err := recvWindow(ctx, c, rbufs, rreqs, peer); err != nil {
 			return 0, err
 		}
 		if err := comm.WaitAll(ctx, reqs...); err != nil {
@@ -199,18 +205,27 @@ func isends(c *comm.Comm, reqs []*comm.Request, dst int, buf []byte) error {
 	return nil
 }
 
-// recvWindow receives a window of messages from src into buf, one after
-// the other. OSU posts a window of MPI_Irecvs into preallocated buffers;
-// comm's Irecv has no caller buffer and allocates every message, which at
-// 4 MiB costs more than the transfer (page faults on fresh memory), so the
-// benchmark reuses one buffer with RecvInto, as an application would.
-func recvWindow(ctx context.Context, c *comm.Comm, buf []byte, src int) error {
-	for range Window {
-		if _, err := c.RecvInto(ctx, buf, src, tagData); err != nil {
+// recvWindow receives a window of messages from src as OSU (and
+// osu_like.c) does: a window of receives posted at once, each into a
+// buffer of its own (IrecvInto), then waited for. bufs and reqs hold a
+// buffer and a request per slot.
+func recvWindow(ctx context.Context, c *comm.Comm, bufs [][]byte, reqs []*comm.Request, src int) error {
+	for w, b := range bufs {
+		var err error
+		if reqs[w], err = c.IrecvInto(b, src, tagData); err != nil {
 			return err
 		}
 	}
-	return nil
+	return comm.WaitAll(ctx, reqs...)
+}
+
+// windowBufs returns Window buffers of len(rbuf) bytes, rbuf the first.
+func windowBufs(rbuf []byte) [][]byte {
+	bufs := [][]byte{rbuf}
+	for range Window - 1 {
+		bufs = append(bufs, make([]byte, len(rbuf)))
+	}
+	return bufs
 }
 
 func mbps(bytes int, d time.Duration) float64 {
