@@ -413,7 +413,8 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 // waitRecv waits for r, withdrawing it if ctx ends first.
 func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 	e.drive(ctx, func() bool { return len(r.done) > 0 }) // done is sent to once: a receive would take it
-	select { // the common case, without a two-way select
+	// The common case first, without a two-way select.
+	select {
 	case <-r.done:
 		return r.err
 	default:

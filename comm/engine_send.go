@@ -344,7 +344,8 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 			return false
 		}
 	})
-	select { // the common case, without a two-way select
+	// The common case first, without a two-way select.
+	select {
 	case <-s.done:
 		return s.err
 	default:
