@@ -87,14 +87,15 @@ const (
 
 // Header fields exchanged by the agreement step (see internal/agree).
 const (
-	fOp   = agree.FOp
-	fType = agree.FType
-	fRoot = agree.FRoot
-	fLen  = agree.FLen
-	fBad  = agree.FBad
-	fEq   = agree.FEq
-	fFan  = agree.FFan
-	fData = agree.FData
+	fOp      = agree.FOp
+	fType    = agree.FType
+	fRoot    = agree.FRoot
+	fLen     = agree.FLen
+	fBad     = agree.FBad
+	fEq      = agree.FEq
+	fFan     = agree.FFan
+	fData    = agree.FData
+	fCrowded = agree.FCrowded
 )
 
 type header = agree.Header
@@ -166,6 +167,9 @@ type params struct {
 	// carries outLen, so that every rank's error can name both lengths.
 	outBad bool
 	outLen int
+	// crowded: this rank's host has more ranks than cores (fCrowded; set
+	// by the calls that choose an algorithm by it).
+	crowded bool
 }
 
 // check runs the agreement step and returns the summary, or the error every
@@ -200,6 +204,9 @@ func (cl *call) header(a params) header {
 		h[fEq] = 1
 	}
 	h[fFan] = int64(a.fan)
+	if a.crowded {
+		h[fCrowded] = 1
+	}
 	if a.bad != nil {
 		h[fBad] = 1
 		if a.outBad {

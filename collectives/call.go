@@ -34,6 +34,9 @@ type call struct {
 	pl      [2][]byte
 	inline  [2]uint64
 	own     []byte // this rank's payload, read in place of its post (readOwn)
+	// crowded: some rank of a fused call said its host has more ranks
+	// than cores (fCrowded in the agreement).
+	crowded bool
 	// failed is set once op failed here or a peer reported that it failed
 	// (see failure.go).
 	failed *OpError

@@ -158,6 +158,9 @@ func ReduceSliceInto[E any](ctx context.Context, c *comm.Comm, in, out []E, op f
 func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b E) E, root int) error {
 	k := elemsOf[E]()
 	a := sliceParams(cl, k, v, true, root)
+	if cl.p > 2 && k.raw && len(v)*k.size >= regionSplit {
+		a.crowded = cl.ac.Crowded() // rootFoldsAll
+	}
 	same := false
 	if cl.r == root {
 		same = checkOut(cl, v, out, &a)
@@ -174,7 +177,7 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	}
 	if fused {
 		defer cl.done()
-		if k.raw && len(v)*k.size >= regionSplit && !rootFoldsAll(cl.p) {
+		if k.raw && len(v)*k.size >= regionSplit && !rootFoldsAll(cl.p, cl.crowded) {
 			if out == nil { // this rank folds one block of it
 				var bp *[]uint64
 				out, bp = getScratch(k, len(v))
@@ -446,8 +449,8 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 	offered := a.bad == nil && offerSlice(cl, k, v)
 	if offered && !same {
 		cl.readOwn() // out, written while the call reads, is not v
-		if root >= 0 && cl.r == root && rootFoldsAll(cl.p) {
-			cl.offerNone() // nobody else reads the root's part
+		if root >= 0 && cl.r == root && cl.p == 2 {
+			cl.offerNone() // nobody else reads the root's part (rootFoldsAll)
 		}
 	}
 	if a.bad == nil && large && !offered && !cl.ahead {
@@ -464,6 +467,7 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 		return nil, false, cl.wrap(err)
 	}
 	if cl.fused(s) {
+		cl.crowded = s[fCrowded].Max == 1
 		return nil, true, nil
 	}
 	if h == nil && large && a.bad == nil { // offered, but some rank's slice did not fit
@@ -476,10 +480,18 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 
 // rootFoldsAll tells a fused ReduceSlice of p ranks that its root folds
 // every payload itself, whatever its size, rather than each rank folding a
-// block (foldBlocks): with two ranks the blocks' second phase (publish,
-// mark, wait, copy) cost more than it saved (64 KiB: 12.6-13.5 µs against
-// Open MPI's 6.4-6.7), and the other rank leaves as soon as it has posted.
-func rootFoldsAll(p int) bool { return p == 2 }
+// block (foldBlocks), which takes a second phase (publish, mark, wait,
+// copy): with two ranks that phase cost more than it saved (64 KiB:
+// 12.6-13.5 µs against Open MPI's 6.4-6.7), and on a host with more ranks
+// than cores (crowded: some rank said so) it makes every rank wait for a
+// core twice, where the other ranks now leave as soon as they have posted
+// (8 ranks on 2 cores, 64 KiB: 145-168 µs against 232-257). With a core
+// per rank and more than two ranks, the blocks share the work.
+func rootFoldsAll(p int, crowded bool) bool { return p == 2 || crowded && !splitCrowded }
+
+// splitCrowded makes crowded hosts fold by blocks too (tests: on the
+// 2-core test VM every world of three ranks or more is crowded).
+var splitCrowded bool
 
 // offerSlice offers v as the call's payload in the communicator's
 // shared-memory region, if it has one.

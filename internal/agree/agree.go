@@ -184,6 +184,10 @@ const (
 	// FData: the bytes of this rank's payload in the region post, -1 when
 	// it is not there (too large, or the call went by messages).
 	FData
+	// FCrowded: 1 if this rank's host has more ranks than cores (as far as
+	// this rank knows; collectives that choose an algorithm by it use the
+	// summary's Max, the same on every rank).
+	FCrowded
 	NFields
 )
 

@@ -408,6 +408,16 @@ func (cl *Call) AwaitPosts(ctx context.Context, stop func() bool) error {
 	})
 }
 
+// Crowded reports whether this rank's host has more ranks than cores, as
+// the communicator's region recorded it when this rank attached (false
+// before its first call, or without a region).
+func (cl *Call) Crowded() bool {
+	st := cl.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.reg == regActive && st.g.Crowded()
+}
+
 // Ahead reports whether PostAhead posted the call.
 func (cl *Call) Ahead() bool { return cl.ahead }
 

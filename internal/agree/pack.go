@@ -4,8 +4,8 @@ import "math"
 
 // A header travels through a region in packWords words, so that a small
 // call's step, header and payload share one cache line (see
-// shm.Region's layout): FType, FLen, FBad and FFan whole; FOp, FEq and
-// FRegion in the low bits of the fifth word and FRoot, cut to 32 bits, in
+// shm.Region's layout): FType, FLen, FBad and FFan whole; FOp, FEq,
+// FRegion and FCrowded in the low bits of the fifth word and FRoot, cut to 32 bits, in
 // its high half. FData is not sent: it is the post's payload length, or -1
 // when the post carries none (packed's bit hasData).
 const packWords = 5
@@ -15,6 +15,7 @@ const (
 	pkEq      = 1 << 8
 	pkRegion  = 1 << 9
 	pkHasData = 1 << 10
+	pkCrowded = 1 << 11
 )
 
 // pack returns h's words for a post. FRoot outside int32 (no rank's) is
@@ -29,6 +30,9 @@ func pack(h *Header) [packWords]int64 {
 	}
 	if h[FData] >= 0 {
 		w |= pkHasData
+	}
+	if h[FCrowded] != 0 {
+		w |= pkCrowded
 	}
 	root := min(max(h[FRoot], math.MinInt32), math.MaxInt32)
 	w |= root << 32
@@ -46,6 +50,9 @@ func unpack(w *[packWords]int64, n int) Header {
 	}
 	if p&pkRegion != 0 {
 		h[FRegion] = 1
+	}
+	if p&pkCrowded != 0 {
+		h[FCrowded] = 1
 	}
 	h[FData] = -1
 	if p&pkHasData != 0 {

@@ -44,6 +44,7 @@ func (*Region) Unmap()                                                 {}
 func (*Region) Fail()                                                  {}
 func (*Region) Members() int                                           { return 0 }
 func (*Region) Me() int                                                { return 0 }
+func (*Region) Crowded() bool                                          { return false }
 func (*Region) Slot() int                                              { return 0 }
 func (*Region) Post(context.Context, uint64, []int64, ...[]byte) error { return errors.ErrUnsupported }
 func (*Region) Posted(int, uint64) bool                                { return false }

@@ -45,6 +45,10 @@ var (
 // Members is the number of members; Me is this member's index.
 func (g *Region) Members() int { return len(g.mems) }
 
+// Crowded reports whether this member's host has more ranks than cores
+// (Members.Crowded).
+func (g *Region) Crowded() bool { return g.mb.Crowded }
+
 // Me is this member's index.
 func (g *Region) Me() int { return g.mb.Me }
 
