@@ -2,6 +2,7 @@ package collectives_test
 
 import (
 	"context"
+	"math"
 	"testing"
 
 	"github.com/decorun/decorun/collectives"
@@ -37,9 +38,14 @@ func TestIallreduceAllocations(t *testing.T) {
 		}
 		return nil
 	}
+	// AllocsPerRun counts every allocation of the process: a goroutine of
+	// another test's world still ending, or a call that took over the
+	// progress goroutine's millisecond on a loaded machine, adds some. The
+	// least of three measurements is the call's own.
+	const attempts = 3
 	peer := make(chan error, 1)
 	go func() {
-		for range runs + 2 { // AllocsPerRun's warm-up run, the runs, and the first call below
+		for range attempts*(runs+1) + 1 { // per attempt AllocsPerRun's warm-up run and the runs; the first call below
 			if err := f(cs[1]); err != nil {
 				peer <- err
 				return
@@ -51,11 +57,14 @@ func TestIallreduceAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	var err error
-	allocs := testing.AllocsPerRun(runs, func() {
-		if e := f(cs[0]); e != nil && err == nil {
-			err = e
-		}
-	})
+	allocs := math.Inf(1)
+	for range attempts {
+		allocs = min(allocs, testing.AllocsPerRun(runs, func() {
+			if e := f(cs[0]); e != nil && err == nil {
+				err = e
+			}
+		}))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
