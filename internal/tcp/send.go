@@ -99,14 +99,8 @@ func (l *Link) SendPair(dst int, f1, head, body []byte) error {
 	if size > l.cfg.MaxFrame {
 		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
 	}
-	o.mu.Lock()
-	switch {
-	case o.closed:
-		o.mu.Unlock()
-		return ErrClosed
-	case o.down:
-		o.mu.Unlock()
-		return nil
+	if ok, err := o.lock(); !ok {
+		return err
 	}
 	first := len(o.q) == 0
 	inline := first && !o.busy && o.fd >= 0
@@ -115,6 +109,29 @@ func (l *Link) SendPair(dst int, f1, head, body []byte) error {
 	binary.LittleEndian.PutUint32(h2[:], uint32(size))
 	pieces := [5][]byte{h1[:], f1, h2[:], head, body}
 	l.sendPieces(o, inline, pieces[:])
+	o.unlock(first)
+	return nil
+}
+
+// lock takes o.mu for a send. It reports false, with what the send
+// returns, when o takes no frames: ErrClosed once closed, nil (the frame
+// dropped) once the connection is down.
+func (o *outbound) lock() (bool, error) {
+	o.mu.Lock()
+	switch {
+	case o.closed:
+		o.mu.Unlock()
+		return false, ErrClosed
+	case o.down:
+		o.mu.Unlock()
+		return false, nil
+	}
+	return true, nil
+}
+
+// unlock ends a send that found the queue empty (first) or not: it lets
+// go of o.mu and wakes the writer if the send left frames queued.
+func (o *outbound) unlock(first bool) {
 	wake := first && len(o.q) > 0
 	o.mu.Unlock()
 	if wake {
@@ -123,7 +140,6 @@ func (l *Link) SendPair(dst int, f1, head, body []byte) error {
 		default:
 		}
 	}
-	return nil
 }
 
 // out returns the outbound connection to dst for a frame of size bytes.
@@ -144,14 +160,8 @@ func (l *Link) send(dst int, head, body []byte) error {
 	if err != nil {
 		return err
 	}
-	o.mu.Lock()
-	switch {
-	case o.closed:
-		o.mu.Unlock()
-		return ErrClosed
-	case o.down:
-		o.mu.Unlock()
-		return nil
+	if ok, err := o.lock(); !ok {
+		return err
 	}
 	first := len(o.q) == 0
 	inline := first && !o.busy && o.fd >= 0 && (size > smallFrame || time.Since(o.wrote) > streamGap)
@@ -160,14 +170,7 @@ func (l *Link) send(dst int, head, body []byte) error {
 	} else {
 		l.sendPlain(o, inline, size, head, body)
 	}
-	wake := first && len(o.q) > 0
-	o.mu.Unlock()
-	if wake {
-		select {
-		case o.wake <- struct{}{}:
-		default:
-		}
-	}
+	o.unlock(first)
 	return nil
 }
 
