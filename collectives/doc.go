@@ -141,17 +141,21 @@
 // each payload into its owner's slot once and out of it once per reader
 // (Bcast: p−1 readers; a small Allreduce: every rank reads and combines all
 // p payloads; a large one: each reads 1/p of every payload and p−1 blocks of
-// the result). Nothing is posted that nobody reads: a gather's root posts
-// only its header, and a rank reads its own part from the caller's memory
-// rather than from its post (unless an output overlaps it). A small call's
-// post (step, header, payload up to 8 bytes) lies in one cache line, so
-// each reader takes one cache miss per rank; posts of 4 KiB or more are
-// written with non-temporal stores, which do not first fetch the lines that
-// the readers' cores hold from the step before (writing 64 KiB so takes a
-// seventh of the time here; see internal/shm's Publish). Files are unlinked once every rank has mapped them, so a
-// running job leaves nothing in /dev/shm, and the launcher removes any that
-// a killed rank left. DECORUN_COLL_SHM=off (on every rank) keeps
-// collectives off regions. Measured beside Open MPI: docs/performance.md.
+// the result; a large ReduceSlice on two ranks, or on a host with more
+// ranks than cores, has its root read all of every payload instead, so the
+// others leave once they have posted). Nothing is posted that nobody
+// reads: a gather's root posts only its header, and a rank reads its own
+// part from the caller's memory rather than from its post (unless an
+// output overlaps it). A small call's post (step, header, payload up to 8
+// bytes) lies in one cache line, so each reader takes one cache miss per
+// rank; posts of 4 KiB or more are written with non-temporal stores, which
+// do not first fetch the lines that the readers' cores hold from the step
+// before: they cost the same whether or not the ranks' cores share a
+// cache, where a plain copy is faster when they do and several times
+// slower when they do not (see internal/shm's Publish). Files are unlinked
+// once every rank has mapped them, so a running job leaves nothing in
+// /dev/shm, and the launcher removes any that a killed rank left.
+// DECORUN_COLL_SHM=off (on every rank) keeps collectives off regions. Measured beside Open MPI: docs/performance.md.
 //
 // # Across hosts
 //
