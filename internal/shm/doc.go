@@ -202,14 +202,7 @@
 // sleeps on the member's own bell (see package collectives, Shared
 // memory); Close marks the member closed and rings every bell, so no wait
 // outlives a member that left, and Unmap follows once no call uses the
-// region. A member publishes a step, a mark or an acknowledgement with a
-// plain (release) store and then rings the bells of members that said they
-// sleep; a member about to sleep sets its flag and, before its last look,
-// runs membarrier(2)'s global expedited barrier, so that one of the two
-// always sees the other (fence_linux_amd64.go; where the kernel lacks the
-// command, and on other architectures, the stores are atomic instead). An
-// atomic store waited for the line to come back from the readers' cores:
-// a fifth of a two-rank Barrier.
+// region.
 //
 // The package is Linux-only (futex, /dev/shm); elsewhere Open returns
 // ErrUnsupported and comm uses NATS.

@@ -206,7 +206,6 @@ func (g *Region) Attach(mb Members) error {
 	if mb.Me < 0 || mb.Me >= len(mb.World) || mb.World[mb.Me] != g.cfg.Rank {
 		return fmt.Errorf("shm: rank %d is not member %d of the region", g.cfg.Rank, mb.Me)
 	}
-	setupFences() // before this process's first post
 	g.mb = mb
 	g.mems = make([]*member, len(mb.World))
 	g.mems[mb.Me] = g.me

@@ -307,12 +307,10 @@ func BenchmarkRegionStep(b *testing.B) {
 // random short delays; every wait must end when its step is published, not
 // when the sleep times out (set to 5 s here): a post that neither
 // saw the sleeper's flag nor was seen by the sleeper's last look would
-// leave it asleep. (The publishers' release stores and the sleepers'
-// membarrier, or atomic stores on both sides, exclude that. The window in
-// which a missing fence loses a wake-up is a store's way to the other
-// core, a few hundred ns, which this test does not hit reliably: with the
-// sleeper's membarrier taken out it still passed 5 runs of 3,000 steps.
-// It fails when posts, marks or acknowledgements stop waking sleepers.)
+// leave it asleep. (Atomic stores on both sides exclude that. The window
+// in which a missing fence would lose a wake-up is a store's way to the
+// other core, a few hundred ns, which this test does not hit reliably; it
+// fails when posts, marks or acknowledgements stop waking sleepers.)
 func TestRegionNoLostWakeup(t *testing.T) {
 	spin, yield, park := regionSpin, regionYield, regionPark
 	regionSpin, regionYield, regionPark = 0, 0, 5*time.Second

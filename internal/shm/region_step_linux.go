@@ -101,15 +101,18 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	for _, d := range data {
 		k += Publish(dst[k:], d)
 	}
-	// Plain stores, published by the store of the step (publish): a
-	// reader that loads s sees them (x86's order; on others the store
-	// releases). Atomic stores here would each fetch the line back from
-	// a reader polling it.
+	// Plain stores, published by the atomic store of the step: a reader
+	// that loads s sees them (x86's order; on others the store releases).
+	// Atomic stores here would each fetch the line back from a reader
+	// polling it. The step's store is atomic (a full fence on x86): a
+	// member that stores its sleep flag and then loads the steps, and this
+	// one, which stores the step and then loads the sleep flags, must not
+	// both miss the other.
 	for i, h := range head {
 		binary.LittleEndian.PutUint64(ln[lnHead+8*i:], uint64(h))
 	}
 	binary.LittleEndian.PutUint64(ln[lnLen:], uint64(n))
-	publish(g.u64(ln, lnPost), s) // last: a reader that sees s sees the rest
+	g.u64(ln, lnPost).Store(s) // last: a reader that sees s sees the rest
 	g.wakeOthers()
 	return nil
 }
@@ -193,7 +196,7 @@ func (g *Region) SlotOf(m int, s uint64) []byte {
 // (it has written what it owes into its own slot). The mark is s, or s
 // with bit 63 set (a flag of the caller's).
 func (g *Region) Mark(mark uint64) {
-	publish(g.u64(g.line(g.mb.Me, mark), lnMark), mark)
+	g.u64(g.line(g.mb.Me, mark), lnMark).Store(mark)
 	g.wakeOthers()
 }
 
@@ -228,7 +231,7 @@ func (g *Region) WaitMarks(ctx context.Context, s uint64, ms []int) error {
 // before it): their slots may be reused.
 func (g *Region) Ack(s uint64) {
 	if g.me.ack.Load() < s {
-		publish(g.me.ack, s)
+		g.me.ack.Store(s)
 		g.wakeOthers()
 	}
 }
@@ -335,7 +338,6 @@ func (g *Region) sleep(ctx context.Context, ready func() bool) error {
 		// sleep counts this member's sleepers (a nonblocking call's
 		// progress goroutine may sleep beside the caller).
 		me.sleep.Add(1)
-		heavyFence() // a publisher that did not see sleep: we see its step
 		b := me.bell.Load()
 		if ready() {
 			me.sleep.Add(^uint32(0))
