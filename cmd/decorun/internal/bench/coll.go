@@ -20,26 +20,10 @@ func (r *runner) collective(ctx context.Context, b string) error {
 		if err != nil {
 			return err
 		}
-		for range warm {
-			if err := op(ctx); err != nil {
-				return fmt.Errorf("size %d: %w", n, err)
-			}
-		}
-		if err := r.barrier(ctx); err != nil {
+		mean, err := r.timeEach(ctx, n, warm, iters, op)
+		if err != nil {
 			return err
 		}
-		var acc time.Duration
-		for range iters {
-			t0 := time.Now()
-			if err := op(ctx); err != nil {
-				return fmt.Errorf("size %d: %w", n, err)
-			}
-			acc += time.Since(t0)
-			if err := r.barrier(ctx); err != nil {
-				return err
-			}
-		}
-		mean := float64(acc.Nanoseconds()) / 1e3 / float64(max(iters, 1))
 		all, err := collectives.Gather(ctx, c, []float64{mean}, 0)
 		if err != nil {
 			return err
@@ -115,4 +99,30 @@ func (r *runner) collOp(b string, n int) (func(context.Context) error, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("not a collective: %q", b)
+}
+
+// timeEach runs op warm times, then iters times, each timed alone between
+// untimed barriers, and returns this rank's mean µs per call (n, the size,
+// names a failure).
+func (r *runner) timeEach(ctx context.Context, n, warm, iters int, op func(context.Context) error) (float64, error) {
+	for range warm {
+		if err := op(ctx); err != nil {
+			return 0, fmt.Errorf("size %d: %w", n, err)
+		}
+	}
+	if err := r.barrier(ctx); err != nil {
+		return 0, err
+	}
+	var acc time.Duration
+	for range iters {
+		t0 := time.Now()
+		if err := op(ctx); err != nil {
+			return 0, fmt.Errorf("size %d: %w", n, err)
+		}
+		acc += time.Since(t0)
+		if err := r.barrier(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return meanUS(acc, iters), nil
 }

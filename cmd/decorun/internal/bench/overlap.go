@@ -44,30 +44,15 @@ func (r *runner) overlap(ctx context.Context) error {
 		for i := range v {
 			v[i] = float64(i)
 		}
-		op := func() error {
+		op := func(ctx context.Context) error {
 			_, err := collectives.IallreduceSliceInto(ctx, c, v, out, collectives.Sum).Wait(ctx)
 			return err
 		}
-		for range warm {
-			if err := op(); err != nil {
-				return fmt.Errorf("size %d: %w", n, err)
-			}
-		}
-		if err := r.barrier(ctx); err != nil {
+		mine, err := r.timeEach(ctx, n, warm, iters, op)
+		if err != nil {
 			return err
 		}
-		var acc time.Duration
-		for range iters {
-			t0 := time.Now()
-			if err := op(); err != nil {
-				return fmt.Errorf("size %d: %w", n, err)
-			}
-			acc += time.Since(t0)
-			if err := r.barrier(ctx); err != nil {
-				return err
-			}
-		}
-		pure, err := collectives.Allreduce(ctx, c, meanUS(acc, iters), collectives.Max)
+		pure, err := collectives.Allreduce(ctx, c, mine, collectives.Max)
 		if err != nil {
 			return err
 		}
