@@ -131,8 +131,7 @@ func (cl *Call) acquire(ctx context.Context) error {
 			return errOff
 		}
 		if st.turn == cl.Seq {
-			cl.holds = true
-			st.users.Add(1)
+			cl.hold()
 			st.mu.Unlock()
 			return nil
 		}
@@ -171,6 +170,13 @@ func (cl *Call) acquire(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// hold makes the call the region's user whose turn it is (Done ends it).
+// st.mu held.
+func (cl *Call) hold() {
+	cl.holds = true
+	cl.st.users.Add(1)
 }
 
 // advance passes the turn over the calls that gave it up, each consuming
@@ -265,8 +271,7 @@ func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte,
 	if reg == regActive && !st.closed && st.turn == cl.Seq {
 		// The common case, under one lock: the region is on and it is
 		// this call's turn (what acquire and the checks below find).
-		cl.holds = true
-		st.users.Add(1)
+		cl.hold()
 		st.mu.Unlock()
 		return cl.post(ctx, p, h, payload)
 	}
@@ -338,8 +343,7 @@ func (cl *Call) PostAhead(ctx context.Context, p int, h Header, payload [][]byte
 		st.mu.Unlock()
 		return false
 	}
-	cl.holds = true
-	st.users.Add(1)
+	cl.hold()
 	st.mu.Unlock()
 	_ = cl.put(ctx, h, payload) // its error (ctx ended meanwhile) is Check's
 	cl.ahead = true
