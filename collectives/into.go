@@ -29,6 +29,7 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 	if cl.h != nil {
 		return bcastIntoHier(ctx, cl, k, buf, a, root)
 	}
+	cl.streamIf(len(buf) * k.size)
 	s, err := cl.check(ctx, a)
 	if err != nil {
 		return cl.wrap(err)
@@ -39,7 +40,10 @@ func BcastInto[E Number](ctx context.Context, c *comm.Comm, buf []E, root int) e
 	b := k.view(buf)
 	if cl.fused(s) {
 		if cl.r != root {
-			copy(b, cl.data(root))
+			if len(cl.data(root)) != len(b) {
+				return cl.wrap(errSize(root, len(cl.data(root)), len(b)))
+			}
+			return cl.wrap(cl.copyData(ctx, b, root, 0))
 		}
 		return nil
 	}
@@ -71,9 +75,21 @@ func GatherInto[E Number](ctx context.Context, c *comm.Comm, part, out []E, root
 	} else {
 		cl.offerGather(k.view(part), root, !overlaps(part, out))
 	}
+	cl.streamIf(m * k.size)
 	s, err := cl.check(ctx, a)
 	if err != nil {
 		return cl.wrap(err)
+	}
+	if cl.fused(s) && cl.r == root {
+		for q := range cl.p {
+			if b := cl.data(q); len(b) != m*k.size {
+				return cl.wrap(errSize(q, len(b), m*k.size))
+			}
+			if err := cl.copyData(ctx, k.view(out[q*m:(q+1)*m]), q, 0); err != nil {
+				return cl.wrap(err)
+			}
+		}
+		return nil
 	}
 	blocks, err := cl.gathered(ctx, s, k.view(part), root)
 	if err != nil || cl.r != root {
@@ -107,6 +123,7 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 	default: // every block but root's own, which it copies itself
 		cl.offer2(k.view(data[:root*m]), k.view(data[(root+1)*m:]))
 	}
+	cl.streamIf(m * k.size * (cl.p - 1))
 	s, err := cl.check(ctx, a)
 	if err != nil {
 		return cl.wrap(err)
@@ -125,8 +142,7 @@ func ScatterInto[E Number](ctx context.Context, c *comm.Comm, data, out []E, roo
 		if i > root {
 			i--
 		}
-		copy(k.view(out), b[i*sz:(i+1)*sz])
-		return nil
+		return cl.wrap(cl.copyData(ctx, k.view(out), root, i*sz))
 	}
 	var blocks [][]byte
 	if cl.r == root {

@@ -108,8 +108,13 @@ func elemsAt[E any](cl *call, k elems[E], q int) ([]E, error) {
 }
 
 // foldSlices sets out to the element-wise fold over ranks lo..hi-1 of
-// their payloads' elements [a, b), in rank order.
-func foldSlices[E any](cl *call, k elems[E], out []E, lo, hi, a, b int, op func(x, y E) E) error {
+// their payloads' elements [a, b), in rank order. It goes piece by piece
+// (foldPiece bytes of out), so that a piece of out stays in this core's
+// cache while every payload is folded into it, and, in stream mode, each
+// piece is folded as soon as it is in every payload.
+func foldSlices[E any](ctx context.Context, cl *call, k elems[E], out []E, lo, hi, a, b int, op func(x, y E) E) error {
+	var buf [8][]E // no allocation up to 8 ranks
+	ins := buf[:0]
 	for q := lo; q < hi; q++ {
 		in, err := elemsAt(cl, k, q)
 		if err != nil {
@@ -118,13 +123,61 @@ func foldSlices[E any](cl *call, k elems[E], out []E, lo, hi, a, b int, op func(
 		if len(in) < b {
 			return errSize(q, len(in)*k.size, b*k.size)
 		}
-		if q == lo {
-			copy(out, in[a:b])
-			continue
+		ins = append(ins, in)
+	}
+	step := max(foldPiece/k.size, 1)
+	for x := a; x < b; x += step {
+		y := min(x+step, b)
+		for i, in := range ins {
+			q := lo + i
+			if k.raw {
+				if err := cl.waitData(ctx, q, y*k.size); err != nil {
+					return err
+				}
+			}
+			if i == 0 {
+				copy(out[x-a:y-a], in[x:y])
+				continue
+			}
+			cl.guard(func() { combineRight(op, out[x-a:y-a], in[x:y]) })
 		}
-		cl.guard(func() { combineRight(op, out, in[a:b]) })
 	}
 	return nil
+}
+
+// foldPiece is the piece of out that foldSlices folds every payload into
+// before the next.
+const foldPiece = 16 << 10
+
+// copyData copies rank q's payload bytes [off, off+len(dst)) into dst, in
+// stream mode piece by piece as they arrive.
+func (cl *call) copyData(ctx context.Context, dst []byte, q, off int) error {
+	src := cl.data(q)[off : off+len(dst)]
+	for x := 0; x < len(dst); x += foldPiece {
+		y := min(x+foldPiece, len(dst))
+		if err := cl.waitData(ctx, q, off+y); err != nil {
+			return err
+		}
+		copy(dst[x:y], src[x:y])
+	}
+	return nil
+}
+
+// streamIf puts the call in stream mode (agree.Call.Stream) when its
+// payloads of n bytes are streamed.
+func (cl *call) streamIf(n int) {
+	if n >= regionSplit {
+		cl.ac.Stream()
+	}
+}
+
+// waitData waits, in stream mode, until rank q's first n payload bytes
+// can be read; this rank's own post is whole.
+func (cl *call) waitData(ctx context.Context, q, n int) error {
+	if q == cl.r {
+		return nil
+	}
+	return cl.ac.WaitData(ctx, q, n)
 }
 
 // foldValues folds op over ranks lo..hi-1's whole values, in rank order.
@@ -224,22 +277,63 @@ const failMark = 1 << 63
 // into out, publishes it in its own slot (where the others read only their
 // own blocks) and marks its step; then every rank (root < 0) or the root
 // copies the others' blocks into out once they are marked.
+//
+// A payload comes in one of two layouts, told apart by its length (see
+// offerBlocks): the whole vector, or (rotated) the vector without its
+// rank's own block, starting at the block after it, so that the rank
+// that needs it soonest reads it first from a streamed post. A rank
+// publishes its folded block after its payload in the rotated layout, in
+// its own block's place in the other.
 func foldBlocks[E any](ctx context.Context, cl *call, k elems[E], out []E, op func(a, b E) E, root int) error {
 	g, s := cl.ac.RegionOf()
 	p, r, n, sz := cl.p, cl.r, len(out), k.size
 	lo, hi := r*n/p, (r+1)*n/p
+	bound := func(q int) int { return q * n / p * sz } // block q's start in the whole vector, in bytes
+	var buf [8][]E
+	var obuf [8]int
+	ins, offs := buf[:0], obuf[:0]
 	for q := range p {
-		in := asElems(k, cl.data(q))
-		if len(in) != n {
-			return errSize(q, len(in)*sz, n*sz)
+		b := cl.data(q)
+		off := lo * sz // where block r lies in q's payload
+		switch {
+		case len(b) == n*sz:
+		case q != r && len(b) == n*sz-(bound(q+1)-bound(q)):
+			if r > q {
+				off -= bound(q + 1)
+			} else {
+				off += n*sz - bound(q+1)
+			}
+		default:
+			return errSize(q, len(b), n*sz)
 		}
-		if q == 0 {
-			copy(out[lo:hi], in[lo:hi])
-			continue
-		}
-		cl.guard(func() { combineRight(op, out[lo:hi], in[lo:hi]) })
+		ins = append(ins, asElems(k, b[off:off+(hi-lo)*sz]))
+		offs = append(offs, off)
 	}
-	own := g.Own(s)[lo*sz : hi*sz]
+	step := max(foldPiece/sz, 1)
+	for x := 0; x < hi-lo; x += step {
+		y := min(x+step, hi-lo)
+		for q, in := range ins {
+			if q != r {
+				if err := cl.waitData(ctx, q, offs[q]+y*sz); err != nil {
+					return err
+				}
+			}
+			if q == 0 {
+				copy(out[lo+x:lo+y], in[x:y])
+				continue
+			}
+			cl.guard(func() { combineRight(op, out[lo+x:lo+y], in[x:y]) })
+		}
+	}
+	// This rank's folded block goes where its payload left room for it.
+	at := func(q int, b []byte) int {
+		if len(b) == n*sz {
+			return bound(q)
+		}
+		return len(b)
+	}
+	own := g.Own(s)
+	own = own[at(r, cl.ac.Data(r)):][:(hi-lo)*sz]
 	mark := s
 	if cl.failed != nil {
 		msg := cl.failed.Msg
@@ -263,7 +357,8 @@ func foldBlocks[E any](ctx context.Context, cl *call, k elems[E], out []E, op fu
 	}
 	for q := range p {
 		qlo, qhi := q*n/p, (q+1)*n/p
-		b := g.SlotOf(q, s)[qlo*sz : qhi*sz]
+		d := cl.ac.Data(q)
+		b := g.SlotOf(q, s)[at(q, d):][:(qhi-qlo)*sz]
 		if g.MarkOf(q, s)&failMark != 0 {
 			if cl.failed == nil {
 				msg := "op failed"

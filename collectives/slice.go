@@ -194,7 +194,7 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 		if cl.r != root {
 			return nil
 		}
-		if err := foldSlices(cl, k, out, 0, cl.p, 0, len(out), op); err != nil {
+		if err := foldSlices(ctx, cl, k, out, 0, cl.p, 0, len(out), op); err != nil {
 			return cl.wrap(err)
 		}
 		return cl.result()
@@ -280,7 +280,7 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 		if k.raw && len(v)*k.size >= regionSplit {
 			err = foldBlocks(ctx, cl, k, out, op, -1)
 		} else {
-			err = foldSlices(cl, k, out, 0, cl.p, 0, len(out), op)
+			err = foldSlices(ctx, cl, k, out, 0, cl.p, 0, len(out), op)
 		}
 		if err != nil {
 			return cl.wrap(err)
@@ -327,7 +327,7 @@ func ReduceScatter[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b
 	m := len(v) / cl.p
 	if fused {
 		out := make([]E, m)
-		if err := foldSlices(cl, k, out, 0, cl.p, cl.r*m, (cl.r+1)*m, op); err != nil {
+		if err := foldSlices(ctx, cl, k, out, 0, cl.p, cl.r*m, (cl.r+1)*m, op); err != nil {
 			return nil, cl.wrap(err)
 		}
 		if err := cl.result(); err != nil {
@@ -413,7 +413,7 @@ func ScanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E) 
 		return nil, err
 	}
 	if fused {
-		return foldSliceRanks(cl, elemsOf[E](), len(v), cl.r+1, op)
+		return foldSliceRanks(ctx, cl, elemsOf[E](), len(v), cl.r+1, op)
 	}
 	out, err := scan(ctx, cl, valuesOf[[]E](), v, lift(op))
 	if cl.r == 0 && err == nil {
@@ -434,7 +434,7 @@ func ExscanSlice[E any](ctx context.Context, c *comm.Comm, v []E, op func(a, b E
 		return nil, err
 	}
 	if fused {
-		return foldSliceRanks(cl, elemsOf[E](), len(v), cl.r, op)
+		return foldSliceRanks(ctx, cl, elemsOf[E](), len(v), cl.r, op)
 	}
 	return scan(ctx, cl, valuesOf[[]E](), v, lift(op))
 }
@@ -451,7 +451,12 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 		cl.readOwn() // out, written while the call reads, is not v
 		if root >= 0 && cl.r == root && cl.p == 2 {
 			cl.offerNone() // nobody else reads the root's part (rootFoldsAll)
+		} else if root < 0 && k.raw && len(v)*k.size >= regionSplit {
+			offerBlocks(cl, k, v)
 		}
+	}
+	if offered && k.raw && len(v)*k.size >= regionSplit {
+		cl.ac.Stream() // foldSlices and foldBlocks wait for the bytes they read
 	}
 	if a.bad == nil && large && !offered && !cl.ahead {
 		var err error
@@ -476,6 +481,20 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 		}
 	}
 	return h, false, nil
+}
+
+// offerBlocks offers, for an AllreduceSlice folded by blocks (foldBlocks),
+// this rank's vector without its own block, which nobody else reads: the
+// blocks after it, then those before it (the rotated layout), so that a
+// streamed post gives the next rank its block first. A rank whose block
+// is empty offers the whole vector (the two layouts then differ by
+// length).
+func offerBlocks[E any](cl *call, k elems[E], v []E) {
+	n := len(v)
+	lo, hi := cl.r*n/cl.p, (cl.r+1)*n/cl.p
+	if lo < hi {
+		cl.offer2(k.view(v[hi:]), k.view(v[:lo]))
+	}
 }
 
 // rootFoldsAll tells a fused ReduceSlice of p ranks that its root folds
@@ -509,13 +528,13 @@ func offerSlice[E any](cl *call, k elems[E], v []E) bool {
 
 // foldSliceRanks is ScanSlice and ExscanSlice through the region: the
 // element-wise fold of ranks 0..hi-1 (nil when hi is 0).
-func foldSliceRanks[E any](cl *call, k elems[E], n, hi int, op func(a, b E) E) ([]E, error) {
+func foldSliceRanks[E any](ctx context.Context, cl *call, k elems[E], n, hi int, op func(a, b E) E) ([]E, error) {
 	defer cl.done()
 	if hi == 0 {
 		return nil, nil
 	}
 	out := make([]E, n)
-	if err := foldSlices(cl, k, out, 0, hi, 0, n, op); err != nil {
+	if err := foldSlices(ctx, cl, k, out, 0, hi, 0, n, op); err != nil {
 		return nil, cl.wrap(err)
 	}
 	if err := cl.result(); err != nil {

@@ -92,9 +92,12 @@ type Call struct {
 
 	g     *shm.Region // the region, when the call posted in it
 	step  uint64
-	holds bool  // the call holds the turn
-	ahead bool  // PostAhead posted the call: Check only waits and reads
-	err   error // the post failed
+	holds bool // the call holds the turn
+	// stream: Check returns once every rank's header is readable; the
+	// caller waits for the payload bytes it reads (WaitData).
+	stream bool
+	ahead  bool  // PostAhead posted the call: Check only waits and reads
+	err    error // the post failed
 }
 
 // Release ends c's use of its region: the communicator is closing. Its
@@ -229,6 +232,22 @@ func (cl *Call) Slot() int {
 		return 0
 	}
 	return st.g.Slot()
+}
+
+// Stream lets Check return, when the call goes through the region, as
+// soon as every rank's header can be read, before every payload is whole
+// (a large post is written in pieces: shm.Region's streaming): the
+// caller must then read a payload's bytes only after WaitData says they
+// are there. Call it before Check.
+func (cl *Call) Stream() { cl.stream = true }
+
+// WaitData waits, for a call in stream mode (Stream), until the first n
+// bytes of rank r's payload can be read; otherwise it returns at once.
+func (cl *Call) WaitData(ctx context.Context, r, n int) error {
+	if !cl.stream || cl.g == nil || cl.step == 0 {
+		return nil
+	}
+	return cl.g.WaitAvail(ctx, r, cl.step, n)
 }
 
 // Region reports whether the call posted in a region: then Data reads the
@@ -472,7 +491,13 @@ func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
 		return sum, cl.err
 	}
 	g, s := cl.g, cl.step
-	if err := g.WaitAll(ctx, s); err != nil {
+	var err error
+	if cl.stream {
+		err = g.WaitHeads(ctx, s)
+	} else {
+		err = g.WaitAll(ctx, s)
+	}
+	if err != nil {
 		return sum, err
 	}
 	if s == 1 { // every member has attached: the names can go

@@ -186,7 +186,7 @@
 // file per rank (decorun-<job id>-<hash>-<rank>, the hash an HMAC of the
 // communicator's id and the rank, so the launcher's clean-up and
 // SweepStale treat it like a segment). A file holds a header (magic
-// "DCRSHM0S", owner pid and pid namespace at a segment's offsets, the
+// "DCRSHM0T", owner pid and pid namespace at a segment's offsets, the
 // communicator, the rank, the slot size, a nonce and HMAC-SHA256(auth key,
 // those fields)), two post lines (a step number, a payload length, 5 header
 // words, 192 bytes of inline payload and a mark: a small post's step, header

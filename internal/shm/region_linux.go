@@ -19,7 +19,7 @@ import (
 // Region file layout (one file per member; see region.go for the protocol).
 //
 //	off   size  field
-//	0     8     magic "DCRSHM0S" (the stem of a segment's: SweepStale
+//	0     8     magic "DCRSHM0T" (the stem of a segment's: SweepStale
 //	            reads pid and pid namespace at the same offsets)
 //	8     8     owner pid
 //	16    8     owner's pid namespace
@@ -33,7 +33,8 @@ import (
 //	88    32    tag: HMAC-SHA256(auth key, magic | fields 32..72 | nonce)
 //	4096        two post lines of 256 bytes (step parity 0 and 1): post
 //	            step (8), payload length (8), 5 header words, inline
-//	            data from 56 to 248, the mark (8) at 248: a small call's
+//	            data from 56 to 232, the stream step (8) and the bytes
+//	            streamed (8) at 232, the mark (8) at 248: a small call's
 //	            step, header and payload share the line's first 64 bytes,
 //	            so a reader takes one cache miss per member
 //	4608  8     ack: the last step this member finished reading
@@ -42,7 +43,7 @@ import (
 //	4864  4     state: 0 working, else why this member left (region.go)
 //	8192        two data slots of slot size (step parity 0 and 1)
 const (
-	regionMagic   = "DCRSHM0S"
+	regionMagic   = "DCRSHM0T"
 	rgComm        = 32
 	rgSlot        = 56
 	rgWorld       = 64
@@ -56,7 +57,7 @@ const (
 	rgSleep       = 4740
 	rgState       = 4864
 	rgData        = 8192
-	regionInline  = rgLineSize - 8 - rgInlineOff // the mark is last
+	regionInline  = rgLineSize - 24 - rgInlineOff // the stream words and the mark are last
 	rgHeaderBytes = rgData
 )
 

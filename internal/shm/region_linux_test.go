@@ -19,11 +19,16 @@ const testSlot = 8 << 10
 // regions creates and attaches the n members' regions of one communicator
 // in dir; they are closed and unmapped at the end of the test.
 func regions(t testing.TB, dir string, n int, crowded bool) []*Region {
+	return regionsSlot(t, dir, n, crowded, testSlot)
+}
+
+// regionsSlot is regions with slots of the given size.
+func regionsSlot(t testing.TB, dir string, n int, crowded bool, slot int) []*Region {
 	t.Helper()
 	key := []byte("test key")
 	gs := make([]*Region, n)
 	for i := range gs {
-		g, err := CreateRegion(RegionConfig{Dir: dir, ID: "rt", NameKey: key, AuthKey: key, Comm: 7, Rank: 10 + i, Slot: testSlot})
+		g, err := CreateRegion(RegionConfig{Dir: dir, ID: "rt", NameKey: key, AuthKey: key, Comm: 7, Rank: 10 + i, Slot: slot})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -27,6 +27,11 @@ const (
 	lnLen  = 8
 	lnHead = 16
 	lnMark = rgLineSize - 8
+	// A streamed post (Post of more than streamMin bytes) publishes its
+	// header first, with the stream step, then how many bytes of its
+	// payload are in the slot after each piece (Avail).
+	lnStream   = rgLineSize - 24
+	lnStreamed = rgLineSize - 16
 	// RegionHead is the number of header words a post carries.
 	RegionHead = (rgInlineOff - lnHead) / 8
 )
@@ -90,6 +95,10 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 		}
 	}
 	ln := g.line(g.mb.Me, s)
+	if n > streamMin {
+		g.stream(ln, s, head, n, data)
+		return nil
+	}
 	var dst []byte
 	if n <= regionInline {
 		dst = ln[rgInlineOff:]
@@ -115,6 +124,98 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 	g.u64(ln, lnPost).Store(s) // last: a reader that sees s sees the rest
 	g.wakeOthers()
 	return nil
+}
+
+// Streaming: a post of more than streamMin bytes publishes its header and
+// length first (the stream step, lnStream), then its payload in pieces of
+// streamPiece bytes or a sixteenth of it, whichever is larger, storing
+// after each how many bytes are in the slot (lnStreamed), and the post
+// step last, as any post. A reader that needs only a part of the payload
+// (Avail) or reads it in order can start on the first piece while the
+// rest is copied: a two-rank Reduce's root folds while the other rank
+// still writes.
+const (
+	streamMin   = 32 << 10
+	streamPiece = 16 << 10
+)
+
+// stream is Post's copy of a large payload (n bytes, more than regionInline)
+// in pieces, each published in lnStreamed.
+func (g *Region) stream(ln []byte, s uint64, head []int64, n int, data [][]byte) {
+	for i, h := range head {
+		binary.LittleEndian.PutUint64(ln[lnHead+8*i:], uint64(h))
+	}
+	binary.LittleEndian.PutUint64(ln[lnLen:], uint64(n))
+	streamed := g.u64(ln, lnStreamed)
+	streamed.Store(0)
+	g.u64(ln, lnStream).Store(s) // after the header and the length: Heads
+	g.wakeOthers()
+	piece := max(streamPiece, (n/16+4095)&^4095)
+	off := rgData + int(s&1)*g.cfg.Slot
+	dst := g.me.mem[off : off+n]
+	k, next := 0, min(piece, n)
+	for _, d := range data {
+		for len(d) > 0 {
+			m := min(len(d), next-k)
+			k += Publish(dst[k:k+m], d[:m])
+			d = d[m:]
+			if k == next {
+				streamed.Store(uint64(k)) // Publish fenced its stores
+				g.wakeOthers()
+				next = min(next+piece, n)
+			}
+		}
+	}
+	g.u64(ln, lnPost).Store(s)
+	g.wakeOthers()
+}
+
+// Heads reports whether member m's header of step s can be read (Head,
+// and Data's length): it posted the step, or streams its payload.
+func (g *Region) Heads(m int, s uint64) bool {
+	ln := g.line(m, s)
+	return g.u64(ln, lnPost).Load() == s || g.u64(ln, lnStream).Load() == s
+}
+
+// HeadsAll reports whether every member's header of step s can be read.
+func (g *Region) HeadsAll(s uint64) bool {
+	for m := range g.mems {
+		if !g.Heads(m, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitHeads waits until every member's header of step s can be read.
+func (g *Region) WaitHeads(ctx context.Context, s uint64) error {
+	if g.HeadsAll(s) {
+		return nil
+	}
+	return g.await(ctx, func() bool { return g.HeadsAll(s) })
+}
+
+// Avail is how many bytes of member m's payload of step s can be read,
+// from its start: all of it once m posted the step, what it has streamed
+// so far, or 0 before its header (Heads).
+func (g *Region) Avail(m int, s uint64) int {
+	ln := g.line(m, s)
+	if g.u64(ln, lnPost).Load() == s {
+		return int(binary.LittleEndian.Uint64(ln[lnLen:]))
+	}
+	if g.u64(ln, lnStream).Load() == s {
+		return int(g.u64(ln, lnStreamed).Load())
+	}
+	return 0
+}
+
+// WaitAvail waits until n bytes of member m's payload of step s can be
+// read (n at most its length).
+func (g *Region) WaitAvail(ctx context.Context, m int, s uint64, n int) error {
+	if g.Avail(m, s) >= n {
+		return nil
+	}
+	return g.await(ctx, func() bool { return g.Avail(m, s) >= n })
 }
 
 // CanPost reports whether Post of step s would not wait: every other
