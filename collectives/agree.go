@@ -106,18 +106,21 @@ type summary = agree.Summary
 // Unless the payloads went through the region (fused), the call is done
 // with the region when agree returns; otherwise the caller reads them and
 // then calls done.
-func (cl *call) agree(ctx context.Context, h header) (summary, error) {
+func (cl *call) agree(ctx context.Context, h header) (*summary, error) {
+	s := &cl.sum
 	if cl.ahead {
 		if n := payloadLen(cl.payload); n < aheadMax {
 			cl.ac.PostAhead(ctx, cl.p, h, cl.payload)
 		}
-		return summary{}, errAhead
+		*s = summary{}
+		return s, errAhead
 	}
 	if cl.h != nil { // across hosts: the agreement alone (hier.go)
-		s, _, err := cl.hierRun(ctx, h, nil)
+		var err error
+		*s, _, err = cl.hierRun(ctx, h, nil)
 		return s, err
 	}
-	s, err := cl.ac.Check(ctx, cl.p, cl.r, h, cl.payload, cl.exchangeInto)
+	err := cl.ac.CheckInto(ctx, cl.p, cl.r, h, cl.payload, cl.exchangeInto, s)
 	if err != nil || !cl.fused(s) {
 		cl.done()
 	}
@@ -174,7 +177,7 @@ type params struct {
 
 // check runs the agreement step and returns the summary, or the error every
 // rank returns when the calls do not fit together.
-func (cl *call) check(ctx context.Context, a params) (summary, error) {
+func (cl *call) check(ctx context.Context, a params) (*summary, error) {
 	s, err := cl.checkArgs(ctx, a)
 	if err != nil {
 		cl.done()
@@ -182,7 +185,7 @@ func (cl *call) check(ctx context.Context, a params) (summary, error) {
 	return s, err
 }
 
-func (cl *call) checkArgs(ctx context.Context, a params) (summary, error) {
+func (cl *call) checkArgs(ctx context.Context, a params) (*summary, error) {
 	s, err := cl.agree(ctx, cl.header(a))
 	if err != nil {
 		return s, err
@@ -220,7 +223,7 @@ func (cl *call) header(a params) header {
 // s describes do not fit together (the same on every rank but for a rank's
 // own local argument error, which it returns as it made it); nil when they
 // fit.
-func (cl *call) verdict(s summary, a params) error {
+func (cl *call) verdict(s *summary, a params) error {
 	mismatch := func(f int, arg string) error {
 		x := s[f]
 		if x.Min == x.Max {

@@ -26,6 +26,7 @@ type call struct {
 	tag  int
 	p, r int
 	ac   agree.Call
+	sum  summary // the agreement's summary (agree)
 	// payload is what this rank posts with its header when the call goes
 	// through a shared-memory region (region.go); nil: nothing. pl and
 	// inline hold it in the call itself, so that a small call allocates

@@ -103,18 +103,19 @@ func (cl *call) hierRun(ctx context.Context, h header, op *hierOp) (summary, []b
 	if op != nil {
 		up.offer(op.payload)
 	}
-	s, err := up.agree(ctx, h)
+	sp, err := up.agree(ctx, h)
+	s := *sp // up's call ends below; its summary goes on
 	if err != nil {
 		hh.down.ac.Skip()
 		return s, nil, err
 	}
 	// Data moves within the host when its ranks' calls fit together: a
 	// decision every rank of the host makes alike, from the host's summary.
-	data := op != nil && cl.verdict(s, op.a) == nil
+	data := op != nil && cl.verdict(&s, op.a) == nil
 	var mine []byte
 	if !leader {
-		if data && !up.fused(s) {
-			_, err = up.gathered(ctx, s, op.payload, 0) // to the leader
+		if data && !up.fused(&s) {
+			_, err = up.gathered(ctx, &s, op.payload, 0) // to the leader
 		}
 		up.done()
 	} else {
@@ -144,7 +145,7 @@ func (cl *call) hierLocal(ctx context.Context, s summary, op *hierOp, data bool)
 	defer up.done()
 	flag, b := byte(hierNoData), []byte(nil)
 	if data {
-		blocks, err := up.gathered(ctx, s, op.payload, 0)
+		blocks, err := up.gathered(ctx, &s, op.payload, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -224,7 +225,7 @@ func (cl *call) hierAcross(ctx context.Context, mine []byte, op *hierOp) ([]byte
 	case failed != nil:
 		return cl.hierPackRaw(g, hierFailed, failed), nil
 	case op == nil:
-	case flag == hierNoData || cl.verdict(g, op.a) != nil:
+	case flag == hierNoData || cl.verdict(&g, op.a) != nil:
 		flag = hierNoData
 	default:
 		if res, err = op.global(blobs); err != nil {
@@ -332,7 +333,7 @@ func (cl *call) hierCall(ctx context.Context, op *hierOp) ([]byte, error) {
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	if err := cl.verdict(s, op.a); err != nil {
+	if err := cl.verdict(&s, op.a); err != nil {
 		return nil, err
 	}
 	if err := cl.result(); err != nil {
@@ -394,7 +395,7 @@ func (cl *call) bcastBytes(ctx context.Context, buf, dst []byte, unit int, a par
 	if err != nil {
 		return nil, cl.wrap(err)
 	}
-	if err := cl.verdict(s, a); err != nil {
+	if err := cl.verdict(&s, a); err != nil {
 		return nil, err
 	}
 	n := int(s[fLen].Max) * unit // root's length

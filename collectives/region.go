@@ -20,7 +20,7 @@ import (
 // done.
 
 // fused reports whether every rank's payload of the call is in the region.
-func (cl *call) fused(s summary) bool {
+func (cl *call) fused(s *summary) bool {
 	ok := cl.ac.Region() && s[fData].Min >= 0
 	if ok {
 		cl.algo("shared-memory region")
@@ -200,7 +200,7 @@ func foldValues[T any](cl *call, k values[T], lo, hi int, op func(a, b T) T) (T,
 // gathered returns every rank's payload at root (root -1: at every rank),
 // from the region when the call went through it (views, valid until done),
 // else by the message algorithms.
-func (cl *call) gathered(ctx context.Context, s summary, mine []byte, root int) ([][]byte, error) {
+func (cl *call) gathered(ctx context.Context, s *summary, mine []byte, root int) ([][]byte, error) {
 	if !cl.fused(s) {
 		if root < 0 {
 			return cl.allgatherBlocks(ctx, mine)
@@ -221,7 +221,7 @@ func (cl *call) gathered(ctx context.Context, s summary, mine []byte, root int) 
 
 // scattered returns this rank's block of root's packed blocks, from the
 // region when the call went through it, else by the message algorithm.
-func (cl *call) scattered(ctx context.Context, s summary, blocks [][]byte, root int) ([]byte, error) {
+func (cl *call) scattered(ctx context.Context, s *summary, blocks [][]byte, root int) ([]byte, error) {
 	if !cl.fused(s) {
 		return cl.scatterBlocks(ctx, blocks, root)
 	}

@@ -269,21 +269,31 @@ func (cl *Call) Data(r int) []byte { return cl.g.Data(r, cl.step) }
 // decides whether the communicator gets a region. The caller must call
 // Done once it has read what it needs (also after an error).
 func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
+	var sum Summary
+	err := cl.CheckInto(ctx, p, r, h, payload, exchange, &sum)
+	return sum, err
+}
+
+// CheckInto is Check with the summary written into *sum (a small call
+// through the region copies no summary).
+func (cl *Call) CheckInto(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange, sum *Summary) (err error) {
 	st := cl.st
 	if Refuse != nil {
 		if err := Refuse(cl.comm); err != nil {
-			return Summary{}, err
+			return err
 		}
 	}
 	if cl.ahead {
-		return cl.finish(ctx, p)
+		return cl.finish(ctx, p, sum)
 	}
 	h[FData] = -1
 	if p == 1 {
-		return Run(ctx, p, r, h, exchange)
+		*sum, err = Run(ctx, p, r, h, exchange)
+		return err
 	}
 	if s, ok, err := hierCheck(ctx, cl, h); ok { // the communicator spans hosts (hier.go)
-		return s, err
+		*sum = s
+		return err
 	}
 	st.mu.Lock()
 	reg := st.reg
@@ -292,37 +302,38 @@ func (cl *Call) Check(ctx context.Context, p, r int, h Header, payload [][]byte,
 		// this call's turn (what acquire and the checks below find).
 		cl.hold()
 		st.mu.Unlock()
-		return cl.post(ctx, p, h, payload)
+		return cl.post(ctx, p, h, payload, sum)
 	}
 	st.mu.Unlock()
 	if reg == regOff {
-		return Run(ctx, p, r, h, exchange)
+		*sum, err = Run(ctx, p, r, h, exchange)
+		return err
 	}
 	if err := cl.acquire(ctx); err == errClosed || err == errOff {
-		return Run(ctx, p, r, h, exchange) // errClosed: fails as the communicator's messages do
+		*sum, err = Run(ctx, p, r, h, exchange) // errClosed: fails as the communicator's messages do
+		return err
 	} else if err != nil {
-		return Summary{}, err
+		return err
 	}
 	st.mu.Lock()
 	reg, broken, closed := st.reg, st.broken, st.closed
 	st.mu.Unlock()
 	switch {
-	case closed:
-		return Run(ctx, p, r, h, exchange)
+	case closed, reg == regOff:
+		*sum, err = Run(ctx, p, r, h, exchange)
+		return err
 	case reg == regBroken:
-		return Summary{}, broken
-	case reg == regOff:
-		return Run(ctx, p, r, h, exchange)
+		return broken
 	case reg == regUntried:
-		return cl.first(ctx, p, r, h, payload, exchange)
+		return cl.first(ctx, p, r, h, payload, exchange, sum)
 	}
-	return cl.post(ctx, p, h, payload)
+	return cl.post(ctx, p, h, payload, sum)
 }
 
 // first is the first call on a communicator: it attaches to the region
 // when the communicator is eligible for one, and otherwise sends this and
 // every later call by messages. Every rank decides alike (see Host).
-func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange) (Summary, error) {
+func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte, exchange Exchange, sum *Summary) (err error) {
 	st := cl.st
 	var host Host
 	if HostOf != nil {
@@ -332,18 +343,19 @@ func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte,
 	if host.Region == nil || !host.Eligible || host.Size != p || host.Rank != r {
 		st.reg = regOff
 		st.mu.Unlock()
-		return Run(ctx, p, r, h, exchange)
+		*sum, err = Run(ctx, p, r, h, exchange)
+		return err
 	}
 	g := host.Region
 	if err := g.Attach(shm.Members{World: host.World, Me: r, Crowded: host.Crowded, Alive: host.Alive}); err != nil {
 		g.Fail()
 		st.g, st.reg, st.broken = g, regBroken, fmt.Errorf("agree: %w", err)
 		st.mu.Unlock()
-		return Summary{}, st.broken
+		return st.broken
 	}
 	st.g, st.reg = g, regActive
 	st.mu.Unlock()
-	return cl.post(ctx, p, h, payload)
+	return cl.post(ctx, p, h, payload, sum)
 }
 
 // PostAhead posts the call in the region now, if it can without waiting:
@@ -446,11 +458,11 @@ func (cl *Call) Ahead() bool { return cl.ahead }
 
 // post is a call through the region: one step in which every rank posts
 // its header and payload and reads every other's header.
-func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte) (Summary, error) {
+func (cl *Call) post(ctx context.Context, p int, h Header, payload [][]byte, sum *Summary) error {
 	if err := cl.put(ctx, h, payload); err != nil {
-		return Summary{}, err
+		return err
 	}
-	return cl.finish(ctx, p)
+	return cl.finish(ctx, p, sum)
 }
 
 // put takes the call's step and posts h and the payload (when it fits the
@@ -483,12 +495,13 @@ func (cl *Call) put(ctx context.Context, h Header, payload [][]byte) error {
 	return nil
 }
 
-// finish waits until every rank has posted the call's step and returns
-// the summary of their headers.
-func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
-	var sum Summary
+// finish waits until every rank has posted the call's step (in stream
+// mode, until every header can be read) and writes the summary of their
+// headers into *sum. Ranks whose posted words and payload length equal
+// rank 0's, as in every call whose ranks agree, change nothing in it.
+func (cl *Call) finish(ctx context.Context, p int, sum *Summary) error {
 	if cl.err != nil {
-		return sum, cl.err
+		return cl.err
 	}
 	g, s := cl.g, cl.step
 	var err error
@@ -498,24 +511,42 @@ func (cl *Call) finish(ctx context.Context, p int) (Summary, error) {
 		err = g.WaitAll(ctx, s)
 	}
 	if err != nil {
-		return sum, err
+		return err
 	}
 	if s == 1 { // every member has attached: the names can go
 		g.Unlink()
 	}
-	for q := range p {
-		h := headOf(g, q, s)
+	w0, n0 := wordsOf(g, 0, s)
+	h0 := unpack(&w0, n0)
+	for i := range sum {
+		sum[i] = Field{Min: h0[i], Max: h0[i]}
+	}
+	for q := 1; q < p; q++ {
+		w, n := wordsOf(g, q, s)
+		if w == w0 && n == n0 {
+			continue
+		}
+		h := unpack(&w, n)
 		for i := range sum {
 			v, f := h[i], &sum[i]
-			if q == 0 || v < f.Min {
+			if v < f.Min {
 				f.Min, f.MinRank = v, int64(q)
 			}
-			if q == 0 || v > f.Max {
+			if v > f.Max {
 				f.Max, f.MaxRank = v, int64(q)
 			}
 		}
 	}
-	return sum, nil
+	return nil
+}
+
+// wordsOf is member q's posted header words of step s and its payload
+// length.
+func wordsOf(g *shm.Region, q int, s uint64) (w [packWords]int64, n int) {
+	for i := range w {
+		w[i] = g.Head(q, s, i)
+	}
+	return w, len(g.Data(q, s))
 }
 
 // headOf is member q's header of step s (which it has posted).
