@@ -120,7 +120,19 @@
 // folds block r of every payload (in rank order), publishes it in its own
 // slot and marks the step, and the others copy it from there (a
 // reduce-scatter and an allgather through memory; one rank per block does
-// the work, and a failure of op travels with the mark).
+// the work, and a failure of op travels with the mark). Allreduce then
+// posts its vector without its own block, which nobody else reads (half
+// the bytes on two ranks), starting with the next rank's block.
+//
+// A payload of more than 16 KiB is streamed: its header and length are
+// published first, then the payload in pieces (16 KiB, or a sixteenth of
+// it), each followed by a store of how many bytes have landed. The calls
+// that read large payloads in order (a Reduce's root folding, foldBlocks,
+// BcastInto, GatherInto and ScatterInto) check the headers as soon as
+// every rank's is there and then read each piece once it has landed, so
+// the reader's copy or fold runs beside the writer's copy instead of after
+// it; a reduction goes by pieces of 16 KiB of the result, which stay in
+// the reader's cache while every payload is folded into them.
 //
 // A step's slots are reused two steps later, once every rank has
 // acknowledged reading them; a post and an acknowledgement are atomic

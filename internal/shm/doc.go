@@ -189,14 +189,21 @@
 // "DCRSHM0T", owner pid and pid namespace at a segment's offsets, the
 // communicator, the rank, the slot size, a nonce and HMAC-SHA256(auth key,
 // those fields)), two post lines (a step number, a payload length, 5 header
-// words, 192 bytes of inline payload and a mark: a small post's step, header
-// and payload lie in one cache line, which a reader fetches once), an
+// words, 176 bytes of inline payload, two stream words and a mark: a small
+// post's step, header and payload lie in one cache line, which a reader
+// fetches once), an
 // acknowledgement word, a futex bell with its
 // sleep flag, a state word (closed, failed) and two data slots. Members
 // post step s in line and slot s mod 2, after every other member has
 // acknowledged step s−2 (so a slot is never overwritten while read), with
 // the step number stored last; a reader waits until the line holds s,
-// reads, and acknowledges. Attach checks each other member's file as Open
+// reads, and acknowledges. A post of more than 16 KiB is streamed: the
+// header and length first, published by storing s in the line's stream
+// word, then the payload in pieces (16 KiB or a sixteenth of it, with
+// Publish, which fences its stores), each followed by a store of the
+// bytes written so far; the step last, as always. A reader that reads in
+// order (WaitHeads, then Avail or WaitAvail before each piece) works on
+// the first piece while the writer copies the next. Attach checks each other member's file as Open
 // checks a segment (regular file of this user, mode 0600, one link,
 // expected size, header fields and tag). Waiting polls, then yields, then
 // sleeps on the member's own bell (see package collectives, Shared

@@ -135,7 +135,7 @@ func (g *Region) Post(ctx context.Context, s uint64, head []int64, data ...[]byt
 // rest is copied: a two-rank Reduce's root folds while the other rank
 // still writes.
 const (
-	streamMin   = 32 << 10
+	streamMin   = 16 << 10
 	streamPiece = 16 << 10
 )
 
