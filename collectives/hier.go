@@ -54,19 +54,20 @@ func init() { agree.Hier = hierAgree }
 
 // hierAgree is the agreement of comm's Split and Dup on a communicator
 // that spans hosts: the same steps as a collective's (agree.Hier).
-func hierAgree(ctx context.Context, x any, h header) (summary, bool, error) {
+func hierAgree(ctx context.Context, x any, h header, s *summary) (bool, error) {
 	c, ok := x.(*comm.Comm)
 	if !ok {
-		return summary{}, false, nil
+		return false, nil
 	}
 	op := opcode(h[fOp])
 	hh := beginHier(c, op)
 	if hh == nil {
-		return summary{}, false, nil
+		return false, nil
 	}
 	cl := &call{op: op, s: c.Shadow(), p: c.Size(), r: c.Rank(), h: hh, keep: true}
-	s, _, err := cl.hierRun(ctx, h, nil)
-	return s, true, err
+	var err error
+	*s, _, err = cl.hierRun(ctx, h, nil)
+	return true, err
 }
 
 func subCall(c *comm.Comm, op opcode) *call {

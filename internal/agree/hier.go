@@ -38,20 +38,20 @@ func (s *Summary) Shift(d int) {
 
 // Hier, when set (package collectives sets it), runs the agreement of a
 // call on communicator c hierarchically, when c spans hosts: ok is false
-// when it does not. Package comm's Split and Dup agree this way too, so
-// that a rank that calls one of them while another calls a collective
-// sees the mismatch.
-var Hier func(ctx context.Context, c any, h Header) (s Summary, ok bool, err error)
+// when it does not, and otherwise writes the summary into *s. Package
+// comm's Split and Dup agree this way too, so that a rank that calls one
+// of them while another calls a collective sees the mismatch.
+var Hier func(ctx context.Context, c any, h Header, s *Summary) (ok bool, err error)
 
-func hierCheck(ctx context.Context, cl *Call, h Header) (Summary, bool, error) {
+func hierCheck(ctx context.Context, cl *Call, h Header, s *Summary) (bool, error) {
 	if Hier == nil {
-		return Summary{}, false, nil
+		return false, nil
 	}
-	s, ok, err := Hier(ctx, cl.comm, h)
+	ok, err := Hier(ctx, cl.comm, h, s)
 	if ok {
 		cl.Skip() // the call ran on c's sub-communicators
 	}
-	return s, ok, err
+	return ok, err
 }
 
 var errSkipped = errors.New("agree: an earlier collective call on this communicator failed before it reached the shared-memory region")

@@ -291,8 +291,7 @@ func (cl *Call) CheckInto(ctx context.Context, p, r int, h Header, payload [][]b
 		*sum, err = Run(ctx, p, r, h, exchange)
 		return err
 	}
-	if s, ok, err := hierCheck(ctx, cl, h); ok { // the communicator spans hosts (hier.go)
-		*sum = s
+	if ok, err := hierCheck(ctx, cl, h, sum); ok { // the communicator spans hosts (hier.go)
 		return err
 	}
 	st.mu.Lock()
