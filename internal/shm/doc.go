@@ -207,7 +207,9 @@
 // checks a segment (regular file of this user, mode 0600, one link,
 // expected size, header fields and tag). Waiting polls, then yields, then
 // sleeps on the member's own bell (see package collectives, Shared
-// memory); Close marks the member closed and rings every bell, so no wait
+// memory): the same strategy, one type (backoff), as a caller driving a
+// link's rings, with each wait's clock paced to the cost of its poll;
+// Close marks the member closed and rings every bell, so no wait
 // outlives a member that left, and Unmap follows once no call uses the
 // region.
 //

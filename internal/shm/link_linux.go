@@ -460,39 +460,25 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 	// driver that counted itself in after Close set closed leaves at once.
 	l.drivers.Add(1)
 	l.active.Add(1)
-	var start time.Time
+	// A drive's poll is a pass over every ring, so its clock is read more
+	// often than a region wait's: from the 32nd round (a µs or so), every
+	// 8th; it yields to other processes once it has spun for spinAlone.
+	b := backoff{spin: spinAlone, yield: d, clockFrom: 32, clockEvery: 8, goschedEvery: 64, yieldEvery: 8}
 	ok := false
-	for i := 0; !l.closed.Load(); i++ {
+	for !l.closed.Load() {
 		if l.tok.TryLock() {
 			prog := l.poll()
 			l.tok.Unlock()
 			if prog {
-				start = time.Time{} // d counts from the last frame moved
+				b.progress() // d counts from the last frame moved
 			}
 		}
 		if done() {
 			ok = true
 			break
 		}
-		// The clock (50-70 ns a read on the VM this was measured on) is
-		// read every 8th round once the wait has lasted 32 rounds (a
-		// µs or so): most waits of a ping-pong end sooner.
-		if i < 32 || i%8 != 0 {
-			continue
-		}
-		now := time.Now()
-		if start.IsZero() {
-			start = now
-		}
-		spun := now.Sub(start)
-		if spun >= d {
+		if more, _ := b.next(); !more {
 			break
-		}
-		if spun >= spinAlone {
-			syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0)
-		}
-		if i%64 == 0 || spun >= spinAlone {
-			runtime.Gosched()
 		}
 	}
 	if ok {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -368,59 +367,37 @@ func (g *Region) await(ctx context.Context, ready func() bool) error {
 	if ctx.Value(backgroundKey{}) != nil {
 		return g.sleep(ctx, ready)
 	}
-	// The clock is read from the 256th round on: most waits end sooner,
-	// and a read costs 50-70 ns on the VM this was measured on.
-	var start time.Time
-	if !g.mb.Crowded {
-		for i := 1; ; i++ {
-			if ready() {
-				return nil
-			}
-			cpuRelax()
-			if i&255 == 0 {
-				if i == 256 {
-					start = time.Now()
-				} else if time.Since(start) > regionSpin {
-					break
-				}
-				if i&16383 == 0 {
-					runtime.Gosched() // this process's other goroutines, now and then
-				}
-				select {
-				case <-done:
-					return ctx.Err()
-				default:
-				}
-			}
-		}
+	b := backoff{spin: regionSpin, yield: regionYield, relax: true,
+		clockFrom: 256, clockEvery: 256, goschedEvery: 16384, yieldEvery: 1}
+	if g.mb.Crowded {
+		b.spin, b.clockFrom, b.clockEvery = 0, 8, 8
 	}
-	last := time.Now()
-	if start.IsZero() {
-		start = last
-	}
-	for i := 1; ; i++ {
+	var last time.Time // the last check of the members
+	for {
 		if ready() {
 			return nil
 		}
-		// sched_yield lets the other ranks run; runtime.Gosched, this
-		// process's other goroutines, every 8th round only: each one
-		// also wakes an idle thread of the runtime to look for work (a
-		// futex system call, and a thread that spins on a core the other
-		// ranks need).
-		if i&7 == 0 {
-			runtime.Gosched()
+		more, tick := b.next()
+		if !more {
+			break
 		}
-		schedYield()
-		if i&7 == 0 {
-			now := time.Now()
-			if now.Sub(start) > regionYield {
-				break
+		if !tick {
+			continue
+		}
+		if !b.yielding {
+			select {
+			case <-done:
+				return ctx.Err()
+			default:
 			}
-			if now.Sub(last) > time.Millisecond {
-				last = now
-				if err := g.check(ctx); err != nil {
-					return err
-				}
+			continue
+		}
+		if last.IsZero() {
+			last = b.now
+		} else if b.now.Sub(last) > time.Millisecond {
+			last = b.now
+			if err := g.check(ctx); err != nil {
+				return err
 			}
 		}
 	}
