@@ -22,7 +22,7 @@ func TestBufferForms(t *testing.T) {
 			ctx := tctx(t)
 			commtest.Run(t, cs, func(c *comm.Comm) error {
 				p, r := c.Size(), c.Rank()
-				for _, m := range []int{1, 8 << 10, 256 << 10} { // int64s: 8 B, 64 KiB, 2 MiB
+				for _, m := range []int{1, 8 << 10, 128<<10 - 3, 256 << 10} { // int64s: 8 B, 64 KiB, just under the 1 MiB slot (streamed), 2 MiB
 					root := m % p
 					buf := make([]int64, m)
 					if r == root {
