@@ -488,11 +488,14 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 // blocks after it, then those before it (the rotated layout), so that a
 // streamed post gives the next rank its block first. A rank whose block
 // is empty offers the whole vector (the two layouts then differ by
-// length).
+// length), and so does a rank whose vector does not fit the slot (the call
+// then goes by messages, as it would have).
 func offerBlocks[E any](cl *call, k elems[E], v []E) {
 	n := len(v)
 	lo, hi := cl.r*n/cl.p, (cl.r+1)*n/cl.p
-	if lo < hi {
+	// The folded block goes after the payload: the whole vector must fit
+	// the slot, as in the other layout.
+	if lo < hi && n*k.size <= cl.ac.Slot() {
 		cl.offer2(k.view(v[hi:]), k.view(v[:lo]))
 	}
 }
