@@ -289,7 +289,8 @@ func foldBlocks[E any](ctx context.Context, cl *call, k elems[E], out []E, op fu
 	p, r, n, sz := cl.p, cl.r, len(out), k.size
 	lo, hi := r*n/p, (r+1)*n/p
 	bound := func(q int) int { return q * n / p * sz } // block q's start in the whole vector, in bytes
-	if n*sz > g.Slot() { // cannot happen: a fused call's vector fits the slot
+	// Cannot happen: a fused call's vector fits the slot (offerBlocks).
+	if n*sz > g.Slot() {
 		return fmt.Errorf("a vector of %d bytes in a slot of %d", n*sz, g.Slot())
 	}
 	var buf [8][]E
