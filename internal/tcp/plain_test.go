@@ -149,7 +149,7 @@ func TestPlainOverTLS(t *testing.T) {
 type nopPlacer struct{}
 
 func (nopPlacer) Place([]byte, int, *Placement) (int, []byte, bool) { return 0, nil, false }
-func (nopPlacer) Placed([]byte)                                    {}
+func (nopPlacer) Placed([]byte)                                     {}
 
 // TestEncryptMismatch: a rank that seals its frames and one that does not
 // never connect: the dialer refuses the peer's record (ErrMismatch naming
