@@ -133,7 +133,8 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		return &usageError{"bench: " + err.Error()}
 	}
 	cfg := bench.Config{Benchmarks: names, Iters: c.Int("iters"), Baseline: c.Bool("baseline"), JSON: c.Bool("json"),
-		CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile"), Transport: c.String("transport")}
+		CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile"), Transport: c.String("transport"),
+		TCPPlain: !c.Bool("tcp-encrypt")}
 	if cfg.Transport == "" {
 		cfg.Transport = comm.DefaultTransport
 	}
@@ -175,7 +176,7 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 		arg, _ := json.Marshal(rankCfg) // plain fields: cannot fail
 		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: out, Stderr: stderr,
-			Transport: cfg.Transport, TCPPlain: !c.Bool("tcp-encrypt"), Env: c.StringSlice("x")}
+			Transport: cfg.Transport, TCPPlain: cfg.TCPPlain, Env: c.StringSlice("x")}
 		if err := placement(c, &lc); err != nil { // across hosts: -H, --hostfile, --launch-agent, ...
 			return err
 		}
