@@ -1,14 +1,18 @@
 package cluster_test
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os/exec"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -244,6 +248,93 @@ func TestBenchAcrossHosts(t *testing.T) {
 		if rows != 2 {
 			t.Errorf("bench %s across hosts: %d rows of figures; output:\n%s", tc.bench, rows, p.out())
 		}
+	}
+	noLeftovers(t)
+}
+
+// sniff counts the packets through network interface dev (in either
+// direction) that hold want, until the returned stop is called, which
+// returns the count.
+func sniff(t *testing.T, dev string, want []byte) (stop func() int) {
+	t.Helper()
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ethPAll = 0x0003 // ETH_P_ALL, in network order below
+	proto := int(ethPAll<<8&0xff00 | ethPAll>>8)
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, proto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: uint16(proto), Ifindex: ifi.Index}); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	tv := syscall.NsecToTimeval(int64(100 * time.Millisecond))
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	var done atomic.Bool
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 256<<10)
+		for !done.Load() {
+			m, _, err := syscall.Recvfrom(fd, buf, 0)
+			if err == nil && bytes.Contains(buf[:m], want) {
+				n.Add(1)
+			}
+		}
+	})
+	return func() int {
+		done.Store(true)
+		wg.Wait()
+		syscall.Close(fd)
+		return int(n.Load())
+	}
+}
+
+// TestMultiHostPlain: decorun --tcp-encrypt=false on 3 namespace hosts,
+// 2 ranks each: every rank gets 1 MiB from every other, every byte
+// checked, over shared memory within a host and direct TCP across, and
+// the payloads cross the hosts' links in clear text; with encryption (the
+// default, and --tcp-encrypt=true) the same job's payloads never appear
+// on the wire. A job whose ranks disagree (one rank with
+// DECORUN_TCP_ENCRYPT=false) fails, naming the rank and both settings.
+func TestMultiHostPlain(t *testing.T) {
+	nh := makeHosts(t, 3)
+	// The message from rank 5 (host 3) to rank 0 (host 1) is 1 MiB of
+	// byte 5*31+0 (testdata/paths).
+	run := bytes.Repeat([]byte{5 * 31}, 1024)
+	for _, tc := range []struct {
+		flag  []string
+		plain bool
+	}{{[]string{"--tcp-encrypt=false"}, true}, {nil, false}, {[]string{"--tcp-encrypt=true"}, false}} {
+		stop := sniff(t, nh.links[2], run)
+		p := start(t, append(append(nh.args(2), tc.flag...), "-n", "6", prog(t, "paths"), fmt.Sprint(1<<20))...)
+		code := p.wait(time.Minute)
+		seen := stop()
+		if code != 0 {
+			t.Fatalf("%v: exit %d; stderr:\n%s", tc.flag, code, p.errText())
+		}
+		if got, want := sortedLines(p.out()), wantPaths(6, 2, "shm", "tcp"); got != want {
+			t.Errorf("%v: paths\n%s\nwant\n%s", tc.flag, got, want)
+		}
+		if (seen > 0) != tc.plain {
+			t.Errorf("%v: %d packets on host 3's link carried rank 5's message in clear text; want them %s", tc.flag, seen,
+				map[bool]string{true: "there", false: "absent"}[tc.plain])
+		}
+	}
+
+	// Rank 3 (host 2) turns encryption off, the others leave it on.
+	script := `if [ "$DECORUN_RANK" = 3 ]; then export DECORUN_TCP_ENCRYPT=false; fi; exec "$0"`
+	p := start(t, append(nh.args(2), "-n", "6", "sh", "-c", script, prog(t, "paths"))...)
+	if code := p.wait(time.Minute); code == 0 {
+		t.Fatalf("a job whose ranks disagree about encryption succeeded; stderr:\n%s", p.errText())
+	}
+	re := regexp.MustCompile(`rank [0145]: .*rank 3 has DECORUN_TCP_ENCRYPT=false and this rank has DECORUN_TCP_ENCRYPT=true|` +
+		`rank 3: .*rank [0145] has DECORUN_TCP_ENCRYPT=true and this rank has DECORUN_TCP_ENCRYPT=false`)
+	if e := p.errText(); !re.MatchString(e) {
+		t.Errorf("stderr does not name rank 3 and both settings:\n%s", e)
 	}
 	noLeftovers(t)
 }

@@ -77,7 +77,7 @@ func listenTCP(job jobenv.Job, tr string, t *transport.NATS, onFrame func([]byte
 	if key == nil {
 		tp.why = fmt.Errorf("the job has no secret key (%s) to authenticate TCP peers with", jobenv.EnvJobKey)
 	} else {
-		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: job.TLS(),
+		tp.l, tp.why = tcp.Listen(tcp.Config{Rank: job.Rank, Size: job.Size, Key: key, Host: host, TLS: job.TLS(), Plain: job.TCPPlain,
 			MaxFrame: t.MaxFrame(), Grace: tcpGrace}, onFrame, onFatal)
 	}
 	if tp.l != nil {
@@ -112,7 +112,7 @@ func (tp *tcpPath) start(ctx context.Context, job jobenv.Job, tr string, shmReac
 			return err
 		}
 		peers := map[int]tcp.Peer{}
-		var errs []error
+		var errs, fatal []error
 		for _, p := range want {
 			if why, ok := strings.CutPrefix(recs[p], noTCP); ok {
 				errs = append(errs, fmt.Errorf("--transport=tcp: rank %d cannot be reached over TCP: it has no listener: %s", p, why))
@@ -123,11 +123,21 @@ func (tp *tcpPath) start(ctx context.Context, job jobenv.Job, tr string, shmReac
 				errs = append(errs, fmt.Errorf("--transport=tcp: rank %d cannot be reached over TCP: %w", p, err))
 				continue
 			}
+			if rec.Plain != job.TCPPlain {
+				fatal = append(fatal, encryptMismatch(job, p, rec.Plain))
+				continue
+			}
 			peers[p] = rec
+		}
+		if err := errors.Join(fatal...); err != nil {
+			return err // never a silent fall-back to NATS
 		}
 		var why map[int]error
 		reach, why = tp.l.Connect(ctx, peers)
 		for _, p := range slices.Sorted(maps.Keys(why)) {
+			if errors.Is(why[p], tcp.ErrMismatch) {
+				return why[p] // a peer that disagrees fails the job, whatever the transport
+			}
 			errs = append(errs, fmt.Errorf("--transport=tcp: rank %d cannot be reached over TCP: %w", p, why[p]))
 		}
 		if tr == jobenv.TransportTCP {
@@ -140,6 +150,20 @@ func (tp *tcpPath) start(ctx context.Context, job jobenv.Job, tr string, shmReac
 		return nil // no listener: NATS carries what shared memory does not
 	}
 	return tp.mux.Start(reach)
+}
+
+// encryptMismatch is the error for peer p, whose address record says
+// whether it encrypts its frames (plain: it does not), when this rank
+// says the other.
+func encryptMismatch(job jobenv.Job, p int, plain bool) error {
+	set := func(plain bool) string {
+		if plain {
+			return "false"
+		}
+		return "true"
+	}
+	return fmt.Errorf("%w: rank %d has %s=%s and this rank has %s=%s (decorun --tcp-encrypt): every rank of the job must have the same setting",
+		tcp.ErrMismatch, p, jobenv.EnvTCPEncrypt, set(plain), jobenv.EnvTCPEncrypt, set(job.TCPPlain))
 }
 
 // settle returns once every peer that may dial this rank has finished

@@ -155,6 +155,7 @@ func (j *job) environ() []string {
 	n := strconv.Itoa(j.cfg.NP)
 	info := j.srv.info
 	info.ID, info.Prefix, info.Transport = j.id, j.prefix, j.cfg.Transport
+	info.TCPPlain = j.cfg.TCPPlain
 	env = append(env, info.Environ()...)
 	if j.srv.remoteURL != "" {
 		// Ranks on other hosts dial this host's ranks where they reach

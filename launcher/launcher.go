@@ -138,6 +138,15 @@ type Config struct {
 	// address (ServerAddr) peers on other hosts dial them at.
 	Transport string
 
+	// TCPPlain turns off the encryption of the ranks' direct TCP frames
+	// (decorun --tcp-encrypt=false), for a trusted network: an on-path
+	// attacker can then read, alter and inject frames. Off by default:
+	// frames are encrypted whenever the job's NATS connection uses TLS,
+	// as every multi-host job's does. Connections stay authenticated.
+	// Every rank gets DECORUN_TCP_ENCRYPT; an export of it in Env
+	// (decorun -x) replaces this field, as for Transport.
+	TCPPlain bool
+
 	// MaxPending is the server's limit on bytes queued for one client
 	// connection. Zero means DefaultMaxPending.
 	MaxPending int64
@@ -221,6 +230,13 @@ func (cfg *Config) validate() error {
 				return usageError("-x: %v", err)
 			}
 			cfg.Transport = tr
+		}
+		if name == jobenv.EnvTCPEncrypt && set {
+			plain, err := jobenv.ParseTCPEncrypt(v)
+			if err != nil {
+				return usageError("-x: %v", err)
+			}
+			cfg.TCPPlain = plain
 		}
 	}
 	if cfg.Timeout < 0 {

@@ -260,6 +260,7 @@ func (j *job) remoteEnv(w *world) []string {
 	}
 	info := j.srv.info
 	info.ID, info.Prefix, info.Transport = w.id, w.prefix, j.cfg.Transport
+	info.TCPPlain = j.cfg.TCPPlain
 	if j.remoteURL != "" {
 		info.URL = j.remoteURL
 	}

@@ -44,6 +44,34 @@ func TestTransportExport(t *testing.T) {
 	}
 }
 
+// TestTCPEncryptExport: -x DECORUN_TCP_ENCRYPT=false turns the encryption
+// of direct TCP off for every rank (=true back on, over Config.TCPPlain);
+// a bad value is a usage error naming the variable.
+func TestTCPEncryptExport(t *testing.T) {
+	for _, tt := range []struct {
+		plain   bool
+		exports []string
+		want    bool
+		err     string
+	}{
+		{false, []string{"DECORUN_TCP_ENCRYPT=false"}, true, ""},
+		{true, []string{"DECORUN_TCP_ENCRYPT=true"}, false, ""},
+		{true, nil, true, ""},
+		{false, []string{"DECORUN_TCP_ENCRYPT=sometimes"}, false, `-x: jobenv: DECORUN_TCP_ENCRYPT="sometimes": want true or false`},
+	} {
+		cfg := Config{NP: 1, Program: "true", TCPPlain: tt.plain, Env: tt.exports}
+		err := cfg.validate()
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%+v: error %v; want one containing %q", tt, err, tt.err)
+		case tt.err == "" && err != nil:
+			t.Errorf("%+v: %v", tt, err)
+		case tt.err == "" && cfg.TCPPlain != tt.want:
+			t.Errorf("%+v: TCPPlain %v; want %v", tt, cfg.TCPPlain, tt.want)
+		}
+	}
+}
+
 // TestTraceFilesChecked: a --trace or --report-json file that could not be
 // written when the job ends is a usage error before the job runs, naming
 // the flag; while tracing, ranks being stopped get TraceKillGrace.

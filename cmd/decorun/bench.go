@@ -64,6 +64,7 @@ func benchFlags(n int) []cli.Flag {
 		&cli.IntFlag{Name: "iters", Usage: "timed iterations `N` per size, or startup runs", DefaultText: "OSU-like, by size"},
 		&cli.IntFlag{Name: "warmup", Usage: "untimed iterations `N` before them", DefaultText: "OSU-like, or iters/10"},
 		&cli.StringFlag{Name: "transport", EnvVars: []string{jobenv.EnvTransport}, Usage: "data path of the benchmark jobs: `auto`, nats, shm or tcp, as decorun --transport (default: decorun's, auto)"},
+		tcpEncryptFlag(),
 		&cli.StringFlag{Name: "timeout", Usage: "stop the benchmark job after `D` (a Go duration or seconds)"},
 		&cli.StringFlag{Name: "cpuprofile", Usage: "write each rank's CPU profile to `PATH`.rankR"},
 		&cli.StringFlag{Name: "memprofile", Usage: "write each rank's allocation profile to `PATH`.rankR"},
@@ -132,7 +133,8 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		return &usageError{"bench: " + err.Error()}
 	}
 	cfg := bench.Config{Benchmarks: names, Iters: c.Int("iters"), Baseline: c.Bool("baseline"), JSON: c.Bool("json"),
-		CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile"), Transport: c.String("transport")}
+		CPUProfile: c.String("cpuprofile"), MemProfile: c.String("memprofile"), Transport: c.String("transport"),
+		TCPPlain: !c.Bool("tcp-encrypt")}
 	if cfg.Transport == "" {
 		cfg.Transport = comm.DefaultTransport
 	}
@@ -174,7 +176,7 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 		}
 		arg, _ := json.Marshal(rankCfg) // plain fields: cannot fail
 		lc := launcher.Config{NP: np, Program: exe, Args: []string{rankMode, string(arg)}, Stdout: out, Stderr: stderr,
-			Transport: cfg.Transport, Env: c.StringSlice("x")}
+			Transport: cfg.Transport, TCPPlain: cfg.TCPPlain, Env: c.StringSlice("x")}
 		if err := placement(c, &lc); err != nil { // across hosts: -H, --hostfile, --launch-agent, ...
 			return err
 		}
@@ -197,7 +199,7 @@ func runBench(c *cli.Context, stdout, stderr io.Writer) error {
 	}
 	if slices.Contains(names, bench.StartupB) {
 		warm, iters := cfg.Iterations(bench.StartupB, 0)
-		argv := []string{exe, "-n", strconv.Itoa(np), "--transport", cfg.Transport, exe, rankMode, "noop"}
+		argv := []string{exe, "-n", strconv.Itoa(np), "--transport", cfg.Transport, "--tcp-encrypt=" + strconv.FormatBool(c.Bool("tcp-encrypt")), exe, rankMode, "noop"}
 		res, err := bench.Startup(c.Context, argv, np, warm, iters)
 		if err != nil {
 			return fmt.Errorf("bench startup: %w", err)

@@ -69,6 +69,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			&cli.StringFlag{Name: "nats-cert", Usage: "client certificate `FILE` (PEM) for --nats-url"},
 			&cli.StringFlag{Name: "nats-key", Usage: "client certificate key `FILE` (PEM) for --nats-url"},
 			&cli.StringFlag{Name: "transport", EnvVars: []string{jobenv.EnvTransport}, Usage: "data path between ranks: `auto` (shared memory on one host, direct TCP between hosts, NATS where neither can be set up), nats (everything through NATS), shm (like auto; a same-host rank unreachable through shared memory is an error) or tcp (direct TCP to every rank, on one host too; a rank it cannot reach is an error); default auto"},
+			tcpEncryptFlag(),
 			&cli.BoolFlag{Name: "keep-going", Usage: "when a rank other than 0 fails, tell the others and go on (comm.ErrRankLost, deco reruns its tasks) instead of stopping the job"},
 		}, traceFlags()),
 		HideHelpCommand:           true,
@@ -96,6 +97,7 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) int {
 			cfg.Env = c.StringSlice("x")
 			cfg.KeepGoing = c.Bool("keep-going")
 			cfg.Transport = c.String("transport")
+			cfg.TCPPlain = !c.Bool("tcp-encrypt")
 			cfg.Trace, cfg.Report, cfg.ReportJSON = c.String("trace"), c.Bool("report"), c.String("report-json")
 			if err := placement(c, &cfg); err != nil {
 				return err
@@ -191,6 +193,14 @@ func usableStdin(f *os.File) bool {
 
 // placeFlags are the flags that place ranks on hosts, shared by decorun
 // and decorun bench.
+// tcpEncryptFlag is decorun's and decorun bench's --tcp-encrypt.
+func tcpEncryptFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "tcp-encrypt", Value: true, EnvVars: []string{jobenv.EnvTCPEncrypt},
+		Usage: "encrypt the ranks' direct TCP frames (AES-GCM) whenever the job uses TLS, as every multi-host job does; " +
+			"--tcp-encrypt=false sends them in CLEAR TEXT, for a trusted cluster network only: anyone on the path can then read, " +
+			"alter and inject frames (connections are still authenticated at set-up). Every rank must have the same setting"}
+}
+
 func placeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "H", Aliases: []string{"host"}, Usage: "run on these hosts: `h1:4,h2:4` (slots per host; 1 when omitted)"},

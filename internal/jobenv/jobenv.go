@@ -30,6 +30,12 @@ const (
 	EnvHostRanks = "DECORUN_HOST_RANKS" // the world ranks on this rank's host, as "0-3,8,10-11"; unset: unknown
 	EnvTTY       = "DECORUN_TTY"        // "1": decorun's stderr, where the ranks' stderr lines go, is a terminal
 	EnvTCPAddr   = "DECORUN_TCP_ADDR"   // address this rank listens on for direct TCP from peers; unset: its address towards the NATS server
+	// EnvTCPEncrypt "false" (or 0, f, FALSE, False) turns encryption of
+	// the ranks' direct TCP frames off, for a trusted network: an
+	// on-path attacker can then read, alter and inject frames. Unset or
+	// true: frames are encrypted whenever the job's NATS connection uses
+	// TLS (see Job.TLS). Every rank of a job must have the same.
+	EnvTCPEncrypt = "DECORUN_TCP_ENCRYPT"
 
 	// Set for the ranks a running job spawned (comm.Spawn): the job of
 	// their intercommunicator with the spawning group.
@@ -89,6 +95,10 @@ type Job struct {
 	// TCPAddr is the address the rank listens on for peers' direct TCP
 	// connections ("": the source address of its route to the server).
 	TCPAddr string
+	// TCPPlain is the job's opt-out of encryption on direct TCP
+	// (DECORUN_TCP_ENCRYPT=false): frames travel unsealed even when the
+	// job uses TLS; connections are still authenticated.
+	TCPPlain bool
 
 	// Spawn is K for a rank of the K-th spawn of a job (0: not
 	// spawned); Parent its intercommunicator's job (Rank, Size, ID,
@@ -110,7 +120,8 @@ func FromList(env []string) Job {
 			m[k] = v
 		}
 	}
-	return Job{URL: m[EnvURL], Secret: m[EnvSecret], JobKey: m[EnvJobKey], ID: m[EnvJob], Prefix: m[EnvPrefix], Transport: m[EnvTransport],
+	plain, _ := ParseTCPEncrypt(m[EnvTCPEncrypt]) // a bad value fails in the rank, naming it
+	return Job{URL: m[EnvURL], Secret: m[EnvSecret], JobKey: m[EnvJobKey], ID: m[EnvJob], Prefix: m[EnvPrefix], Transport: m[EnvTransport], TCPPlain: plain,
 		User: m[EnvUser], Password: m[EnvPassword], CredsFile: m[EnvCreds], NkeyFile: m[EnvNkey],
 		CAFile: m[EnvCA], CertFile: m[EnvCert], KeyFile: m[EnvKey], CAPEM: m[EnvCAPEM]}
 }
@@ -196,6 +207,9 @@ func FromEnv() (j Job, ok bool, err error) {
 		return Job{}, true, err
 	}
 	j.TCPAddr = os.Getenv(EnvTCPAddr)
+	if j.TCPPlain, err = ParseTCPEncrypt(os.Getenv(EnvTCPEncrypt)); err != nil {
+		return Job{}, true, err
+	}
 	if s, ok := os.LookupEnv(EnvHostRanks); ok {
 		if j.HostRanks, err = ParseRanks(s, j.Size); err != nil {
 			return Job{}, true, fmt.Errorf("jobenv: %s=%q: %w", EnvHostRanks, s, err)
@@ -249,7 +263,24 @@ func (j Job) Environ() []string {
 			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
-	return env
+	// Always set, so that a rank never takes another value from the
+	// environment of its host.
+	return append(env, EnvTCPEncrypt+"="+strconv.FormatBool(!j.TCPPlain))
+}
+
+// ParseTCPEncrypt reads DECORUN_TCP_ENCRYPT's value s and reports whether
+// it turns encryption off: "" and true (as strconv.ParseBool reads it)
+// leave it on, false turns it off, anything else is an error naming the
+// variable.
+func ParseTCPEncrypt(s string) (plain bool, err error) {
+	if s == "" {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("jobenv: %s=%q: want true or false", EnvTCPEncrypt, s)
+	}
+	return !on, nil
 }
 
 // Data paths (decorun --transport, DECORUN_TRANSPORT).
@@ -489,8 +520,9 @@ func DecodeCtl(b []byte) (Ctl, error) {
 }
 
 // TLS reports whether j says that its NATS connection uses TLS: a tls://
-// URL, a CA, or a client certificate. comm encrypts the ranks' direct TCP
-// connections exactly then.
+// URL, a CA, or a client certificate. comm authenticates the ranks'
+// direct TCP connections with TLS exactly then, and encrypts their frames
+// unless TCPPlain.
 func (j Job) TLS() bool {
 	return j.CAPEM != "" || j.CAFile != "" || j.CertFile != "" || strings.Contains(j.URL, "tls://")
 }

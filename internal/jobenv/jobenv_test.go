@@ -128,3 +128,32 @@ func TestJobKeys(t *testing.T) {
 		t.Errorf("FromEnv: job key %q, %v; want k1", j.JobKey, err)
 	}
 }
+
+// TestTCPEncrypt: DECORUN_TCP_ENCRYPT=false turns encryption off, unset
+// or true leaves it on, anything else is an error naming the variable;
+// Environ always hands the setting on, so a rank never takes its host's.
+func TestTCPEncrypt(t *testing.T) {
+	t.Setenv(EnvRank, "0")
+	t.Setenv(EnvSize, "2")
+	t.Setenv(EnvURL, "tls://x:4222")
+	for _, tc := range []struct {
+		v     string
+		plain bool
+	}{{"", false}, {"true", false}, {"1", false}, {"false", true}, {"0", true}, {"FALSE", true}} {
+		t.Setenv(EnvTCPEncrypt, tc.v)
+		j, _, err := FromEnv()
+		if err != nil || j.TCPPlain != tc.plain {
+			t.Errorf("%s=%q: TCPPlain %v, %v; want %v", EnvTCPEncrypt, tc.v, j.TCPPlain, err, tc.plain)
+		}
+		if got := slices.Contains(j.Environ(), EnvTCPEncrypt+"="+map[bool]string{false: "true", true: "false"}[tc.plain]); !got {
+			t.Errorf("%s=%q: Environ() = %q lacks the setting", EnvTCPEncrypt, tc.v, j.Environ())
+		}
+		if FromList(j.Environ()).TCPPlain != tc.plain {
+			t.Errorf("%s=%q: FromList(Environ()) changed the setting", EnvTCPEncrypt, tc.v)
+		}
+	}
+	t.Setenv(EnvTCPEncrypt, "no-thanks")
+	if _, _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), EnvTCPEncrypt+`="no-thanks": want true or false`) {
+		t.Errorf("FromEnv with %s=no-thanks: %v; want an error naming the variable", EnvTCPEncrypt, err)
+	}
+}

@@ -49,6 +49,36 @@
 // neither encrypted nor integrity-protected, like the job's NATS traffic
 // then.
 //
+// Opting out (Config.Plain; comm sets it from DECORUN_TCP_ENCRYPT=false,
+// decorun --tcp-encrypt=false): on a trusted cluster network, where MPI
+// implementations never encrypt, a job may send its frames unsealed. The
+// handshake is the same as with encryption, TLS included: the dialer
+// still accepts only the certificate the acceptor published over the
+// job's TLS-protected NATS connection, and both proofs are still bound to
+// that TLS session; only the frames after the ack skip AES-GCM and take
+// the plain path (inline writev from the caller's buffers, placement into
+// posted receives). Keeping TLS costs one TLS 1.3 handshake per
+// connection at start-up (an ECDSA signature and its check, about a
+// millisecond) and nothing per frame, and it keeps what the handshake
+// establishes as strong as with encryption: a connection is made only
+// with the listener the peer published, only between processes that know
+// the job key, and the proofs, the ranks and the nonces never cross the
+// network in clear text. What it cannot keep is everything after the
+// handshake: an attacker on the path between two hosts (one who sees and
+// can rewrite the packets) can read every frame, and can alter, inject,
+// drop or replay frames by taking over the TCP stream; comm then
+// delivers whatever arrives, as Open MPI's TCP transport would. An
+// attacker off the path is held off by TCP itself (sequence numbers), as
+// for any TCP connection. The setting cannot be downgraded from the
+// network: each rank takes it from its own environment, publishes it with
+// its address (Peer.Plain, over the TLS-protected NATS connection), and
+// the dialer's setting travels in its hello, which both proofs cover. A
+// dialer refuses a peer whose record says the other (ErrMismatch, naming
+// the peer's rank and what each side does), an acceptor a dialer whose
+// hello does, and comm fails the job on ErrMismatch whatever the
+// transport (never a fall-back to NATS), so a job whose ranks disagree
+// stops at start-up with an error naming the rank.
+//
 // TLS carries the handshake only. Once both proofs have checked out, each
 // end takes a 32-byte secret from the session's exported keying material
 // (RFC 5705/8446, its own label and the context "dialer to acceptor"), and
@@ -70,7 +100,8 @@
 // polling caller reads and opens it), at the cost of AES-GCM and one copy
 // on each side, where crypto/tls's records need a goroutine to read them.
 //
-// What an attacker on the network can and cannot do to a TLS link:
+// What an attacker on the network can and cannot do to a sealed link
+// (TLS, not Plain):
 //
 //   - Read frames: no. The key comes from a TLS 1.3 session with the
 //     acceptor whose certificate the dialer pinned by the fingerprint the
@@ -97,6 +128,9 @@
 //     but cannot make it lose a message silently.
 //   - Use either end as an oracle: connections are one-way, and the
 //     acceptor never writes after the handshake.
+//
+// None of this holds for the frames of a job that opted out (Config.Plain,
+// above): only its handshake is protected.
 //
 // Framing: a frame travels as a 4-byte little-endian length and its bytes.
 // Send never blocks (comm calls it with its engine lock held, and two ranks
@@ -192,7 +226,7 @@
 //     receive (Placing, above): then only TCP's two copies remain (into
 //     the kernel and out of it), as with Open MPI, which reads each
 //     fragment into the user's buffer. Otherwise (a message that arrives
-//     before its receive is posted, a TLS link) it is read into a slice of
+//     before its receive is posted, a sealed link) it is read into a slice of
 //     its own and comm copies the payload into the caller's buffer once
 //     the receive comes.
 //   - Allocations: none per large frame once comm gives frames back
@@ -293,5 +327,6 @@
 // calls that return at once, for up to 50 µs after the last frame it
 // moved: CPU time bought for latency, only when the host has a core per
 // rank. With TLS, AES-GCM sealing and opening on top, and a copy of each
-// frame sent inline into a sealing buffer.
+// frame sent inline into a sealing buffer; with Config.Plain only the TLS
+// handshake at start-up, and frames cost what they cost without TLS.
 package tcp

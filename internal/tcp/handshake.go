@@ -24,7 +24,9 @@ import (
 const (
 	magic     = "DECOTCP1"
 	nonceLen  = 32
-	helloLen  = len(magic) + 8 + nonceLen
+	helloLen  = len(magic) + 9 + nonceLen // magic, src, dst, mode, nonce
+	modeAt    = len(magic) + 8
+	modePlain = 1 // the hello's mode byte: the dialer's Config.Plain
 	macLen    = sha256.Size
 	ekmLabel  = "EXPORTER-decorun-tcp"
 	accepted  = 1
@@ -32,29 +34,58 @@ const (
 	labelDial = "dialer"
 )
 
-// String encodes p as "ADDR" or "ADDR FINGERPRINT-HEX", for ParsePeer.
+// String encodes p as "ADDR", then its fingerprint in hex when it has one,
+// then "plain" when its frames are not sealed, separated by spaces, for
+// ParsePeer.
 func (p Peer) String() string {
-	if len(p.Fingerprint) == 0 {
-		return p.Addr
+	s := p.Addr
+	if len(p.Fingerprint) > 0 {
+		s += " " + hex.EncodeToString(p.Fingerprint)
 	}
-	return p.Addr + " " + hex.EncodeToString(p.Fingerprint)
+	if p.Plain {
+		s += " " + plainWord
+	}
+	return s
 }
+
+const plainWord = "plain"
 
 // ParsePeer reads what Peer.String writes.
 func ParsePeer(s string) (Peer, error) {
-	addr, fp, ok := strings.Cut(strings.TrimSpace(s), " ")
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return Peer{}, fmt.Errorf("tcp: empty peer record")
+	}
+	if _, _, err := net.SplitHostPort(f[0]); err != nil {
 		return Peer{}, fmt.Errorf("tcp: peer record %q: %w", s, err)
 	}
-	p := Peer{Addr: addr}
-	if ok {
-		b, err := hex.DecodeString(fp)
+	p := Peer{Addr: f[0]}
+	f = f[1:]
+	if len(f) > 0 && f[len(f)-1] == plainWord {
+		p.Plain = true
+		f = f[:len(f)-1]
+	}
+	switch len(f) {
+	case 0:
+	case 1:
+		b, err := hex.DecodeString(f[0])
 		if err != nil || len(b) != sha256.Size {
 			return Peer{}, fmt.Errorf("tcp: peer record %q: bad fingerprint", s)
 		}
 		p.Fingerprint = b
+	default:
+		return Peer{}, fmt.Errorf("tcp: peer record %q: too many fields", s)
 	}
 	return p, nil
+}
+
+// sealWord says how a rank with Config.Plain plain sends its frames, for
+// ErrMismatch's errors.
+func sealWord(plain bool) string {
+	if plain {
+		return "sends its frames unencrypted"
+	}
+	return "encrypts its frames"
 }
 
 // selfSigned makes an ephemeral ECDSA P-256 certificate and returns it
@@ -109,6 +140,9 @@ func (l *Link) dial(ctx context.Context, p int, rec Peer) (net.Conn, *sealer, er
 	if l.cfg.TLS && len(rec.Fingerprint) == 0 {
 		return nil, nil, fmt.Errorf("tcp: rank %d at %s published no certificate fingerprint and the job uses TLS", p, rec.Addr)
 	}
+	if rec.Plain != l.cfg.Plain {
+		return nil, nil, fmt.Errorf("%w: rank %d %s and rank %d %s", ErrMismatch, p, sealWord(rec.Plain), l.cfg.Rank, sealWord(l.cfg.Plain))
+	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", rec.Addr)
 	if err != nil {
@@ -160,7 +194,10 @@ func (l *Link) handshakeDial(ctx context.Context, raw net.Conn, p int, rec Peer)
 	copy(hello, magic)
 	binary.LittleEndian.PutUint32(hello[len(magic):], uint32(l.cfg.Rank))
 	binary.LittleEndian.PutUint32(hello[len(magic)+4:], uint32(p))
-	if _, err := rand.Read(hello[len(magic)+8:]); err != nil {
+	if l.cfg.Plain {
+		hello[modeAt] = modePlain
+	}
+	if _, err := rand.Read(hello[modeAt+1:]); err != nil {
 		return nil, err
 	}
 	if _, err := c.Write(hello); err != nil {
@@ -185,17 +222,17 @@ func (l *Link) handshakeDial(ctx context.Context, raw net.Conn, p int, rec Peer)
 		return nil, fmt.Errorf("tcp: handshake with rank %d at %s: %w", p, rec.Addr, ctx.Err())
 	}
 	raw.SetDeadline(time.Time{})
-	return sealerOf(c)
+	return l.sealerOf(c)
 }
 
 // sealerOf returns the sealer keyed from c's TLS session, or nil without
-// TLS. Both ends call it once the handshake is over, when neither has
+// TLS or with Config.Plain. Both ends call it once the handshake is over, when neither has
 // anything more in flight on the TLS session: the acceptor writes nothing
 // after its ack, and the dialer nothing after its proof until the ack
 // came, so no TLS record is left buffered when the raw frames start.
-func sealerOf(c net.Conn) (*sealer, error) {
+func (l *Link) sealerOf(c net.Conn) (*sealer, error) {
 	tc, ok := c.(*tls.Conn)
-	if !ok {
+	if !ok || l.cfg.Plain {
 		return nil, nil
 	}
 	return newSealer(tc)
@@ -224,8 +261,11 @@ func (l *Link) handshakeAccept(raw net.Conn) (int, *sealer, error) {
 	}
 	src := int(binary.LittleEndian.Uint32(hello[len(magic):]))
 	dst := int(binary.LittleEndian.Uint32(hello[len(magic)+4:]))
-	if string(hello[:len(magic)]) != magic || dst != l.cfg.Rank || src < 0 || src >= l.cfg.Size || src == dst {
+	if string(hello[:len(magic)]) != magic || dst != l.cfg.Rank || src < 0 || src >= l.cfg.Size || src == dst || hello[modeAt] > modePlain {
 		return 0, nil, errors.New("bad hello")
+	}
+	if plain := hello[modeAt] == modePlain; plain != l.cfg.Plain {
+		return 0, nil, fmt.Errorf("%w: rank %d %s and rank %d %s", ErrMismatch, src, sealWord(plain), l.cfg.Rank, sealWord(l.cfg.Plain))
 	}
 	resp := make([]byte, nonceLen, nonceLen+macLen)
 	if _, err := rand.Read(resp); err != nil {
@@ -253,7 +293,7 @@ func (l *Link) handshakeAccept(raw net.Conn) (int, *sealer, error) {
 		return 0, nil, err
 	}
 	raw.SetDeadline(time.Time{})
-	sl, err := sealerOf(c)
+	sl, err := l.sealerOf(c)
 	if err != nil {
 		return 0, nil, err
 	}

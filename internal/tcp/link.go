@@ -25,8 +25,18 @@ type Config struct {
 	// Host is the address to listen on and publish; "127.0.0.1" when
 	// empty. The port is chosen by the kernel.
 	Host string
-	// TLS encrypts every connection (see the package doc).
+	// TLS authenticates each connection's handshake with TLS (the
+	// acceptor's certificate pinned by the fingerprint it publishes) and
+	// seals every frame (see the package doc).
 	TLS bool
+	// Plain leaves frames unsealed after the handshake, TLS or not: the
+	// job's opt-out of encryption on a trusted network (decorun
+	// --tcp-encrypt=false). With TLS the handshake is the same (pinned
+	// certificate, proofs bound to the TLS session). It is published in
+	// Self, and every peer must have the same: a dialer refuses a peer
+	// whose record differs (ErrMismatch) and an acceptor a dialer whose
+	// hello does.
+	Plain bool
 	// MaxFrame is the largest frame accepted; zero means 64 MiB.
 	MaxFrame int
 	// Grace is how long a broken connection waits before it is reported
@@ -46,6 +56,7 @@ const DefaultGrace = 5 * time.Second
 type Peer struct {
 	Addr        string // host:port
 	Fingerprint []byte // SHA-256 of its TLS certificate; nil without TLS
+	Plain       bool   // its frames travel unsealed (Config.Plain)
 }
 
 // PeerError reports that the connection with rank Rank broke: frames may
@@ -68,6 +79,11 @@ var (
 	// ErrAuth is wrapped by Connect's errors when a peer failed the
 	// handshake's proof or rejected this rank's.
 	ErrAuth = errors.New("tcp: authentication failed")
+	// ErrMismatch is wrapped by Connect's errors when a peer's record
+	// says that it seals its frames and this rank does not, or the other
+	// way round (Config.Plain): a job whose ranks disagree must fail, not
+	// fall back to another path.
+	ErrMismatch = errors.New("tcp: the ranks disagree about encryption")
 )
 
 // Link moves frames to and from the ranks this rank reaches over TCP. It
@@ -176,6 +192,7 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 			SessionTicketsDisabled: true}
 		l.self.Fingerprint = fp
 	}
+	l.self.Plain = cfg.Plain
 	ln, err := net.Listen("tcp", net.JoinHostPort(strings.Trim(cfg.Host, "[]"), "0"))
 	if err != nil {
 		return nil, fmt.Errorf("tcp: rank %d: %w", cfg.Rank, err)
@@ -194,6 +211,9 @@ func Listen(cfg Config, onFrame func([]byte), onFatal func(error)) (*Link, error
 
 // Self is this rank's record, for the peers that will dial it.
 func (l *Link) Self() Peer { return l.self }
+
+// Sealed reports whether frames are sealed: TLS, and not Plain.
+func (l *Link) Sealed() bool { return l.cfg.TLS && !l.cfg.Plain }
 
 // Rejected counts incoming connections dropped during the handshake.
 func (l *Link) Rejected() int64 { return l.rejected.Load() }

@@ -60,10 +60,10 @@ func (p *Placement) Cancelled() bool {
 }
 
 // SetPlacer makes the link offer large frames to p (see Placer), and
-// reports whether it will: not with TLS, whose frames are opened whole.
+// reports whether it will: not when frames are sealed, as they are opened whole.
 // Call it before frames arrive; frames that arrive before go to onFrame.
 func (l *Link) SetPlacer(p Placer) bool {
-	if l.cfg.TLS || p == nil {
+	if l.Sealed() || p == nil {
 		return false
 	}
 	l.placer.Store(&p)

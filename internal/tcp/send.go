@@ -85,7 +85,7 @@ func (l *Link) SendV(dst int, head, body []byte) (bool, error) {
 // (one TCP segment where two Sends may take two): comm sends a long
 // message's empty head and its first Data frame this way.
 func (l *Link) SendPair(dst int, f1, head, body []byte) error {
-	if l.cfg.TLS {
+	if l.Sealed() {
 		if err := l.send(dst, f1, nil); err != nil {
 			return err
 		}

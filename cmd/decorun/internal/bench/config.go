@@ -62,6 +62,9 @@ type Config struct {
 	// Transport is the job's data path (auto, nats, shm or tcp), for the
 	// results; the bench command passes it to the launcher.
 	Transport string `json:"transport,omitempty"`
+	// TCPPlain: the job runs with decorun --tcp-encrypt=false, for the
+	// results; the bench command passes it to the launcher.
+	TCPPlain bool `json:"tcp_plain,omitempty"`
 	// JSON prints one JSON object per measurement instead of a table.
 	JSON bool `json:"json,omitempty"`
 	// CPUProfile and MemProfile, when set, make each rank write a pprof CPU

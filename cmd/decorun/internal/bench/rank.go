@@ -91,7 +91,7 @@ func (r *runner) print(res Result) error {
 	if r.c.Rank() != 0 {
 		return nil
 	}
-	res.Ranks, res.Transport = r.c.Size(), r.cfg.Transport
+	res.Ranks, res.Transport, res.TCPPlain = r.c.Size(), r.cfg.Transport, r.cfg.TCPPlain
 	return r.p.Print(res)
 }
 

@@ -16,10 +16,13 @@ type Result struct {
 	// Transport is the job's data path: auto (shared memory between the
 	// ranks of one host, TCP between hosts), nats, shm or tcp.
 	Transport string `json:"transport,omitempty"`
-	Size      *int   `json:"size,omitempty"` // bytes; nil for startup and tasks
-	Iters     int    `json:"iters,omitempty"`
-	Warmup    int    `json:"warmup,omitempty"`
-	Window    int    `json:"window,omitempty"`
+	// TCPPlain: the job ran with decorun --tcp-encrypt=false (direct TCP
+	// frames not encrypted).
+	TCPPlain bool `json:"tcp_plain,omitempty"`
+	Size     *int `json:"size,omitempty"` // bytes; nil for startup and tasks
+	Iters    int  `json:"iters,omitempty"`
+	Warmup   int  `json:"warmup,omitempty"`
+	Window   int  `json:"window,omitempty"`
 
 	// latency, one-way µs
 	MedianUS float64 `json:"median_us,omitempty"`
@@ -139,6 +142,9 @@ func (p *Printer) header(b *strings.Builder, r Result) {
 	b.WriteString("\n")
 	if r.Transport != "" && r.Unavailable == "" {
 		fmt.Fprintf(b, "#   transport: %s\n", r.Transport)
+	}
+	if r.TCPPlain && r.Unavailable == "" {
+		b.WriteString("#   direct TCP frames not encrypted (--tcp-encrypt=false)\n")
 	}
 	if raw {
 		b.WriteString("#   raw: bare nats.go, same two processes and server; ratio = decorun / raw; (xN): payload split into N NATS messages (max_payload)\n")
