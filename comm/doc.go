@@ -120,7 +120,10 @@
 // TLS (a TLS handshake per connection, then each frame sealed with
 // AES-GCM on the same paths, at the cost of the cipher and one copy on the
 // sending side; a frame altered, replayed or reordered on the wire fails
-// the job at once). Comm.Path tells which path each peer got.
+// the job at once), unless the job turned the sealing off for a trusted
+// network (decorun --tcp-encrypt=false, DECORUN_TCP_ENCRYPT=false: the
+// handshake still authenticates both ends, the frames then travel in clear
+// text). Comm.Path tells which path each peer got.
 //
 // Multicast sends one message to every other rank of a communicator. Over
 // NATS alone, on a communicator of every rank of the job, a message up to
