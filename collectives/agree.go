@@ -96,6 +96,7 @@ const (
 	fFan     = agree.FFan
 	fData    = agree.FData
 	fCrowded = agree.FCrowded
+	fOne     = agree.FOnePhase
 )
 
 type header = agree.Header
@@ -206,6 +207,9 @@ func (cl *call) header(a params) header {
 	h[fFan] = int64(a.fan)
 	if a.crowded {
 		h[fCrowded] = 1
+	}
+	if cl.nb {
+		h[fOne] = 1
 	}
 	if a.bad != nil {
 		h[fBad] = 1
