@@ -208,7 +208,10 @@ func (cl *call) header(a params) header {
 	if a.crowded {
 		h[fCrowded] = 1
 	}
-	if cl.nb {
+	if cl.ahead && cl.nb && cl.p*payloadLen(cl.payload) <= onePhaseMax {
+		cl.askOne = true // decided in the caller's first run (start), read by Test
+	}
+	if cl.askOne {
 		h[fOne] = 1
 	}
 	if a.bad != nil {

@@ -72,14 +72,22 @@ func (q *Request[T]) doneCh() <-chan struct{} {
 
 // ready reports whether a call posted ahead finishes without waiting
 // again: every rank has posted, every part is in the region (fused), and
-// the call asked for one phase (fOne), so that what remains is reading.
+// the call has one phase: it asked for it (fOne), or its parts are too
+// small for a second one (see foldBlocks).
 func (q *Request[T]) ready() bool {
 	if !q.ahead || q.cl.h != nil {
 		return false
 	}
-	ok, lo, _ := q.cl.ac.Ready()
-	return ok && lo >= 0
+	ok, lo, hi := q.cl.ac.Ready()
+	return ok && lo >= 0 && (q.cl.askOne || hi < regionSplit)
 }
+
+// onePhaseMax: a nonblocking call asks for one phase (fOne) when the
+// ranks' parts together are at most this many bytes, which each rank then
+// reads whole: below it, reading every part costs a rank less than
+// waiting, in a second phase, for ranks that compute; above it (many
+// ranks, large parts) the second phase's division of the work wins.
+const onePhaseMax = 4 << 20
 
 // Wait blocks until the call is complete and returns its result, or until
 // ctx ends and returns ctx.Err(). ctx only bounds this wait: the call goes
