@@ -433,10 +433,18 @@
 // rank's part is under 256 KiB, it posts the call there before it returns:
 // it runs the blocking form up to its agreement step, which puts this
 // rank's header and payload in the region, where the other ranks find
-// them while this one computes. If every other rank has posted already
-// and the rest is only reading (one phase), the call finishes before the
-// I-function returns. Otherwise what remains (wait for the others' posts,
-// read and combine them) is done by whichever comes first: Wait, on the
+// them while this one computes. A nonblocking call asks for one phase:
+// once every rank has posted, each rank reads every part it needs from
+// the posts and combines them itself, and no rank waits for another
+// again (an element-wise reduction whose blocking form would split the
+// fold among the ranks, each publishing its block in a second phase,
+// folds whole instead, on every rank of the call, blocking ones too, as
+// long as the parts total at most 4 MiB). So when every other rank has
+// posted already, the call finishes before the I-function returns, and a
+// Wait that comes after the others have posted only reads: it never
+// waits for a rank that is still computing. Otherwise what remains (wait
+// for the others' posts, read and combine them) is done by whichever
+// comes first: Wait, on the
 // caller's core; Test, once every rank's part is there; the next
 // collective call on c, which needs the region and finishes the calls
 // before it, as MPI's progress rule asks; or c's progress goroutine.
