@@ -27,9 +27,30 @@ func HoldProgress() (release func()) {
 		defer enginesMu.Unlock()
 		progressDelay = old
 		for _, e := range engines {
+			for i := range e.jobs {
+				e.jobs[i].at = time.Time{}
+			}
 			if e.armed {
 				e.timer.Reset(0)
 			}
 		}
 	}
 }
+
+// SetProgressDelay sets how long after it started a posted call that
+// nobody finished is given to the progress goroutine, until restore.
+func SetProgressDelay(d time.Duration) (restore func()) {
+	enginesMu.Lock()
+	defer enginesMu.Unlock()
+	old := progressDelay
+	progressDelay = d
+	return func() {
+		enginesMu.Lock()
+		defer enginesMu.Unlock()
+		progressDelay = old
+	}
+}
+
+// Due reports whether a request's call has been given to the progress
+// goroutine.
+func Due[T any](q *Request[T]) bool { return q.bg.Load() }

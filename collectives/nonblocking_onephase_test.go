@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/decorun/decorun/collectives"
 	"github.com/decorun/decorun/comm"
@@ -135,4 +136,67 @@ func TestNonblockingOnePhaseMixed(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNonblockingProgressDelay: the progress goroutine takes a posted call
+// that nobody finished only progressDelay after that call started, even
+// when the timer was set for an earlier call: a call started just before
+// an earlier call's time is its caller's to finish meanwhile.
+func TestNonblockingProgressDelay(t *testing.T) {
+	if os.Getenv("COMMTEST_HOSTS") != "" {
+		t.Skip("the ranks are on pretend hosts: no region for the world")
+	}
+	const delay = 2 * time.Second
+	defer collectives.SetProgressDelay(delay)()
+	cs := commtest.WorldOn(t, 2, "shm")
+	ctx := tctx(t)
+	var first, second sync.WaitGroup // rank 0 has started its first call; has looked at its second
+	first.Add(1)
+	second.Add(1)
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		me := c.Rank()
+		if err := collectives.Barrier(ctx, c); err != nil { // attaches the region
+			return err
+		}
+		// The first call, which rank 0 posts first, sets its timer for
+		// delay after t0; it is complete at once.
+		if me == 1 {
+			first.Wait()
+		}
+		t0 := time.Now()
+		q0 := collectives.Iallreduce(ctx, c, me, collectives.Sum)
+		if me == 0 {
+			first.Done()
+		}
+		if _, err := q0.Wait(ctx); err != nil {
+			return err
+		}
+		if me == 1 {
+			second.Wait() // rank 0 posts its second call alone
+			_, err := collectives.Iallreduce(ctx, c, me, collectives.Sum).Wait(ctx)
+			return err
+		}
+		// The second, started delay/2 later, is posted and waits for rank 1.
+		time.Sleep(time.Until(t0.Add(delay / 2)))
+		q := collectives.Iallreduce(ctx, c, me, collectives.Sum)
+		if !collectives.Ahead(q) {
+			return fmt.Errorf("the second call was not posted ahead")
+		}
+		// Past the first call's time, well before the second's.
+		time.Sleep(time.Until(t0.Add(delay * 5 / 4)))
+		due := collectives.Due(q)
+		second.Done()
+		v, err := q.Wait(ctx)
+		if err != nil || v != 1 {
+			return fmt.Errorf("second call: %d, %v; want 1", v, err)
+		}
+		if due {
+			return fmt.Errorf("the second call was given to the progress goroutine %v after it started; want it only after %v",
+				delay*3/4, delay)
+		}
+		return nil
+	})
+	if err := noWorkers(ctx); err != nil {
+		t.Fatal(err)
+	}
 }
