@@ -96,6 +96,7 @@ const (
 	fFan     = agree.FFan
 	fData    = agree.FData
 	fCrowded = agree.FCrowded
+	fOne     = agree.FOnePhase
 )
 
 type header = agree.Header
@@ -209,6 +210,12 @@ func (cl *call) header(a params) header {
 	h[fFan] = int64(a.fan)
 	if a.crowded {
 		h[fCrowded] = 1
+	}
+	if cl.ahead && cl.nb && cl.p*payloadLen(cl.payload) <= onePhaseMax {
+		cl.askOne = true // decided in the caller's first run (start), read by Test
+	}
+	if cl.askOne {
+		h[fOne] = 1
 	}
 	if a.bad != nil {
 		h[fBad] = 1

@@ -46,6 +46,11 @@ type call struct {
 	// ahead: a nonblocking call's first run, in its caller, which posts the
 	// call in the region if it can (agree) and ends there (errAhead).
 	ahead bool
+	// nb: a nonblocking call (nonblocking.go), which asks for one phase
+	// (fOne, askOne: when it costs less than onePhaseMax of reading): its
+	// rest runs in its caller's Wait, where it must not wait for ranks
+	// that are still computing. onePhase: some rank asked.
+	nb, askOne, onePhase bool
 	// keep: something other than the blocking function that began the call
 	// holds it (a nonblocking request, a hierarchical call's parts), so
 	// release must leave it alone.

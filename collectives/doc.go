@@ -445,13 +445,23 @@
 // rank's part is under 256 KiB, it posts the call there before it returns:
 // it runs the blocking form up to its agreement step, which puts this
 // rank's header and payload in the region, where the other ranks find
-// them while this one computes. If every other rank has posted already
-// and the rest is only reading (one phase), the call finishes before the
-// I-function returns. Otherwise what remains (wait for the others' posts,
-// read and combine them) is done by whichever comes first: Wait, on the
-// caller's core; Test, once every rank's part is there; the next
-// collective call on c, which needs the region and finishes the calls
-// before it, as MPI's progress rule asks; or c's progress goroutine.
+// them while this one computes. A nonblocking call asks for one phase:
+// once every rank has posted, each rank reads every part it needs from
+// the posts and combines them itself, and no rank waits for another
+// again (an element-wise reduction whose blocking form would split the
+// fold among the ranks, each publishing its block in a second phase,
+// folds whole instead, on every rank of the call, blocking ones too, as
+// long as the parts total at most 4 MiB). So when every other rank has
+// posted already, the call finishes before the I-function returns, and a
+// Wait that comes after the others have posted only reads: it never
+// waits for a rank that is still computing. Otherwise what remains (wait
+// for the others' posts, read and combine them) is done by whichever
+// comes first: Wait, on the caller's core; Test, once every rank's part
+// is there; the next collective call on c, which needs the region and
+// finishes the calls before it, as MPI's progress rule asks; or c's
+// progress goroutine. The price of one phase is reading every part: a
+// rank of a 64 KiB Iallreduce on two ranks reads 128 KiB where the
+// blocking form reads 64 KiB and waits once more.
 //
 // The progress goroutine: one per communicator with unfinished
 // nonblocking calls, never one per call. It completes them one after
@@ -459,8 +469,8 @@
 // starts at once for a call that did not post (a part of 256 KiB or
 // more, which it posts itself, so that even the copy into the region is
 // done in the background; a communicator without a region; a region held
-// by an earlier call); for a posted call it starts only if the call is
-// still unfinished a millisecond later, because Wait finishes a posted
+// by an earlier call); for a posted call it starts only if that call is
+// still unfinished a millisecond after it started, because Wait finishes a posted
 // call in less time than starting a goroutine beside busy ranks takes.
 // While it waits for ranks that have not posted it neither spins nor
 // yields: it sleeps until another rank posts, so it takes no core from

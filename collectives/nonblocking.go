@@ -71,15 +71,23 @@ func (q *Request[T]) doneCh() <-chan struct{} {
 }
 
 // ready reports whether a call posted ahead finishes without waiting
-// again: every rank has posted and the call's fused form has one phase
-// (see foldBlocks).
+// again: every rank has posted, every part is in the region (fused), and
+// the call has one phase: it asked for it (fOne), or its parts are too
+// small for a second one (see foldBlocks).
 func (q *Request[T]) ready() bool {
 	if !q.ahead || q.cl.h != nil {
 		return false
 	}
 	ok, lo, hi := q.cl.ac.Ready()
-	return ok && lo >= 0 && hi < regionSplit
+	return ok && lo >= 0 && (q.cl.askOne || hi < regionSplit)
 }
+
+// onePhaseMax: a nonblocking call asks for one phase (fOne) when the
+// ranks' parts together are at most this many bytes, which each rank then
+// reads whole: below it, reading every part costs a rank less than
+// waiting, in a second phase, for ranks that compute; above it (many
+// ranks, large parts) the second phase's division of the work wins.
+const onePhaseMax = 4 << 20
 
 // Wait blocks until the call is complete and returns its result, or until
 // ctx ends and returns ctx.Err(). ctx only bounds this wait: the call goes
@@ -220,6 +228,7 @@ func startErr(ctx context.Context, c *comm.Comm, op opcode, run func(ctx context
 func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 	cl := begin(context.Background(), c, op)
 	cl.keep = true // the request holds it
+	cl.nb = true   // its rest must not wait for ranks still computing (fOne)
 	q.cl = cl
 	q.st = started{c: c, cl: cl}
 	q.ctx = context.WithValue(ctx, startedKey{}, &q.st)
@@ -275,5 +284,6 @@ func (q *Request[T]) runAhead() {
 
 // progressDelay: a small call posted ahead that is not complete this long
 // after it started (nobody waited for it, and no later call on its
-// communicator finished it) is finished by the progress goroutine.
-const progressDelay = time.Millisecond
+// communicator finished it) is finished by the progress goroutine. A
+// variable for the tests (read under enginesMu).
+var progressDelay = time.Millisecond

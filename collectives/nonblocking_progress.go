@@ -13,7 +13,9 @@ import (
 // after another in that order (their order among the communicator's
 // collective calls) and ends when none is left. Calls whose caller
 // finishes them (Wait, Test, a later call) leave the queue when the
-// goroutine or the engine's timer next looks.
+// goroutine or the engine's timer next looks. The timer makes a call due
+// progressDelay after it started, not sooner: one armed for an earlier
+// call is set again for the later calls' own times when it fires.
 
 // job is a started call as its engine sees it.
 type job interface {
@@ -27,10 +29,16 @@ type job interface {
 
 type engine struct {
 	c       *comm.Comm
-	jobs    []job // not known complete, in start order
-	running bool  // the progress goroutine runs
-	armed   bool  // the timer is set
+	jobs    []entry // not known complete, in start order
+	running bool    // the progress goroutine runs
+	armed   bool    // the timer is set
 	timer   *time.Timer
+}
+
+// entry is a queued call and when it is to be due (zero: at once).
+type entry struct {
+	j  job
+	at time.Time
 }
 
 var (
@@ -43,7 +51,7 @@ var (
 // prune drops the complete calls at the head of the queue. enginesMu held.
 func (e *engine) prune() {
 	i := 0
-	for i < len(e.jobs) && e.jobs[i].done() {
+	for i < len(e.jobs) && e.jobs[i].j.done() {
 		i++
 	}
 	if i > 0 {
@@ -64,20 +72,22 @@ func enqueue(c *comm.Comm, j job, now bool) {
 		engines[c] = e
 	}
 	e.prune()
-	e.jobs = append(e.jobs, j)
 	if now {
-		e.allDue()
+		e.jobs = append(e.jobs, entry{j: j})
+		e.dueBy(len(e.jobs))
 		e.run()
 	} else {
-		e.arm()
+		at := time.Now().Add(progressDelay)
+		e.jobs = append(e.jobs, entry{j: j, at: at})
+		e.arm(at)
 	}
 	enginesMu.Unlock()
 }
 
-// allDue makes every queued call due. enginesMu held.
-func (e *engine) allDue() {
-	for _, j := range e.jobs {
-		j.setDue()
+// dueBy makes the first n queued calls due. enginesMu held.
+func (e *engine) dueBy(n int) {
+	for _, x := range e.jobs[:n] {
+		x.j.setDue()
 	}
 }
 
@@ -89,32 +99,46 @@ func (e *engine) run() {
 	}
 }
 
-// arm sets the timer unless it is set. enginesMu held.
-func (e *engine) arm() {
+// arm sets the timer for time at unless it is set (for an earlier time:
+// fire sets it again for the calls still not due). enginesMu held.
+func (e *engine) arm(at time.Time) {
 	if e.armed {
 		return
 	}
 	e.armed = true
+	d := max(time.Until(at), 0)
 	if e.timer == nil {
-		e.timer = time.AfterFunc(progressDelay, e.fire)
+		e.timer = time.AfterFunc(d, e.fire)
 	} else {
-		e.timer.Reset(progressDelay)
+		e.timer.Reset(d)
 	}
 }
 
-// fire makes the calls still not complete due and starts the progress
-// goroutine for them.
+// fire makes the calls still not complete that started progressDelay ago
+// (and the calls before them) due, starts the progress goroutine for
+// them, and sets the timer again for the others.
 func (e *engine) fire() {
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
 	e.armed = false
 	e.prune()
-	switch {
-	case len(e.jobs) > 0:
-		e.allDue()
+	if len(e.jobs) == 0 {
+		if !e.running {
+			delete(engines, e.c)
+		}
+		return
+	}
+	now := time.Now()
+	n := 0 // the calls due now: their times are in start order
+	for n < len(e.jobs) && !e.jobs[n].at.After(now) {
+		n++
+	}
+	if n > 0 {
+		e.dueBy(n)
 		e.run()
-	case !e.running:
-		delete(engines, e.c)
+	}
+	if n < len(e.jobs) {
+		e.arm(e.jobs[n].at)
 	}
 }
 
@@ -124,18 +148,18 @@ func (e *engine) work() {
 	for {
 		enginesMu.Lock()
 		e.prune()
-		if len(e.jobs) == 0 || !e.jobs[0].due() {
+		if len(e.jobs) == 0 || !e.jobs[0].j.due() {
 			e.running = false
 			switch {
 			case len(e.jobs) > 0:
-				e.arm()
+				e.arm(e.jobs[0].at)
 			case !e.armed:
 				delete(engines, e.c)
 			}
 			enginesMu.Unlock()
 			return
 		}
-		j := e.jobs[0]
+		j := e.jobs[0].j
 		enginesMu.Unlock()
 		j.progress()
 	}
@@ -150,7 +174,7 @@ func atHead(c *comm.Comm, j job) bool {
 		return false
 	}
 	e.prune()
-	return len(e.jobs) > 0 && e.jobs[0] == j
+	return len(e.jobs) > 0 && e.jobs[0].j == j
 }
 
 // workers is the number of communicators with a progress goroutine

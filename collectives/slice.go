@@ -177,7 +177,7 @@ func reduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a, b 
 	}
 	if fused {
 		defer cl.done()
-		if k.raw && len(v)*k.size >= regionSplit && !rootFoldsAll(cl.p, cl.crowded) {
+		if k.raw && len(v)*k.size >= regionSplit && !rootFoldsAll(cl.p, cl.crowded) && !cl.onePhase {
 			if out == nil { // this rank folds one block of it
 				var bp *[]uint64
 				out, bp = getScratch(k, len(v))
@@ -277,7 +277,7 @@ func allreduceSlice[E any](ctx context.Context, cl *call, v, out []E, op func(a,
 	if fused {
 		defer cl.done()
 		var err error
-		if k.raw && len(v)*k.size >= regionSplit {
+		if k.raw && len(v)*k.size >= regionSplit && !cl.onePhase {
 			err = foldBlocks(ctx, cl, k, out, op, -1)
 		} else {
 			err = foldSlices(ctx, cl, k, out, 0, cl.p, 0, len(out), op)
@@ -473,6 +473,7 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 	}
 	if cl.fused(s) {
 		cl.crowded = s[fCrowded].Max == 1
+		cl.onePhase = s[fOne].Max == 1
 		return nil, true, nil
 	}
 	if h == nil && large && a.bad == nil { // offered, but some rank's slice did not fit

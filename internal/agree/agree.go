@@ -188,6 +188,11 @@ const (
 	// this rank knows; collectives that choose an algorithm by it use the
 	// summary's Max, the same on every rank).
 	FCrowded
+	// FOnePhase: 1 if this rank asks that the call finish in one phase
+	// (a nonblocking call): once every rank has posted, each reads what it
+	// needs from the posts and none waits for another again. Collectives
+	// with a second phase skip it when the summary's Max is 1.
+	FOnePhase
 	NFields
 )
 

@@ -5,7 +5,7 @@ import "math"
 // A header travels through a region in packWords words, so that a small
 // call's step, header and payload share one cache line (see
 // shm.Region's layout): FType, FLen, FBad and FFan whole; FOp, FEq,
-// FRegion and FCrowded in the low bits of the fifth word and FRoot, cut to 32 bits, in
+// FRegion, FCrowded and FOnePhase in the low bits of the fifth word and FRoot, cut to 32 bits, in
 // its high half. FData is not sent: it is the post's payload length, or -1
 // when the post carries none (packed's bit hasData).
 const packWords = 5
@@ -16,6 +16,7 @@ const (
 	pkRegion  = 1 << 9
 	pkHasData = 1 << 10
 	pkCrowded = 1 << 11
+	pkOne     = 1 << 12
 )
 
 // pack returns h's words for a post. FRoot outside int32 (no rank's) is
@@ -33,6 +34,9 @@ func pack(h *Header) [packWords]int64 {
 	}
 	if h[FCrowded] != 0 {
 		w |= pkCrowded
+	}
+	if h[FOnePhase] != 0 {
+		w |= pkOne
 	}
 	root := min(max(h[FRoot], math.MinInt32), math.MaxInt32)
 	w |= root << 32
@@ -53,6 +57,9 @@ func unpack(w *[packWords]int64, n int) Header {
 	}
 	if p&pkCrowded != 0 {
 		h[FCrowded] = 1
+	}
+	if p&pkOne != 0 {
+		h[FOnePhase] = 1
 	}
 	h[FData] = -1
 	if p&pkHasData != 0 {

@@ -28,6 +28,7 @@ func TestPackRoundTrip(t *testing.T) {
 		h[FFan] = int64(r.Uint64() >> 1)
 		h[FRegion] = int64(r.IntN(2))
 		h[FCrowded] = int64(r.IntN(2))
+		h[FOnePhase] = int64(r.IntN(2))
 		n := r.IntN(1 << 20)
 		h[FData] = int64(n)
 		if r.IntN(4) == 0 {
