@@ -451,8 +451,8 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 		cl.readOwn() // out, written while the call reads, is not v
 		if root >= 0 && cl.r == root && cl.p == 2 {
 			cl.offerNone() // nobody else reads the root's part (rootFoldsAll)
-		} else if root < 0 && k.raw && len(v)*k.size >= regionSplit {
-			offerBlocks(cl, k, v)
+		} else if root < 0 && k.raw && len(v)*k.size >= regionSplit && !cl.nb {
+			offerBlocks(cl, k, v) // (a nonblocking call may ask for one phase, which reads whole vectors)
 		}
 	}
 	if offered && k.raw && len(v)*k.size >= regionSplit {
@@ -473,7 +473,9 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 	}
 	if cl.fused(s) {
 		cl.crowded = s[fCrowded].Max == 1
-		cl.onePhase = s[fOne].Max == 1
+		// One phase reads every rank's whole vector: not when a blocking
+		// rank posted its own without its block (offerBlocks).
+		cl.onePhase = s[fOne].Max == 1 && s[fData].Min == s[fData].Max && s[fData].Min == int64(len(v)*k.size)
 		return nil, true, nil
 	}
 	if h == nil && large && a.bad == nil { // offered, but some rank's slice did not fit
