@@ -229,7 +229,9 @@ func (l *Link) Connect(ctx context.Context, peers map[int]Peer) (reach []bool, w
 				why[p] = err
 				return
 			}
-			outs[p] = &outbound{dst: p, addr: rec.Addr, conn: c, fd: rawFD(c), seal: sl, wake: make(chan struct{}, 1)}
+			o := &outbound{dst: p, addr: rec.Addr, conn: c, fd: rawFD(c), seal: sl, wake: make(chan struct{}, 1)}
+			o.idle.L = &o.mu
+			outs[p] = o
 			reach[p] = true
 		})
 	}
