@@ -222,6 +222,7 @@ const (
 	phQueued  sendPhase = iota // waiting for eager credit (in eagerq); nothing sent yet
 	phWaitCTS                  // RTS sent
 	phStream                   // streaming Data under the stream window
+	phLent                     // all published, its data lent to the TCP link until written (see publishLent)
 	phDone
 )
 
@@ -249,6 +250,9 @@ type peer struct {
 	// eagerq: sends waiting for eager credit, and any sent after them, in
 	// the order sent. Until the receiver nudges (see engine.nudge).
 	eagerq []*sreq
+	// lent: long eager sends whose data the TCP link writes from the
+	// caller's buffer (phLent), in the order sent.
+	lent []*sreq
 	// rtsMode: the receiver nudged since its last credit return: a send
 	// the eager window has no room for goes by rendezvous at once.
 	rtsMode bool
@@ -342,6 +346,9 @@ func (e *engine) fail(err error) {
 // failPeer completes with err every send to p and every receive that
 // streams from it. mu held.
 func (e *engine) failPeer(p *peer, err error) {
+	if len(p.lent) > 0 {
+		e.keepLent(p.lent[0].dst, err)
+	}
 	for _, s := range p.streams {
 		e.finishSend(s, err)
 	}

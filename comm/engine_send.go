@@ -58,18 +58,13 @@ func (e *engine) longCost(h *wire.Header, n int, split bool) int64 {
 func (e *engine) publishLong(dst int, s *sreq) bool {
 	p := &e.peers[dst]
 	s.hdr.Flags |= wire.FlagLong
-	var n int
 	if p.split { // all in Data frames, which the receiver may place
-		var ok bool
-		if n, ok = e.publishSplit(dst, s); !ok {
-			return false
-		}
-	} else {
-		n = min(e.chunk, len(s.data))
-		p.credit -= frameCost(&s.hdr, n)
-		if e.publish(dst, &s.hdr, s.data[:n]) != nil {
-			return false
-		}
+		return e.publishLent(dst, s)
+	}
+	n := min(e.chunk, len(s.data))
+	p.credit -= frameCost(&s.hdr, n)
+	if e.publish(dst, &s.hdr, s.data[:n]) != nil {
+		return false
 	}
 	for off := n; off < len(s.data); off += n {
 		n = min(e.chunk, len(s.data)-off)
@@ -244,6 +239,9 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sr
 	s = &sreq{dst: dst, hdr: h, data: data}
 	if len(p.eagerq) == 0 {
 		if ok, err := e.tryEager(s); ok || err != nil {
+			if err == nil && s.phase == phLent {
+				return s, id, nil // complete once the link has written it
+			}
 			return nil, id, err
 		}
 		if len(data) > e.long || p.rtsMode {
@@ -313,7 +311,9 @@ func (e *engine) pumpEager(dst int) {
 		}
 		p.eagerq = p.eagerq[1:]
 		if ok {
-			e.finishSend(s, err)
+			if err != nil || s.phase != phLent {
+				e.finishSend(s, err)
+			}
 		} else if e.sendRTS(s) != nil {
 			return
 		}
@@ -360,6 +360,10 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 	if s.closed {
 		return s.err
 	}
+	if s.phase == phLent {
+		e.keepLent(s.dst, nil) // the message was sent: only the buffer is freed
+		return s.err
+	}
 	e.cancelSend(s)
 	return ctx.Err()
 }
@@ -369,6 +373,10 @@ func (e *engine) cancelSend(s *sreq) { e.cancelSendErr(s, context.Canceled) }
 // cancelSendErr withdraws s, which completes with err. mu held.
 func (e *engine) cancelSendErr(s *sreq, err error) {
 	p := &e.peers[s.dst]
+	if s.phase == phLent { // all of it went to the link: it cannot be withdrawn
+		e.keepLent(s.dst, nil)
+		return
+	}
 	if s.phase == phQueued { // nothing of it was sent
 		for i, x := range p.eagerq {
 			if x == s {

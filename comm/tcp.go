@@ -225,27 +225,82 @@ func (e *engine) placeTCP(link transport.Link) {
 	}
 }
 
-// publishSplit publishes the empty head of long eager send s to dst (a
-// peer with split set) and its first Data frame, to the TCP link together
-// (one writev, one segment, where two would cost the kernel's per-segment
-// work twice), and returns the bytes of s sent. mu held.
-func (e *engine) publishSplit(dst int, s *sreq) (int, bool) {
+// publishLent publishes long eager send s to dst (a peer with split set)
+// as an empty head and Data frames, all to the TCP link: the head with the
+// first Data frame in one writev (one segment, where two would cost the
+// kernel's per-segment work twice), and each Data frame's payload lent
+// (tcp.Link.SendLent): what the socket does not take at once is written
+// later straight from s.data, not copied into the link's queue. If the
+// link kept any of it, s stays pending (phLent, in the peer's lent) until
+// the link has written its last frame (lentDone); otherwise it is
+// complete. It reports whether everything was published. mu held.
+func (e *engine) publishLent(dst int, s *sreq) bool {
 	p := &e.peers[dst]
 	p.credit -= frameCost(&s.hdr, 0)
 	p.txSeq++
 	s.hdr.Seq, s.hdr.Src = p.txSeq, int32(e.me)
 	e.pairBuf = wire.Append(e.pairBuf[:0], &s.hdr)
-	n := min(e.chunk, len(s.data))
-	h := wire.Header{Kind: wire.Data, ID: s.hdr.ID}
-	p.credit -= frameCost(&h, n)
-	p.txSeq++
-	h.Seq, h.Src = p.txSeq, int32(e.me)
-	e.scratch = wire.Append(e.scratch[:0], &h)
-	if err := e.tpair.SendPair(dst, e.pairBuf, e.scratch, s.data[:n]); err != nil {
-		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
-		return 0, false
+	f1 := e.pairBuf
+	lent := false
+	for off := 0; off < len(s.data); {
+		n := min(e.chunk, len(s.data)-off)
+		h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(off)}
+		p.credit -= frameCost(&h, n)
+		p.txSeq++
+		h.Seq, h.Src = p.txSeq, int32(e.me)
+		e.scratch = wire.Append(e.scratch[:0], &h)
+		var done func()
+		if off+n == len(s.data) { // frames are written in order: the last one's end is the message's
+			done = func() { e.lentDone(dst, s) }
+		}
+		var err error
+		if lent, err = e.tpair.SendLent(dst, f1, e.scratch, s.data[off:off+n], done); err != nil {
+			e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+			return false
+		}
+		f1 = nil
+		off += n
 	}
-	return n, true
+	if lent {
+		if s.done == nil {
+			s.done = make(chan struct{})
+		}
+		s.phase = phLent
+		p.lent = append(p.lent, s)
+	}
+	return true
+}
+
+// lentDone completes lent send s to dst, and any lent before it: the TCP
+// link has written all of it. Called by the link's writer.
+func (e *engine) lentDone(dst int, s *sreq) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := &e.peers[dst]
+	i := slices.Index(p.lent, s)
+	if i < 0 {
+		return // completed already (keepLent)
+	}
+	for _, x := range p.lent[:i+1] {
+		e.finishSend(x, nil)
+	}
+	p.lent = slices.Delete(p.lent, 0, i+1)
+}
+
+// keepLent makes the TCP link copy what it has not written yet of the
+// sends lent to it for dst, and completes them with err (nil: they were
+// sent, whole; the caller got its buffer back early). A lent send cannot be
+// withdrawn: its frames are in the link's queue. mu held.
+func (e *engine) keepLent(dst int, err error) {
+	p := &e.peers[dst]
+	if len(p.lent) == 0 {
+		return
+	}
+	e.tpair.Keep(dst)
+	for _, s := range p.lent {
+		e.finishSend(s, err)
+	}
+	p.lent = nil
 }
 
 // eagerTo is the largest message to world rank dst that goes in one
