@@ -62,8 +62,10 @@ func TestSendLentCompletesOnceWritten(t *testing.T) {
 	a, _, sb, open := gatedPair(t)
 	f := frame(0, 7, hugeBody)
 	var calls atomic.Int32
+	var early atomic.Bool
 	called := make(chan struct{})
 	lent, err := a.SendLent(1, nil, f[:8], f[8:], func() {
+		early.Store(lentPiece(a, 1))
 		if calls.Add(1) == 1 {
 			close(called)
 		}
@@ -95,6 +97,9 @@ func TestSendLentCompletesOnceWritten(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Errorf("done called %d times; want once", n)
+	}
+	if early.Load() {
+		t.Error("done was called while bytes of the body were still queued")
 	}
 }
 
