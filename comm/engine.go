@@ -346,8 +346,11 @@ func (e *engine) fail(err error) {
 // failPeer completes with err every send to p and every receive that
 // streams from it. mu held.
 func (e *engine) failPeer(p *peer, err error) {
+	// Lent payloads belong to a lent send or a stream under way.
 	if len(p.lent) > 0 {
 		e.keepLent(p.lent[0].dst, err)
+	} else if len(p.streams) > 0 {
+		e.keepLent(p.streams[0].dst, err)
 	}
 	for _, s := range p.streams {
 		e.finishSend(s, err)

@@ -27,14 +27,25 @@ func (e *engine) pump(dst int) {
 			return
 		}
 		p.scredit -= cost
-		if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
+		lent := false
+		if p.split { // the payload lent to the TCP link (see publishLent)
+			var ok bool
+			if lent, ok = e.publishData(dst, nil, &h, s, s.off, n); !ok {
+				return
+			}
+		} else if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
 			return
 		}
 		s.off += n
 		if s.off == len(s.data) {
 			p.streams = p.streams[1:]
 			delete(p.rdvOut, s.hdr.ID)
-			e.finishSend(s, nil)
+			if lent {
+				s.phase = phLent
+				p.lent = append(p.lent, s)
+			} else {
+				e.finishSend(s, nil)
+			}
 		}
 	}
 }
@@ -391,6 +402,7 @@ func (e *engine) cancelSendErr(s *sreq, err error) {
 	for i, x := range p.streams {
 		if x == s {
 			p.streams = append(p.streams[:i], p.streams[i+1:]...)
+			e.keepLent(s.dst, nil) // its Data frames so far may be lent
 			break
 		}
 	}

@@ -246,16 +246,8 @@ func (e *engine) publishLent(dst int, s *sreq) bool {
 		n := min(e.chunk, len(s.data)-off)
 		h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(off)}
 		p.credit -= frameCost(&h, n)
-		p.txSeq++
-		h.Seq, h.Src = p.txSeq, int32(e.me)
-		e.scratch = wire.Append(e.scratch[:0], &h)
-		var done func()
-		if off+n == len(s.data) { // frames are written in order: the last one's end is the message's
-			done = func() { e.lentDone(dst, s) }
-		}
-		var err error
-		if lent, err = e.tpair.SendLent(dst, f1, e.scratch, s.data[off:off+n], done); err != nil {
-			e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		var ok bool
+		if lent, ok = e.publishData(dst, f1, &h, s, off, n); !ok {
 			return false
 		}
 		f1 = nil
@@ -269,6 +261,28 @@ func (e *engine) publishLent(dst int, s *sreq) bool {
 		p.lent = append(p.lent, s)
 	}
 	return true
+}
+
+// publishData publishes, after frame f1 if not nil, Data frame h with
+// bytes [off, off+n) of send s to dst (a peer with split set), its payload
+// lent to the TCP link; the last frame of s carries lentDone. It reports
+// whether the link kept the payload, and false in ok when it failed. mu
+// held.
+func (e *engine) publishData(dst int, f1 []byte, h *wire.Header, s *sreq, off, n int) (lent, ok bool) {
+	p := &e.peers[dst]
+	p.txSeq++
+	h.Seq, h.Src = p.txSeq, int32(e.me)
+	e.scratch = wire.Append(e.scratch[:0], h)
+	var done func()
+	if off+n == len(s.data) { // frames are written in order: the last one's end is the message's
+		done = func() { e.lentDone(dst, s) }
+	}
+	lent, err := e.tpair.SendLent(dst, f1, e.scratch, s.data[off:off+n], done)
+	if err != nil {
+		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		return false, false
+	}
+	return lent, true
 }
 
 // lentDone completes lent send s to dst, and any lent before it: the TCP
@@ -288,12 +302,13 @@ func (e *engine) lentDone(dst int, s *sreq) {
 }
 
 // keepLent makes the TCP link copy what it has not written yet of the
-// sends lent to it for dst, and completes them with err (nil: they were
-// sent, whole; the caller got its buffer back early). A lent send cannot be
-// withdrawn: its frames are in the link's queue. mu held.
+// payloads lent to it for dst (a lent send's, or a rendezvous stream's so
+// far), and completes the lent sends with err (nil: they were sent, whole;
+// the caller got its buffer back early). A lent send cannot be withdrawn:
+// its frames are in the link's queue. mu held.
 func (e *engine) keepLent(dst int, err error) {
 	p := &e.peers[dst]
-	if len(p.lent) == 0 {
+	if !p.split {
 		return
 	}
 	e.tpair.Keep(dst)

@@ -82,6 +82,7 @@ type Link struct {
 	placer  atomic.Pointer[Placer] // see SetPlacer; nil: every frame goes to onFrame
 
 	placedFrames atomic.Int64
+	lentFrames   atomic.Int64
 
 	outs   atomic.Pointer[[]*outbound] // by rank; set once by Connect
 	polled atomic.Pointer[[]*inbound]  // incoming connections Poll may read; copied on change, under mu

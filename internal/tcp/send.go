@@ -283,8 +283,13 @@ func (l *Link) sendLent(o *outbound, inline bool, pieces [][]byte, done func()) 
 	}
 	o.q = append(o.q, piece{b: pieces[last], lent: true, done: done})
 	o.open = false
+	l.lentFrames.Add(1)
 	return true
 }
+
+// LentFrames counts the frames whose body SendLent queued as the caller's
+// memory, not copied (for tests and diagnostics).
+func (l *Link) LentFrames() int64 { return l.lentFrames.Load() }
 
 // sendSealed seals the frame of head and body into a queue buffer and
 // writes it to the socket (inline) as far as it takes it without waiting,
