@@ -338,20 +338,18 @@ func (e *engine) fail(err error) {
 		e.finishRecv(r.Val, err)
 	}
 	for i := range e.peers {
-		e.failPeer(&e.peers[i], err)
+		e.failPeer(i, err)
 	}
 	e.wakeProbes()
 }
 
-// failPeer completes with err every send to p and every receive that
-// streams from it. mu held.
-func (e *engine) failPeer(p *peer, err error) {
-	// Lent payloads belong to a lent send or a stream under way.
-	if len(p.lent) > 0 {
-		e.keepLent(p.lent[0].dst, err)
-	} else if len(p.streams) > 0 {
-		e.keepLent(p.streams[0].dst, err)
-	}
+// failPeer completes with err every send to world rank r and every
+// receive that streams from it. mu held.
+func (e *engine) failPeer(r int, err error) {
+	p := &e.peers[r]
+	// Lent sends went whole to the TCP link: as sent, like any message
+	// the link took (they complete once the link lets go of their buffers).
+	e.keepLent(r)
 	for _, s := range p.streams {
 		e.finishSend(s, err)
 	}

@@ -372,7 +372,7 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 		return s.err
 	}
 	if s.phase == phLent {
-		e.keepLent(s.dst, nil) // the message was sent: only the buffer is freed
+		e.keepLent(s.dst) // the message was sent: only the buffer is freed
 		return s.err
 	}
 	e.cancelSend(s)
@@ -385,7 +385,7 @@ func (e *engine) cancelSend(s *sreq) { e.cancelSendErr(s, context.Canceled) }
 func (e *engine) cancelSendErr(s *sreq, err error) {
 	p := &e.peers[s.dst]
 	if s.phase == phLent { // all of it went to the link: it cannot be withdrawn
-		e.keepLent(s.dst, nil)
+		e.keepLent(s.dst)
 		return
 	}
 	if s.phase == phQueued { // nothing of it was sent
@@ -402,7 +402,7 @@ func (e *engine) cancelSendErr(s *sreq, err error) {
 	for i, x := range p.streams {
 		if x == s {
 			p.streams = append(p.streams[:i], p.streams[i+1:]...)
-			e.keepLent(s.dst, nil) // its Data frames so far may be lent
+			e.keepLent(s.dst) // its Data frames so far may be lent
 			break
 		}
 	}

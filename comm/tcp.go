@@ -303,17 +303,17 @@ func (e *engine) lentDone(dst int, s *sreq) {
 
 // keepLent makes the TCP link copy what it has not written yet of the
 // payloads lent to it for dst (a lent send's, or a rendezvous stream's so
-// far), and completes the lent sends with err (nil: they were sent, whole;
-// the caller got its buffer back early). A lent send cannot be withdrawn:
-// its frames are in the link's queue. mu held.
-func (e *engine) keepLent(dst int, err error) {
+// far), and completes the lent sends: they went whole to the link, which
+// now lets go of their buffers early. A lent send cannot be withdrawn.
+// mu held.
+func (e *engine) keepLent(dst int) {
 	p := &e.peers[dst]
-	if !p.split {
+	if !p.split || e.tpair == nil {
 		return
 	}
 	e.tpair.Keep(dst)
 	for _, s := range p.lent {
-		e.finishSend(s, err)
+		e.finishSend(s, nil)
 	}
 	p.lent = nil
 }
