@@ -75,6 +75,14 @@
 //     eager message whose head frame carries no payload: when its receive
 //     is posted before it arrives, the link reads the Data frames from
 //     the socket straight into the receive's buffer (see internal/tcp).
+//     On the sending side, the Data frames of such a message (and of a
+//     rendezvous, below) are written from the sender's buffer: what the
+//     socket does not take at once waits in the link's queue as the
+//     caller's memory, not as a copy, and the Send (or the Isend's
+//     request) completes once the kernel has taken the last byte, as MPI
+//     allows a standard-mode send to. That takes only the receiving
+//     rank's reader, which reads whatever arrives, not a matching receive:
+//     such a send never waits for the receiver's program.
 //   - Any size: a message larger than W/4 (and one that a Nudge turned
 //     to rendezvous, see Progress) is sent by rendezvous: a request-to-
 //     send frame is matched like an eager message, the receiver answers
@@ -142,7 +150,12 @@
 // published is withdrawn as if never called; a large Send cancelled after its
 // request-to-send left is revoked: the receiver drops it as if it had never
 // been sent, and a receive that had already matched it waits again for the
-// next message it accepts. A Recv cancelled before it matched
+// next message it accepts. A Send whose message went whole to a TCP
+// link that still writes it from the caller's buffer (see Eager above)
+// cannot be withdrawn: cancelling it has the link copy what it has not
+// written yet, and the Send returns nil at once (the message arrives
+// whole); a cancelled Isend request completes the same way. A Recv
+// cancelled before it matched
 // is withdrawn; one cancelled while a large message streams into it discards
 // that message. Cancellation never corrupts the communicator: later calls
 // work.

@@ -222,6 +222,7 @@ const (
 	phQueued  sendPhase = iota // waiting for eager credit (in eagerq); nothing sent yet
 	phWaitCTS                  // RTS sent
 	phStream                   // streaming Data under the stream window
+	phLent                     // all published, its data lent to the TCP link until written (see publishLent)
 	phDone
 )
 
@@ -249,6 +250,9 @@ type peer struct {
 	// eagerq: sends waiting for eager credit, and any sent after them, in
 	// the order sent. Until the receiver nudges (see engine.nudge).
 	eagerq []*sreq
+	// lent: long eager sends whose data the TCP link writes from the
+	// caller's buffer (phLent), in the order sent.
+	lent []*sreq
 	// rtsMode: the receiver nudged since its last credit return: a send
 	// the eager window has no room for goes by rendezvous at once.
 	rtsMode bool
@@ -334,14 +338,18 @@ func (e *engine) fail(err error) {
 		e.finishRecv(r.Val, err)
 	}
 	for i := range e.peers {
-		e.failPeer(&e.peers[i], err)
+		e.failPeer(i, err)
 	}
 	e.wakeProbes()
 }
 
-// failPeer completes with err every send to p and every receive that
-// streams from it. mu held.
-func (e *engine) failPeer(p *peer, err error) {
+// failPeer completes with err every send to world rank r and every
+// receive that streams from it. mu held.
+func (e *engine) failPeer(r int, err error) {
+	p := &e.peers[r]
+	// Lent sends went whole to the TCP link: as sent, like any message
+	// the link took (they complete once the link lets go of their buffers).
+	e.keepLent(r)
 	for _, s := range p.streams {
 		e.finishSend(s, err)
 	}

@@ -72,7 +72,7 @@ func (e *engine) peerLost(r int, how string) {
 // mu held.
 func (e *engine) gone(r int, err error) {
 	p := &e.peers[r]
-	e.failPeer(p, err)
+	e.failPeer(r, err)
 	// Unexpected RTS and incomplete long messages from r can never be
 	// completed: drop them.
 	clear(p.longIn)

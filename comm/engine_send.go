@@ -27,14 +27,25 @@ func (e *engine) pump(dst int) {
 			return
 		}
 		p.scredit -= cost
-		if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
+		lent := false
+		if p.split { // the payload lent to the TCP link (see publishLent)
+			var ok bool
+			if lent, ok = e.publishData(dst, nil, &h, s, s.off, n); !ok {
+				return
+			}
+		} else if e.publish(dst, &h, s.data[s.off:s.off+n]) != nil {
 			return
 		}
 		s.off += n
 		if s.off == len(s.data) {
 			p.streams = p.streams[1:]
 			delete(p.rdvOut, s.hdr.ID)
-			e.finishSend(s, nil)
+			if lent {
+				s.phase = phLent
+				p.lent = append(p.lent, s)
+			} else {
+				e.finishSend(s, nil)
+			}
 		}
 	}
 }
@@ -58,18 +69,13 @@ func (e *engine) longCost(h *wire.Header, n int, split bool) int64 {
 func (e *engine) publishLong(dst int, s *sreq) bool {
 	p := &e.peers[dst]
 	s.hdr.Flags |= wire.FlagLong
-	var n int
 	if p.split { // all in Data frames, which the receiver may place
-		var ok bool
-		if n, ok = e.publishSplit(dst, s); !ok {
-			return false
-		}
-	} else {
-		n = min(e.chunk, len(s.data))
-		p.credit -= frameCost(&s.hdr, n)
-		if e.publish(dst, &s.hdr, s.data[:n]) != nil {
-			return false
-		}
+		return e.publishLent(dst, s)
+	}
+	n := min(e.chunk, len(s.data))
+	p.credit -= frameCost(&s.hdr, n)
+	if e.publish(dst, &s.hdr, s.data[:n]) != nil {
+		return false
 	}
 	for off := n; off < len(s.data); off += n {
 		n = min(e.chunk, len(s.data)-off)
@@ -244,6 +250,9 @@ func (e *engine) send(comm uint64, dst, tag int, typ string, data []byte) (s *sr
 	s = &sreq{dst: dst, hdr: h, data: data}
 	if len(p.eagerq) == 0 {
 		if ok, err := e.tryEager(s); ok || err != nil {
+			if err == nil && s.phase == phLent {
+				return s, id, nil // complete once the link has written it
+			}
 			return nil, id, err
 		}
 		if len(data) > e.long || p.rtsMode {
@@ -313,7 +322,9 @@ func (e *engine) pumpEager(dst int) {
 		}
 		p.eagerq = p.eagerq[1:]
 		if ok {
-			e.finishSend(s, err)
+			if err != nil || s.phase != phLent {
+				e.finishSend(s, err)
+			}
 		} else if e.sendRTS(s) != nil {
 			return
 		}
@@ -360,6 +371,10 @@ func (e *engine) waitSend(ctx context.Context, s *sreq) error {
 	if s.closed {
 		return s.err
 	}
+	if s.phase == phLent {
+		e.keepLent(s.dst) // the message was sent: only the buffer is freed
+		return s.err
+	}
 	e.cancelSend(s)
 	return ctx.Err()
 }
@@ -369,6 +384,10 @@ func (e *engine) cancelSend(s *sreq) { e.cancelSendErr(s, context.Canceled) }
 // cancelSendErr withdraws s, which completes with err. mu held.
 func (e *engine) cancelSendErr(s *sreq, err error) {
 	p := &e.peers[s.dst]
+	if s.phase == phLent { // all of it went to the link: it cannot be withdrawn
+		e.keepLent(s.dst)
+		return
+	}
 	if s.phase == phQueued { // nothing of it was sent
 		for i, x := range p.eagerq {
 			if x == s {
@@ -383,6 +402,7 @@ func (e *engine) cancelSendErr(s *sreq, err error) {
 	for i, x := range p.streams {
 		if x == s {
 			p.streams = append(p.streams[:i], p.streams[i+1:]...)
+			e.keepLent(s.dst) // its Data frames so far may be lent
 			break
 		}
 	}

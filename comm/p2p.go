@@ -11,7 +11,8 @@ import (
 // Send sends data to rank dst with tag. It returns when data may be reused:
 // a small message has been handed to the transport (it is buffered at the
 // receiver if no receive is posted yet, within the credit window); a large
-// one has been streamed to a matching receive.
+// one has been streamed to a matching receive; over a plain TCP connection,
+// a message of more than 16 KiB has been taken by the kernel.
 func (c *Comm) Send(ctx context.Context, dst, tag int, data []byte) error {
 	return c.send(ctx, "Send", dst, tag, "", data)
 }
@@ -318,7 +319,10 @@ func (c *Comm) nullRecv(op string, tag int) (*Request, error) {
 }
 
 // Cancel withdraws the request if it has not completed; its Wait then
-// returns context.Canceled.
+// returns context.Canceled. A send whose message was handed whole to a TCP
+// link that still writes it from data cannot be withdrawn: the link copies
+// what it has not written, and the request completes as sent (Wait
+// returns nil).
 func (q *Request) Cancel() {
 	if q.r == nil && q.s == nil {
 		return // ProcNull's, complete

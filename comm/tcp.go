@@ -249,27 +249,97 @@ func (e *engine) placeTCP(link transport.Link) {
 	}
 }
 
-// publishSplit publishes the empty head of long eager send s to dst (a
-// peer with split set) and its first Data frame, to the TCP link together
-// (one writev, one segment, where two would cost the kernel's per-segment
-// work twice), and returns the bytes of s sent. mu held.
-func (e *engine) publishSplit(dst int, s *sreq) (int, bool) {
+// publishLent publishes long eager send s to dst (a peer with split set)
+// as an empty head and Data frames, all to the TCP link: the head with the
+// first Data frame in one writev (one segment, where two would cost the
+// kernel's per-segment work twice), and each Data frame's payload lent
+// (tcp.Link.SendLent): what the socket does not take at once is written
+// later straight from s.data, not copied into the link's queue. If the
+// link kept any of it, s stays pending (phLent, in the peer's lent) until
+// the link has written its last frame (lentDone); otherwise it is
+// complete. It reports whether everything was published. mu held.
+func (e *engine) publishLent(dst int, s *sreq) bool {
 	p := &e.peers[dst]
 	p.credit -= frameCost(&s.hdr, 0)
 	p.txSeq++
 	s.hdr.Seq, s.hdr.Src = p.txSeq, int32(e.me)
 	e.pairBuf = wire.Append(e.pairBuf[:0], &s.hdr)
-	n := min(e.chunk, len(s.data))
-	h := wire.Header{Kind: wire.Data, ID: s.hdr.ID}
-	p.credit -= frameCost(&h, n)
+	f1 := e.pairBuf
+	lent := false
+	for off := 0; off < len(s.data); {
+		n := min(e.chunk, len(s.data)-off)
+		h := wire.Header{Kind: wire.Data, ID: s.hdr.ID, N: uint64(off)}
+		p.credit -= frameCost(&h, n)
+		var ok bool
+		if lent, ok = e.publishData(dst, f1, &h, s, off, n); !ok {
+			return false
+		}
+		f1 = nil
+		off += n
+	}
+	if lent {
+		if s.done == nil {
+			s.done = make(chan struct{})
+		}
+		s.phase = phLent
+		p.lent = append(p.lent, s)
+	}
+	return true
+}
+
+// publishData publishes, after frame f1 if not nil, Data frame h with
+// bytes [off, off+n) of send s to dst (a peer with split set), its payload
+// lent to the TCP link; the last frame of s carries lentDone. It reports
+// whether the link kept the payload, and false in ok when it failed. mu
+// held.
+func (e *engine) publishData(dst int, f1 []byte, h *wire.Header, s *sreq, off, n int) (lent, ok bool) {
+	p := &e.peers[dst]
 	p.txSeq++
 	h.Seq, h.Src = p.txSeq, int32(e.me)
-	e.scratch = wire.Append(e.scratch[:0], &h)
-	if err := e.tpair.SendPair(dst, e.pairBuf, e.scratch, s.data[:n]); err != nil {
-		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
-		return 0, false
+	e.scratch = wire.Append(e.scratch[:0], h)
+	var done func()
+	if off+n == len(s.data) { // frames are written in order: the last one's end is the message's
+		done = func() { e.lentDone(dst, s) }
 	}
-	return n, true
+	lent, err := e.tpair.SendLent(dst, f1, e.scratch, s.data[off:off+n], done)
+	if err != nil {
+		e.fail(fmt.Errorf("comm: rank %d: %w", e.me, err))
+		return false, false
+	}
+	return lent, true
+}
+
+// lentDone completes lent send s to dst, and any lent before it: the TCP
+// link has written all of it. Called by the link's writer.
+func (e *engine) lentDone(dst int, s *sreq) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := &e.peers[dst]
+	i := slices.Index(p.lent, s)
+	if i < 0 {
+		return // completed already (keepLent)
+	}
+	for _, x := range p.lent[:i+1] {
+		e.finishSend(x, nil)
+	}
+	p.lent = slices.Delete(p.lent, 0, i+1)
+}
+
+// keepLent makes the TCP link copy what it has not written yet of the
+// payloads lent to it for dst (a lent send's, or a rendezvous stream's so
+// far), and completes the lent sends: they went whole to the link, which
+// now lets go of their buffers early. A lent send cannot be withdrawn.
+// mu held.
+func (e *engine) keepLent(dst int) {
+	p := &e.peers[dst]
+	if !p.split || e.tpair == nil {
+		return
+	}
+	e.tpair.Keep(dst)
+	for _, s := range p.lent {
+		e.finishSend(s, nil)
+	}
+	p.lent = nil
 }
 
 // eagerTo is the largest message to world rank dst that goes in one

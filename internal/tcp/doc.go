@@ -142,14 +142,32 @@
 // copy, no goroutine woken. What the socket does not take (all of it when
 // the socket is full or frames are already queued) goes to the
 // destination's queue, and one writer goroutine per outgoing connection
-// hands the whole queue to the kernel in one writev while Send fills the
-// next. A small frame that follows the last one Send wrote itself within
-// 5 µs is queued too, so that a stream of small messages costs a writev
-// per batch rather than per frame. Queued frames of up to 16 KiB are
-// packed into 64 KiB batches, larger ones get a buffer each; both kinds
-// come from pools and go back once written, so streaming makes no
-// garbage. The queue is bounded by comm's credit window, the bound that
-// keeps NATS's and shared memory's buffers finite.
+// hands the queue to the kernel, up to 64 pieces per writev, with writevs
+// that do not wait (between them it waits for the socket to have room,
+// without holding the queue's lock) while Send fills the queue behind it.
+// A small frame that follows the last one Send wrote itself within 5 µs
+// is queued too, so that a stream of small messages costs a writev per
+// batch rather than per frame. Queued frames of up to 16 KiB are packed
+// into 64 KiB batches, larger ones get a buffer each; both kinds come
+// from pools and go back once written, so streaming makes no garbage. The
+// queue is bounded by comm's credit window, the bound that keeps NATS's
+// and shared memory's buffers finite.
+//
+// Lending: Send copies what the socket does not take, because its caller
+// may reuse the buffer as soon as it returns. SendLent does not: the
+// frame's body waits in the queue as the caller's memory, and SendLent
+// reports that it kept it; the link calls the caller's done once the
+// kernel has taken the body's last byte (or the connection broke and the
+// frame was dropped). comm lends the payload of every Data frame of a long
+// eager or rendezvous message to a plain TCP peer, and completes the send
+// only on done (MPI lets a standard-mode send block until its buffer is
+// reusable); that needs only the receiving rank's reader goroutine, which
+// reads whatever arrives, never a matching receive. Keep takes the lent
+// bodies back: it copies what is not written yet of each into the link's
+// own buffers (waiting at most for the one writev in flight, which does
+// not wait), so a send that is cancelled or fails returns its caller's
+// buffer at once and its frames still go out whole, in order. A TLS link
+// never lends: it seals each frame into a buffer of its own anyway.
 //
 // Receiving: each incoming connection has a reader goroutine and a
 // token. Whoever holds the token reads the socket (into a 64 KiB buffer,
@@ -220,7 +238,9 @@
 //     batch), one read to receive while the caller polls, plus the reads
 //     that find nothing while it waits (non-blocking, about 0.5 µs each).
 //   - Copies: a frame sent inline is not copied before the kernel; a
-//     queued one is copied once into the queue. A received frame of up
+//     queued one is copied once into the queue, unless its body was lent
+//     (SendLent: comm's Data frames of more than 16 KiB on a plain
+//     link), which is written from the caller's buffer. A received frame of up
 //     to 16 KiB is copied once out of the read buffer. A larger one is
 //     read straight into the receive's buffer when comm has matched its
 //     receive (Placing, above): then only TCP's two copies remain (into
@@ -229,10 +249,24 @@
 //     before its receive is posted, a sealed link) it is read into a slice of
 //     its own and comm copies the payload into the caller's buffer once
 //     the receive comes.
-//   - Allocations: none per large frame once comm gives frames back
-//     (reading a fresh 1 MiB slice per eager message, zeroing it and
-//     collecting it took 27% of the receiver's time); one small slice per
-//     frame of up to 16 KiB, which comm may hand to the caller (Recv).
+//   - Allocations: none per frame once comm gives frames back (reading a
+//     fresh 1 MiB slice per eager message, zeroing it and collecting it
+//     took 27% of the receiver's time). comm gives back what it copied
+//     out (RecvInto); a small frame whose payload comm hands to the
+//     caller (Recv) is the caller's, and the next one a fresh slice. A
+//     fresh slice is, until the heap reaches the collector's goal, memory
+//     the process never touched: a page fault and the kernel zeroing a
+//     page every few small frames. That made the first few thousand
+//     messages of a 1 KiB ping-pong slow (14.1-14.9 µs a round trip with
+//     GOGC=off, where every frame is fresh, 8.7 in reused memory); small
+//     frames given back are now read into again (Recycle), from
+//     power-of-two classes of buffers made with room for the header comm
+//     cuts off before it gives a payload back.
+//   - Small messages: a ping-pong of messages of up to about 500 bytes
+//     costs 2.5-3 µs more one way than one of 600 bytes to 1 KiB (11.4-14
+//     against 8.8-10.5 µs in the same minutes). Not Linux's immediate
+//     ACK of a small segment on a one-way connection: padding such
+//     frames to 560 bytes on the wire changed nothing. Not known yet.
 //   - Read buffer: 64 KiB per connection, so a stream of small frames
 //     takes one read per 64 KiB; write batches of 64 KiB likewise.
 //   - Bandwidth: a plain Go stream between two processes on the test VM,
@@ -244,13 +278,16 @@
 //     (what the read that found a frame's head took of it), and a stream
 //     of 1-4 MiB messages into posted receives reaches 3.3-4.2 GB/s where
 //     it reached 1.5-3.6 (Open MPI: 4.2-5.3 GB/s, same sitting). The
-//     sender's copy into its queue remains (22% of its time at 1 MiB):
-//     Send must not keep the caller's buffer after it returns, so the
-//     bytes the socket does not take at once are copied. Neither rank
-//     uses a whole core (about two thirds each): they wait on each other
-//     (credit returns, frames queued behind a full socket). A larger
-//     SO_SNDBUF (8 MiB, above the 4 MiB Linux's autotuning reaches) made
-//     no difference measurable on the busy VM.
+//     sender then copied the bytes the socket did not take at once into
+//     its queue (22% of its time at 1 MiB); lent (SendLent), they are
+//     written from the caller's buffer: the same `bw --sizes 1M --iters
+//     100` took 1.23-1.29 s of the sender's CPU where it took 1.75-1.77
+//     (memmove from 22% to 2% of it; writev, the kernel's copy, is 77%),
+//     and the receiver's 1.73-1.86 s against 1.94-2.22. Neither rank
+//     uses a whole core: they wait on each other (credit returns, frames
+//     queued behind a full socket). A larger SO_SNDBUF (8 MiB, above the
+//     4 MiB Linux's autotuning reaches) made no difference measurable on
+//     the busy VM.
 //   - Recycled frames: a frame given back as a tail loses a header's
 //     length each time; one that has fallen short of the next frame is
 //     dropped, not put back. A sync.Pool hands out what it got last, so a
@@ -293,16 +330,22 @@
 //     rank within that time; comm ignores a PeerError for such a peer and
 //     fails on any other. A corrupt frame length, or with TLS a frame that
 //     does not open (ErrForged), is fatal at once.
-//   - Send and Poll never block (Poll delivers through onFrame, which may
-//     wait for comm's engine lock); Flush returns once every queued frame has been
+//   - Send, SendLent and Poll never block (Poll delivers through onFrame,
+//     which may wait for comm's engine lock; Keep waits at most for a
+//     writev that does not wait). A lent body is never pooled nor written
+//     after done was called or Keep returned; done is called once at
+//     most, without any of the link's locks held, and never after Close.
+//     Flush returns once every queued frame has been
 //     handed to the kernel (or its connection broke); Close closes the
 //     listener and every connection and returns once every goroutine of the
 //     link has exited. Frames handed to the kernel before Close are still
 //     delivered (a closed socket sends what it holds, then FIN).
 //   - Memory is bounded by comm's credit windows (queue) plus one frame per
 //     incoming connection being read and a 64 KiB read buffer per incoming
-//     connection; the pools of queue buffers and recycled frames hold no
-//     more than was in flight, and the garbage collector empties them.
+//     connection; the pools of queue buffers and recycled large frames
+//     hold no more than was in flight, and the garbage collector empties
+//     them; recycled small frames, at most 256 KiB per size class (2.5 MiB
+//     per process).
 //   - Only ranks that know the job's key get a frame delivered, and a rank
 //     sends only to a listener that proved it knows the key: a stray or
 //     hostile client is dropped after a failed proof or after
@@ -316,8 +359,8 @@
 // (sender side) and one reader goroutine (receiver side), made at start-up
 // (dials run in parallel); per rank one listener and its accept goroutine.
 // A frame costs one writev when the socket has room and nothing is
-// queued (otherwise a copy into the queue and a share of the writer's
-// writev), and one or more reads on the receiving side; a frame of up to
+// queued (otherwise a copy into the queue, or with SendLent none, and a
+// share of the writer's writevs), and one or more reads on the receiving side; a frame of up to
 // 16 KiB is copied once more out of the read buffer into its own slice,
 // and a larger one too unless comm placed it (its first 64 KiB at most,
 // what the read that found its head took; the rest is read into the

@@ -452,8 +452,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // frames still arrive intact; small frames are not kept.
 func TestRecycle(t *testing.T) {
 	ls, ss := mesh(t, 2, false)
-	if ls[1].Recycle(make([]byte, 100)) {
-		t.Errorf("Recycle kept a small frame")
+	if ls[1].Recycle(make([]byte, 10)) {
+		t.Errorf("Recycle kept a frame of 10 bytes")
 	}
 	for i := range 20 {
 		ls[0].Send(1, frame(0, i, 100<<10))
@@ -468,6 +468,33 @@ func TestRecycle(t *testing.T) {
 		if !ls[1].Recycle(f) {
 			t.Fatalf("Recycle did not keep a frame of %d bytes", len(f))
 		}
+	}
+}
+
+// TestRecycleSmall: a small frame given back (whole, or its tail after a
+// header) is read into again by a later frame that fits, which arrives
+// intact; a 1 KiB frame's tail serves 20 frames of its size.
+func TestRecycleSmall(t *testing.T) {
+	ls, ss := mesh(t, 2, false)
+	var prev []byte
+	for i := range 20 {
+		ls[0].Send(1, frame(0, i, 1000))
+		ss[1].wait(t, "the frame", func(s *sink) bool { return len(s.frames) == 1 })
+		f := ss[1].frames[0]
+		ss[1].mu.Lock()
+		ss[1].frames = nil
+		ss[1].mu.Unlock()
+		if want := frame(0, i, 1000); !bytes.Equal(f, want) {
+			t.Fatalf("frame %d: %d bytes or other content", i, len(f))
+		}
+		if prev != nil && &f[0] != &prev[0] {
+			t.Errorf("frame %d was not read into the frame given back before it", i)
+		}
+		tail := f[48:] // as comm gives back a payload after its header
+		if !ls[1].Recycle(tail) {
+			t.Fatalf("Recycle did not keep a small frame's tail of %d bytes (capacity %d)", len(tail), cap(tail))
+		}
+		prev = tail[:1]
 	}
 }
 

@@ -39,10 +39,11 @@ func readFD(fd int, p []byte) (int, error) {
 	}
 }
 
-// writeFD writes as much of the pieces (at most 5) as the socket takes
-// without waiting, in one writev, and returns how many bytes that was.
+// writeFD writes as much of the pieces (at most maxIov) as the socket
+// takes without waiting, in one writev, and returns how many bytes that
+// was.
 func writeFD(fd int, pieces ...[]byte) (int, error) {
-	var iov [5]syscall.Iovec
+	var iov [maxIov]syscall.Iovec
 	k := 0
 	for _, p := range pieces {
 		if len(p) > 0 {

@@ -138,7 +138,7 @@ func (in *inbound) deliver() error {
 		if have < n+tag {
 			return nil
 		}
-		f := make([]byte, n)
+		f := getFrame(n)
 		if in.open != nil {
 			var err error
 			if f, err = in.open.open(f[:0], in.buf[in.r:in.r+4], in.buf[in.r+4:in.r+4+n+tag]); err != nil {

@@ -1,11 +1,9 @@
 package tcp
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
-	"slices"
 	"sync"
 	"time"
 )
@@ -17,15 +15,25 @@ type outbound struct {
 	fd   int           // conn's socket when it may be written without waiting, or -1
 	wake chan struct{} // capacity 1: the queue went from empty to not
 
-	mu     sync.Mutex  // guards seal, q, spare, busy, down, closed, and writes on fd
-	seal   *sealer     // seals each frame as it is written or queued (TLS), or nil
-	q      net.Buffers // bytes for the writer: batches of small frames (4-byte length, bytes), large frames alone
-	spare  net.Buffers // the writer's last q, for reuse
-	open   bool        // the last element of q is a batch that small frames may join
-	wrote  time.Time   // when Send last wrote a frame itself
-	busy   bool        // the writer holds a batch
-	down   bool        // the connection broke: frames are dropped
+	mu     sync.Mutex // guards everything below, and writes on fd
+	idle   sync.Cond  // on mu: busy went false (Keep waits for it)
+	seal   *sealer    // seals each frame as it is written or queued (TLS), or nil
+	q      []piece    // bytes for the writer, in stream order
+	open   bool       // the last piece of q is a batch that small frames may join
+	wrote  time.Time  // when Send last wrote a frame itself
+	busy   bool       // the writer is writing pieces of q (outside mu)
+	down   bool       // the connection broke: frames are dropped
 	closed bool
+}
+
+// piece is a run of bytes queued for the writer: a batch of small frames
+// (4-byte length, bytes), a large frame, or the body of a frame that
+// SendLent lent the link (the caller's own memory, never pooled).
+type piece struct {
+	b    []byte
+	off  int    // bytes of b already written
+	lent bool   // b is the caller's (SendLent), until Keep copies it
+	done func() // for a lent piece: called once all of b is written, or nil
 }
 
 // streamGap: a small frame sent within streamGap of the last one Send
@@ -85,22 +93,47 @@ func (l *Link) SendV(dst int, head, body []byte) (bool, error) {
 // (one TCP segment where two Sends may take two): comm sends a long
 // message's empty head and its first Data frame this way.
 func (l *Link) SendPair(dst int, f1, head, body []byte) error {
+	_, err := l.sendPair(dst, f1, head, body, false, nil)
+	return err
+}
+
+// SendLent is SendPair (f1 may be nil: then only the frame of head and
+// body) that may keep body instead of copying it: what the socket does not
+// take at once of body waits in the queue as the caller's memory, so a
+// large frame behind a full socket costs no copy. It reports whether it
+// kept body (lent); then the caller must leave body alone until done is
+// called (once, from another goroutine, without any lock of the link's
+// held) or until Keep returns. done is called once the kernel has taken
+// the last byte of body, or the connection broke and the frame was
+// dropped; it is not called after Close. done may be nil (the caller
+// learns the end from a later lent frame to the same rank: frames are
+// written in order). f1 and head are copied as Send copies them. On a sealed
+// link (TLS and --tcp-encrypt), which seals each frame into a buffer of its own, and where the
+// socket cannot be written without waiting, SendLent is SendPair and
+// never lends.
+func (l *Link) SendLent(dst int, f1, head, body []byte, done func()) (lent bool, err error) {
+	return l.sendPair(dst, f1, head, body, true, done)
+}
+
+func (l *Link) sendPair(dst int, f1, head, body []byte, lend bool, done func()) (bool, error) {
 	if l.Sealed() {
-		if err := l.send(dst, f1, nil); err != nil {
-			return err
+		if f1 != nil {
+			if err := l.send(dst, f1, nil); err != nil {
+				return false, err
+			}
 		}
-		return l.send(dst, head, body)
+		return false, l.send(dst, head, body)
 	}
 	o, err := l.out(dst, len(f1))
 	if err != nil {
-		return err
+		return false, err
 	}
 	size := len(head) + len(body)
 	if size > l.cfg.MaxFrame {
-		return fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
+		return false, fmt.Errorf("tcp: frame of %d bytes above the limit of %d", size, l.cfg.MaxFrame)
 	}
 	if ok, err := o.lock(); !ok {
-		return err
+		return false, err
 	}
 	first := len(o.q) == 0
 	inline := first && !o.busy && o.fd >= 0
@@ -108,9 +141,18 @@ func (l *Link) SendPair(dst int, f1, head, body []byte) error {
 	binary.LittleEndian.PutUint32(h1[:], uint32(len(f1)))
 	binary.LittleEndian.PutUint32(h2[:], uint32(size))
 	pieces := [5][]byte{h1[:], f1, h2[:], head, body}
-	l.sendPieces(o, inline, pieces[:])
+	ps := pieces[:]
+	if f1 == nil {
+		ps = ps[2:]
+	}
+	lent := false
+	if lend && o.fd >= 0 {
+		lent = l.sendLent(o, inline, ps, done)
+	} else {
+		l.sendPieces(o, inline, ps)
+	}
 	o.unlock(first)
-	return nil
+	return lent, nil
 }
 
 // lock takes o.mu for a send. It reports false, with what the send
@@ -187,31 +229,67 @@ func (l *Link) sendPlain(o *outbound, inline bool, size int, head, body []byte) 
 // length) to the socket (inline) as far as it takes them without waiting,
 // and queues the rest. o.mu held.
 func (l *Link) sendPieces(o *outbound, inline bool, pieces [][]byte) {
-	total := 0
-	for _, p := range pieces {
-		total += len(p)
-	}
-	if inline {
-		// Nothing queued and the writer idle: the frames go to the
-		// kernel now, from the caller's buffers, as far as the socket
-		// takes them without waiting; the writer gets the rest. (An
-		// error leaves them to the writer, which meets it and reports.)
-		n, _ := writeFD(o.fd, pieces...)
-		o.wrote = time.Now()
-		if n == total {
-			return
-		}
-		total -= n
-		for i := range pieces {
-			k := min(n, len(pieces[i]))
-			pieces[i], n = pieces[i][k:], n-k
-		}
+	total := l.sendInline(o, inline, pieces)
+	if total == 0 {
+		return
 	}
 	b := o.queueBuf(total)
 	for _, p := range pieces {
 		*b = append(*b, p...)
 	}
 }
+
+// sendInline writes pieces to the socket when inline, as far as it takes
+// them without waiting, cuts what it wrote off pieces and returns how many
+// bytes remain. o.mu held.
+func (l *Link) sendInline(o *outbound, inline bool, pieces [][]byte) int {
+	total := 0
+	for _, p := range pieces {
+		total += len(p)
+	}
+	if !inline {
+		return total
+	}
+	// Nothing queued and the writer idle: the frames go to the kernel
+	// now, from the caller's buffers, as far as the socket takes them
+	// without waiting; the writer gets the rest. (An error leaves them to
+	// the writer, which meets it and reports.)
+	n, _ := writeFD(o.fd, pieces...)
+	o.wrote = time.Now()
+	total -= n
+	for i := range pieces {
+		k := min(n, len(pieces[i]))
+		pieces[i], n = pieces[i][k:], n-k
+	}
+	return total
+}
+
+// sendLent is sendPieces whose last piece (a frame's body) is queued as
+// it is, lent, with done, and reports whether it was. o.mu held.
+func (l *Link) sendLent(o *outbound, inline bool, pieces [][]byte, done func()) bool {
+	if l.sendInline(o, inline, pieces) == 0 {
+		return false
+	}
+	last := len(pieces) - 1
+	n := 0
+	for _, p := range pieces[:last] {
+		n += len(p)
+	}
+	if n > 0 {
+		b := o.queueBuf(n)
+		for _, p := range pieces[:last] {
+			*b = append(*b, p...)
+		}
+	}
+	o.q = append(o.q, piece{b: pieces[last], lent: true, done: done})
+	o.open = false
+	l.lentFrames.Add(1)
+	return true
+}
+
+// LentFrames counts the frames whose body SendLent queued as the caller's
+// memory, not copied (for tests and diagnostics).
+func (l *Link) LentFrames() int64 { return l.lentFrames.Load() }
 
 // sendSealed seals the frame of head and body into a queue buffer and
 // writes it to the socket (inline) as far as it takes it without waiting,
@@ -238,7 +316,7 @@ func (l *Link) sendSealed(o *outbound, inline bool, head, body []byte) {
 	}
 	// The rest goes to the writer as it is (an error leaves it all to
 	// the writer, which meets it and reports).
-	o.q = append(o.q, b[n:])
+	o.q = append(o.q, piece{b: b, off: n})
 	o.open = false
 }
 
@@ -251,86 +329,13 @@ const maxSmallWire = 4 + smallFrame + tagLen
 // o.mu held.
 func (o *outbound) queueBuf(need int) *[]byte {
 	if need <= maxSmallWire {
-		if n := len(o.q); !o.open || cap(o.q[n-1])-len(o.q[n-1]) < need {
-			o.q = append(o.q, (*batchPool.Get().(*[]byte))[:0])
+		if n := len(o.q); !o.open || cap(o.q[n-1].b)-len(o.q[n-1].b) < need {
+			o.q = append(o.q, piece{b: (*batchPool.Get().(*[]byte))[:0]})
 			o.open = true
 		}
-		return &o.q[len(o.q)-1]
+		return &o.q[len(o.q)-1].b
 	}
-	o.q = append(o.q, getLarge(need))
+	o.q = append(o.q, piece{b: getLarge(need)})
 	o.open = false
-	return &o.q[len(o.q)-1]
-}
-
-// write is o's writer goroutine: it hands the queue to the kernel batch by
-// batch until the link closes or the connection breaks.
-func (l *Link) write(o *outbound) {
-	defer l.wg.Done()
-	for {
-		o.mu.Lock()
-		for len(o.q) == 0 && !o.closed && !o.down {
-			o.mu.Unlock()
-			select {
-			case <-o.wake:
-			case <-l.done:
-			}
-			o.mu.Lock()
-		}
-		if o.closed || o.down {
-			o.mu.Unlock()
-			return
-		}
-		bufs := o.q
-		o.q, o.spare = o.spare[:0], nil
-		o.open = false
-		o.busy = true
-		o.mu.Unlock()
-
-		all := slices.Clone(bufs) // WriteTo consumes its receiver
-		_, err := bufs.WriteTo(o.conn)
-		for i, b := range all {
-			putBuf(b)
-			all[i] = nil
-		}
-
-		o.mu.Lock()
-		o.busy = false
-		o.spare = all[:0]
-		if err != nil && !o.closed {
-			o.down = true
-			o.q, o.spare = nil, nil
-			o.mu.Unlock()
-			l.report(o.dst, fmt.Errorf("writing to %s: %w", o.addr, err))
-			return
-		}
-		o.mu.Unlock()
-	}
-}
-
-// Flush returns once every frame sent so far has been handed to the kernel
-// (or its connection broke), or ctx ends.
-func (l *Link) Flush(ctx context.Context) error {
-	d := 20 * time.Microsecond
-	for {
-		n := 0
-		for _, o := range *l.outs.Load() {
-			if o == nil {
-				continue
-			}
-			o.mu.Lock()
-			if (len(o.q) > 0 || o.busy) && !o.down && !o.closed {
-				n++
-			}
-			o.mu.Unlock()
-		}
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("tcp: rank %d: %d peers have not taken its last frames: %w", l.cfg.Rank, n, ctx.Err())
-		case <-time.After(d):
-		}
-		d = min(2*d, 5*time.Millisecond)
-	}
+	return &o.q[len(o.q)-1].b
 }
