@@ -262,11 +262,21 @@
 //     frames given back are now read into again (Recycle), from
 //     power-of-two classes of buffers made with room for the header comm
 //     cuts off before it gives a payload back.
-//   - Small messages: a ping-pong of messages of up to about 500 bytes
-//     costs 2.5-3 µs more one way than one of 600 bytes to 1 KiB (11.4-14
-//     against 8.8-10.5 µs in the same minutes). Not Linux's immediate
-//     ACK of a small segment on a one-way connection: padding such
-//     frames to 560 bytes on the wire changed nothing. Not known yet.
+//   - Small messages: a ping-pong of messages of up to 192 bytes costs
+//     about 3 µs more one way than one of 224 bytes to 1 KiB (11.6-12.1
+//     against 8.6-9.8 µs, `bench latency --transport tcp --sizes
+//     8,32,...,256`, 2026-12-07 22:30 UTC, two runs). The kernel sends as
+//     many segments either way (nstat: 16,586 against 16,580 for 5,000
+//     round trips), a raw Go ping-pong over two one-way connections shows
+//     no such step (8.16 µs at 8 bytes, 8.37 at 256), and setting
+//     TCP_QUICKACK to 0 after every read changed no segment count and
+//     cost 1.3 µs: the step is in this package or comm, not known yet.
+//   - One connection per pair: the same raw Go ping-pong takes 5.95 µs one
+//     way over one connection, where each reply carries the ACK of the
+//     message it answers, and 8.2 µs over two one-way connections, as
+//     here (sizes 8 B-1 KiB): one connection per pair of ranks would save
+//     about 2 µs one way, at the cost of deciding who dials and of a
+//     handshake and security argument for both directions.
 //   - Read buffer: 64 KiB per connection, so a stream of small frames
 //     takes one read per 64 KiB; write batches of 64 KiB likewise.
 //   - Bandwidth: a plain Go stream between two processes on the test VM,
