@@ -3,7 +3,6 @@ package comm
 import (
 	"bytes"
 	"context"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -222,42 +221,8 @@ func TestTCPRendezvousLent(t *testing.T) {
 // than one frame per message (a fresh frame is fresh memory, a page fault
 // every few messages).
 func TestTCPSmallRecvIntoReusesFrames(t *testing.T) {
-	cs, errs := hostWorld(t, 2, "tcp", nil)
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
-		}
-	}
-	ctx := tctx(t)
 	const n, size = 2000, 1 << 10
-	msg, buf := make([]byte, size), make([]byte, size)
-	round := func() error {
-		if err := cs[0].Send(ctx, 1, 0, msg); err != nil {
-			return err
-		}
-		if _, err := cs[1].RecvInto(ctx, buf, 0, 0); err != nil {
-			return err
-		}
-		if err := cs[1].Send(ctx, 0, 1, buf); err != nil {
-			return err
-		}
-		_, err := cs[0].RecvInto(ctx, msg, 1, 1)
-		return err
-	}
-	for range 100 { // the pools fill
-		if err := round(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	for range n {
-		if err := round(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runtime.ReadMemStats(&after)
-	if got := after.TotalAlloc - before.TotalAlloc; got > n*size/2 {
+	if got := tcpRoundTripAllocs(t, n, 100, size, true); got > n*size/2 {
 		t.Errorf("%d round trips of %d bytes allocated %d bytes; want under %d (frames reused)", n, size, got, n*size/2)
 	}
 }

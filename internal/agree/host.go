@@ -550,9 +550,6 @@ func wordsOf(g *shm.Region, q int, s uint64) (w [packWords]int64, n int) {
 
 // headOf is member q's header of step s (which it has posted).
 func headOf(g *shm.Region, q int, s uint64) Header {
-	var w [packWords]int64
-	for i := range w {
-		w[i] = g.Head(q, s, i)
-	}
-	return unpack(&w, len(g.Data(q, s)))
+	w, n := wordsOf(g, q, s)
+	return unpack(&w, n)
 }
