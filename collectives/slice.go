@@ -455,8 +455,8 @@ func agreeSlice[E any](ctx context.Context, cl *call, k elems[E], a params, v, o
 			offerBlocks(cl, k, v) // (a nonblocking call may ask for one phase, which reads whole vectors)
 		}
 	}
-	if offered && k.raw && len(v)*k.size >= regionSplit {
-		cl.ac.Stream() // foldSlices and foldBlocks wait for the bytes they read
+	if offered && k.raw {
+		cl.streamIf(len(v) * k.size) // foldSlices and foldBlocks wait for the bytes they read
 	}
 	if a.bad == nil && large && !offered && !cl.ahead {
 		var err error
