@@ -10,12 +10,16 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/decorun/decorun/internal/jobenv"
+	iproc "github.com/decorun/decorun/internal/proc"
 )
 
 // netHosts is a set of test hosts: Linux network namespaces joined by veth
@@ -96,6 +100,31 @@ func TestMultiHostRing(t *testing.T) {
 	}
 	if strings.Join(lines, ",") != strings.Join(want, ",") {
 		t.Fatalf("ranks ran at %v, want %v (by slot, 2 per host)", lines, want)
+	}
+
+	// Each host's agent binds its two ranks to a share of its CPUs each,
+	// as the launcher does on its own host.
+	p = start(t, append(nh.args(2), "-n", "6", "--tag-output", "sh", "-c",
+		`echo "$DECORUN_LOCAL_RANK ${DECORUN_CPUS-unset} $(grep Cpus_allowed_list /proc/self/status | cut -f2)"`)...)
+	if code := p.wait(time.Minute); code != 0 {
+		t.Fatalf("bindings: exit %d; stderr:\n%s", code, p.errText())
+	}
+	cpus, err := iproc.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(p.out(), "\n") {
+		f := strings.Fields(l) // [r] local DECORUN_CPUS allowed
+		local, _ := strconv.Atoi(f[1])
+		want := jobenv.FormatRanks(iproc.Share(cpus, local, 2))
+		if want == "" {
+			want = "unset " + jobenv.FormatRanks(cpus)
+		} else {
+			want += " " + want
+		}
+		if len(f) != 4 || strings.Join(f[2:], " ") != want {
+			t.Errorf("bindings: %q; want local rank %s on %q", l, f[1], want)
+		}
 	}
 
 	// Lines written in pieces with pauses by ranks on several hosts, two

@@ -265,7 +265,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	e = newEngine(job.Rank, job.Size, link)
 	e.drv, e.spin, e.shl, e.crowded = drv, spin, shl, shl != nil && drv == nil
-	if tl := tcpLink(link); tl != nil && len(job.HostRanks) > 0 && !crowded(len(job.HostRanks)-1) {
+	if tl := tcpLink(link); tl != nil && len(job.HostRanks) > 0 && !crowded(job, len(job.HostRanks)-1) {
 		e.tdrv, e.spin = tl, max(spin, tcpSpin) // see engine.drive
 	}
 	close(ready)

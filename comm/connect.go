@@ -186,7 +186,7 @@ func dial(ctx context.Context, job jobenv.Job, wr *hostRegions, onFrame, onView 
 		// thread; with more ranks than cores, spinning callers starve the
 		// ranks that would send (Allreduce over 8 ranks on 2 cores: 1.5-1.8
 		// times slower than the pump alone).
-		if !crowded(len(shmPeers)) {
+		if !crowded(job, len(shmPeers)) {
 			drv, spin = sl, shmSpin
 		} else {
 			spin = recvSpin
@@ -259,8 +259,13 @@ var warnings io.Writer = os.Stderr
 // crowded reports whether this rank and its peers on this host are more
 // than the CPUs it may run on: the CPUs in its affinity mask, or fewer
 // when the Go runtime found a lower CPU quota (a container's cgroup limit)
-// and GOMAXPROCS was not set by hand.
-func crowded(peers int) bool {
+// and GOMAXPROCS was not set by hand. A rank the launcher bound to CPUs
+// of its own (job.CPUs) is not: the launcher binds only ranks that the
+// host's CPUs hold.
+func crowded(job jobenv.Job, peers int) bool {
+	if len(job.CPUs) > 0 {
+		return false
+	}
 	n := runtime.NumCPU()
 	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
 		n = min(n, runtime.GOMAXPROCS(0))
@@ -301,7 +306,7 @@ func openSHM(job jobenv.Job, tr string, t *transport.NATS, onFrame, onView func(
 	}
 	nameKey, authKey := job.SHMKeys()
 	sl, err = shm.Open(shm.Config{ID: job.ID, NameKey: nameKey, AuthKey: authKey,
-		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, Crowded: crowded(len(peers)), OnView: onView},
+		Rank: job.Rank, Size: job.Size, Peers: peers, RingSize: ring, MaxFrame: t.MaxFrame(), Spin: shmSpin, Crowded: crowded(job, len(peers)), OnView: onView},
 		onFrame, onFatal)
 	switch {
 	case errors.Is(err, errors.ErrUnsupported):

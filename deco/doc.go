@@ -51,7 +51,8 @@
 // Under decorun ([Main] or [Run] over a communicator of more than one rank)
 // the block's body runs on rank 0 and the tasks on every rank, rank 0
 // included: each rank runs up to NumCPU/LocalSize tasks at once (at least
-// one), so `decorun -n 2` on two cores keeps both cores busy. Without
+// one; as many as its own CPUs when decorun bound it to a share of the
+// host's), so `decorun -n 2` on two cores keeps both cores busy. Without
 // decorun (a world of one rank, or Synchronized called with a context that
 // did not come from Main or Run) the tasks run on a goroutine pool of
 // GOMAXPROCS goroutines: DECO's "uses all the cores" with no launcher.

@@ -50,6 +50,8 @@ func Run(ctx context.Context, c *comm.Comm, body func(ctx context.Context) error
 	cfg := defaults()
 	if c.Size() == 1 {
 		cfg.slots = runtime.GOMAXPROCS(0)
+	} else if os.Getenv(jobenv.EnvCPUs) != "" {
+		cfg.slots = runtime.NumCPU() // bound by decorun: these CPUs are this rank's own
 	} else {
 		cfg.slots = max(runtime.NumCPU()/max(c.LocalSize(), 1), 1)
 	}

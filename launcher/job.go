@@ -54,6 +54,7 @@ type job struct {
 	prefix string
 	env    []string
 	marker string // prefix of the launcher's own ordering markers on the control subject
+	cpus   []int  // the CPUs this launcher may run on, which its ranks share (binding)
 
 	sub   *nats.Subscription
 	ctl   chan *nats.Msg // control messages, read by the loop only
@@ -104,6 +105,9 @@ func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
 		marker: "decorun-marker " + randomHex(8) + " ",
 		ctl:    make(chan *nats.Msg, 4*cfg.NP+4096), // spawned ranks' messages come here too
 		exits:  make(chan exitEvent, cfg.NP),
+	}
+	if !cfg.NoBind {
+		j.cpus, _ = proc.Allowed() // none known: ranks run unbound
 	}
 	var err error
 	j.sub, err = srv.nc.ChanSubscribe(jobenv.CtlSubject(j.prefix), j.ctl)

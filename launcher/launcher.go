@@ -147,6 +147,17 @@ type Config struct {
 	// (decorun -x) replaces this field, as for Transport.
 	TCPPlain bool
 
+	// NoBind leaves the ranks unbound (decorun --bind-to none). By
+	// default, when a host's ranks are no more than the CPUs the launcher
+	// (or the host's agent) may use there, each rank is bound to an equal
+	// share of them of its own, as mpirun binds to cores: ranks polling
+	// shared memory then never share a CPU, nor move to one whose caches
+	// are cold. Ranks that outnumber the CPUs run unbound, as do the ranks
+	// of a spawn (comm.Spawn). A bound rank gets DECORUN_CPUS, its CPUs,
+	// and GOMAXPROCS set to at least 2 unless Env or the environment sets
+	// it.
+	NoBind bool
+
 	// MaxPending is the server's limit on bytes queued for one client
 	// connection. Zero means DefaultMaxPending.
 	MaxPending int64

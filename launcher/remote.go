@@ -226,7 +226,7 @@ func (j *job) startHost(w *world, host string, ranks []int) *ExitError {
 		j.wg.Go(func() { j.beat(h.done) }) // teardown closes every host's done
 	}
 	wd, _ := os.Getwd()
-	spec := agent.Spec{Host: host, Program: w.path, Args: w.args, Dir: wd, Beat: j.prefix,
+	spec := agent.Spec{Host: host, Program: w.path, Args: w.args, Dir: wd, Beat: j.prefix, Bind: !j.cfg.NoBind && w.k == 0,
 		Env: append(j.remoteEnv(w), jobenv.EnvHostRanks+"="+jobenv.FormatRanks(w.hostRanks(ranks[0])))}
 	spec.Env = append(spec.Env, j.parentEnv(w, ranks[0])...) // the same for every rank of the host
 	for i, n := range ranks {

@@ -122,6 +122,12 @@ func (j *job) startRank(w *world, n, local int, g *hostGroup) *ExitError {
 	cmd.Env = append(w.env[:len(w.env):len(w.env)], jobenv.EnvRank+"="+s, jobenv.EnvLocalRank+"="+strconv.Itoa(local),
 		jobenv.EnvLocalSize+"="+strconv.Itoa(g.size), jobenv.EnvHostRanks+"="+g.ranks)
 	cmd.Env = append(cmd.Env, j.parentEnv(w, n)...)
+	var cpus []int
+	if w.k == 0 && !j.cfg.NoBind { // a spawn's ranks would share their parents' CPUs
+		var add []string
+		cpus, add = proc.Binding(j.cpus, local, g.size, cmd.Env)
+		cmd.Env = append(cmd.Env, add...)
+	}
 	slot, name := w.slots[n], w.name(n)
 
 	var closeAfterStart []*os.File
@@ -185,7 +191,7 @@ func (j *job) startRank(w *world, n, local int, g *hostGroup) *ExitError {
 		}
 	}
 
-	p, err := proc.Start(cmd)
+	p, err := proc.StartOn(cmd, cpus)
 	if err != nil {
 		for _, c := range copiers {
 			c.r.Close()

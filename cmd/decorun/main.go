@@ -208,6 +208,7 @@ func placeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "map-by", Value: "slot", Usage: "place ranks by `slot` (fill each host in turn) or node (one per host in turn)"},
 		&cli.BoolFlag{Name: "oversubscribe", Usage: "allow more ranks on a host than it has slots"},
 		&cli.StringFlag{Name: "launch-agent", Usage: "command that runs a command on a host, {host} for its name (default: " + launcher.DefaultLaunchAgent + ")"},
+		&cli.StringFlag{Name: "bind-to", Value: "core", Usage: "bind ranks to CPUs: `core` (each rank of a host to an equal share of its CPUs, as mpirun does, when the ranks are no more than the CPUs; otherwise unbound) or none"},
 		&cli.StringFlag{Name: "server-addr", Usage: "`ADDR` of this machine that the other hosts reach the job's server at (default: found from the route to them)"},
 	}
 }
@@ -237,6 +238,13 @@ func placement(c *cli.Context, cfg *launcher.Config) error {
 		cfg.MapByNode = true
 	default:
 		return &usageError{fmt.Sprintf("--map-by %q: want slot or node", m)}
+	}
+	switch b := c.String("bind-to"); b {
+	case "core":
+	case "none":
+		cfg.NoBind = true
+	default:
+		return &usageError{fmt.Sprintf("--bind-to %q: want core or none", b)}
 	}
 	cfg.Oversubscribe = c.Bool("oversubscribe")
 	cfg.LaunchAgent = c.String("launch-agent")

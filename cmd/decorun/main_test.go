@@ -83,6 +83,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"-n", "2", "../../internal/jobenv"}, 2, "decorun: cannot run ../../internal/jobenv: it holds Go package jobenv, not a main package (a program is package main with a func main)\n"},
 		{[]string{"--nats-url", "nats://user:s3cretpw@127.0.0.1:x", "true"}, 1, "decorun: cannot connect to the NATS server at nats://user:xxxxx@127.0.0.1:x: parse \"nats://user:xxxxx@127.0.0.1:x\": invalid port \":x\" after host\n"},
 		{[]string{"-n", "64", "true"}, 0, ""}, // more ranks than cores: fine
+		{[]string{"--bind-to", "socket", "true"}, 2, "decorun: --bind-to \"socket\": want core or none\n"},
+		{[]string{"--bind-to", "none", "-n", "2", "true"}, 0, ""},
 	} {
 		code, _, stderr := exitCode(t, tc.args...)
 		if len(tc.args) > 3 && tc.args[1] == "3" {

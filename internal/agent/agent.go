@@ -73,6 +73,10 @@ type Spec struct {
 	// the DECORUN_PREFIX of Env (the ranks of a spawn have a world, and
 	// so a prefix, of their own).
 	Beat string `json:"beat,omitempty"`
+	// Bind: bind each rank to its share of the host's CPUs when the
+	// host's ranks are no more than them (decorun --bind-to core; set
+	// for a job's own ranks, not a spawn's).
+	Bind bool `json:"bind,omitempty"`
 }
 
 // RankSpec is one rank to start.
@@ -390,6 +394,14 @@ func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {
 		jobenv.EnvRank+"="+strconv.Itoa(rs.Rank),
 		jobenv.EnvLocalRank+"="+strconv.Itoa(rs.LocalRank),
 		jobenv.EnvLocalSize+"="+strconv.Itoa(rs.LocalSize))
+	var cpus []int
+	if a.spec.Bind {
+		if allowed, err := proc.Allowed(); err == nil { // else unbound
+			var add []string
+			cpus, add = proc.Binding(allowed, rs.LocalRank, rs.LocalSize, cmd.Env)
+			cmd.Env = append(cmd.Env, add...)
+		}
+	}
 	var copiers []chan struct{}
 	var closeAfter []*os.File
 	for fd := 1; fd <= 2; fd++ {
@@ -413,7 +425,7 @@ func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {
 		}()
 	}
 	cmd.Stdout, cmd.Stderr = closeAfter[0], closeAfter[1]
-	p, err := proc.Start(cmd)
+	p, err := proc.StartOn(cmd, cpus)
 	for _, f := range closeAfter {
 		f.Close()
 	}

@@ -28,6 +28,7 @@ const (
 	EnvPrefix    = "DECORUN_PREFIX"     // subject prefix of the job (default "decorun.<job>")
 	EnvTransport = "DECORUN_TRANSPORT"  // data path: auto, nats, shm or tcp (see Transport*); unset: comm's default
 	EnvHostRanks = "DECORUN_HOST_RANKS" // the world ranks on this rank's host, as "0-3,8,10-11"; unset: unknown
+	EnvCPUs      = "DECORUN_CPUS"       // the CPUs the launcher bound this rank to, as "0-3"; unset: not bound
 	EnvTTY       = "DECORUN_TTY"        // "1": decorun's stderr, where the ranks' stderr lines go, is a terminal
 	EnvTCPAddr   = "DECORUN_TCP_ADDR"   // address this rank listens on for direct TCP from peers; unset: its address towards the NATS server
 	// EnvTCPEncrypt "false" (or 0, f, FALSE, False) turns encryption of
@@ -99,6 +100,10 @@ type Job struct {
 	// (DECORUN_TCP_ENCRYPT=false): frames travel unsealed even when the
 	// job uses TLS; connections are still authenticated.
 	TCPPlain bool
+
+	// CPUs are the CPUs the launcher bound this rank to, of its own (nil:
+	// not bound): its host's ranks are no more than its CPUs.
+	CPUs []int
 
 	// Spawn is K for a rank of the K-th spawn of a job (0: not
 	// spawned); Parent its intercommunicator's job (Rank, Size, ID,
@@ -215,6 +220,11 @@ func FromEnv() (j Job, ok bool, err error) {
 			return Job{}, true, fmt.Errorf("jobenv: %s=%q: %w", EnvHostRanks, s, err)
 		}
 	}
+	if s := os.Getenv(EnvCPUs); s != "" {
+		if j.CPUs, err = ParseRanks(s, maxCPU); err != nil {
+			return Job{}, true, fmt.Errorf("jobenv: %s=%q: %w", EnvCPUs, s, err)
+		}
+	}
 	if j.Prefix == "" {
 		j.Prefix = DefaultPrefix(j.ID)
 	}
@@ -306,6 +316,10 @@ func ParseTransport(s string) (string, error) {
 	}
 	return "", fmt.Errorf("jobenv: %s=%q: want %s, %s, %s or %s", EnvTransport, s, TransportAuto, TransportNATS, TransportSHM, TransportTCP)
 }
+
+// maxCPU bounds the CPU numbers of DECORUN_CPUS (Linux's CPU sets hold
+// 1024 by default; this leaves room for larger kernels).
+const maxCPU = 1 << 16
 
 // FormatRanks writes ascending ranks compactly: "0-3,8,10-11".
 func FormatRanks(rs []int) string {

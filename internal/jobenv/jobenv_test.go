@@ -53,6 +53,15 @@ func TestFromEnvTransport(t *testing.T) {
 		t.Error("FromEnv with host ranks out of range succeeded")
 	}
 	t.Setenv(EnvHostRanks, "0")
+	t.Setenv(EnvCPUs, "2-3,6")
+	if j, _, err := FromEnv(); err != nil || !slices.Equal(j.CPUs, []int{2, 3, 6}) {
+		t.Errorf("FromEnv with %s=2-3,6: CPUs %v, %v", EnvCPUs, j.CPUs, err)
+	}
+	t.Setenv(EnvCPUs, "3-1")
+	if _, _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), EnvCPUs) {
+		t.Errorf("FromEnv with %s=3-1: %v; want an error naming it", EnvCPUs, err)
+	}
+	t.Setenv(EnvCPUs, "")
 	t.Setenv(EnvTransport, "carrier-pigeon")
 	if _, _, err := FromEnv(); err == nil {
 		t.Error("FromEnv with a bad transport succeeded")
