@@ -213,6 +213,7 @@ func next(t *testing.T, rd *Reader, got [][]byte, view bool) [][]byte {
 // wraps around the end comes as a copy.
 func TestNextViewLends(t *testing.T) {
 	r := newTestRing(t, 64)
+	r.noExpress = true // frames in the data (express frames: TestExpress)
 	w := Writer{R: r}
 	rd := Reader{R: r, Max: 64}
 	if !w.Write2([]byte("head"), []byte("-body")) {
@@ -273,6 +274,7 @@ func TestNextViewLends(t *testing.T) {
 func TestRewind(t *testing.T) {
 	r := newTestRing(t, 4096)
 	r.rewindAt, r.rewindRoom = 256, 1
+	r.noExpress = true // frames in the data, whose index is checked
 	w := Writer{R: r}
 	rd := Reader{R: r, Max: 4096}
 	skips := 0
@@ -352,5 +354,130 @@ func TestRewindLeavesRoom(t *testing.T) {
 	}
 	if skips == 0 {
 		t.Fatal("no skip in 40 frames of 60 KiB through a 1 MiB ring")
+	}
+}
+
+// TestExpress: a frame of up to expressMax bytes written into an empty
+// ring travels in the head's line (head has expressBit, the data is not
+// written), and one written before the consumer has read it is copied into
+// the data first, so that both arrive whole and in order by Next and by
+// NextView.
+func TestExpress(t *testing.T) {
+	r := newTestRing(t, 256)
+	w := Writer{R: r}
+	rd := Reader{R: r, Max: 256}
+	zero := make([]byte, 256)
+	small := bytes.Repeat([]byte{'x'}, expressMax)
+	if !w.Write2(small[:8], small[8:]) {
+		t.Fatal("a 56-byte frame does not fit an empty ring")
+	}
+	if hv := r.head.Load(); hv&expressBit == 0 || hv&^expressBit != lenSize+expressMax || !bytes.Equal(r.data, zero) {
+		t.Fatalf("a %d-byte frame into an empty ring: head %#x, data written %v; want express", expressMax, hv, !bytes.Equal(r.data, zero))
+	}
+	f, view, err := rd.NextView()
+	if err != nil || !view || !bytes.Equal(f, small) || &f[0] != &r.express[0] {
+		t.Fatalf("NextView = %d bytes, view %v, %v; want the frame lent from the head's line", len(f), view, err)
+	}
+	if r.Free() != 256-lenSize-expressMax {
+		t.Fatalf("room while lent: %d", r.Free())
+	}
+	rd.Release()
+	if f, _ := rd.Next(); f != nil || r.Free() != 256 {
+		t.Fatalf("after Release: Next = %q, %d free; want nothing, 256", f, r.Free())
+	}
+	// Two frames before the consumer reads: the first is settled into
+	// the data when the second is written (not express: the ring holds
+	// the first).
+	a, b := []byte("first frame"), bytes.Repeat([]byte{'b'}, expressMax+1)
+	w.Write(a)
+	if r.head.Load()&expressBit == 0 {
+		t.Fatal("the first frame did not go express")
+	}
+	w.Write(b) // too long for the line, and the ring is not empty
+	if r.head.Load()&expressBit != 0 {
+		t.Fatal("head kept expressBit after a frame in the data")
+	}
+	at := int((r.head.Load() - uint64(2*lenSize+len(a)+len(b))) & r.mask)
+	if l := binary.LittleEndian.Uint32(r.data[at:]); l != uint32(len(a)) || !bytes.Equal(r.data[at+lenSize:at+lenSize+len(a)], a) {
+		t.Fatalf("the settled express frame in the data: length %d, bytes %q", l, r.data[at+lenSize:at+lenSize+len(a)])
+	}
+	for i, want := range [][]byte{a, b} {
+		if f, err := next1(&rd, i == 0); err != nil || !bytes.Equal(f, want) {
+			t.Fatalf("frame %d: %q, %v; want %q", i, f, err, want)
+		}
+	}
+	// A frame of expressMax+1 bytes goes into the data.
+	w.Write(b)
+	if r.head.Load()&expressBit != 0 {
+		t.Fatalf("a %d-byte frame went express", len(b))
+	}
+	rd.Next()
+	// An express frame longer than the line is ErrCorrupt.
+	r.head.Store(r.tail.Load() + lenSize + expressMax + 1 | expressBit)
+	if _, err := rd.Next(); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Next of a %d-byte express frame: %v; want ErrCorrupt", expressMax+1, err)
+	}
+}
+
+// TestRingConcurrentExpress streams frames around expressMax in size from
+// one goroutine to another, in bursts, so that frames go express, are
+// settled into the data behind the consumer's back, and are read by Next
+// and NextView, concurrently: every frame arrives whole and in order.
+// Under -race this checks the express frames' memory ordering.
+func TestRingConcurrentExpress(t *testing.T) {
+	r := newTestRing(t, 512)
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := frames(rng, 20000, expressMax+8)
+	var went, settled int
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w := Writer{R: r}
+		for i, f := range want {
+			before := r.head.Load()
+			w.Write(f)
+			for w.Queued() > 0 {
+				if !w.Drain() {
+					runtime.Gosched()
+				}
+			}
+			if r.head.Load()&expressBit != 0 {
+				went++
+			} else if before&expressBit != 0 && r.xEnd == 0 {
+				settled++
+			}
+			if i%7 == 0 {
+				runtime.Gosched() // let the consumer catch up: the ring empties
+			}
+		}
+	}()
+	rd := Reader{R: r, Max: 512}
+	for i := 0; i < len(want); {
+		var f []byte
+		var err error
+		if i%3 != 0 {
+			var lent bool
+			if f, lent, err = rd.NextView(); lent {
+				f = append([]byte{}, f...)
+				rd.Release()
+			}
+		} else {
+			f, err = rd.Next()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == nil {
+			runtime.Gosched()
+			continue
+		}
+		if !bytes.Equal(f, want[i]) {
+			t.Fatalf("frame %d: got %q, want %q", i, f, want[i])
+		}
+		i++
+	}
+	<-done
+	if went == 0 || settled == 0 {
+		t.Errorf("%d frames went express, %d were settled into the data; want some of each", went, settled)
 	}
 }
