@@ -200,6 +200,10 @@ func (j *job) startRank(w *world, n, local int, g *hostGroup) *ExitError {
 			j.stdinW.Close()
 			j.stdinW = nil
 		}
+		if be := (*proc.BindError)(nil); errors.As(err, &be) {
+			return &ExitError{Code: 1, Rank: slot,
+				Msg: fmt.Sprintf("%s: %v (run with --bind-to none to leave ranks unbound)", name, err), Err: err}
+		}
 		if hint := exhausted(err); hint != "" {
 			return &ExitError{Code: 1, Rank: slot,
 				Msg: fmt.Sprintf("%s: cannot start %q: %v (%s)", name, w.prog, err, hint), Err: err}

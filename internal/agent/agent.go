@@ -429,6 +429,9 @@ func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {
 	for _, f := range closeAfter {
 		f.Close()
 	}
+	if be := (*proc.BindError)(nil); errors.As(err, &be) {
+		return nil, nil, fmt.Errorf("rank %d on %s: %w (run with --bind-to none to leave ranks unbound)", rs.Rank, a.spec.Host, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot execute %q on %s: %w", a.spec.Program, a.spec.Host, err)
 	}

@@ -56,6 +56,19 @@ func Share(cpus []int, local, size int) []int {
 	return cpus[start : start+n : start+n]
 }
 
+// BindError is StartOn's error when the kernel refused the binding: the
+// process was not started.
+type BindError struct {
+	CPUs []int
+	Err  error
+}
+
+func (e *BindError) Error() string {
+	return fmt.Sprintf("cannot bind to CPUs %s: %v", jobenv.FormatRanks(e.CPUs), e.Err)
+}
+
+func (e *BindError) Unwrap() error { return e.Err }
+
 // StartOn is Start with the process bound to cpus (unbound when cpus is
 // empty): the process, and every thread it makes, may run on those CPUs
 // only. The binding is the starting thread's while it forks, so it holds
@@ -68,7 +81,7 @@ func StartOn(cmd *exec.Cmd, cpus []int) (*Proc, error) {
 	var set unix.CPUSet
 	for _, c := range cpus {
 		if c < 0 || c >= len(set)*64 {
-			return nil, fmt.Errorf("cannot bind to CPU %d", c)
+			return nil, &BindError{CPUs: cpus, Err: fmt.Errorf("no CPU %d", c)}
 		}
 		set.Set(c)
 	}
@@ -82,7 +95,7 @@ func StartOn(cmd *exec.Cmd, cpus []int) (*Proc, error) {
 		return nil, fmt.Errorf("sched_getaffinity: %w", err)
 	}
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return nil, fmt.Errorf("cannot bind to CPUs %v: %w", cpus, err)
+		return nil, &BindError{CPUs: cpus, Err: err}
 	}
 	p, err := Start(cmd)
 	// The mask this thread had a moment ago; were it refused, the thread

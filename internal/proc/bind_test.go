@@ -1,6 +1,7 @@
 package proc
 
 import (
+	"errors"
 	"os/exec"
 	"runtime"
 	"slices"
@@ -92,7 +93,8 @@ func TestStartOn(t *testing.T) {
 	if !slices.Equal(after, before) {
 		t.Errorf("the starting thread's CPUs are %v after StartOn; want %v, as before", after, before)
 	}
-	if _, err := StartOn(exec.Command("/bin/true"), []int{1 << 20}); err == nil || !strings.Contains(err.Error(), "CPU 1048576") {
-		t.Errorf("StartOn(CPU 1<<20) = %v; want an error naming the CPU", err)
+	var be *BindError
+	if _, err := StartOn(exec.Command("/bin/true"), []int{1 << 20}); !errors.As(err, &be) || err.Error() != "cannot bind to CPUs 1048576: no CPU 1048576" {
+		t.Errorf("StartOn(CPU 1<<20) = %v; want a BindError naming the CPU", err)
 	}
 }
