@@ -63,6 +63,7 @@ type state struct {
 	turn   uint64        // the seq whose turn it is to use the region (calls before it are done with it)
 	turnCh chan struct{} // closed when turn moves
 	reg    int           // regUntried...
+	slot   atomic.Int64  // g's slot once reg is regActive (it stays so), else 0: Slot without the lock
 	g      *shm.Region
 	broken error
 	step   uint64 // the region's last step posted
@@ -73,8 +74,11 @@ type state struct {
 	// one of the call that holds it.
 	finishers map[uint64]Finisher
 	waiting   int // calls waiting for turnCh
-	users     sync.WaitGroup
-	closed    bool
+	// users counts the calls that hold the turn (hold to Done); release
+	// waits on idle until none does. Under mu, which both take anyway.
+	users  int
+	idle   *sync.Cond
+	closed bool
 }
 
 func newState() *state {
@@ -112,8 +116,13 @@ func Release[T any](c *T) {
 func (st *state) release() {
 	st.mu.Lock()
 	st.closed = true
+	for st.users > 0 { // the region's owner closed it first, ending their waits
+		if st.idle == nil {
+			st.idle = sync.NewCond(&st.mu)
+		}
+		st.idle.Wait()
+	}
 	st.mu.Unlock()
-	st.users.Wait() // the region's owner closed it first, ending their waits
 }
 
 // acquire waits for the call's turn to use the region.
@@ -179,7 +188,7 @@ func (cl *Call) acquire(ctx context.Context) error {
 // st.mu held.
 func (cl *Call) hold() {
 	cl.holds = true
-	cl.st.users.Add(1)
+	cl.st.users++
 }
 
 // advance passes the turn over the calls that gave it up, each consuming
@@ -218,21 +227,15 @@ func (cl *Call) Done() {
 	}
 	st.turn = cl.Seq + 1
 	st.advance()
+	if st.users--; st.users == 0 && st.idle != nil {
+		st.idle.Broadcast()
+	}
 	st.mu.Unlock()
-	st.users.Done()
 }
 
 // Slot is the largest payload a call can post in the communicator's
 // region, 0 when the communicator has none (yet).
-func (cl *Call) Slot() int {
-	st := cl.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.reg != regActive {
-		return 0
-	}
-	return st.g.Slot()
-}
+func (cl *Call) Slot() int { return int(cl.st.slot.Load()) }
 
 // Stream lets Check return, when the call goes through the region, as
 // soon as every rank's header can be read, before every payload is whole
@@ -353,6 +356,7 @@ func (cl *Call) first(ctx context.Context, p, r int, h Header, payload [][]byte,
 		return st.broken
 	}
 	st.g, st.reg = g, regActive
+	st.slot.Store(int64(g.Slot()))
 	st.mu.Unlock()
 	return cl.post(ctx, p, h, payload, sum)
 }
