@@ -61,7 +61,8 @@
 // Binding: unless [Config.NoBind], the ranks of the job's own world on a
 // host that holds at least as many CPUs as ranks (the CPUs the launcher,
 // or that host's agent, may run on) are each bound to an equal share of
-// them (internal/proc.Share): the starting thread takes the rank's CPU
+// them, whole cores when the ranks are no more than the cores
+// (internal/proc.Share): the starting thread takes the rank's CPU
 // mask for the fork and gets its own back (proc.StartOn), so the rank is
 // bound from its first instruction. The rank gets DECORUN_CPUS and, unless
 // set, GOMAXPROCS of at least 2; comm then counts it as having a core of

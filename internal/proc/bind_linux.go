@@ -4,8 +4,10 @@ package proc
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,19 +43,74 @@ func Allowed() ([]int, error) {
 }
 
 // Share returns the CPUs of the local-th (from 0) of size ranks that share
-// cpus: consecutive runs of len(cpus)/size CPUs, the first
-// len(cpus)%size ranks taking one more. It returns nil when the ranks
-// outnumber the CPUs or local is not one of them: those ranks run unbound.
+// cpus, as Deal does with the host's cores (CPUs that are hardware threads
+// of one core, from /sys/devices/system/cpu; each CPU its own core where
+// that cannot be read).
 func Share(cpus []int, local, size int) []int {
+	return Deal(coresOf(cpus), local, size)
+}
+
+// Deal returns the CPUs of the local-th (from 0) of size ranks that share
+// the cores (each a list of CPUs, the hardware threads of one core): when
+// the ranks are no more than the cores, consecutive runs of len/size
+// whole cores, the first len%size ranks taking one more, so that two
+// ranks never share a core; when they are more, the same runs of CPUs,
+// each core's threads next to each other. It returns nil when the ranks
+// outnumber the CPUs or local is not one of them: those ranks run unbound.
+func Deal(cores [][]int, local, size int) []int {
+	var cpus []int
+	for _, c := range cores {
+		cpus = append(cpus, c...)
+	}
 	if size <= 0 || size > len(cpus) || local < 0 || local >= size {
 		return nil
 	}
-	k, extra := len(cpus)/size, len(cpus)%size
-	start, n := local*k+min(local, extra), k
-	if local < extra {
-		n++
+	if size <= len(cores) {
+		a, b := run(len(cores), local, size)
+		var out []int
+		for _, c := range cores[a:b] {
+			out = append(out, c...)
+		}
+		slices.Sort(out)
+		return out
 	}
-	return cpus[start : start+n : start+n]
+	a, b := run(len(cpus), local, size)
+	out := slices.Clone(cpus[a:b])
+	slices.Sort(out)
+	return out
+}
+
+// run is the local-th of size consecutive runs that split n items, the
+// first n%size one longer.
+func run(n, local, size int) (start, end int) {
+	k, extra := n/size, n%size
+	start = local*k + min(local, extra)
+	end = start + k
+	if local < extra {
+		end++
+	}
+	return start, end
+}
+
+// coresOf groups cpus by the core they are hardware threads of (sysfs's
+// thread_siblings_list), cores in the order of their first CPU.
+func coresOf(cpus []int) [][]int {
+	var cores [][]int
+	at := map[string]int{}
+	for _, c := range cpus {
+		b, err := os.ReadFile(fmt.Sprintf("/sys/devices/system/cpu/cpu%d/topology/thread_siblings_list", c))
+		key := strings.TrimSpace(string(b))
+		if err != nil || key == "" {
+			key = "cpu" + strconv.Itoa(c)
+		}
+		if i, ok := at[key]; ok {
+			cores[i] = append(cores[i], c)
+			continue
+		}
+		at[key] = len(cores)
+		cores = append(cores, []int{c})
+	}
+	return cores
 }
 
 // BindError is StartOn's error when the kernel refused the binding: the

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,23 +33,75 @@ func TestShare(t *testing.T) {
 		{nil, 0, 1, nil},
 		{cpus, 0, 0, nil},
 	} {
-		if got := Share(c.cpus, c.local, c.size); !slices.Equal(got, c.want) {
-			t.Errorf("Share(%v, %d, %d) = %v; want %v", c.cpus, c.local, c.size, got, c.want)
+		var cores [][]int // one thread per core: Deal's runs of CPUs
+		for _, cpu := range c.cpus {
+			cores = append(cores, []int{cpu})
+		}
+		if got := Deal(cores, c.local, c.size); !slices.Equal(got, c.want) {
+			t.Errorf("Deal(%v, %d, %d) = %v; want %v", c.cpus, c.local, c.size, got, c.want)
+		}
+	}
+}
+
+// TestDeal: ranks no more than the cores get whole cores, never a thread
+// of another rank's core; more ranks than cores get threads, a core's
+// threads side by side.
+func TestDeal(t *testing.T) {
+	smt := [][]int{{0, 4}, {1, 5}, {2, 6}, {3, 7}} // 4 cores, 2 threads each, as Linux numbers them
+	for _, c := range []struct {
+		local, size int
+		want        []int
+	}{
+		{0, 2, []int{0, 1, 4, 5}},
+		{1, 2, []int{2, 3, 6, 7}},
+		{0, 3, []int{0, 1, 4, 5}},
+		{2, 3, []int{3, 7}},
+		{3, 4, []int{3, 7}},
+		{0, 8, []int{0}}, // more ranks than cores: threads
+		{1, 8, []int{4}},
+		{5, 8, []int{6}},
+		{0, 6, []int{0, 4}},
+		{5, 6, []int{7}},
+		{0, 9, nil},
+	} {
+		if got := Deal(smt, c.local, c.size); !slices.Equal(got, c.want) {
+			t.Errorf("Deal(4 cores of 2 threads, %d, %d) = %v; want %v", c.local, c.size, got, c.want)
+		}
+	}
+	// This machine: its own CPUs, whatever its cores, each rank's share
+	// disjoint from the others' and all of them used.
+	cpus, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for size := 1; size <= len(cpus); size++ {
+		var all []int
+		for r := range size {
+			all = append(all, Share(cpus, r, size)...)
+		}
+		slices.Sort(all)
+		if !slices.Equal(all, cpus) {
+			t.Errorf("Share of %v over %d ranks covers %v", cpus, size, all)
 		}
 	}
 }
 
 func TestBinding(t *testing.T) {
-	cpus, add := Binding([]int{0, 1, 2, 3}, 1, 2, []string{"PATH=/bin"})
-	if !slices.Equal(cpus, []int{2, 3}) || !slices.Equal(add, []string{"DECORUN_CPUS=2-3", "GOMAXPROCS=2"}) {
-		t.Errorf("Binding(4 CPUs, 1, 2) = %v, %q", cpus, add)
+	allowed, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
 	}
-	cpus, add = Binding([]int{0, 1, 2, 3, 4, 5}, 0, 2, []string{"GOMAXPROCS=1"})
-	if !slices.Equal(cpus, []int{0, 1, 2}) || !slices.Equal(add, []string{"DECORUN_CPUS=0-2"}) {
-		t.Errorf("Binding(6 CPUs, 0, 2, GOMAXPROCS set) = %v, %q; want the user's GOMAXPROCS kept", cpus, add)
+	cpus, add := Binding(allowed, 0, 1, []string{"PATH=/bin"})
+	want := []string{"DECORUN_CPUS=" + jobenv.FormatRanks(allowed), "GOMAXPROCS=" + strconv.Itoa(max(2, len(allowed)))}
+	if !slices.Equal(cpus, allowed) || !slices.Equal(add, want) {
+		t.Errorf("Binding(%v, 0, 1) = %v, %q; want all of them, %q", allowed, cpus, add, want)
 	}
-	if cpus, add = Binding([]int{0}, 0, 2, nil); cpus != nil || add != nil {
-		t.Errorf("Binding(1 CPU, 2 ranks) = %v, %q; want unbound", cpus, add)
+	cpus, add = Binding(allowed, 0, 1, []string{"GOMAXPROCS=1"})
+	if !slices.Equal(cpus, allowed) || !slices.Equal(add, want[:1]) {
+		t.Errorf("Binding(%v, 0, 1, GOMAXPROCS set) = %v, %q; want the user's GOMAXPROCS kept", allowed, cpus, add)
+	}
+	if cpus, add = Binding(allowed, 0, len(allowed)+1, nil); cpus != nil || add != nil {
+		t.Errorf("Binding(%d CPUs, %d ranks) = %v, %q; want unbound", len(allowed), len(allowed)+1, cpus, add)
 	}
 }
 
