@@ -526,19 +526,7 @@ func (cl *Call) finish(ctx context.Context, p int, sum *Summary) error {
 	}
 	for q := 1; q < p; q++ {
 		w, n := wordsOf(g, q, s)
-		if w == w0 && n == n0 {
-			continue
-		}
-		h := unpack(&w, n)
-		for i := range sum {
-			v, f := h[i], &sum[i]
-			if v < f.Min {
-				f.Min, f.MinRank = v, int64(q)
-			}
-			if v > f.Max {
-				f.Max, f.MaxRank = v, int64(q)
-			}
-		}
+		mergeWords(sum, q, &w, n, &w0, n0)
 	}
 	return nil
 }

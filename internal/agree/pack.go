@@ -68,3 +68,38 @@ func unpack(w *[packWords]int64, n int) Header {
 	h[FRoot] = p >> 32
 	return h
 }
+
+// mergeWords merges into sum the header that member q posted as words w
+// with a payload of n bytes, sum holding the summary of members 0..q-1,
+// whose member 0 posted w0 and n0. What matters is the cost when the
+// members agree: a member that posted what member 0 did changes nothing,
+// and one whose post differs only in having a payload or not (a rooted
+// call: the root posts its part, the others none) only FData.
+func mergeWords(sum *Summary, q int, w *[packWords]int64, n int, w0 *[packWords]int64, n0 int) {
+	if *w == *w0 && n == n0 {
+		return
+	}
+	if [4]int64(w[:4]) == [4]int64(w0[:4]) && (w[4]^w0[4])&^pkHasData == 0 {
+		d := int64(-1)
+		if w[4]&pkHasData != 0 {
+			d = int64(n)
+		}
+		sum[FData].merge(d, q)
+		return
+	}
+	h := unpack(w, n)
+	for i := range sum {
+		sum[i].merge(h[i], q)
+	}
+}
+
+// merge adds member q's value v to f (ties keep the lower member, which
+// came first).
+func (f *Field) merge(v int64, q int) {
+	if v < f.Min {
+		f.Min, f.MinRank = v, int64(q)
+	}
+	if v > f.Max {
+		f.Max, f.MaxRank = v, int64(q)
+	}
+}

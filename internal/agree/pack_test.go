@@ -50,3 +50,53 @@ func TestPackRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeWords: merging members' posted words gives the summary that
+// unpacking every header and merging every field gives, whatever differs
+// between them (nothing, only whether a payload came, or anything).
+func TestMergeWords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	pick := func(vs ...int64) int64 { return vs[rng.IntN(len(vs))] }
+	for range 20000 {
+		p := 1 + rng.IntN(6)
+		var hs []Header
+		var ns []int
+		base := Header{FOp: int64(Bcast), FType: 77, FRoot: 1, FLen: 8, FFan: 4096, FEq: 1}
+		for range p {
+			h := base
+			switch rng.IntN(4) {
+			case 0: // the same as the others
+			case 1: // a payload or not
+				h[FData] = pick(-1, 8)
+			case 2:
+				h[FData] = pick(-1, 0, 8, 16)
+				h[FLen] = pick(8, 9)
+			default:
+				h[pick(FOp, FType, FRoot, FBad, FEq, FFan, FRegion, FCrowded, FOnePhase)] = pick(0, 1, 2, 5)
+			}
+			n := 0
+			if h[FData] >= 0 {
+				n = int(h[FData])
+			}
+			hs, ns = append(hs, h), append(ns, n)
+		}
+		var want, got Summary
+		w0 := pack(&hs[0])
+		h0 := unpack(&w0, ns[0])
+		for i := range want {
+			want[i] = Field{Min: h0[i], Max: h0[i]}
+		}
+		got = want
+		for q := 1; q < p; q++ {
+			w := pack(&hs[q])
+			h := unpack(&w, ns[q])
+			for i := range want {
+				want[i].merge(h[i], q)
+			}
+			mergeWords(&got, q, &w, ns[q], &w0, ns[0])
+		}
+		if got != want {
+			t.Fatalf("headers %v, payloads %v: merged words give %v; want %v", hs, ns, got, want)
+		}
+	}
+}
