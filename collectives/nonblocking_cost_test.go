@@ -3,11 +3,13 @@ package collectives_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/decorun/decorun/collectives"
+	"github.com/decorun/decorun/comm"
 	"github.com/decorun/decorun/comm/commtest"
 )
 
@@ -67,5 +69,60 @@ func BenchmarkIallreduceCost(b *testing.B) {
 			b.ReportMetric(float64(second.Nanoseconds())/n, "second-ns")
 			b.ReportMetric(float64(wait.Nanoseconds())/n, "wait-ns")
 		})
+	}
+}
+
+// TestNonblockingPolledWhileRecycled: goroutines that keep calling Test
+// and Wait on a request while it completes, and after, while the next
+// calls on the communicator reuse what the request's call was (a complete
+// call goes back to the pool), get the call's own result every time
+// (and, under -race, touch nothing the next calls write).
+func TestNonblockingPolledWhileRecycled(t *testing.T) {
+	const n, calls, pollers = 2, 200, 3
+	cs := commtest.WorldOn(t, n, "shm")
+	ctx := tctx(t)
+	commtest.Run(t, cs, func(c *comm.Comm) error {
+		var wg sync.WaitGroup
+		errs := make(chan error, calls*pollers)
+		for i := range calls {
+			in, out := []float64{float64(i + c.Rank())}, []float64{-1}
+			want := float64(2*i + n - 1)
+			q := collectives.IallreduceSliceInto(ctx, c, in, out, collectives.Sum)
+			for p := range pollers {
+				wg.Go(func() {
+					for k := 0; ; k++ {
+						var done bool
+						var err error
+						if p == 0 {
+							_, err = q.Wait(ctx)
+							done = true
+						} else {
+							_, done, err = q.Test()
+						}
+						if err != nil {
+							errs <- fmt.Errorf("call %d: %w", i, err)
+							return
+						}
+						if done && out[0] != want {
+							errs <- fmt.Errorf("call %d: complete with %v; want %v", i, out[0], want)
+							return
+						}
+						if done && k > 20 {
+							return // polled on past completion while later calls run
+						}
+						runtime.Gosched()
+					}
+				})
+			}
+			if _, err := q.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		wg.Wait()
+		close(errs)
+		return <-errs
+	})
+	if err := noWorkers(tctx(t)); err != nil {
+		t.Fatal(err)
 	}
 }
