@@ -506,7 +506,7 @@
 // to post (in its I-function) and by the others in Wait, because handing
 // it to another thread costs more than the work of a call under some
 // tens of microseconds (waking a sleeping thread took about 10 µs on the
-// 2-core VM, and the thread ran 35-45 µs later). So the share hidden is
+// 2-core VM, and the thread ran 25-45 µs later). So the share hidden is
 // what the ranks' waiting for each other is of the call's time: most of
 // it for a small call, whose time is mostly waiting, little at 64 KiB,
 // where the copy in and the read of the others' parts are most of the
