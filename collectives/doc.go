@@ -491,8 +491,9 @@
 // form's own cost is its request: two allocations for a small Iallreduce
 // (the request, which holds the ctx that carries the call's number, and
 // the closure of its blocking form; the call goes back to a pool once it
-// is complete), and, for a large one, starting the progress goroutine
-// (about a microsecond and a half). The background work needs a core:
+// is complete), and, for a large one, starting the progress goroutine,
+// which wakes a runtime thread (4-21 µs of the caller's time on the
+// 2-core VM). The background work needs a core:
 // when the host has fewer cores than busy threads it takes the core of a
 // rank that computes, which is what hides it in the caller's wall-clock
 // time. Nonblocking calls on one communicator run one at a time, in
