@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/decorun/decorun/comm"
+	"github.com/decorun/decorun/internal/agree"
 	"github.com/decorun/decorun/internal/shm"
 )
 
@@ -31,14 +32,22 @@ type Request[T any] struct {
 	// (agree's finisher), or the communicator's progress goroutine.
 	run      func(ctx context.Context) (T, error)
 	runE     func(ctx context.Context) error // instead of run, for calls that return only an error (T is struct{})
-	ctx      context.Context                 // the call's, carrying its number (st)
-	callDone <-chan struct{}                 // the I-function's ctx.Done()
+	ctx      context.Context                 // the call's (&sctx), carrying its number (st)
+	sctx     startedCtx
+	callDone <-chan struct{} // the I-function's ctx.Done()
 	st       started
-	cl       *call
-	ahead    bool // posted in the region when it started
-	small    bool // posted ahead, one phase: once every rank has posted, finishing never waits
-	claim    atomic.Bool
-	bg       atomic.Bool // due: the progress goroutine is to complete it (progress.go)
+	// cl is the call until it is complete, when finish gives it back to
+	// the pool of calls (a small call then allocates only its request).
+	// Until then only whoever holds the claim may touch it: Test, Wait and
+	// the progress goroutine read post, one and hier instead.
+	cl    *call
+	post  agree.Call // cl.ac as it posted ahead (Ready, AwaitPosts)
+	one   bool       // cl.askOne
+	hier  bool       // cl.h != nil
+	ahead bool       // posted in the region when it started
+	small bool       // posted ahead, one phase: once every rank has posted, finishing never waits
+	claim atomic.Bool
+	bg    atomic.Bool // due: the progress goroutine is to complete it (progress.go)
 }
 
 // finish runs the call (the claim is taken) and completes the request.
@@ -47,6 +56,12 @@ func (q *Request[T]) finish(ctx context.Context) {
 		q.err = q.runE(ctx)
 	} else {
 		q.v, q.err = q.run(ctx)
+	}
+	if cl := q.cl; cl != nil && cl.h == nil {
+		// The blocking form is done with the call: back to the pool.
+		q.cl, q.st.cl = nil, nil
+		*cl = call{}
+		callPool.Put(cl)
 	}
 	q.complete.Store(true)
 	q.mu.Lock()
@@ -75,11 +90,11 @@ func (q *Request[T]) doneCh() <-chan struct{} {
 // the call has one phase: it asked for it (fOne), or its parts are too
 // small for a second one (see foldBlocks).
 func (q *Request[T]) ready() bool {
-	if !q.ahead || q.cl.h != nil {
+	if !q.ahead || q.hier {
 		return false
 	}
-	ok, lo, hi := q.cl.ac.Ready()
-	return ok && lo >= 0 && (q.cl.askOne || hi < regionSplit)
+	ok, lo, hi := q.post.Ready()
+	return ok && lo >= 0 && (q.one || hi < regionSplit)
 }
 
 // onePhaseMax: a nonblocking call asks for one phase (fOne) when the
@@ -106,7 +121,7 @@ func (q *Request[T]) Wait(ctx context.Context) (T, error) {
 	own := ctx.Done() == q.callDone
 	if q.ahead && !q.claim.Load() {
 		if !own {
-			_ = q.cl.ac.AwaitPosts(ctx, q.claim.Load) // an error other than ctx's is the call's
+			_ = q.post.AwaitPosts(ctx, q.claim.Load) // an error other than ctx's is the call's
 		}
 		if ctx.Err() == nil && q.claim.CompareAndSwap(false, true) {
 			q.finish(q.ctx)
@@ -157,7 +172,7 @@ func (q *Request[T]) progress() {
 	if q.ahead && !q.claim.Load() {
 		// Its error (ctx ended, a member left) is the call's, which finish
 		// returns.
-		_ = q.cl.ac.AwaitPosts(shm.Background(q.ctx), q.claim.Load)
+		_ = q.post.AwaitPosts(shm.Background(q.ctx), q.claim.Load)
 	}
 	if q.claim.CompareAndSwap(false, true) {
 		q.finish(q.ctx)
@@ -189,6 +204,21 @@ type started struct {
 }
 
 type startedKey struct{}
+
+// startedCtx is the ctx of a started call's blocking form: the
+// I-function's ctx, whose Value of startedKey{} is st. (A request holds
+// it, so that starting a call allocates no ctx.)
+type startedCtx struct {
+	context.Context
+	st *started
+}
+
+func (x *startedCtx) Value(key any) any {
+	if key == (startedKey{}) {
+		return x.st
+	}
+	return x.Context.Value(key)
+}
 
 // startedCall returns the call that an I-function numbered for this call
 // of op on c, or nil if there is none.
@@ -231,8 +261,10 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 	cl.nb = true   // its rest must not wait for ranks still computing (fOne)
 	q.cl = cl
 	q.st = started{c: c, cl: cl}
-	q.ctx = context.WithValue(ctx, startedKey{}, &q.st)
+	q.sctx = startedCtx{Context: ctx, st: &q.st}
+	q.ctx = &q.sctx
 	q.callDone = ctx.Done()
+	q.hier = cl.h != nil
 	if cl.p == 1 {
 		// Nobody to wait for: the call is complete at once.
 		q.claim.Store(true)
@@ -245,6 +277,7 @@ func (q *Request[T]) start(ctx context.Context, c *comm.Comm, op opcode) {
 		cl.ahead = false
 		q.st.taken.Store(false)
 		q.ahead = cl.ac.Ahead()
+		q.post, q.one = cl.ac, cl.askOne
 	}
 	if !q.ahead {
 		// Not posted (its part is large, the communicator has no region,

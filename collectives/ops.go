@@ -142,6 +142,18 @@ func combineRight[E any](op func(a, b E) E, acc, in []E) {
 	}
 }
 
+// combine2 sets dst[i] = op(a[i], b[i]): a comes from lower ranks than b.
+// (dst may be a or b.)
+func combine2[E any](op func(a, b E) E, dst, a, b []E) {
+	if sumInto(op, dst, a, b) {
+		return
+	}
+	a, b = a[:len(dst)], b[:len(dst)]
+	for i := range dst {
+		dst[i] = op(a[i], b[i])
+	}
+}
+
 // The code addresses of Sum for the element types that sumInto adds
 // without calling op. (Within a generic function Sum[E] is another
 // closure, so they are taken here, for each type by name.)

@@ -135,8 +135,15 @@ func foldSlices[E any](ctx context.Context, cl *call, k elems[E], out []E, lo, h
 					return err
 				}
 			}
+			if i == 0 && len(ins) > 1 {
+				continue // folded with the next: out = op(in0, in1) in one pass
+			}
 			if i == 0 {
 				copy(out[x-a:y-a], in[x:y])
+				continue
+			}
+			if i == 1 {
+				cl.guard(func() { combine2(op, out[x-a:y-a], ins[0][x:y], in[x:y]) })
 				continue
 			}
 			cl.guard(func() { combineRight(op, out[x-a:y-a], in[x:y]) })

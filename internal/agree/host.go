@@ -428,10 +428,22 @@ func (cl *Call) Ready() (ok bool, minData, maxData int64) {
 // posted its step or stop() holds (checked whenever the wait wakes). It
 // returns at once when the call did not post, and with an error when ctx
 // ends or a member left or died; Check then returns the call's error.
+// Another goroutine may finish the call meanwhile (stop then holds): the
+// wait counts as a user of the region, so that the communicator's Close
+// (Release) does not unmap the region while it is still in it.
 func (cl *Call) AwaitPosts(ctx context.Context, stop func() bool) error {
 	if !cl.ahead || cl.err != nil {
 		return nil
 	}
+	st := cl.st
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return errClosed
+	}
+	st.users.Add(1)
+	st.mu.Unlock()
+	defer st.users.Done()
 	g, s := cl.g, cl.step
 	return g.Await(ctx, func() bool {
 		if stop() {
