@@ -191,6 +191,14 @@ func (cl *Call) hold() {
 	cl.st.users++
 }
 
+// unuse ends a use of the region (a call's hold, or AwaitPosts), letting
+// release go on once none is left. mu held.
+func (st *state) unuse() {
+	if st.users--; st.users == 0 && st.idle != nil {
+		st.idle.Broadcast()
+	}
+}
+
 // advance passes the turn over the calls that gave it up, each consuming
 // its step, and wakes the calls waiting for it. mu held.
 func (st *state) advance() {
@@ -227,9 +235,7 @@ func (cl *Call) Done() {
 	}
 	st.turn = cl.Seq + 1
 	st.advance()
-	if st.users--; st.users == 0 && st.idle != nil {
-		st.idle.Broadcast()
-	}
+	st.unuse()
 	st.mu.Unlock()
 }
 
@@ -441,9 +447,13 @@ func (cl *Call) AwaitPosts(ctx context.Context, stop func() bool) error {
 		st.mu.Unlock()
 		return errClosed
 	}
-	st.users.Add(1)
+	st.users++
 	st.mu.Unlock()
-	defer st.users.Done()
+	defer func() {
+		st.mu.Lock()
+		st.unuse()
+		st.mu.Unlock()
+	}()
 	g, s := cl.g, cl.step
 	return g.Await(ctx, func() bool {
 		if stop() {
