@@ -74,7 +74,8 @@ type state struct {
 	// one of the call that holds it.
 	finishers map[uint64]Finisher
 	waiting   int // calls waiting for turnCh
-	// users counts the calls that hold the turn (hold to Done); release
+	// users counts the region's users: calls that hold the turn (hold to
+	// Done) and AwaitPosts waits (unuse ends each); release
 	// waits on idle until none does. Under mu, which both take anyway.
 	users  int
 	idle   *sync.Cond
