@@ -192,10 +192,10 @@
 // runtime's timers when the process is idle). Drive
 // lets the process's other goroutines run every 64 rounds and never
 // yields the core to other processes. Poll peeks at the socket
-// (MSG_PEEK) rather than reading it, and stops once a peek has brought
-// whole small frames: their bytes stay in the socket, delivered, until
-// the connection's next read drops them (MSG_TRUNC, no copy) before it
-// reads on. The kernel sends the acknowledgement it owes for them when
+// (MSG_PEEK) rather than reading it, and stops after a peek that found
+// bytes (unless they end in a large frame, which it reads on): their
+// frames delivered, the bytes stay in the socket until the connection's
+// next read drops them (MSG_TRUNC, no copy) before it reads on. The kernel sends the acknowledgement it owes for them when
 // they leave the socket, so it goes while the caller acts on the frame
 // rather than inside the read that brings it (see "Where the time goes");
 // the socket holds at most one read buffer's worth of such bytes, which

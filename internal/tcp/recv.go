@@ -429,9 +429,11 @@ const gosched = 64
 // the socket has nothing more, or 16 times, and records in more whether
 // it stopped with the socket not known to be empty. What goes into the
 // read buffer it peeks at rather than reads, and it stops after a peek
-// that found whole small frames: they stay in the socket until the next
-// fill drops them (a large frame's head it drops at once, and reads on). The kernel sends the ACK it owes for them when they leave the
-// socket, and on a one-way connection that ACK rides on no data: sent
+// that found bytes, unless they end in a large frame (read into a slice
+// of its own or placed: it drops them at once and reads on): they stay
+// in the socket until the next fill drops them. The kernel sends the ACK
+// it owes for them when they leave the socket, and on a one-way
+// connection that ACK rides on no data: sent
 // from the read that brings the frame, it (and, on loopback, the
 // sender's processing of it) delays the caller by a few microseconds;
 // sent from the next fill, it goes while the caller is on its way (see
