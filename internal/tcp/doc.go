@@ -191,7 +191,15 @@
 // may wait that long (or up to a millisecond, the resolution of the
 // runtime's timers when the process is idle). Drive
 // lets the process's other goroutines run every 64 rounds and never
-// yields the core to other processes. Sealed frames (TLS) take the same
+// yields the core to other processes. Poll peeks at the socket
+// (MSG_PEEK) rather than reading it, and stops after a peek that found
+// bytes (unless they end in a large frame, which it reads on): their
+// frames delivered, the bytes stay in the socket until the connection's
+// next read drops them (MSG_TRUNC, no copy) before it reads on. The kernel sends the acknowledgement it owes for them when
+// they leave the socket, so it goes while the caller acts on the frame
+// rather than inside the read that brings it (see "Where the time goes");
+// the socket holds at most one read buffer's worth of such bytes, which
+// the frames' receiver already has. Sealed frames (TLS) take the same
 // paths: Send seals into a queue buffer and writes it inline, Poll opens
 // each frame as it parses it. comm gives back
 // the large frames it has copied out (eager messages received into a
@@ -235,8 +243,10 @@
 //     epoll_wait took a quarter to a third of each rank's time). Hence
 //     the inline writes, the polling callers and the claims above.
 //   - System calls per frame: one writev to send (queued frames: one per
-//     batch), one read to receive while the caller polls, plus the reads
-//     that find nothing while it waits (non-blocking, about 0.5 µs each).
+//     batch), one peek to receive while the caller polls and one more
+//     call to drop what it peeked at (at the caller's next wait, off the
+//     critical path; one per batch of small frames), plus the peeks that
+//     find nothing while it waits (non-blocking, about 0.5 µs each).
 //   - Copies: a frame sent inline is not copied before the kernel; a
 //     queued one is copied once into the queue, unless its body was lent
 //     (SendLent: comm's Data frames of more than 16 KiB on a plain
@@ -262,15 +272,36 @@
 //     frames given back are now read into again (Recycle), from
 //     power-of-two classes of buffers made with room for the header comm
 //     cuts off before it gives a payload back.
-//   - Small messages: a ping-pong of messages of up to 192 bytes costs
-//     about 3 µs more one way than one of 224 bytes to 1 KiB (11.6-12.1
-//     against 8.6-9.8 µs, `bench latency --transport tcp --sizes
-//     8,32,...,256`, 2026-12-07 22:30 UTC, two runs). The kernel sends as
-//     many segments either way (nstat: 16,586 against 16,580 for 5,000
-//     round trips), a raw Go ping-pong over two one-way connections shows
-//     no such step (8.16 µs at 8 bytes, 8.37 at 256), and setting
-//     TCP_QUICKACK to 0 after every read changed no segment count and
-//     cost 1.3 µs: the step is in this package or comm, not known yet.
+//   - Acknowledgements of small frames. Connections are one-way, so the
+//     receiver's ACKs ride on no data, and Linux decides when to send
+//     them from what arrives. A data segment is acknowledged at once
+//     when more than the receiver's rcv_mss (536 bytes, the kernel's
+//     initial estimate of the sender's segment size, raised by any
+//     larger segment) has arrived unacknowledged; otherwise a segment
+//     pushed by the sender (every write) is acknowledged by the read
+//     that empties the socket, every second one once the socket has
+//     sent data of its own (the handshake), as here. On loopback the
+//     ACK is processed by the sender's socket within the system call
+//     that sends it: acknowledged from the read, it kept the caller
+//     3-4 µs longer on every other round trip of a ping-pong (8 B:
+//     half the round trips at 8.0 µs one way, half at 11.6; perf's
+//     callchains of net:net_dev_queue showed 5,983 ACKs sent from
+//     tcp_recvmsg for 10,000 frames of 8 bytes, none for frames of
+//     224 bytes, two of which exceed 536 bytes and are acknowledged on
+//     arrival, in the sender's writev). Hence the step between 192 and
+//     224 bytes (10.4-11.9 against 8.6-9.0 µs one way); and once a
+//     larger message has raised rcv_mss, every size pays it (a two-rank
+//     ping-pong program under `decorun -n 2 --transport tcp`, sizes of
+//     8 B to 1 KiB taking turns: 13.7-14.0 µs median at each). Poll
+//     therefore peeks and leaves the frames it delivers in the socket
+//     until its next read: the ACK goes then, and a ping-pong of 8 B to
+//     1 KiB takes 6.9-7.4 µs one way at every size, where it took
+//     8.6-11.9 (two rounds each, back to back, `decorun bench latency
+//     --transport tcp --sizes 8,192,224,1K`, 2026-12-07 23:49 UTC). The
+//     ACK count is the same (nstat). The
+//     reader goroutine, which delivers to a sleeping caller anyway,
+//     reads as before; Poll drops a peek that found a large frame's
+//     head at once and reads the frame on, as before.
 //   - One connection per pair: the same raw Go ping-pong takes 5.95 µs one
 //     way over one connection, where each reply carries the ACK of the
 //     message it answers, and 8.2 µs over two one-way connections, as
@@ -306,10 +337,10 @@
 //     and zeroing on the receiver): measured that way, 64 KiB messages
 //     with TLS into a window of posted receives reached 276-513 MB/s,
 //     and 690-974 with short frames dropped.
-//   - Acknowledgements: connections are one-way, so the kernel's ACKs
-//     never ride on data: a 1 KiB ping-pong costs one bare ACK segment
-//     per round trip (nstat), where Open MPI, one connection per pair,
-//     sends them with its replies.
+//   - ACK segments: connections are one-way, so the kernel's ACKs
+//     never ride on data: a ping-pong costs one bare ACK segment per
+//     round trip (nstat), where Open MPI, one connection per pair, sends
+//     them with its replies.
 //   - TLS: crypto/tls's records can only be read with a read that waits,
 //     so through a tls.Conn every frame would take the writer goroutine
 //     and a reader goroutine: two hand-offs per frame and no polling
@@ -352,7 +383,8 @@
 //     delivered (a closed socket sends what it holds, then FIN).
 //   - Memory is bounded by comm's credit windows (queue) plus one frame per
 //     incoming connection being read and a 64 KiB read buffer per incoming
-//     connection; the pools of queue buffers and recycled large frames
+//     connection (and in the kernel, up to that many bytes already
+//     delivered that a peek left in the socket); the pools of queue buffers and recycled large frames
 //     hold no more than was in flight, and the garbage collector empties
 //     them; recycled small frames, at most 256 KiB per size class (2.5 MiB
 //     per process).
@@ -370,7 +402,8 @@
 // (dials run in parallel); per rank one listener and its accept goroutine.
 // A frame costs one writev when the socket has room and nothing is
 // queued (otherwise a copy into the queue, or with SendLent none, and a
-// share of the writer's writevs), and one or more reads on the receiving side; a frame of up to
+// share of the writer's writevs), and one or more reads on the receiving
+// side (a polling caller: a peek, and a drop at its next read); a frame of up to
 // 16 KiB is copied once more out of the read buffer into its own slice,
 // and a larger one too unless comm placed it (its first 64 KiB at most,
 // what the read that found its head took; the rest is read into the

@@ -39,6 +39,32 @@ func readFD(fd int, p []byte) (int, error) {
 	}
 }
 
+// peekFD is readFD that leaves what it copies into p in the socket
+// (MSG_PEEK): the next read or peek returns the same bytes again, unless
+// dropFD dropped them first.
+func peekFD(fd int, p []byte) (int, error) {
+	for {
+		n, _, err := syscall.Recvfrom(fd, p, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		return max(n, 0), err
+	}
+}
+
+// dropFD takes up to len(p) bytes out of the socket without copying them
+// anywhere (MSG_TRUNC, which TCP sockets take as "discard" since Linux
+// 2.4; p is not written to), and returns how many that was.
+func dropFD(fd int, p []byte) (int, error) {
+	for {
+		n, _, err := syscall.Recvfrom(fd, p, syscall.MSG_TRUNC|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		return max(n, 0), err
+	}
+}
+
 // writeFD writes as much of the pieces (at most maxIov) as the socket
 // takes without waiting, in one writev, and returns how many bytes that
 // was.

@@ -39,6 +39,11 @@ type inbound struct {
 	got  int     // bytes of f read so far
 	open *sealer // opens each frame (TLS), or nil
 
+	// peeked bytes at the head of the socket are already in buf: a
+	// caller's Poll peeks (see poll), and the next fill drops them from
+	// the socket before it reads.
+	peeked int
+
 	placing bool      // a frame is being read into a Placer's slice (pl)
 	pl      Placement // that frame's rest
 	plHead  []byte    // that frame's head
@@ -48,8 +53,13 @@ type inbound struct {
 var errAgain = syscall.EAGAIN
 
 // fill reads once into the frame being filled or the read buffer, with
-// read (which may wait, or return errAgain). tok held.
-func (in *inbound) fill(read func([]byte) (int, error)) (int, error) {
+// read (which may wait, or return errAgain), or with peek into the read
+// buffer, leaving the bytes in the socket (in.peeked) until the next fill
+// drops them. tok held.
+func (in *inbound) fill(read func([]byte) (int, error), peek bool) (int, error) {
+	if err := in.drop(); err != nil {
+		return 0, err
+	}
 	if in.placing {
 		return in.fillPlaced(read)
 	}
@@ -64,9 +74,32 @@ func (in *inbound) fill(read func([]byte) (int, error)) (int, error) {
 		in.w = copy(in.buf, in.buf[in.r:in.w])
 		in.r = 0
 	}
-	n, err := read(in.buf[in.w:])
+	var n int
+	var err error
+	if peek {
+		n, err = peekFD(in.fd, in.buf[in.w:])
+		in.peeked = n
+	} else {
+		n, err = read(in.buf[in.w:])
+	}
 	in.w += n
 	return n, eofErr(n, err)
+}
+
+// drop takes the bytes a peek left in the socket out of it (they are in
+// buf already). tok held.
+func (in *inbound) drop() error {
+	for in.peeked > 0 {
+		n, err := dropFD(in.fd, in.buf[:in.peeked])
+		if err == nil && n == 0 {
+			err = io.ErrUnexpectedEOF // cannot be: the bytes were there
+		}
+		if err != nil {
+			return err
+		}
+		in.peeked -= n
+	}
+	return nil
 }
 
 // eofErr turns a read of nothing without an error (a raw socket's end of
@@ -181,7 +214,7 @@ func (in *inbound) run() {
 				held, err = true, net.ErrClosed
 				return true
 			}
-			_, err = in.fill(read)
+			_, err = in.fill(read, false)
 			if errors.Is(err, errAgain) {
 				// Wait for more, letting drivers read meanwhile. (The
 				// wait ends at once when data came after this read.)
@@ -218,7 +251,7 @@ func (in *inbound) run() {
 func (in *inbound) runBlocking() {
 	in.tok.Lock()
 	for {
-		if _, err := in.fill(in.conn.Read); err != nil {
+		if _, err := in.fill(in.conn.Read, false); err != nil {
 			in.end(err)
 			return
 		}
@@ -394,12 +427,22 @@ const gosched = 64
 
 // poll is Poll for one connection (tok held; released): it reads until
 // the socket has nothing more, or 16 times, and records in more whether
-// it stopped with the socket not known to be empty.
+// it stopped with the socket not known to be empty. What goes into the
+// read buffer it peeks at rather than reads, and it stops after a peek
+// that found bytes, unless they end in a large frame (read into a slice
+// of its own or placed: it drops them at once and reads on): they stay
+// in the socket until the next fill drops them. The kernel sends the ACK
+// it owes for them when they leave the socket, and on a one-way
+// connection that ACK rides on no data: sent
+// from the read that brings the frame, it (and, on loopback, the
+// sender's processing of it) delays the caller by a few microseconds;
+// sent from the next fill, it goes while the caller is on its way (see
+// "Where the time goes" in the package doc).
 func (in *inbound) poll() bool {
 	prog, dry := false, false
 	read := func(p []byte) (int, error) { return readFD(in.fd, p) }
 	for i := 0; i < 16 && !in.dead; i++ { // then give the other connections a turn
-		n, err := in.fill(read)
+		n, err := in.fill(read, !in.placing && in.f == nil)
 		if n > 0 {
 			prog = true
 		}
@@ -409,10 +452,15 @@ func (in *inbound) poll() bool {
 			dry = true
 			break
 		}
+		full := in.w == len(in.buf)
 		if err := in.deliver(); err != nil {
 			in.corrupt(err)
 			in.conn.Close() // wakes the reader goroutine, which leaves
 			return true
+		}
+		if in.peeked > 0 && !in.placing && in.f == nil {
+			dry = !full // the socket held no more than the peek took
+			break
 		}
 	}
 	in.more.Store(!dry && !in.dead)
