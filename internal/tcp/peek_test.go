@@ -34,20 +34,7 @@ func TestPollLeavesFrameInSocket(t *testing.T) {
 	for _, tls := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
 			s1 := newSink()
-			l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: tls}, s1.frame, s1.fatal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l1.Close()
-			l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: tls}, func([]byte) {}, func(error) {})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l0.Close()
-			if reach, why := l0.Connect(t.Context(), map[int]Peer{1: l1.Self()}); !reach[1] {
-				t.Fatal(why[1])
-			}
-			waitFor(t, "the incoming connection", func() bool { return len(*l1.polled.Load()) == 1 })
+			l0, l1 := polledPair(t, tls, s1.frame, s1.fatal)
 			fd := (*l1.polled.Load())[0].fd
 			tag := 0
 			if tls {

@@ -51,25 +51,12 @@ func TestPollDelivers(t *testing.T) {
 			var polling atomic.Bool
 			var polled atomic.Int64
 			s1 := newSink()
-			l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: tls}, func(f []byte) {
+			l0, l1 := polledPair(t, tls, func(f []byte) {
 				if polling.Load() {
 					polled.Add(1)
 				}
 				s1.frame(f)
 			}, s1.fatal)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l1.Close()
-			l0, err := Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: tls}, func([]byte) {}, func(error) {})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l0.Close()
-			if reach, why := l0.Connect(t.Context(), map[int]Peer{1: l1.Self()}); !reach[1] {
-				t.Fatal(why[1])
-			}
-			waitFor(t, "the incoming connection", func() bool { return len(*l1.polled.Load()) == 1 })
 			sizes := []int{0, 8, 1 << 10, 8 << 10, 16 << 10, 16<<10 + 1, 64 << 10, 1 << 20}
 			const count = 40
 			for i := range count {
@@ -289,4 +276,26 @@ func TestClaim(t *testing.T) {
 			t.Errorf("frame %d: %d bytes or other content", i, len(f))
 		}
 	}
+}
+
+// polledPair is rank 0's link connected to rank 1's, whose frames go to
+// onFrame, once rank 1 polls the connection (both closed at the test's
+// end).
+func polledPair(t *testing.T, tls bool, onFrame func([]byte), onFatal func(error)) (l0, l1 *Link) {
+	t.Helper()
+	l1, err := Listen(Config{Rank: 1, Size: 2, Key: testKey, TLS: tls}, onFrame, onFatal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l1.Close() })
+	l0, err = Listen(Config{Rank: 0, Size: 2, Key: testKey, TLS: tls}, func([]byte) {}, func(error) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l0.Close() })
+	if reach, why := l0.Connect(t.Context(), map[int]Peer{1: l1.Self()}); !reach[1] {
+		t.Fatal(why[1])
+	}
+	waitFor(t, "the incoming connection", func() bool { return len(*l1.polled.Load()) == 1 })
+	return l0, l1
 }
