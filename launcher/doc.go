@@ -62,8 +62,9 @@
 // host that holds at least as many CPUs as ranks (the CPUs the launcher,
 // or that host's agent, may run on) are each bound to an equal share of
 // them, whole cores when the ranks are no more than the cores
-// (internal/proc.Share): the starting thread takes the rank's CPU
-// mask for the fork and gets its own back (proc.StartOn), so the rank is
+// (internal/proc.Binding, from the cores read once per job): the
+// starting thread takes the rank's CPU mask for the fork and gets its own
+// back (proc.StartOn), so the rank is
 // bound from its first instruction. The rank gets DECORUN_CPUS and, unless
 // set, GOMAXPROCS of at least 2; comm then counts it as having a core of
 // its own (it polls where crowded ranks yield). Costs: two

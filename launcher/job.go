@@ -53,8 +53,8 @@ type job struct {
 	id     string
 	prefix string
 	env    []string
-	marker string // prefix of the launcher's own ordering markers on the control subject
-	cpus   []int  // the CPUs this launcher may run on, which its ranks share (binding)
+	marker string  // prefix of the launcher's own ordering markers on the control subject
+	cores  [][]int // the cores this launcher may run on, which its ranks share (binding)
 
 	sub   *nats.Subscription
 	ctl   chan *nats.Msg // control messages, read by the loop only
@@ -107,7 +107,7 @@ func newJob(cfg Config, path string, srv *jobServer) (*job, error) {
 		exits:  make(chan exitEvent, cfg.NP),
 	}
 	if !cfg.NoBind {
-		j.cpus, _ = proc.Allowed() // none known: ranks run unbound
+		j.cores, _ = proc.Cores() // none known: ranks run unbound
 	}
 	var err error
 	j.sub, err = srv.nc.ChanSubscribe(jobenv.CtlSubject(j.prefix), j.ctl)

@@ -125,7 +125,7 @@ func (j *job) startRank(w *world, n, local int, g *hostGroup) *ExitError {
 	var cpus []int
 	if w.k == 0 && !j.cfg.NoBind { // a spawn's ranks would share their parents' CPUs
 		var add []string
-		cpus, add = proc.Binding(j.cpus, local, g.size, cmd.Env)
+		cpus, add = proc.Binding(j.cores, local, g.size, cmd.Env)
 		cmd.Env = append(cmd.Env, add...)
 	}
 	slot, name := w.slots[n], w.name(n)

@@ -150,6 +150,9 @@ func Run(in io.Reader, out io.Writer, errw io.Writer) int {
 	ob := newOutbox(out, OutputBudget)
 	go ob.run() // ends at close or abort, unless blocked writing to an unreachable launcher
 	a := &agentState{spec: spec, out: ob, procs: map[int]*proc.Proc{}}
+	if spec.Bind {
+		a.cores, _ = proc.Cores() // none known: ranks run unbound
+	}
 
 	// The launcher is gone when its stdin ends (the launcher closes it
 	// once it has every exit) or when its heartbeats stop (watch).
@@ -358,6 +361,7 @@ func watch(nc *nats.Conn, prefix, host string, gone chan<- string, stop <-chan s
 
 type agentState struct {
 	spec    Spec
+	cores   [][]int // this host's cores, which its ranks share (Spec.Bind)
 	out     *outbox
 	mu      sync.Mutex
 	procs   map[int]*proc.Proc
@@ -394,14 +398,8 @@ func (a *agentState) start(rs RankSpec) (*proc.Proc, []chan struct{}, error) {
 		jobenv.EnvRank+"="+strconv.Itoa(rs.Rank),
 		jobenv.EnvLocalRank+"="+strconv.Itoa(rs.LocalRank),
 		jobenv.EnvLocalSize+"="+strconv.Itoa(rs.LocalSize))
-	var cpus []int
-	if a.spec.Bind {
-		if allowed, err := proc.Allowed(); err == nil { // else unbound
-			var add []string
-			cpus, add = proc.Binding(allowed, rs.LocalRank, rs.LocalSize, cmd.Env)
-			cmd.Env = append(cmd.Env, add...)
-		}
-	}
+	cpus, add := proc.Binding(a.cores, rs.LocalRank, rs.LocalSize, cmd.Env)
+	cmd.Env = append(cmd.Env, add...)
 	var copiers []chan struct{}
 	var closeAfter []*os.File
 	for fd := 1; fd <= 2; fd++ {

@@ -22,10 +22,9 @@ import (
 // for a peer polls shared memory; unbound, the kernel may run two such
 // ranks on one CPU while another CPU idles (each then polls away its time
 // slice before the peer it waits for runs) and moves them between CPUs,
-// whose caches are then cold: on the 2-core VM this was measured on, an
-// 8-byte Allreduce between two ranks took 0.44-0.47 µs bound and 11-65 µs
-// unbound while other processes ran, and a one-way 8-byte message 0.44
-// against 1.2 µs on an idle machine.
+// whose caches are then cold: on the 2-core VM this was measured on, with
+// other processes running, 8-byte Reduce, Barrier and Allreduce calls
+// between two ranks took 0.4-1.5 µs bound and 10-65 µs unbound.
 
 // Allowed returns the CPUs the calling thread may run on, ascending.
 func Allowed() ([]int, error) {
@@ -42,12 +41,20 @@ func Allowed() ([]int, error) {
 	return cpus, nil
 }
 
+// Cores returns the CPUs the calling thread may run on (Allowed) grouped
+// by core (CoresOf), read once per launch: Binding deals them out.
+func Cores() ([][]int, error) {
+	cpus, err := Allowed()
+	if err != nil {
+		return nil, err
+	}
+	return CoresOf(cpus), nil
+}
+
 // Share returns the CPUs of the local-th (from 0) of size ranks that share
-// cpus, as Deal does with the host's cores (CPUs that are hardware threads
-// of one core, from /sys/devices/system/cpu; each CPU its own core where
-// that cannot be read).
+// cpus, as Deal does with their cores (CoresOf).
 func Share(cpus []int, local, size int) []int {
-	return Deal(coresOf(cpus), local, size)
+	return Deal(CoresOf(cpus), local, size)
 }
 
 // Deal returns the CPUs of the local-th (from 0) of size ranks that share
@@ -92,9 +99,10 @@ func run(n, local, size int) (start, end int) {
 	return start, end
 }
 
-// coresOf groups cpus by the core they are hardware threads of (sysfs's
-// thread_siblings_list), cores in the order of their first CPU.
-func coresOf(cpus []int) [][]int {
+// CoresOf groups cpus by the core they are hardware threads of (sysfs's
+// thread_siblings_list; each CPU its own core where that cannot be read),
+// cores in the order of their first CPU.
+func CoresOf(cpus []int) [][]int {
 	var cores [][]int
 	at := map[string]int{}
 	for _, c := range cpus {
@@ -162,15 +170,16 @@ func StartOn(cmd *exec.Cmd, cpus []int) (*Proc, error) {
 }
 
 // Binding returns the CPUs to bind the local-th of size ranks of a host
-// to, of the CPUs allowed there (nil: unbound, as Share), and what that
+// to, of the cores allowed there (Cores; nil: unbound, as Deal), and what that
 // adds to the rank's environment env: DECORUN_CPUS, and GOMAXPROCS of at
 // least 2 unless env sets it. A Go program sizes GOMAXPROCS by its CPUs;
 // with one, a rank's goroutine that sleeps in a system call (shared
 // memory's pump waits on a futex) holds the only P until the runtime's
 // monitor takes it back, and the rank's main goroutine waits meanwhile:
-// one-way latencies of 100 µs and more, where they are 0.5 µs with two.
-func Binding(allowed []int, local, size int, env []string) ([]int, []string) {
-	cpus := Share(allowed, local, size)
+// a two-rank 8-byte ping-pong had a p99 of 125-139 µs (mean 17-31) with
+// one, 18-33 µs (mean 1-2) with two, the medians alike.
+func Binding(cores [][]int, local, size int, env []string) ([]int, []string) {
+	cpus := Deal(cores, local, size)
 	if cpus == nil {
 		return nil, nil
 	}

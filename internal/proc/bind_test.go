@@ -91,16 +91,17 @@ func TestBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpus, add := Binding(allowed, 0, 1, []string{"PATH=/bin"})
+	cores := CoresOf(allowed)
+	cpus, add := Binding(cores, 0, 1, []string{"PATH=/bin"})
 	want := []string{"DECORUN_CPUS=" + jobenv.FormatRanks(allowed), "GOMAXPROCS=" + strconv.Itoa(max(2, len(allowed)))}
 	if !slices.Equal(cpus, allowed) || !slices.Equal(add, want) {
 		t.Errorf("Binding(%v, 0, 1) = %v, %q; want all of them, %q", allowed, cpus, add, want)
 	}
-	cpus, add = Binding(allowed, 0, 1, []string{"GOMAXPROCS=1"})
+	cpus, add = Binding(cores, 0, 1, []string{"GOMAXPROCS=1"})
 	if !slices.Equal(cpus, allowed) || !slices.Equal(add, want[:1]) {
 		t.Errorf("Binding(%v, 0, 1, GOMAXPROCS set) = %v, %q; want the user's GOMAXPROCS kept", allowed, cpus, add)
 	}
-	if cpus, add = Binding(allowed, 0, len(allowed)+1, nil); cpus != nil || add != nil {
+	if cpus, add = Binding(cores, 0, len(allowed)+1, nil); cpus != nil || add != nil {
 		t.Errorf("Binding(%d CPUs, %d ranks) = %v, %q; want unbound", len(allowed), len(allowed)+1, cpus, add)
 	}
 }
