@@ -76,6 +76,11 @@ func (cl *call) release() {
 	if cl.keep || cl.h != nil {
 		return
 	}
+	cl.recycle()
+}
+
+// recycle gives the call back to the pool, once nothing uses it.
+func (cl *call) recycle() {
 	*cl = call{}
 	callPool.Put(cl)
 }

@@ -60,8 +60,7 @@ func (q *Request[T]) finish(ctx context.Context) {
 	if cl := q.cl; cl != nil && cl.h == nil {
 		// The blocking form is done with the call: back to the pool.
 		q.cl, q.st.cl = nil, nil
-		*cl = call{}
-		callPool.Put(cl)
+		cl.recycle()
 	}
 	q.complete.Store(true)
 	q.mu.Lock()
