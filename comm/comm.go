@@ -212,13 +212,21 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	}
 	var e *engine
 	ready := make(chan struct{})
+	// live is e once ready is closed: the links' frame callbacks load it
+	// rather than receive from the closed channel (which takes its lock)
+	// per frame.
+	var live atomic.Pointer[engine]
 	onFrame := func(f []byte) {
-		if <-ready; e != nil {
+		if le := live.Load(); le != nil {
+			le.onFrame(f)
+		} else if <-ready; e != nil {
 			e.onFrame(f)
 		}
 	}
 	onView := func(f []byte) {
-		if <-ready; e != nil {
+		if le := live.Load(); le != nil {
+			le.onView(f)
+		} else if <-ready; e != nil {
 			e.onView(f)
 		}
 	}
@@ -268,6 +276,7 @@ func connect(ctx context.Context, job jobenv.Job) (*Comm, error) {
 	if tl := tcpLink(link); tl != nil && len(job.HostRanks) > 0 && !crowded(job, len(job.HostRanks)-1) {
 		e.tdrv, e.spin = tl, max(spin, tcpSpin) // see engine.drive
 	}
+	live.Store(e)
 	close(ready)
 	c.e, c.nats, c.link, c.settle = e, t, link, settle
 	e.nats = t

@@ -125,6 +125,9 @@ func (e *engine) release(r *rreq) {
 	defer e.mu.Unlock()
 	if !r.abandoned && r.closed && len(e.freeR) < maxFree {
 		done := r.done
+		if r.wantCh && len(done) > 0 {
+			<-done // a waiter that asked for it took the result another way
+		}
 		*r = rreq{done: done}
 		e.freeR = append(e.freeR, r)
 	}
@@ -204,8 +207,16 @@ type rreq struct {
 	size   int // bytes expected: len(data), or the message size when abandoned
 	recvd  int
 	err    error
-	done   chan struct{} // capacity 1: receives one value when the receive completes
-	closed bool          // completed; the value is in (or was taken from) done
+	// fin is set, after every other field, when the receive completes: a
+	// caller that polls it (Wait, Test, a driving wait) reads the result
+	// with no channel operation. done (capacity 1) receives one value on
+	// completion only if a caller asked to block on it (wantCh, set under
+	// mu before it blocks), since a channel send and receive cost more
+	// than the rest of a small message's delivery.
+	fin    atomic.Bool
+	done   chan struct{}
+	wantCh bool // a caller blocks on done: finishRecv sends to it
+	closed bool // completed (mu held); fin follows
 	// rendezvous in progress
 	rdvFrom   int
 	rdvID     uint64
@@ -385,6 +396,18 @@ func (e *engine) wakeProbes() {
 	e.probes = e.probes[:0]
 }
 
+// wantDone asks for r's completion to be sent to r.done, and reports
+// false when r has completed already (nothing will be sent).
+func (e *engine) wantDone(r *rreq) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r.closed {
+		return false
+	}
+	r.wantCh = true
+	return true
+}
+
 func (e *engine) finishRecv(r *rreq, err error) {
 	if r.closed {
 		return
@@ -397,7 +420,10 @@ func (e *engine) finishRecv(r *rreq, err error) {
 		r.placing = nil
 	}
 	r.closed = true
-	r.done <- struct{}{} // capacity 1, sent once: never blocks
+	r.fin.Store(true)
+	if r.wantCh {
+		r.done <- struct{}{} // capacity 1, sent once: never blocks
+	}
 }
 
 func (e *engine) finishSend(s *sreq, err error) {

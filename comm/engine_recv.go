@@ -412,13 +412,17 @@ func (e *engine) post(comm uint64, src, tag int, buf []byte, into bool) (*rreq, 
 
 // waitRecv waits for r, withdrawing it if ctx ends first.
 func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
-	e.drive(ctx, func() bool { return len(r.done) > 0 }) // done is sent to once: a receive would take it
-	// The common case first, without a two-way select.
-	select {
-	case <-r.done:
+	e.drive(ctx, r.fin.Load)
+	if r.fin.Load() { // the common case: no channel operation
 		return r.err
-	default:
 	}
+	e.mu.Lock()
+	if r.closed {
+		e.mu.Unlock()
+		return r.err
+	}
+	r.wantCh = true
+	e.mu.Unlock()
 	select {
 	case <-r.done:
 		return r.err

@@ -51,14 +51,7 @@ func longPair(t *testing.T, n int) (rx *engine, tx *frameLog, msg []byte, frames
 	return rx, tx, msg, frames
 }
 
-func isDone(r *rreq) bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
+func isDone(r *rreq) bool { return r.fin.Load() }
 
 // TestLongEager checks the receiving side of a long eager message (larger
 // than a frame, sent without RTS/CTS) in each order of arrival and receive:

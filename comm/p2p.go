@@ -279,13 +279,11 @@ func (q *Request) Test() (done bool, st Status, err error) {
 	}
 	if q.r != nil {
 		if !q.complete {
-			select {
-			case <-q.r.done:
-				q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
-				q.traceDone("Test", q.c.now())
-			default:
+			if !q.r.fin.Load() {
 				return false, Status{}, nil
 			}
+			q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
+			q.traceDone("Test", q.c.now())
 		}
 		return true, q.st, q.err
 	}

@@ -135,6 +135,10 @@ func waitSome(ctx context.Context, reqs []*Request) error {
 		case q.complete || q.r == nil && q.s == nil:
 			return nil // complete already
 		case q.r != nil:
+			if !q.c.e.wantDone(q.r) {
+				q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
+				return nil
+			}
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(q.r.done)})
 		default:
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(q.s.done)})

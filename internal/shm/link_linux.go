@@ -101,7 +101,23 @@ const (
 // most about this long (plus the kernel's timer slack) to be delivered.
 const asideWait = 200 * time.Microsecond
 
-// epoch makes Link.lastDrive a monotonic clock reading.
+// Link.drive's fields: 21 bits of drivers, 21 of active drivers, 22 of
+// the count of Drives that ended with their wait over (compared only for
+// change, so its wrapping is harmless).
+const (
+	oneDriver  = 1
+	oneActive  = 1 << 21
+	oneDrive   = 1 << 42
+	fieldMask  = 1<<21 - 1
+	activeOf   = 21
+	drivesFrom = 42
+)
+
+func drivers(w uint64) uint64 { return w & fieldMask }
+func active(w uint64) uint64  { return w >> activeOf & fieldMask }
+func drives(w uint64) uint64  { return w >> drivesFrom }
+
+// epoch makes mono a monotonic clock reading.
 var epoch = time.Now()
 
 func mono() int64 { return int64(time.Since(epoch)) }
@@ -125,10 +141,20 @@ type Link struct {
 	// only ever taken with TryLock, and a Drive hands the rings back (a
 	// futex wake) after it has let go of it: a holder descheduled there
 	// kept the pump spinning on TryLock.
-	tok       sync.Mutex
-	drivers   atomic.Int32 // callers in Drive, until they no longer touch the mapping (Close waits for 0)
-	active    atomic.Int32 // callers in Drive that still poll: the pump stands aside while > 0
-	lastDrive atomic.Int64 // mono() when a Drive last ended with its wait over; 0: handed back
+	tok sync.Mutex
+	// drive counts, in one word so that a Drive costs two atomic
+	// operations: the callers in Drive until they no longer touch the
+	// mapping (Close waits for 0), those of them that still poll (the
+	// pump stands aside while any do), and the Drives that ended with
+	// their wait over (see driveWord). handed is that last count when a
+	// Drive last ended without (the caller went to sleep and handed the
+	// rings back). The pump notes when it first saw the count change
+	// (seenDrives, seenAt: the pump's own) and stands aside for asideWait
+	// from then: a Drive reads no clock.
+	drive      atomic.Uint64
+	handed     atomic.Uint64
+	seenDrives uint64
+	seenAt     int64
 
 	unlinked  atomic.Bool
 	connected atomic.Bool // Connect was called (see Close)
@@ -310,7 +336,7 @@ func (l *Link) Close() error {
 		l.own.bell.Add(1)
 		futexWake(l.own.bell)
 		l.wg.Wait()
-		for l.drivers.Load() > 0 { // a caller in Drive sees closed within a poll
+		for drivers(l.drive.Load()) > 0 { // a caller in Drive sees closed within a poll
 			runtime.Gosched()
 		}
 		for _, o := range *l.outs.Load() {
@@ -423,14 +449,19 @@ func (l *Link) pump() {
 // caller drives the rings, what is left of asideWait after the last Drive
 // that ended with its wait over, else zero.
 func (l *Link) aside() time.Duration {
-	if l.active.Load() > 0 {
+	w := l.drive.Load()
+	if active(w) > 0 {
 		return asideWait
 	}
-	t := l.lastDrive.Load()
-	if t == 0 {
+	n := drives(w)
+	if n == l.handed.Load() {
 		return 0
 	}
-	return asideWait - time.Duration(mono()-t)
+	now := mono()
+	if n != l.seenDrives {
+		l.seenDrives, l.seenAt = n, now
+	}
+	return asideWait - time.Duration(now-l.seenAt)
 }
 
 // Drive polls the rings on the calling goroutine, delivering frames as
@@ -458,8 +489,7 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 	}
 	// Close waits for drivers to reach zero before it unmaps, and a
 	// driver that counted itself in after Close set closed leaves at once.
-	l.drivers.Add(1)
-	l.active.Add(1)
+	l.drive.Add(oneDriver + oneActive)
 	// A drive's poll is a pass over every ring, so its clock is read more
 	// often than a region wait's: from the 32nd round (a µs or so), every
 	// 8th; it yields to other processes once it has spun for spinAlone.
@@ -482,21 +512,22 @@ func (l *Link) Drive(done func() bool, d time.Duration) bool {
 		}
 	}
 	if ok {
-		l.lastDrive.Store(mono()) // before active drops: the pump stays aside
-		l.active.Add(-1)
-	} else {
-		l.lastDrive.Store(0)
-		if l.active.Add(-1) == 0 && !l.closed.Load() {
-			// The caller goes to sleep and nobody else drives: hand the
-			// rings back to the pump now. (The bump follows active's
-			// drop, so a pump that saw active > 0 has loaded the old
-			// value and its futex wait returns at once.)
-			l.own.bell.Add(1)
-			futexWake(l.own.bell)
-		}
+		// One count up, the active driver down (the pump, seeing both at
+		// once, stays aside), and this driver out: Close may unmap.
+		l.drive.Add(oneDrive - oneActive - oneDriver)
+		return true
 	}
-	l.drivers.Add(-1) // last: Close may unmap the doorbell once it is 0
-	return ok
+	l.handed.Store(drives(l.drive.Load()))
+	if active(l.drive.Add(^uint64(oneActive-1))) == 0 && !l.closed.Load() {
+		// The caller goes to sleep and nobody else drives: hand the
+		// rings back to the pump now. (The bump follows active's
+		// drop, so a pump that saw active > 0 has loaded the old
+		// value and its futex wait returns at once.)
+		l.own.bell.Add(1)
+		futexWake(l.own.bell)
+	}
+	l.drive.Add(^uint64(oneDriver - 1)) // last: Close may unmap the doorbell once it is 0
+	return false
 }
 
 // poll does one round of work and reports whether it did anything.
