@@ -199,14 +199,14 @@ type inMsg struct {
 
 // rreq is a receive.
 type rreq struct {
-	m      match.Recv[*rreq]
-	buf    []byte // caller's buffer (RecvInto) or nil
-	into   bool
-	st     Status
-	data   []byte
-	size   int // bytes expected: len(data), or the message size when abandoned
-	recvd  int
-	err    error
+	m     match.Recv[*rreq]
+	buf   []byte // caller's buffer (RecvInto) or nil
+	into  bool
+	st    Status
+	data  []byte
+	size  int // bytes expected: len(data), or the message size when abandoned
+	recvd int
+	err   error
 	// fin is set, after every other field, when the receive completes: a
 	// caller that polls it (Wait, Test, a driving wait) reads the result
 	// with no channel operation. done (capacity 1) receives one value on
