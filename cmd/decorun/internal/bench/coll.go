@@ -115,11 +115,11 @@ func (r *runner) timeEach(ctx context.Context, n, warm, iters int, op func(conte
 	}
 	var acc time.Duration
 	for range iters {
-		t0 := time.Now()
+		t0 := nanotime()
 		if err := op(ctx); err != nil {
 			return 0, fmt.Errorf("size %d: %w", n, err)
 		}
-		acc += time.Since(t0)
+		acc += since(t0)
 		if err := r.barrier(ctx); err != nil {
 			return 0, err
 		}

@@ -58,15 +58,15 @@ func (r *runner) overlap(ctx context.Context) error {
 		}
 		var tacc, cacc time.Duration
 		for range iters {
-			t0 := time.Now()
+			t0 := nanotime()
 			q := collectives.IallreduceSliceInto(ctx, c, v, out, collectives.Sum)
-			c0 := time.Now()
+			c0 := nanotime()
 			computeFor(time.Duration(pure * 1e3))
-			cacc += time.Since(c0)
+			cacc += since(c0)
 			if _, err := q.Wait(ctx); err != nil {
 				return fmt.Errorf("size %d: %w", n, err)
 			}
-			tacc += time.Since(t0)
+			tacc += since(t0)
 			if err := r.barrier(ctx); err != nil {
 				return err
 			}
@@ -102,9 +102,9 @@ var sink float64
 
 // computeFor computes, without any call, for d (osu_like's compute_for).
 func computeFor(d time.Duration) {
-	t0 := time.Now()
+	t0 := nanotime()
 	x := 1.0
-	for time.Since(t0) < d {
+	for since(t0) < d {
 		for range 64 {
 			x = x*1.0000001 + 1e-9
 		}

@@ -118,7 +118,7 @@ func (r *runner) pingPong(ctx context.Context, sbuf, rbuf []byte, warm, iters in
 	}
 	times := make([]float64, 0, iters)
 	for i := range warm + iters {
-		t0 := time.Now()
+		t0 := nanotime()
 		if err := c.Send(ctx, 1, tagPing, sbuf); err != nil {
 			return nil, err
 		}
@@ -126,7 +126,7 @@ func (r *runner) pingPong(ctx context.Context, sbuf, rbuf []byte, warm, iters in
 			return nil, err
 		}
 		if i >= warm {
-			times = append(times, float64(time.Since(t0).Nanoseconds())/2e3)
+			times = append(times, float64(since(t0).Nanoseconds())/2e3)
 		}
 	}
 	return times, nil

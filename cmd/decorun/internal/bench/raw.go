@@ -172,7 +172,7 @@ func (r *raw) pingPong(ctx context.Context, rank int, sbuf, rbuf []byte, warm, i
 	}
 	times := make([]float64, 0, iters)
 	for i := range warm + iters {
-		t0 := time.Now()
+		t0 := nanotime()
 		if err := r.send(1, sbuf); err != nil {
 			return nil, err
 		}
@@ -180,7 +180,7 @@ func (r *raw) pingPong(ctx context.Context, rank int, sbuf, rbuf []byte, warm, i
 			return nil, err
 		}
 		if i >= warm {
-			times = append(times, float64(time.Since(t0).Nanoseconds())/2e3)
+			times = append(times, float64(since(t0).Nanoseconds())/2e3)
 		}
 	}
 	return times, nil
