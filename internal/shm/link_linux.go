@@ -574,7 +574,13 @@ func (l *Link) poll() bool {
 		}
 	}
 	for _, o := range outs {
-		if o == nil || !o.pending.Load() {
+		if o == nil {
+			continue
+		}
+		// While this side waits, it reads what the consumer has read, so
+		// that its next send finds it known (see Ring.seen).
+		o.w.R.SeeTail()
+		if !o.pending.Load() {
 			continue
 		}
 		o.mu.Lock()

@@ -62,6 +62,46 @@ type Ring struct {
 	// express frame written, while head still has expressBit.
 	xEnd uint64
 	xLen int
+	// seen (producer's process, not shared) is a tail the producer's side
+	// has read: the consumer has read at least that far. The producer
+	// asks the shared tail only when seen does not tell it what it needs
+	// (tailAtLeast), and the producer's process refreshes seen while it
+	// waits for something else (Link's poll: SeeTail), so that the miss
+	// of reading the line the consumer has just written is not on the
+	// producer's next send: a 56-byte ping-pong through comm took
+	// 0.62-0.67 µs one way without the producer's reads of tail and
+	// 0.77-0.83 µs with them (2026-12-08).
+	seen atomic.Uint64
+}
+
+// tailAtLeast returns a tail the consumer has reached, at least want if
+// the consumer has read that far: seen when it is that far, else the
+// shared tail, which it keeps in seen. Producer side.
+func (r *Ring) tailAtLeast(want uint64) uint64 {
+	if t := r.seen.Load(); t >= want {
+		return t
+	}
+	t := r.tail.Load()
+	if t > r.seen.Load() {
+		r.seen.Store(t)
+	}
+	return t
+}
+
+// SeeTail refreshes seen when the producer has published bytes the
+// consumer was not seen to read, and reports whether the consumer has
+// read everything published. It may be called by any goroutine of the
+// producer's process, beside the producer.
+func (r *Ring) SeeTail() bool {
+	h := r.head.Load() &^ expressBit // the producer's own line: no miss
+	if r.seen.Load() >= h {
+		return true
+	}
+	t := r.tail.Load()
+	if t > r.seen.Load() {
+		r.seen.Store(t)
+	}
+	return t >= h
 }
 
 // NewRing returns a view of the ring stored in mem: RingHeader bytes of
@@ -109,7 +149,7 @@ func (r *Ring) settle() uint64 {
 	}
 	r.xEnd = 0
 	at := h - uint64(lenSize+r.xLen)
-	if r.tail.Load() > at {
+	if r.tailAtLeast(h) > at {
 		return h // read already: the data need not hold it
 	}
 	var l [lenSize]byte
@@ -125,7 +165,7 @@ func (r *Ring) settle() uint64 {
 func (r *Ring) writeExpress(head, body []byte) bool {
 	n := len(head) + len(body)
 	h := r.settle()
-	if n > expressMax || r.noExpress || lenSize+n > len(r.data) || r.tail.Load() != h {
+	if n > expressMax || r.noExpress || lenSize+n > len(r.data) || r.tailAtLeast(h) != h {
 		return false
 	}
 	copy(r.express[copy(r.express, head):], body)
@@ -138,7 +178,7 @@ func (r *Ring) writeExpress(head, body []byte) bool {
 // of bytes written. Producer side only.
 func (r *Ring) Write(p []byte) int {
 	h := r.settle() // only this side stores head
-	free := len(r.data) - int(h-r.tail.Load())
+	free := len(r.data) - int(h-r.tailAtLeast(r.room(h, len(p))))
 	n := min(free, len(p))
 	if n == 0 {
 		return 0
@@ -146,6 +186,14 @@ func (r *Ring) Write(p []byte) int {
 	r.put(h, p[:n])
 	r.head.Store(h + uint64(n)) // publishes the bytes: the consumer loads head first
 	return n
+}
+
+// room is the tail at which n more bytes fit after head h.
+func (r *Ring) room(h uint64, n int) uint64 {
+	if c := uint64(len(r.data)); h+uint64(n) > c {
+		return h + uint64(n) - c
+	}
+	return 0
 }
 
 // WriteV writes every part, whole and in order, and publishes them at
@@ -157,7 +205,7 @@ func (r *Ring) WriteV(parts ...[]byte) bool {
 	for _, p := range parts {
 		n += len(p)
 	}
-	if len(r.data)-int(h-r.tail.Load()) < n {
+	if len(r.data)-int(h-r.tailAtLeast(r.room(h, n))) < n {
 		return false
 	}
 	at := h
@@ -199,7 +247,7 @@ const (
 func (r *Ring) rewind(n int) {
 	h := r.settle()
 	i := int(h & r.mask)
-	if i < r.rewindAt || i < r.rewindRoom*n || len(r.data)-i < lenSize || r.tail.Load() != h {
+	if i < r.rewindAt || i < r.rewindRoom*n || len(r.data)-i < lenSize || r.tailAtLeast(h) != h {
 		return
 	}
 	binary.LittleEndian.PutUint32(r.data[i:], skipMark)

@@ -422,14 +422,34 @@ func TestExpress(t *testing.T) {
 // TestRingConcurrentExpress streams frames around expressMax in size from
 // one goroutine to another, in bursts, so that frames go express, are
 // settled into the data behind the consumer's back, and are read by Next
-// and NextView, concurrently: every frame arrives whole and in order.
-// Under -race this checks the express frames' memory ordering.
+// and NextView, concurrently, while a third goroutine refreshes the
+// producer's view of the tail (SeeTail): every frame arrives whole and in
+// order. Under -race this checks the express frames' memory ordering.
 func TestRingConcurrentExpress(t *testing.T) {
 	r := newTestRing(t, 512)
 	rng := rand.New(rand.NewPCG(3, 4))
 	want := frames(rng, 20000, expressMax+8)
 	var went, settled int
 	done := make(chan struct{})
+	stopSee := make(chan struct{})
+	seeing := make(chan struct{})
+	go func() { // the producer's process polling what the consumer read (Link's poll)
+		defer close(seeing)
+		for {
+			select {
+			case <-stopSee:
+				return
+			default:
+			}
+			r.SeeTail()
+			if seen, tail := r.seen.Load(), r.tail.Load(); seen > tail {
+				t.Errorf("seen %d is past the consumer's tail %d", seen, tail)
+				return
+			}
+			runtime.Gosched()
+		}
+	}()
+	defer func() { close(stopSee); <-seeing }()
 	go func() {
 		defer close(done)
 		w := Writer{R: r}
@@ -479,5 +499,39 @@ func TestRingConcurrentExpress(t *testing.T) {
 	<-done
 	if went == 0 || settled == 0 {
 		t.Errorf("%d frames went express, %d were settled into the data; want some of each", went, settled)
+	}
+}
+
+// TestSeeTail checks that the producer's side learns what the consumer
+// read from SeeTail, and that its next send uses it rather than loading
+// the shared tail again: with the tail word made to lag (as a load would
+// see it), a frame still goes express once SeeTail saw the ring empty.
+func TestSeeTail(t *testing.T) {
+	r := newTestRing(t, 256)
+	w := Writer{R: r}
+	rd := Reader{R: r, Max: 256}
+	if !r.SeeTail() {
+		t.Fatal("SeeTail of a fresh ring: false, want true (nothing published)")
+	}
+	a := []byte("ping")
+	w.Write(a)
+	if r.SeeTail() {
+		t.Fatal("SeeTail with a frame unread: true")
+	}
+	if f, err := next1(&rd, true); err != nil || !bytes.Equal(f, a) {
+		t.Fatalf("read %q, %v", f, err)
+	}
+	h := r.head.Load() &^ expressBit
+	if !r.SeeTail() || r.seen.Load() != h {
+		t.Fatalf("after the read: SeeTail false or seen %d, want true and %d", r.seen.Load(), h)
+	}
+	r.tail.Store(h - 1) // what a stale load would return
+	w.Write(a)
+	r.tail.Store(h)
+	if hv := r.head.Load(); hv&expressBit == 0 {
+		t.Fatal("the producer loaded the tail although SeeTail had seen the ring empty: the frame did not go express")
+	}
+	if f, err := next1(&rd, true); err != nil || !bytes.Equal(f, a) {
+		t.Fatalf("read %q, %v", f, err)
 	}
 }
