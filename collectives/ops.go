@@ -191,7 +191,7 @@ func sumInto[E any](op func(a, b E) E, dst, a, b []E) bool {
 
 func add[N Number](dst, a, b []N) bool {
 	a, b = a[:len(dst)], b[:len(dst)]
-	for i := range dst {
+	for i := addVec(dst, a, b); i < len(dst); i++ {
 		dst[i] = a[i] + b[i]
 	}
 	return true
