@@ -81,7 +81,7 @@
 // add in a loop of their own: on amd64 CPUs with AVX2, 32 bytes per
 // instruction (VADDPD, VADDPS, VPADDQ, VPADDD), the same additions
 // element by element as a + b, so the results are the same bits; a fold
-// of 64 KiB then takes about a third of the scalar loop's time (in
+// of 64 KiB then takes less than half the scalar loop's time (in
 // cache), and the fold of a payload that another rank just posted is
 // bound by reading it.
 //
