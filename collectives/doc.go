@@ -78,7 +78,12 @@
 // choice for vectors: no allocation per combination). The *Slice calls
 // call op once per element, except for Sum on float64, float32, int,
 // int32, int64 and uint64 named at a non-generic call site, which they
-// add in a loop of their own (the same expression, a + b).
+// add in a loop of their own: on amd64 CPUs with AVX2, 32 bytes per
+// instruction (VADDPD, VADDPS, VPADDQ, VPADDD), the same additions
+// element by element as a + b, so the results are the same bits; a fold
+// of 64 KiB then takes less than half the scalar loop's time (in
+// cache), and the fold of a payload that another rank just posted is
+// bound by reading it.
 //
 // A user op must be associative. It need not be commutative: every
 // reduction combines the contributions in rank order, v0 op v1 op ... op

@@ -191,7 +191,11 @@ func sumInto[E any](op func(a, b E) E, dst, a, b []E) bool {
 
 func add[N Number](dst, a, b []N) bool {
 	a, b = a[:len(dst)], b[:len(dst)]
-	for i := range dst {
+	i := 0
+	if len(dst) >= 16 { // a vector kernel's block at the least (128 bytes of 8-byte numbers)
+		i = addVec(dst, a, b)
+	}
+	for ; i < len(dst); i++ {
 		dst[i] = a[i] + b[i]
 	}
 	return true
