@@ -98,6 +98,12 @@ type member struct {
 	bell  *atomic.Uint32
 	sleep *atomic.Uint32
 	state *atomic.Uint32
+	// acked (this process's memory, not the file) is an ack of the
+	// member's that this member has read: the member has finished
+	// reading at least that step. CanPost loads the shared ack, whose
+	// line the member wrote at its last step, only when acked is too
+	// old.
+	acked atomic.Uint64
 }
 
 func newMember(mem []byte) *member {

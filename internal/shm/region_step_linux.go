@@ -224,7 +224,17 @@ func (g *Region) CanPost(s uint64) bool {
 		return true
 	}
 	for i, m := range g.mems {
-		if i != g.mb.Me && m.ack.Load() < s-2 {
+		if i == g.mb.Me || m.acked.Load() >= s-2 {
+			continue
+		}
+		// A rooted call's root posts without waiting for the others, so
+		// its next post must ask how far they read; a load of each ack
+		// tells it about this step and the next (see member.acked).
+		a := m.ack.Load()
+		if a > m.acked.Load() {
+			m.acked.Store(a)
+		}
+		if a < s-2 {
 			return false
 		}
 	}
