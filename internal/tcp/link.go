@@ -458,7 +458,7 @@ func (l *Link) serve(raw net.Conn) {
 		raw.Close()
 		return
 	}
-	in := &inbound{l: l, src: src, conn: raw, fd: rawFD(raw), open: sl, buf: make([]byte, readBuf)}
+	in := &inbound{l: l, src: src, conn: raw, fd: rawFD(raw), open: sl, buf: make([]byte, readBuf), sinceLarge: afterLarge}
 	l.mu.Lock()
 	if l.closed { // Close has passed this connection by (or will find it nil)
 		l.mu.Unlock()
