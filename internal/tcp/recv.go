@@ -345,14 +345,46 @@ func (in *inbound) corrupt(err error) {
 // blocked receives do, for a while, when the host has a core per rank):
 // the frame then reaches it without a goroutine being woken.
 func (l *Link) Poll() bool {
+	ins := *l.polled.Load()
+	var held [pollBatch]*inbound
+	var fds [pollBatch]pollFD
 	prog := false
-	for _, in := range *l.polled.Load() {
-		if in.tok.TryLock() {
-			prog = in.poll() || prog
+	for len(ins) > 0 {
+		// Take the idle connections' tokens (a batch at a time), ask the
+		// kernel in one call which of their sockets hold anything, and
+		// read those only.
+		k := 0
+		for ; len(ins) > 0 && k < pollBatch; ins = ins[1:] {
+			in := ins[0]
+			if !in.tok.TryLock() {
+				continue
+			}
+			if in.dead {
+				in.tok.Unlock()
+				continue
+			}
+			held[k], fds[k] = in, pollFD{fd: int32(in.fd), events: pollIn}
+			k++
+		}
+		if k == 0 {
+			continue
+		}
+		readable(fds[:k])
+		for i, in := range held[:k] {
+			held[i] = nil
+			if fds[i].revents != 0 {
+				prog = in.poll() || prog
+				continue
+			}
+			in.more.Store(false)
+			in.tok.Unlock()
 		}
 	}
 	return prog
 }
+
+// pollBatch is how many sockets Poll asks about in one system call.
+const pollBatch = 16
 
 // Claim tells the reader goroutines of the connections Poll reads to
 // leave them to Poll until release is called; a caller that polls the
