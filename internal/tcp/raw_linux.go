@@ -76,11 +76,14 @@ type pollFD struct {
 // peer's end) means a read would return at once too.
 const pollIn = 0x1 // POLLIN
 
-// readable fills the revents of fds with what a read of each would find
-// now, in one system call that does not wait (ppoll with a zero
+// pollOut: writable (POLLOUT).
+const pollOut = 0x4
+
+// readable fills the revents of fds with what a read (events pollIn) or
+// a write (pollOut) of each would find now, in one system call that does not wait (ppoll with a zero
 // timeout). Unlike a read, it takes no socket's lock, so a caller that
 // polls a socket in a loop does not hold off the kernel's delivery of the
-// segments it waits for. On an error it reports every socket readable.
+// segments it waits for. On an error it reports every socket ready.
 func readable(fds []pollFD) {
 	var ts syscall.Timespec
 	for {

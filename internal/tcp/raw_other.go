@@ -24,9 +24,12 @@ type pollFD struct {
 	revents int16
 }
 
-const pollIn = 0x1
+const (
+	pollIn  = 0x1
+	pollOut = 0x4
+)
 
-// readable reports every socket readable (never called: no socket is
+// readable reports every socket ready (never called: no socket is
 // polled here).
 func readable(fds []pollFD) {
 	for i := range fds {

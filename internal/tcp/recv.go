@@ -341,9 +341,12 @@ func (in *inbound) corrupt(err error) {
 // Poll reads and delivers, on the calling goroutine, the frames that have
 // arrived on incoming connections that no other goroutine is reading at
 // the moment, without waiting, and reports whether it delivered or read
-// anything. A caller about to wait for a frame calls it in a loop (comm's
-// blocked receives do, for a while, when the host has a core per rank):
-// the frame then reaches it without a goroutine being woken.
+// anything. It also writes what is queued for outgoing connections whose
+// sockets have room (see pollOut), and reports that too. A caller about
+// to wait for a frame calls it in a loop (comm's blocked receives do, for
+// a while, when the host has a core per rank): the frame then reaches it
+// without a goroutine being woken, and its own frames that a full socket
+// held back go out without waking the writer goroutine.
 func (l *Link) Poll() bool {
 	ins := *l.polled.Load()
 	var held [pollBatch]*inbound
@@ -380,7 +383,7 @@ func (l *Link) Poll() bool {
 			in.tok.Unlock()
 		}
 	}
-	return prog
+	return l.pollOut() || prog
 }
 
 // pollBatch is how many sockets Poll asks about in one system call.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,14 +16,15 @@ type outbound struct {
 	fd   int           // conn's socket when it may be written without waiting, or -1
 	wake chan struct{} // capacity 1: the queue went from empty to not
 
-	mu     sync.Mutex // guards everything below, and writes on fd
-	idle   sync.Cond  // on mu: busy went false (Keep waits for it)
-	seal   *sealer    // seals each frame as it is written or queued (TLS), or nil
-	q      []piece    // bytes for the writer, in stream order
-	open   bool       // the last piece of q is a batch that small frames may join
-	wrote  time.Time  // when Send last wrote a frame itself
-	busy   bool       // the writer is writing pieces of q (outside mu)
-	down   bool       // the connection broke: frames are dropped
+	mu     sync.Mutex  // guards everything below, and writes on fd
+	idle   sync.Cond   // on mu: busy went false (Keep waits for it)
+	seal   *sealer     // seals each frame as it is written or queued (TLS), or nil
+	q      []piece     // bytes for the writer, in stream order
+	open   bool        // the last piece of q is a batch that small frames may join
+	wrote  time.Time   // when Send last wrote a frame itself
+	busy   bool        // the writer is writing pieces of q (outside mu)
+	queued atomic.Bool // q is not empty (set under mu; read without it by Poll)
+	down   bool        // the connection broke: frames are dropped
 	closed bool
 }
 
@@ -175,6 +177,7 @@ func (o *outbound) lock() (bool, error) {
 // go of o.mu and wakes the writer if the send left frames queued.
 func (o *outbound) unlock(first bool) {
 	wake := first && len(o.q) > 0
+	o.queued.Store(len(o.q) > 0)
 	o.mu.Unlock()
 	if wake {
 		select {
