@@ -72,19 +72,15 @@ type pollFD struct {
 	revents int16
 }
 
-// pollIn: readable, and what else ppoll reports on its own (an error, the
-// peer's end) means a read would return at once too.
-const pollIn = 0x1 // POLLIN
-
-// pollOut: writable (POLLOUT).
+// pollOut: writable (POLLOUT); what else ppoll reports on its own (an
+// error, the peer's end) means a write would return at once too.
 const pollOut = 0x4
 
-// readable fills the revents of fds with what a read (events pollIn) or
-// a write (pollOut) of each would find now, in one system call that does not wait (ppoll with a zero
-// timeout). Unlike a read, it takes no socket's lock, so a caller that
-// polls a socket in a loop does not hold off the kernel's delivery of the
-// segments it waits for. On an error it reports every socket ready.
-func readable(fds []pollFD) {
+// ready fills the revents of fds with what a write (events pollOut) to
+// each would find now, in one system call that does not wait (ppoll with
+// a zero timeout). Unlike a write that finds no room, it takes no
+// socket's lock. On an error it reports every socket ready.
+func ready(fds []pollFD) {
 	var ts syscall.Timespec
 	for {
 		_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&fds[0])), uintptr(len(fds)),
@@ -96,7 +92,7 @@ func readable(fds []pollFD) {
 			continue
 		}
 		for i := range fds {
-			fds[i].revents = pollIn
+			fds[i].revents = pollOut
 		}
 		return
 	}

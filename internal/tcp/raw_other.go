@@ -24,15 +24,12 @@ type pollFD struct {
 	revents int16
 }
 
-const (
-	pollIn  = 0x1
-	pollOut = 0x4
-)
+const pollOut = 0x4
 
-// readable reports every socket ready (never called: no socket is
-// polled here).
-func readable(fds []pollFD) {
+// ready reports every socket ready (never called: no socket is polled
+// here).
+func ready(fds []pollFD) {
 	for i := range fds {
-		fds[i].revents = pollIn
+		fds[i].revents = pollOut
 	}
 }

@@ -348,46 +348,14 @@ func (in *inbound) corrupt(err error) {
 // without a goroutine being woken, and its own frames that a full socket
 // held back go out without waking the writer goroutine.
 func (l *Link) Poll() bool {
-	ins := *l.polled.Load()
-	var held [pollBatch]*inbound
-	var fds [pollBatch]pollFD
 	prog := false
-	for len(ins) > 0 {
-		// Take the idle connections' tokens (a batch at a time), ask the
-		// kernel in one call which of their sockets hold anything, and
-		// read those only.
-		k := 0
-		for ; len(ins) > 0 && k < pollBatch; ins = ins[1:] {
-			in := ins[0]
-			if !in.tok.TryLock() {
-				continue
-			}
-			if in.dead {
-				in.tok.Unlock()
-				continue
-			}
-			held[k], fds[k] = in, pollFD{fd: int32(in.fd), events: pollIn}
-			k++
-		}
-		if k == 0 {
-			continue
-		}
-		readable(fds[:k])
-		for i, in := range held[:k] {
-			held[i] = nil
-			if fds[i].revents != 0 {
-				prog = in.poll() || prog
-				continue
-			}
-			in.more.Store(false)
-			in.tok.Unlock()
+	for _, in := range *l.polled.Load() {
+		if in.tok.TryLock() {
+			prog = in.poll() || prog
 		}
 	}
 	return l.pollOut() || prog
 }
-
-// pollBatch is how many sockets Poll asks about in one system call.
-const pollBatch = 16
 
 // Claim tells the reader goroutines of the connections Poll reads to
 // leave them to Poll until release is called; a caller that polls the

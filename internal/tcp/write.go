@@ -195,6 +195,9 @@ func (o *outbound) drop(dones []func()) []func() {
 	return dones
 }
 
+// pollBatch is how many sockets pollOut asks about in one system call.
+const pollBatch = 16
+
 // pollOut writes, on the calling goroutine, what is queued for the
 // outgoing connections whose sockets have room, as far as they take it
 // without waiting, and reports whether it wrote anything. Poll calls it:
@@ -208,24 +211,26 @@ func (l *Link) pollOut() bool {
 	}
 	var fds [pollBatch]pollFD
 	var held [pollBatch]*outbound
-	k := 0
-	for _, o := range *outs {
-		if o != nil && o.fd >= 0 && o.queued.Load() && k < pollBatch {
-			held[k], fds[k] = o, pollFD{fd: int32(o.fd), events: pollOut}
-			k++
-		}
-	}
-	if k == 0 {
-		return false
-	}
-	// The numbers are only asked about here (a closed one may be
-	// reported on, never written to): writes happen under o.mu, with o
-	// not closed.
-	readable(fds[:k])
 	prog := false
-	for i, o := range held[:k] {
-		if fds[i].revents != 0 && l.flush(o) {
-			prog = true
+	for rest := *outs; len(rest) > 0; {
+		k := 0
+		for ; len(rest) > 0 && k < pollBatch; rest = rest[1:] {
+			if o := rest[0]; o != nil && o.fd >= 0 && o.queued.Load() {
+				held[k], fds[k] = o, pollFD{fd: int32(o.fd), events: pollOut}
+				k++
+			}
+		}
+		if k == 0 {
+			continue
+		}
+		// The numbers are only asked about here (a closed one may be
+		// reported on, never written to): writes happen under o.mu,
+		// with o not closed.
+		ready(fds[:k])
+		for i, o := range held[:k] {
+			if fds[i].revents != 0 && l.flush(o) {
+				prog = true
+			}
 		}
 	}
 	return prog
