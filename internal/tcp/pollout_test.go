@@ -1,12 +1,24 @@
+//go:build linux
+
 package tcp
 
 import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// smallBuffer gives socket fd a buffer (opt: SO_SNDBUF or SO_RCVBUF) of
+// 64 KiB, so that a few frames fill it.
+func smallBuffer(t *testing.T, fd int, opt int) {
+	t.Helper()
+	if err := syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, opt, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // TestPollWritesQueued: frames that a full socket held back (copied into
 // the queue, or lent with SendLent) are written by a caller that polls
@@ -30,6 +42,10 @@ func TestPollWritesQueued(t *testing.T) {
 			c := &checker{size: size, next: map[int]int{}}
 			l0, l1 := polledPair(t, tls, c.frame, func(err error) { t.Errorf("rank 1: %v", err) })
 			c.l = l1
+			// Small socket buffers: the sockets fill, whatever the
+			// kernel's autotuning.
+			smallBuffer(t, (*l0.outs.Load())[1].fd, syscall.SO_SNDBUF)
+			smallBuffer(t, (*l1.polled.Load())[0].fd, syscall.SO_RCVBUF)
 			defer l1.Claim()(false)
 			defer l0.Claim()(false)
 			const count = 150
@@ -99,8 +115,8 @@ func TestPollWritesQueued(t *testing.T) {
 func TestPollWritesToManyPeers(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the goroutines of the links run only when preempted
 	const peers = pollBatch + 2
-	const count = 8 // 12 MiB a peer: more than its sockets hold
-	size := func(i int) int { return []int{8, 4 << 20, 1000, 2 << 20}[i%4] }
+	const count = 12
+	size := func(i int) int { return []int{8, 1 << 20, 1000, 300 << 10}[i%4] }
 	send, err := Listen(Config{Rank: 0, Size: peers + 1, Key: testKey}, func([]byte) {}, func(err error) { t.Errorf("rank 0: %v", err) })
 	if err != nil {
 		t.Fatal(err)
@@ -123,6 +139,15 @@ func TestPollWritesToManyPeers(t *testing.T) {
 		if !reach[p] {
 			t.Fatal(why[p])
 		}
+	}
+	for _, o := range *send.outs.Load() {
+		if o != nil {
+			smallBuffer(t, o.fd, syscall.SO_SNDBUF)
+		}
+	}
+	for _, c := range cs {
+		waitFor(t, "the incoming connection", func() bool { return len(*c.l.polled.Load()) == 1 })
+		smallBuffer(t, (*c.l.polled.Load())[0].fd, syscall.SO_RCVBUF)
 	}
 	for i := range count {
 		for p := range peers {
