@@ -104,8 +104,9 @@ func (l *Link) SendPair(dst int, f1, head, body []byte) error {
 // take at once of body waits in the queue as the caller's memory, so a
 // large frame behind a full socket costs no copy. It reports whether it
 // kept body (lent); then the caller must leave body alone until done is
-// called (once, from another goroutine, without any lock of the link's
-// held) or until Keep returns. done is called once the kernel has taken
+// called (once, without any lock of the link's held: by the writer
+// goroutine, or by a caller of Poll, which must not hold a lock that done
+// takes) or until Keep returns. done is called once the kernel has taken
 // the last byte of body, or the connection broke and the frame was
 // dropped; it is not called after Close. done may be nil (the caller
 // learns the end from a later lent frame to the same rank: frames are
