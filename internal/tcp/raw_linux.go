@@ -39,6 +39,30 @@ func readFD(fd int, p []byte) (int, error) {
 	}
 }
 
+// readvFD is readFD into p and then q, in one system call (readv).
+func readvFD(fd int, p, q []byte) (int, error) {
+	var iov [2]syscall.Iovec
+	k := 0
+	for _, b := range [2][]byte{p, q} {
+		if len(b) > 0 {
+			iov[k].Base = &b[0]
+			iov[k].SetLen(len(b))
+			k++
+		}
+	}
+	for {
+		n, _, errno := syscall.Syscall(syscall.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+		switch errno {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return 0, errno
+		}
+	}
+}
+
 // peekFD is readFD that leaves what it copies into p in the socket
 // (MSG_PEEK): the next read or peek returns the same bytes again, unless
 // dropFD dropped them first.

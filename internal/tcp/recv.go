@@ -101,9 +101,9 @@ func (in *inbound) fill(read func([]byte) (int, error), peek bool) (int, error) 
 		return in.fillPlaced(read)
 	}
 	if in.f != nil {
-		n, err := read(in.f[in.got:])
-		in.got += n
-		return n, eofErr(n, err)
+		k, n, err := in.readTail(read, in.f[in.got:])
+		in.got += k
+		return n, err
 	}
 	if in.r == in.w {
 		in.r, in.w = 0, 0
@@ -125,6 +125,25 @@ func (in *inbound) fill(read func([]byte) (int, error), peek bool) (int, error) 
 	}
 	in.w += n
 	return n, eofErr(n, err)
+}
+
+// readTail reads into p, the rest of a large frame, and, when the socket
+// can be read without waiting, up to headRead bytes after it into the
+// read buffer (empty while a large frame is read): the head of the next
+// frame comes in the same system call, as with Open MPI's readv into a
+// fragment and its endpoint cache. It returns how many bytes went into p
+// and how many in all. tok held.
+func (in *inbound) readTail(read func([]byte) (int, error), p []byte) (k, n int, err error) {
+	if in.fd < 0 || in.r != in.w {
+		n, err = read(p)
+		return n, n, eofErr(n, err)
+	}
+	in.r, in.w = 0, 0
+	n, err = readvFD(in.fd, p, in.buf[:headRead])
+	n = max(n, 0)
+	k = min(n, len(p))
+	in.w = n - k
+	return k, n, eofErr(n, err)
 }
 
 // drop takes the bytes a peek left in the socket out of it (they are in
