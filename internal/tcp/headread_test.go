@@ -14,7 +14,9 @@ import (
 // between) reaches the Placer with at most headRead bytes read ahead
 // into the read buffer: its body goes from the socket straight into
 // the placer's slice (or, not placed, into a slice of its own), not
-// through the read buffer and a copy. Read by the reader goroutine and by
+// through the read buffer and a copy (the read that ends a large frame
+// takes at most headRead bytes after it, as a read into the read buffer
+// after a large frame does). Read by the reader goroutine and by
 // a polling caller, with small frames of every size and large ones the
 // placer leaves among them: every frame arrives once, whole, in order.
 func TestLargeFramesSkipReadBuffer(t *testing.T) {
