@@ -334,11 +334,18 @@
 //     on into the receive's buffer, and the next read dropped it from the
 //     socket: peek and drop took 47% of the receiver's time, the copy
 //     9% (`bench bw --transport tcp --sizes 64K --iters 400`, pprof).
-//     Reading at most 1 KiB after a large frame, a message costs the
+//     Reading at most 1 KiB after a large frame, a message cost the
 //     receiver two reads (1 KiB: the head frame and the Data frame's
-//     first bytes; then the rest, straight into the receive's buffer),
-//     the sender one writev (strace; perf counts 2.2 successful reads
-//     per message), and the receiver's profile is the kernel's copy.
+//     first bytes; then the rest, straight into the receive's buffer)
+//     and the sender one writev (strace). The read that ends a frame
+//     now also takes up to 1 KiB after it (readv into the frame's rest
+//     and the read buffer, as Open MPI reads a fragment and its
+//     endpoint cache), so the next message's head comes with it: 83,000
+//     reads and readvs for 28,160 messages where there were 102,000
+//     reads (perf, 400 windows), and both ranks' profiles are the
+//     kernel's copy. A 64 KiB message is two segments on loopback
+//     (65,640 bytes with its two headers, above the MSS of 65,483);
+//     Open MPI's fragments made 4.5 data segments per message (nstat).
 //     A ppoll before each peek, so that a spinning caller would not take
 //     the socket's lock while the sender's segments arrive (perf showed
 //     3% in that lock's slow path), put a second system call on a
@@ -390,7 +397,12 @@
 //     45 µs more at 64 KiB; AES-GCM runs at about 2 GB/s per core here,
 //     which bounds bandwidth (0.9-1.4 GB/s at 64 KiB-4 MiB).
 //   - Waiting: a caller spins (polling) for up to 50 µs, then sleeps and
-//     the reader goroutine delivers. When other jobs keep the cores busy,
+//     the reader goroutine delivers. A 1 MiB ping-pong between two
+//     network-namespace hosts pays that wake-up on most round trips (one
+//     way: fastest 170-260 µs, median 450-580); spinning for up to 1 ms
+//     instead (comm's tcpSpin) brought the median to 309-370 µs in three
+//     rounds of five and made it 704 and 1,402 µs in the two others,
+//     where other jobs took the cores (2026-12-08 02:43 UTC); not done. When other jobs keep the cores busy,
 //     a peer often takes longer than that to be scheduled, and a wait then
 //     costs a wake-up as well (50-100 µs one way), where Open MPI, which
 //     spins without limit, holds its median and pays in its tail and in
