@@ -186,7 +186,8 @@
 // the start of, so that the next large frame's length is found with few
 // of its bytes and the rest goes straight where it belongs: in a stream
 // of long messages, a head frame and Data frames, the read buffer sees
-// only the heads) and hands each whole frame
+// only the heads; the read that ends a large frame takes up to 1 KiB
+// after it into the read buffer in the same readv) and hands each whole frame
 // to onFrame (the same callback the other links use; comm's engine
 // serialises them), so frames are delivered in order whoever reads them.
 // The reader goroutine waits for the socket to become readable without
