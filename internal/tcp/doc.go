@@ -145,6 +145,14 @@
 // hands the queue to the kernel, up to 64 pieces per writev, with writevs
 // that do not wait (between them it waits for the socket to have room,
 // without holding the queue's lock) while Send fills the queue behind it.
+// A caller that drives the link (Poll, below) writes queued frames too:
+// it asks the kernel which outgoing sockets with queued frames have room
+// (one ppoll, which takes no socket's lock) and writes to those itself,
+// one writev that does not wait, under the queue's lock and never while
+// the writer goroutine writes; so a sender that waits for its sends to
+// complete refills a full socket as soon as the kernel makes room, where
+// the writer goroutine would have to be woken (and, with two Ps sharing
+// the rank's core, wait for the caller to yield).
 // A small frame that follows the last one Send wrote itself within 5 µs
 // is queued too, so that a stream of small messages costs a writev per
 // batch rather than per frame. Queued frames of up to 16 KiB are packed
@@ -172,7 +180,14 @@
 // Receiving: each incoming connection has a reader goroutine and a
 // token. Whoever holds the token reads the socket (into a 64 KiB buffer,
 // several small frames per system call; a frame over 16 KiB straight into
-// a slice of its own once its length is known) and hands each whole frame
+// a slice of its own once its length is known; shortly after a frame over
+// 16 KiB, while fewer than two small frames have followed it, a read into
+// the buffer takes at most 1 KiB, or the rest of the small frame it holds
+// the start of, so that the next large frame's length is found with few
+// of its bytes and the rest goes straight where it belongs: in a stream
+// of long messages, a head frame and Data frames, the read buffer sees
+// only the heads; the read that ends a large frame takes up to 1 KiB
+// after it into the read buffer in the same readv) and hands each whole frame
 // to onFrame (the same callback the other links use; comm's engine
 // serialises them), so frames are delivered in order whoever reads them.
 // The reader goroutine waits for the socket to become readable without
@@ -195,7 +210,10 @@
 // (MSG_PEEK) rather than reading it, and stops after a peek that found
 // bytes (unless they end in a large frame, which it reads on): their
 // frames delivered, the bytes stay in the socket until the connection's
-// next read drops them (MSG_TRUNC, no copy) before it reads on. The kernel sends the acknowledgement it owes for them when
+// next read drops them (MSG_TRUNC, no copy) before it reads on (shortly
+// after a large frame it reads instead: see the 1 KiB reads above; a peek
+// there would cost a drop and a read more per message). The kernel sends
+// the acknowledgement it owes for them when
 // they leave the socket, so it goes while the caller acts on the frame
 // rather than inside the read that brings it (see "Where the time goes");
 // the socket holds at most one read buffer's worth of such bytes, which
@@ -310,6 +328,35 @@
 //     handshake and security argument for both directions.
 //   - Read buffer: 64 KiB per connection, so a stream of small frames
 //     takes one read per 64 KiB; write batches of 64 KiB likewise.
+//   - A stream of 64 KiB messages (each a head frame and one Data frame,
+//     into a window of posted receives): when every read into the read
+//     buffer took up to 64 KiB, a polling receiver's peek copied most of
+//     the next message's body into the read buffer, the placer copied it
+//     on into the receive's buffer, and the next read dropped it from the
+//     socket: peek and drop took 47% of the receiver's time, the copy
+//     9% (`bench bw --transport tcp --sizes 64K --iters 400`, pprof).
+//     Reading at most 1 KiB after a large frame, a message cost the
+//     receiver two reads (1 KiB: the head frame and the Data frame's
+//     first bytes; then the rest, straight into the receive's buffer)
+//     and the sender one writev (strace). The read that ends a frame
+//     now also takes up to 1 KiB after it (readv into the frame's rest
+//     and the read buffer, as Open MPI reads a fragment and its
+//     endpoint cache), so the next message's head comes with it: 83,000
+//     reads and readvs for 28,160 messages where there were 102,000
+//     reads (perf, 400 windows), and both ranks' profiles are the
+//     kernel's copy. A 64 KiB message is two segments on loopback
+//     (65,640 bytes with its two headers, above the MSS of 65,483);
+//     Open MPI's fragments made 4.5 data segments per message (nstat).
+//     A ppoll before each peek, so that a spinning caller would not take
+//     the socket's lock while the sender's segments arrive (perf showed
+//     3% in that lock's slow path), put a second system call on a
+//     ping-pong's critical path (0.5-1.2 µs one way at 8 B-8 KiB) for no
+//     gain that showed above the busy VM's noise; only pollOut uses it.
+//   - Queued frames: at 1-4 MiB a window of messages fills the socket,
+//     and what it does not take waits for the writer goroutine, which
+//     the network poller wakes when there is room and which then needs
+//     one of the rank's Ps while the sender spins in its wait. The
+//     polling sender writes them itself (pollOut).
 //   - Bandwidth: a plain Go stream between two processes on the test VM,
 //     reading 1 MiB at a time and copying it out, reaches 4.4-4.6 GB/s.
 //     Before large frames were placed, the receiver of a stream of 1 MiB
@@ -351,7 +398,12 @@
 //     45 µs more at 64 KiB; AES-GCM runs at about 2 GB/s per core here,
 //     which bounds bandwidth (0.9-1.4 GB/s at 64 KiB-4 MiB).
 //   - Waiting: a caller spins (polling) for up to 50 µs, then sleeps and
-//     the reader goroutine delivers. When other jobs keep the cores busy,
+//     the reader goroutine delivers. A 1 MiB ping-pong between two
+//     network-namespace hosts pays that wake-up on most round trips (one
+//     way: fastest 170-260 µs, median 450-580); spinning for up to 1 ms
+//     instead (comm's tcpSpin) brought the median to 309-370 µs in three
+//     rounds of five and made it 704 and 1,402 µs in the two others,
+//     where other jobs took the cores (2026-12-08 02:43 UTC); not done. When other jobs keep the cores busy,
 //     a peer often takes longer than that to be scheduled, and a wait then
 //     costs a wake-up as well (50-100 µs one way), where Open MPI, which
 //     spins without limit, holds its median and pays in its tail and in
@@ -372,10 +424,12 @@
 //     fails on any other. A corrupt frame length, or with TLS a frame that
 //     does not open (ErrForged), is fatal at once.
 //   - Send, SendLent and Poll never block (Poll delivers through onFrame,
-//     which may wait for comm's engine lock; Keep waits at most for a
-//     writev that does not wait). A lent body is never pooled nor written
-//     after done was called or Keep returned; done is called once at
-//     most, without any of the link's locks held, and never after Close.
+//     which may wait for comm's engine lock, and calls the done of lent
+//     frames it finished writing; Keep waits at most for a writev that
+//     does not wait). A lent body is never pooled nor written after done
+//     was called or Keep returned; done is called once at most, by the
+//     writer goroutine or a caller of Poll, without any of the link's
+//     locks held, and never after Close has returned.
 //     Flush returns once every queued frame has been
 //     handed to the kernel (or its connection broke); Close closes the
 //     listener and every connection and returns once every goroutine of the
@@ -405,14 +459,17 @@
 // share of the writer's writevs), and one or more reads on the receiving
 // side (a polling caller: a peek, and a drop at its next read); a frame of up to
 // 16 KiB is copied once more out of the read buffer into its own slice,
-// and a larger one too unless comm placed it (its first 64 KiB at most,
-// what the read that found its head took; the rest is read into the
-// receive's buffer). An eager message of more than 16 KiB costs a
+// and a larger one too unless comm placed it (what the read that found its
+// head took of it: at most 1 KiB when it follows another large frame
+// closely, up to 64 KiB otherwise; the rest is read into the receive's
+// buffer). An eager message of more than 16 KiB costs a
 // second, small frame (its head, 48 bytes and its type name). A
 // caller that drives the link spins, polling the sockets with system
 // calls that return at once, for up to 50 µs after the last frame it
 // moved: CPU time bought for latency, only when the host has a core per
-// rank. With TLS, AES-GCM sealing and opening on top, and a copy of each
+// rank. While frames wait in a queue, each of its rounds also asks the
+// kernel (one ppoll for up to 16 sockets) whether their sockets have room,
+// and writes to those that do. With TLS, AES-GCM sealing and opening on top, and a copy of each
 // frame sent inline into a sealing buffer; with Config.Plain only the TLS
 // handshake at start-up, and frames cost what they cost without TLS.
 package tcp

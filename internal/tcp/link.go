@@ -99,6 +99,7 @@ type Link struct {
 
 	placedFrames atomic.Int64
 	lentFrames   atomic.Int64
+	polledBytes  atomic.Int64
 
 	outs   atomic.Pointer[[]*outbound] // by rank; set once by Connect
 	polled atomic.Pointer[[]*inbound]  // incoming connections Poll may read; copied on change, under mu
@@ -118,6 +119,7 @@ type Link struct {
 	done      chan struct{} // closed by Close
 	wg        sync.WaitGroup
 	reporting sync.WaitGroup // onFatal calls in flight from timers
+	calling   sync.WaitGroup // lent frames' done calls in flight from Poll
 }
 
 // Received frames of more than smallFrame bytes come from framePool when
@@ -390,6 +392,7 @@ func (l *Link) Close() error {
 	}
 	l.wg.Wait()
 	l.reporting.Wait()
+	l.calling.Wait()
 	return nil
 }
 
@@ -458,7 +461,7 @@ func (l *Link) serve(raw net.Conn) {
 		raw.Close()
 		return
 	}
-	in := &inbound{l: l, src: src, conn: raw, fd: rawFD(raw), open: sl, buf: make([]byte, readBuf)}
+	in := &inbound{l: l, src: src, conn: raw, fd: rawFD(raw), open: sl, buf: make([]byte, readBuf), sinceLarge: afterLarge}
 	l.mu.Lock()
 	if l.closed { // Close has passed this connection by (or will find it nil)
 		l.mu.Unlock()

@@ -123,12 +123,14 @@ func (in *inbound) fillPlaced(read func([]byte) (int, error)) (int, error) {
 	var n int
 	var err error
 	if pl.dst != nil {
-		n, err = read(pl.dst[:pl.left])
-		pl.dst = pl.dst[n:]
-	} else {
-		in.r, in.w = 0, 0
-		n, err = read(in.buf[:min(pl.left, len(in.buf))])
+		var k int
+		k, n, err = in.readTail(read, pl.dst[:pl.left])
+		pl.dst = pl.dst[k:]
+		pl.left -= k
+		return n, err
 	}
+	in.r, in.w = 0, 0
+	n, err = read(in.buf[:min(pl.left, len(in.buf))])
 	pl.left -= n
 	return n, eofErr(n, err)
 }

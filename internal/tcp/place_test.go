@@ -21,7 +21,8 @@ type placer struct {
 	dst    map[uint32][]byte
 	pls    map[uint32]*Placement
 	offers int
-	short  int // offers of fewer than PlaceHead bytes
+	short  int   // offers of fewer than PlaceHead bytes
+	firsts []int // the bytes of each offer, in order
 }
 
 func newPlacer(s *sink) *placer {
@@ -32,6 +33,7 @@ func (p *placer) Place(first []byte, n int, pl *Placement) (int, []byte, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.offers++
+	p.firsts = append(p.firsts, len(first))
 	if len(first) < min(n, PlaceHead) {
 		p.short++
 	}

@@ -44,9 +44,46 @@ type inbound struct {
 	// the socket before it reads.
 	peeked int
 
+	// sinceLarge counts the frames of up to smallFrame bytes parsed
+	// since the last larger one, up to afterLarge (and is afterLarge
+	// before any). Below that, the next bytes are most likely another
+	// large frame or the small one that heads it (comm's long messages:
+	// a head, then Data frames), whose body should go from the socket
+	// straight to where it belongs (a Placer's slice, or a slice of its
+	// own), not through buf: a read into buf then takes at most
+	// headRead bytes (see limit), and Poll reads rather than peeks.
+	sinceLarge int
+
 	placing bool      // a frame is being read into a Placer's slice (pl)
 	pl      Placement // that frame's rest
 	plHead  []byte    // that frame's head
+}
+
+// headRead is how much a read into the read buffer takes shortly after a
+// large frame: enough for the small frame that heads a long message
+// (comm's, some 100 bytes) and the first PlaceHead bytes of the Data frame
+// after it.
+const headRead = 1 << 10
+
+// afterLarge: reads into the read buffer are limited while fewer than
+// afterLarge small frames have been parsed since the last large one.
+const afterLarge = 2
+
+// limit is how much the next read into buf takes while reads are limited:
+// headRead, or the rest of the small frame that buf holds the start of.
+// tok held.
+func (in *inbound) limit() int {
+	if in.w-in.r < 4 {
+		return headRead
+	}
+	n := int(binary.LittleEndian.Uint32(in.buf[in.r:]))
+	if n > smallFrame {
+		return headRead // the Placer waits for its head
+	}
+	if in.open != nil {
+		n += tagLen
+	}
+	return max(headRead, 4+n-(in.w-in.r))
 }
 
 // errAgain: the socket holds nothing to read yet.
@@ -64,9 +101,9 @@ func (in *inbound) fill(read func([]byte) (int, error), peek bool) (int, error) 
 		return in.fillPlaced(read)
 	}
 	if in.f != nil {
-		n, err := read(in.f[in.got:])
-		in.got += n
-		return n, eofErr(n, err)
+		k, n, err := in.readTail(read, in.f[in.got:])
+		in.got += k
+		return n, err
 	}
 	if in.r == in.w {
 		in.r, in.w = 0, 0
@@ -74,16 +111,39 @@ func (in *inbound) fill(read func([]byte) (int, error), peek bool) (int, error) 
 		in.w = copy(in.buf, in.buf[in.r:in.w])
 		in.r = 0
 	}
+	p := in.buf[in.w:]
+	if in.sinceLarge < afterLarge {
+		p = p[:min(len(p), in.limit())]
+	}
 	var n int
 	var err error
 	if peek {
-		n, err = peekFD(in.fd, in.buf[in.w:])
+		n, err = peekFD(in.fd, p)
 		in.peeked = n
 	} else {
-		n, err = read(in.buf[in.w:])
+		n, err = read(p)
 	}
 	in.w += n
 	return n, eofErr(n, err)
+}
+
+// readTail reads into p, the rest of a large frame, and, when the socket
+// can be read without waiting, up to headRead bytes after it into the
+// read buffer (empty while a large frame is read): the head of the next
+// frame comes in the same system call, as with Open MPI's readv into a
+// fragment and its endpoint cache. It returns how many bytes went into p
+// and how many in all. tok held.
+func (in *inbound) readTail(read func([]byte) (int, error), p []byte) (k, n int, err error) {
+	if in.fd < 0 || in.r != in.w {
+		n, err = read(p)
+		return n, n, eofErr(n, err)
+	}
+	in.r, in.w = 0, 0
+	n, err = readvFD(in.fd, p, in.buf[:headRead])
+	n = max(n, 0)
+	k = min(n, len(p))
+	in.w = n - k
+	return k, n, eofErr(n, err)
 }
 
 // drop takes the bytes a peek left in the socket out of it (they are in
@@ -156,6 +216,11 @@ func (in *inbound) deliver() error {
 				in.l.cfg.Rank, in.src, n, in.l.cfg.MaxFrame)
 		}
 		have := in.w - in.r - 4
+		if n > smallFrame {
+			in.sinceLarge = 0
+		} else if in.sinceLarge < afterLarge && have >= n+tag {
+			in.sinceLarge++
+		}
 		if n > smallFrame {
 			if in.placeable() && have < min(n, PlaceHead) {
 				return nil // the Placer sees at least its head
@@ -295,9 +360,12 @@ func (in *inbound) corrupt(err error) {
 // Poll reads and delivers, on the calling goroutine, the frames that have
 // arrived on incoming connections that no other goroutine is reading at
 // the moment, without waiting, and reports whether it delivered or read
-// anything. A caller about to wait for a frame calls it in a loop (comm's
-// blocked receives do, for a while, when the host has a core per rank):
-// the frame then reaches it without a goroutine being woken.
+// anything. It also writes what is queued for outgoing connections whose
+// sockets have room (see pollOut), and reports that too. A caller about
+// to wait for a frame calls it in a loop (comm's blocked receives do, for
+// a while, when the host has a core per rank): the frame then reaches it
+// without a goroutine being woken, and its own frames that a full socket
+// held back go out without waking the writer goroutine.
 func (l *Link) Poll() bool {
 	prog := false
 	for _, in := range *l.polled.Load() {
@@ -305,7 +373,7 @@ func (l *Link) Poll() bool {
 			prog = in.poll() || prog
 		}
 	}
-	return prog
+	return l.pollOut() || prog
 }
 
 // Claim tells the reader goroutines of the connections Poll reads to
@@ -442,7 +510,7 @@ func (in *inbound) poll() bool {
 	prog, dry := false, false
 	read := func(p []byte) (int, error) { return readFD(in.fd, p) }
 	for i := 0; i < 16 && !in.dead; i++ { // then give the other connections a turn
-		n, err := in.fill(read, !in.placing && in.f == nil)
+		n, err := in.fill(read, !in.placing && in.f == nil && in.sinceLarge >= afterLarge)
 		if n > 0 {
 			prog = true
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,14 +16,15 @@ type outbound struct {
 	fd   int           // conn's socket when it may be written without waiting, or -1
 	wake chan struct{} // capacity 1: the queue went from empty to not
 
-	mu     sync.Mutex // guards everything below, and writes on fd
-	idle   sync.Cond  // on mu: busy went false (Keep waits for it)
-	seal   *sealer    // seals each frame as it is written or queued (TLS), or nil
-	q      []piece    // bytes for the writer, in stream order
-	open   bool       // the last piece of q is a batch that small frames may join
-	wrote  time.Time  // when Send last wrote a frame itself
-	busy   bool       // the writer is writing pieces of q (outside mu)
-	down   bool       // the connection broke: frames are dropped
+	mu     sync.Mutex  // guards everything below, and writes on fd
+	idle   sync.Cond   // on mu: busy went false (Keep waits for it)
+	seal   *sealer     // seals each frame as it is written or queued (TLS), or nil
+	q      []piece     // bytes for the writer, in stream order
+	open   bool        // the last piece of q is a batch that small frames may join
+	wrote  time.Time   // when Send last wrote a frame itself
+	busy   bool        // the writer is writing pieces of q (outside mu)
+	queued atomic.Bool // q is not empty (set under mu; read without it by Poll)
+	down   bool        // the connection broke: frames are dropped
 	closed bool
 }
 
@@ -102,8 +104,9 @@ func (l *Link) SendPair(dst int, f1, head, body []byte) error {
 // take at once of body waits in the queue as the caller's memory, so a
 // large frame behind a full socket costs no copy. It reports whether it
 // kept body (lent); then the caller must leave body alone until done is
-// called (once, from another goroutine, without any lock of the link's
-// held) or until Keep returns. done is called once the kernel has taken
+// called (once, without any lock of the link's held: by the writer
+// goroutine, or by a caller of Poll, which must not hold a lock that done
+// takes) or until Keep returns. done is called once the kernel has taken
 // the last byte of body, or the connection broke and the frame was
 // dropped; it is not called after Close. done may be nil (the caller
 // learns the end from a later lent frame to the same rank: frames are
@@ -175,6 +178,7 @@ func (o *outbound) lock() (bool, error) {
 // go of o.mu and wakes the writer if the send left frames queued.
 func (o *outbound) unlock(first bool) {
 	wake := first && len(o.q) > 0
+	o.queued.Store(len(o.q) > 0)
 	o.mu.Unlock()
 	if wake {
 		select {

@@ -164,6 +164,7 @@ func (o *outbound) advance(n int, dones []func()) []func() {
 	o.q = o.q[:k]
 	if k == 0 {
 		o.open = false
+		o.queued.Store(false)
 	}
 	return dones
 }
@@ -190,8 +191,98 @@ func (o *outbound) drop(dones []func()) []func() {
 	}
 	o.q = nil
 	o.open = false
+	o.queued.Store(false)
 	return dones
 }
+
+// pollBatch is how many sockets pollOut asks about in one system call.
+const pollBatch = 16
+
+// pollOut writes, on the calling goroutine, what is queued for the
+// outgoing connections whose sockets have room, as far as they take it
+// without waiting, and reports whether it wrote anything. Poll calls it:
+// a caller that drives the link then refills a full socket as soon as the
+// kernel makes room, where the writer goroutine would have to be woken
+// (and, with one P per rank, wait for the caller to yield its P).
+func (l *Link) pollOut() bool {
+	outs := l.outs.Load()
+	if outs == nil {
+		return false
+	}
+	var fds [pollBatch]pollFD
+	var held [pollBatch]*outbound
+	prog := false
+	for rest := *outs; len(rest) > 0; {
+		k := 0
+		for ; len(rest) > 0 && k < pollBatch; rest = rest[1:] {
+			if o := rest[0]; o != nil && o.fd >= 0 && o.queued.Load() {
+				held[k], fds[k] = o, pollFD{fd: int32(o.fd), events: pollOut}
+				k++
+			}
+		}
+		if k == 0 {
+			continue
+		}
+		// The numbers are only asked about here (a closed one may be
+		// reported on, never written to): writes happen under o.mu,
+		// with o not closed.
+		ready(fds[:k])
+		for i, o := range held[:k] {
+			if fds[i].revents != 0 && l.flush(o) {
+				prog = true
+			}
+		}
+	}
+	return prog
+}
+
+// flush is pollOut for o: unless the writer goroutine is writing (or the
+// caller would have to wait for o.mu), one writev of the head of o's
+// queue that does not wait. The writer goroutine, woken by the same room,
+// finds the queue shorter or empty. An error is left to it: its next
+// write meets it and reports.
+func (l *Link) flush(o *outbound) bool {
+	if !o.mu.TryLock() {
+		return false
+	}
+	if o.busy || o.closed || o.down || len(o.q) == 0 {
+		o.mu.Unlock()
+		return false
+	}
+	var iov [maxIov][]byte
+	bufs := iov[:0]
+	for i := range min(len(o.q), maxIov) {
+		p := &o.q[i]
+		bufs = append(bufs, p.b[p.off:])
+	}
+	n, _ := writeFD(o.fd, bufs...)
+	var dones []func()
+	if n > 0 {
+		dones = o.advance(n, nil)
+		l.polledBytes.Add(int64(n))
+	}
+	o.mu.Unlock()
+	if len(dones) > 0 {
+		// done is never called after Close has returned.
+		l.mu.Lock()
+		closed := l.closed
+		if !closed {
+			l.calling.Add(1)
+		}
+		l.mu.Unlock()
+		if !closed {
+			for _, d := range dones {
+				d()
+			}
+			l.calling.Done()
+		}
+	}
+	return n > 0
+}
+
+// PolledBytes counts the bytes of queued frames that Poll wrote (for
+// tests and diagnostics).
+func (l *Link) PolledBytes() int64 { return l.polledBytes.Load() }
 
 // Keep copies what is not written yet of every frame body lent for rank
 // dst (SendLent) into buffers of the link's own: once it returns, the
