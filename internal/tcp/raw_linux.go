@@ -40,28 +40,7 @@ func readFD(fd int, p []byte) (int, error) {
 }
 
 // readvFD is readFD into p and then q, in one system call (readv).
-func readvFD(fd int, p, q []byte) (int, error) {
-	var iov [2]syscall.Iovec
-	k := 0
-	for _, b := range [2][]byte{p, q} {
-		if len(b) > 0 {
-			iov[k].Base = &b[0]
-			iov[k].SetLen(len(b))
-			k++
-		}
-	}
-	for {
-		n, _, errno := syscall.Syscall(syscall.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
-	}
-}
+func readvFD(fd int, p, q []byte) (int, error) { return vecFD(syscall.SYS_READV, fd, p, q) }
 
 // peekFD is readFD that leaves what it copies into p in the socket
 // (MSG_PEEK): the next read or peek returns the same bytes again, unless
@@ -125,7 +104,11 @@ func ready(fds []pollFD) {
 // writeFD writes as much of the pieces (at most maxIov) as the socket
 // takes without waiting, in one writev, and returns how many bytes that
 // was.
-func writeFD(fd int, pieces ...[]byte) (int, error) {
+func writeFD(fd int, pieces ...[]byte) (int, error) { return vecFD(syscall.SYS_WRITEV, fd, pieces...) }
+
+// vecFD runs readv or writev (trap) on fd over the non-empty pieces (at
+// most maxIov), retrying on EINTR, and returns how many bytes moved.
+func vecFD(trap uintptr, fd int, pieces ...[]byte) (int, error) {
 	var iov [maxIov]syscall.Iovec
 	k := 0
 	for _, p := range pieces {
@@ -136,7 +119,7 @@ func writeFD(fd int, pieces ...[]byte) (int, error) {
 		}
 	}
 	for {
-		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+		n, _, errno := syscall.Syscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
 		switch errno {
 		case 0:
 			return int(n), nil
