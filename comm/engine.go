@@ -123,7 +123,7 @@ func (e *engine) newRecv() *rreq {
 func (e *engine) release(r *rreq) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !r.abandoned && r.closed && len(e.freeR) < maxFree {
+	if !r.abandoned && r.fin.Load() && len(e.freeR) < maxFree {
 		done := r.done
 		if r.wantCh && len(done) > 0 {
 			<-done // a waiter that asked for it took the result another way
@@ -207,16 +207,15 @@ type rreq struct {
 	size  int // bytes expected: len(data), or the message size when abandoned
 	recvd int
 	err   error
-	// fin is set, after every other field, when the receive completes: a
-	// caller that polls it (Wait, Test, a driving wait) reads the result
-	// with no channel operation. done (capacity 1) receives one value on
-	// completion only if a caller asked to block on it (wantCh, set under
-	// mu before it blocks), since a channel send and receive cost more
-	// than the rest of a small message's delivery.
+	// fin is set (mu held), after every other field, when the receive
+	// completes: a caller that polls it (Wait, Test, a driving wait)
+	// reads the result with no channel operation. done (capacity 1)
+	// receives one value on completion only if a caller asked to block on
+	// it (wantCh, set under mu before it blocks), since a channel send and
+	// receive cost more than the rest of a small message's delivery.
 	fin    atomic.Bool
 	done   chan struct{}
 	wantCh bool // a caller blocks on done: finishRecv sends to it
-	closed bool // completed (mu held); fin follows
 	// rendezvous in progress
 	rdvFrom   int
 	rdvID     uint64
@@ -401,7 +400,7 @@ func (e *engine) wakeProbes() {
 func (e *engine) wantDone(r *rreq) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r.closed {
+	if r.fin.Load() {
 		return false
 	}
 	r.wantCh = true
@@ -409,7 +408,7 @@ func (e *engine) wantDone(r *rreq) bool {
 }
 
 func (e *engine) finishRecv(r *rreq, err error) {
-	if r.closed {
+	if r.fin.Load() {
 		return
 	}
 	if r.err == nil {
@@ -419,7 +418,6 @@ func (e *engine) finishRecv(r *rreq, err error) {
 		r.placing.Cancel()
 		r.placing = nil
 	}
-	r.closed = true
 	r.fin.Store(true)
 	if r.wantCh {
 		r.done <- struct{}{} // capacity 1, sent once: never blocks

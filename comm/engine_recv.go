@@ -417,7 +417,7 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 		return r.err
 	}
 	e.mu.Lock()
-	if r.closed {
+	if r.fin.Load() {
 		e.mu.Unlock()
 		return r.err
 	}
@@ -429,7 +429,7 @@ func (e *engine) waitRecv(ctx context.Context, r *rreq) error {
 	case <-ctx.Done():
 	}
 	e.mu.Lock()
-	if r.closed {
+	if r.fin.Load() {
 		e.mu.Unlock()
 		<-r.done
 		return r.err // completed meanwhile: the message is the caller's

@@ -328,7 +328,7 @@ func (q *Request) Cancel() {
 	e := q.c.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if q.r != nil && !q.r.closed {
+	if q.r != nil && !q.r.fin.Load() {
 		e.abandonRecv(q.r)
 	}
 	if q.s != nil && !q.s.closed {

@@ -135,8 +135,9 @@ func waitSome(ctx context.Context, reqs []*Request) error {
 		case q.complete || q.r == nil && q.s == nil:
 			return nil // complete already
 		case q.r != nil:
-			if !q.c.e.wantDone(q.r) {
+			if !q.c.e.wantDone(q.r) { // complete already: nothing will be sent to done
 				q.complete, q.st, q.err = true, q.c.status(q.r.st), q.c.wrap(q.op, q.peer, q.r.err)
+				q.traceDone("Waitany", q.c.now())
 				return nil
 			}
 			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(q.r.done)})

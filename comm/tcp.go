@@ -373,7 +373,7 @@ func (e *engine) Place(first []byte, n int, pl *tcp.Placement) (head int, dst []
 	head = len(first) - len(payload)
 	plen := n - head
 	r := p.rdvIn[h.ID]
-	if h.Seq != p.rxSeq+1 || r == nil || r.abandoned || r.closed || p.placed != nil ||
+	if h.Seq != p.rxSeq+1 || r == nil || r.abandoned || r.fin.Load() || p.placed != nil ||
 		plen <= 0 || int(h.N) != r.recvd || r.recvd+plen > r.size || len(r.data) < r.size {
 		return 0, nil, false
 	}

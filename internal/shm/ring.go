@@ -94,14 +94,7 @@ func (r *Ring) tailAtLeast(want uint64) uint64 {
 // producer's process, beside the producer.
 func (r *Ring) SeeTail() bool {
 	h := r.head.Load() &^ expressBit // the producer's own line: no miss
-	if r.seen.Load() >= h {
-		return true
-	}
-	t := r.tail.Load()
-	if t > r.seen.Load() {
-		r.seen.Store(t)
-	}
-	return t >= h
+	return r.tailAtLeast(h) >= h
 }
 
 // NewRing returns a view of the ring stored in mem: RingHeader bytes of
